@@ -1,0 +1,360 @@
+//! The admin API, shaped like Swauth's `/auth/v2/` so its tools and habits carry
+//! over: callers present `X-Auth-Admin-User`/`X-Auth-Admin-Key` (or a token), and
+//! what they may do follows from their rank: super admin (key from config),
+//! reseller admin, account admin (`.admin`), or plain user. Stored keys are never
+//! returned. Also the token validation endpoint that Swift clusters and Ceph RGW call.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use serde_json::json;
+
+use crate::auth::identity::{Identity, Principal, unix_now};
+use crate::config::TokenValidationConfig;
+use crate::endpoint::AdminOp;
+use crate::error::{Error, Result};
+use crate::http_util::{Body, first_header, header_str, header_true, json, status_only};
+use crate::store::{ADMIN_GROUP, RESELLER_ADMIN_GROUP, UserRecord};
+
+/// Who is calling the admin API.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    SuperAdmin,
+    User(Principal),
+}
+
+/// Ranks order the roles: a caller acts on users of a lower rank.
+const PLAIN: u8 = 0;
+const ACCOUNT_ADMIN: u8 = 1;
+const RESELLER_ADMIN: u8 = 2;
+const SUPER_ADMIN: u8 = 3;
+
+fn user_rank(u: &UserRecord) -> u8 {
+    if u.is_reseller_admin() {
+        RESELLER_ADMIN
+    } else if u.is_admin() {
+        ACCOUNT_ADMIN
+    } else {
+        PLAIN
+    }
+}
+
+impl Caller {
+    /// The caller's rank with respect to `account`.
+    fn rank(&self, account: &str) -> u8 {
+        match self {
+            Caller::SuperAdmin => SUPER_ADMIN,
+            Caller::User(p) if p.is_reseller_admin() => RESELLER_ADMIN,
+            Caller::User(p) if p.is_admin() && p.account == account => ACCOUNT_ADMIN,
+            Caller::User(_) => PLAIN,
+        }
+    }
+
+    fn is(&self, account: &str, user: &str) -> bool {
+        matches!(self, Caller::User(p) if p.account == account && p.user == user)
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Caller::SuperAdmin => ".super_admin".into(),
+            Caller::User(p) => p.label(),
+        }
+    }
+}
+
+fn require(caller: &Caller, account: &str, rank: u8, what: &str) -> Result<()> {
+    if caller.rank(account) >= rank {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "{} may not {what}",
+            caller.label()
+        )))
+    }
+}
+
+/// Identifies the caller from admin headers, or else from a token.
+pub async fn authenticate(
+    identity: &Identity,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<Caller> {
+    if let Some(user) = first_header(headers, &["x-auth-admin-user"])? {
+        let user = percent_decode_str(user).decode_utf8_lossy().into_owned();
+        let key = first_header(headers, &["x-auth-admin-key"])?.ok_or_else(|| {
+            Error::unauthorized("unknown", "X-Auth-Admin-User needs X-Auth-Admin-Key")
+        })?;
+        if user == ".super_admin" {
+            identity.verify_super_admin(key, source).await?;
+            return Ok(Caller::SuperAdmin);
+        }
+        let (account, name) = user.split_once(':').ok_or_else(|| {
+            Error::unauthorized(
+                "unknown",
+                "X-Auth-Admin-User must be ACCOUNT:USER or .super_admin",
+            )
+        })?;
+        let p = identity
+            .authenticate_key(account, name, key, source)
+            .await?;
+        return Ok(Caller::User(p));
+    }
+    match first_header(headers, &["x-auth-token", "x-storage-token"])? {
+        Some(token) => identity
+            .validate(token)
+            .map(Caller::User)
+            .ok_or_else(|| Error::unauthorized("unknown", "the token is invalid or has expired")),
+        None => Err(Error::unauthorized(
+            "unknown",
+            "send X-Auth-Admin-User and X-Auth-Admin-Key, or X-Auth-Token",
+        )),
+    }
+}
+
+fn groups_json(account: &str, user: &UserRecord) -> serde_json::Value {
+    let mut names = vec![format!("{account}:{}", user.name), account.to_owned()];
+    names.extend(user.groups.iter().cloned());
+    json!(
+        names
+            .into_iter()
+            .map(|n| json!({"name": n}))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn no_account(account: &str) -> Error {
+    Error::NotFound(format!("no account {account:?}"))
+}
+
+pub async fn handle(
+    identity: &Arc<Identity>,
+    op: AdminOp,
+    caller: &Caller,
+    headers: &HeaderMap,
+    base_url: &str,
+) -> Result<Response<Body>> {
+    match op {
+        AdminOp::ListAccounts => {
+            require(caller, "", RESELLER_ADMIN, "list accounts")?;
+            let accounts: Vec<_> = identity
+                .accounts()
+                .into_iter()
+                .map(|a| json!({"name": a.name}))
+                .collect();
+            Ok(json(StatusCode::OK, &json!({ "accounts": accounts })))
+        }
+        AdminOp::GetAccount(account) => {
+            require(
+                caller,
+                &account,
+                ACCOUNT_ADMIN,
+                &format!("read account {account:?}"),
+            )?;
+            let acc = identity
+                .account(&account)
+                .ok_or_else(|| no_account(&account))?;
+            let users: Vec<_> = identity
+                .users_of(&account)
+                .into_iter()
+                .map(|u| json!({"name": u.name}))
+                .collect();
+            let url = format!("{base_url}/v1/{}", acc.storage_id);
+            Ok(json(
+                StatusCode::OK,
+                &json!({
+                    "account_id": acc.storage_id,
+                    "services": {"storage": {"default": acc.backend, acc.backend.clone(): url}},
+                    "users": users,
+                }),
+            ))
+        }
+        AdminOp::PutAccount(account) => {
+            require(caller, &account, RESELLER_ADMIN, "create accounts")?;
+            if identity.account(&account).is_some() {
+                return Ok(status_only(StatusCode::ACCEPTED));
+            }
+            let suffix = header_str(headers, "x-account-suffix")?;
+            identity.create_account(&account, suffix).await?;
+            Ok(status_only(StatusCode::CREATED))
+        }
+        AdminOp::DeleteAccount(account) => {
+            require(caller, &account, RESELLER_ADMIN, "delete accounts")?;
+            identity.delete_account(&account).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+        AdminOp::ListGroups(account) => {
+            require(
+                caller,
+                &account,
+                ACCOUNT_ADMIN,
+                &format!("read account {account:?}"),
+            )?;
+            identity
+                .account(&account)
+                .ok_or_else(|| no_account(&account))?;
+            let mut names: Vec<String> = Vec::new();
+            for u in identity.users_of(&account) {
+                names.push(format!("{account}:{}", u.name));
+                names.extend(u.groups);
+            }
+            names.push(account.clone());
+            names.sort();
+            names.dedup();
+            let groups: Vec<_> = names.into_iter().map(|n| json!({"name": n})).collect();
+            Ok(json(StatusCode::OK, &json!({ "groups": groups })))
+        }
+        AdminOp::GetUser(account, user) => {
+            let is_self = caller.is(&account, &user);
+            if !is_self {
+                require(
+                    caller,
+                    &account,
+                    ACCOUNT_ADMIN,
+                    &format!("read users of {account:?}"),
+                )?;
+            }
+            let u = identity
+                .user(&account, &user)
+                .ok_or_else(|| Error::NotFound(format!("no user {account}:{user}")))?;
+            if !is_self
+                && caller.rank(&account) <= user_rank(&u)
+                && caller.rank(&account) < SUPER_ADMIN
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may not read {account}:{user}, who has as many rights",
+                    caller.label()
+                )));
+            }
+            Ok(json(
+                StatusCode::OK,
+                &json!({ "groups": groups_json(&account, &u) }),
+            ))
+        }
+        AdminOp::PutUser(account, user) => {
+            put_user(identity, caller, headers, &account, &user).await
+        }
+        AdminOp::DeleteUser(account, user) => {
+            require(
+                caller,
+                &account,
+                ACCOUNT_ADMIN,
+                &format!("delete users of {account:?}"),
+            )?;
+            let u = identity
+                .user(&account, &user)
+                .ok_or_else(|| Error::NotFound(format!("no user {account}:{user}")))?;
+            if caller.rank(&account) <= user_rank(&u) && caller.rank(&account) < SUPER_ADMIN {
+                return Err(Error::Forbidden(format!(
+                    "{} may not delete {account}:{user}, who has as many rights",
+                    caller.label()
+                )));
+            }
+            identity.delete_user(&account, &user).await?;
+            Ok(status_only(StatusCode::NO_CONTENT))
+        }
+    }
+}
+
+/// Swauth's create-or-replace: `X-Auth-User-Key` (URL-decoded), `X-Auth-User-Admin`,
+/// `X-Auth-User-Reseller-Admin` (implies admin). A user may change its own key.
+async fn put_user(
+    identity: &Arc<Identity>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    account: &str,
+    user: &str,
+) -> Result<Response<Body>> {
+    let reseller = header_true(headers, "x-auth-user-reseller-admin")?;
+    let admin = reseller || header_true(headers, "x-auth-user-admin")?;
+    let mut groups = Vec::new();
+    if admin {
+        groups.push(ADMIN_GROUP.to_owned());
+    }
+    if reseller {
+        groups.push(RESELLER_ADMIN_GROUP.to_owned());
+    }
+    let wanted = if reseller {
+        RESELLER_ADMIN
+    } else if admin {
+        ACCOUNT_ADMIN
+    } else {
+        PLAIN
+    };
+    let existing = identity.user(account, user);
+    let own_key_change =
+        caller.is(account, user) && existing.as_ref().is_some_and(|u| user_rank(u) == wanted);
+    if !own_key_change {
+        require(
+            caller,
+            account,
+            ACCOUNT_ADMIN,
+            &format!("change users of {account:?}"),
+        )?;
+        let rank = caller.rank(account);
+        if wanted == RESELLER_ADMIN && rank < SUPER_ADMIN {
+            return Err(Error::Forbidden(
+                "only the super admin may create reseller admins".into(),
+            ));
+        }
+        if let Some(u) = &existing
+            && rank <= user_rank(u)
+            && rank < SUPER_ADMIN
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not change {account}:{user}, who has as many rights",
+                caller.label()
+            )));
+        }
+    }
+    if identity.account(account).is_none() {
+        return Err(no_account(account));
+    }
+    let key = first_header(headers, &["x-auth-user-key"])?
+        .ok_or_else(|| Error::bad_request("X-Auth-User-Key is required"))?;
+    let key = percent_decode_str(key).decode_utf8_lossy().into_owned();
+    identity.put_user(account, user, &key, groups).await?;
+    Ok(status_only(StatusCode::CREATED))
+}
+
+/// `GET /token/<token>`: 204 with `X-Auth-TTL` and `X-Auth-Groups`, or 404. Only for
+/// callers in the configured groups (or the super admin), or allow-listed addresses.
+pub async fn validate_token(
+    identity: &Identity,
+    cfg: &TokenValidationConfig,
+    token: &str,
+    headers: &HeaderMap,
+    source: IpAddr,
+    caller_label: &mut Option<String>,
+) -> Result<Response<Body>> {
+    if !cfg.addresses.iter().any(|n| n.contains(&source)) {
+        let caller = authenticate(identity, headers, source).await?;
+        let allowed = match &caller {
+            Caller::SuperAdmin => true,
+            Caller::User(p) => p.groups.iter().any(|g| cfg.groups.contains(g)),
+        };
+        if !allowed {
+            return Err(Error::Forbidden(format!(
+                "{} may not validate tokens; that needs one of the groups {:?}",
+                caller.label(),
+                cfg.groups
+            )));
+        }
+        *caller_label = Some(caller.label());
+    }
+    let p = identity
+        .validate(token)
+        .ok_or_else(|| Error::NotFound("no such token, or it has expired".into()))?;
+    let mut resp = status_only(StatusCode::NO_CONTENT);
+    let h = resp.headers_mut();
+    h.insert(
+        "x-auth-ttl",
+        HeaderValue::from(p.expires_at.saturating_sub(unix_now())),
+    );
+    h.insert(
+        "x-auth-groups",
+        crate::http_util::header_value(&p.groups_header())?,
+    );
+    Ok(resp)
+}

@@ -1,0 +1,699 @@
+//! The identity service: accounts, users and tokens mirrored in memory from the
+//! store, so that token validation and repeat logins never touch the database or
+//! run argon2. Writes go to the store first, then the mirror is rebuilt; writes by
+//! another process (the CLI) are noticed through the store's data version.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::keys::KeyHasher;
+use super::throttle::Throttle;
+use super::token;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::{
+    ADMIN_GROUP, AccountRecord, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError, TokenRecord,
+    UserRecord,
+};
+
+/// The first user, made when the gateway starts on an empty store.
+pub const BOOTSTRAP_ACCOUNT: &str = "admin";
+pub const BOOTSTRAP_USER: &str = "admin";
+
+/// Longest account or user name, in bytes.
+pub const MAX_NAME_LENGTH: usize = 256;
+
+/// An authenticated user, as a token or a verified key identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: i64,
+    pub account: String,
+    pub user: String,
+    pub storage_id: String,
+    pub groups: Vec<String>,
+    /// Unix seconds; for key-authenticated callers, the time of verification.
+    pub expires_at: u64,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g == ADMIN_GROUP || g == RESELLER_ADMIN_GROUP)
+    }
+
+    pub fn is_reseller_admin(&self) -> bool {
+        self.groups.iter().any(|g| g == RESELLER_ADMIN_GROUP)
+    }
+
+    /// `X-Auth-Groups` as DevAuth and Swauth send it: `acct:user,acct`, then the
+    /// storage id for account admins (the group that owns the account), then the
+    /// remaining groups.
+    pub fn groups_header(&self) -> String {
+        let mut out = vec![
+            format!("{}:{}", self.account, self.user),
+            self.account.clone(),
+        ];
+        if self.is_admin() {
+            out.push(self.storage_id.clone());
+        }
+        out.extend(self.groups.iter().filter(|g| *g != ADMIN_GROUP).cloned());
+        out.join(",")
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.account, self.user)
+    }
+}
+
+/// What a v1 login asks for.
+pub struct LoginRequest {
+    pub account: String,
+    pub user: String,
+    /// Candidate keys (the header as sent, and URL-decoded when that differs).
+    pub keys: Vec<String>,
+    pub new_token: bool,
+    pub lifetime: Option<Duration>,
+    pub source: IpAddr,
+}
+
+pub struct Issued {
+    pub token: String,
+    pub expires_at: u64,
+    pub storage_id: String,
+}
+
+struct Verified {
+    mac: [u8; 32],
+    until: Instant,
+    key_hash: String,
+}
+
+#[derive(Clone)]
+struct IssuedToken {
+    token: String,
+    digest: [u8; 32],
+    expires_at: u64,
+}
+
+#[derive(Default)]
+struct State {
+    accounts: HashMap<String, AccountRecord>,
+    account_names: HashMap<i64, String>,
+    users: HashMap<i64, UserRecord>,
+    user_ids: HashMap<(String, String), i64>,
+    tokens: HashMap<[u8; 32], TokenRecord>,
+    /// The live token of each user, reused by later logins; held only in memory.
+    issued: HashMap<i64, IssuedToken>,
+    verified: HashMap<i64, Verified>,
+    super_admin_verified: Option<([u8; 32], Instant)>,
+}
+
+impl State {
+    fn user(&self, account: &str, user: &str) -> Option<&UserRecord> {
+        let id = self.user_ids.get(&(account.to_owned(), user.to_owned()))?;
+        self.users.get(id)
+    }
+
+    fn principal(&self, user: &UserRecord, expires_at: u64) -> Option<Principal> {
+        let account = self.account_names.get(&user.account_id)?;
+        Some(Principal {
+            user_id: user.id,
+            account: account.clone(),
+            user: user.name.clone(),
+            storage_id: self.accounts.get(account)?.storage_id.clone(),
+            groups: user.groups.clone(),
+            expires_at,
+        })
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+pub struct Identity {
+    store: Arc<Store>,
+    state: RwLock<State>,
+    data_version: Mutex<i64>,
+    hasher: KeyHasher,
+    throttle: Throttle,
+    mac_key: [u8; 32],
+    /// Verified against when the user does not exist, so that an unknown user takes
+    /// as long to refuse as a wrong key.
+    dummy_hash: String,
+    super_admin_hash: Option<String>,
+    pub reseller_prefix: String,
+    token_life: Duration,
+    max_token_life: Duration,
+    credential_cache: Duration,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("store task failed: {e}")))?
+        .map_err(Error::from)
+}
+
+impl Identity {
+    /// Loads the store into memory. Hashing the super admin key and the dummy key
+    /// costs two argon2 runs, once at start.
+    pub fn open(store: Arc<Store>, config: &Config) -> std::result::Result<Identity, String> {
+        let hasher = KeyHasher::new(&config.auth.argon2)?;
+        let mut mac_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut mac_key);
+        let dummy_hash = hasher
+            .hash_blocking(&super::keys::generate_key())
+            .map_err(|e| e.to_string())?;
+        let super_admin_hash = match config.super_admin_key().map_err(|e| e.to_string())? {
+            Some(k) => Some(hasher.hash_blocking(&k).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let identity = Identity {
+            state: RwLock::new(State::default()),
+            data_version: Mutex::new(store.data_version().map_err(|e| e.to_string())?),
+            store,
+            hasher,
+            throttle: Throttle::new(config.auth.throttle.clone()),
+            mac_key,
+            dummy_hash,
+            super_admin_hash,
+            reseller_prefix: config.auth.reseller_prefix.clone(),
+            token_life: config.auth.token_life,
+            max_token_life: config.auth.max_token_life,
+            credential_cache: config.auth.credential_cache,
+        };
+        let snapshot = identity.store.snapshot().map_err(|e| e.to_string())?;
+        identity.install(snapshot);
+        Ok(identity)
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    fn mac(&self, key: &str) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("any key length");
+        m.update(key.as_bytes());
+        m.finalize().into_bytes().into()
+    }
+
+    /// Replaces the mirror with a fresh snapshot, keeping what is still valid of the
+    /// in-memory extras: issued tokens still stored, verified keys whose hash is unchanged.
+    fn install(&self, snap: Snapshot) {
+        let mut st = write(&self.state);
+        let old_users = std::mem::take(&mut st.users);
+        st.accounts.clear();
+        st.account_names.clear();
+        st.user_ids.clear();
+        st.tokens.clear();
+        for a in snap.accounts {
+            st.account_names.insert(a.id, a.name.clone());
+            st.accounts.insert(a.name.clone(), a);
+        }
+        for u in snap.users {
+            if let Some(acct) = st.account_names.get(&u.account_id).cloned() {
+                st.user_ids.insert((acct, u.name.clone()), u.id);
+                st.users.insert(u.id, u);
+            }
+        }
+        for t in snap.tokens {
+            st.tokens.insert(t.digest, t);
+        }
+        let State {
+            users,
+            tokens,
+            issued,
+            verified,
+            ..
+        } = &mut *st;
+        issued.retain(|_, t| tokens.contains_key(&t.digest));
+        verified.retain(|id, v| {
+            users.get(id).is_some_and(|u| u.key_hash == v.key_hash)
+                && old_users.get(id).is_some_and(|u| u.key_hash == v.key_hash)
+        });
+    }
+
+    /// Rebuilds the mirror from the store.
+    pub async fn reload(self: &Arc<Self>) -> Result<()> {
+        let store = self.store.clone();
+        let (snap, version) =
+            blocking(move || Ok((store.snapshot()?, store.data_version()?))).await?;
+        *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = version;
+        self.install(snap);
+        Ok(())
+    }
+
+    /// Reloads when another process has written to the store.
+    pub async fn reload_if_changed(self: &Arc<Self>) -> Result<bool> {
+        let store = self.store.clone();
+        let version = blocking(move || store.data_version()).await?;
+        let last = *self.data_version.lock().unwrap_or_else(|p| p.into_inner());
+        if version == last {
+            return Ok(false);
+        }
+        self.reload().await?;
+        Ok(true)
+    }
+
+    /// Drops expired tokens from the store and the mirror, and stale verified keys.
+    pub async fn purge_expired(self: &Arc<Self>) -> Result<()> {
+        let store = self.store.clone();
+        blocking(move || store.purge_expired_tokens()).await?;
+        let now = unix_now();
+        let instant = Instant::now();
+        let mut st = write(&self.state);
+        st.tokens.retain(|_, t| t.expires_at > now);
+        st.issued.retain(|_, t| t.expires_at > now);
+        st.verified.retain(|_, v| v.until > instant);
+        Ok(())
+    }
+
+    /// Checks a user's key. Repeat logins within the credential cache time compare a
+    /// keyed hash in memory; others run argon2 (also for unknown users, against a
+    /// dummy hash). Failures are throttled per user and per source.
+    pub async fn verify_key(
+        &self,
+        account: &str,
+        user: &str,
+        keys: &[String],
+        source: IpAddr,
+    ) -> Result<UserRecord> {
+        let realm = account;
+        let macs: Vec<[u8; 32]> = keys.iter().map(|k| self.mac(k)).collect();
+        let known = {
+            let st = read(&self.state);
+            match st.user(account, user) {
+                Some(u) => {
+                    if let Some(v) = st.verified.get(&u.id)
+                        && v.until > Instant::now()
+                        && v.key_hash == u.key_hash
+                        && macs.iter().any(|m| bool::from(m.ct_eq(&v.mac)))
+                    {
+                        return Ok(u.clone());
+                    }
+                    Some(u.clone())
+                }
+                None => None,
+            }
+        };
+        let name = format!("{account}:{user}");
+        if let Some(wait) = self.throttle.check(&name, source) {
+            return Err(Error::TooManyRequests {
+                retry_after: wait,
+                message: format!("too many failed logins; try again in {wait} s"),
+            });
+        }
+        let phc = known
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.key_hash.clone());
+        let matched = self.hasher.verify(keys.to_vec(), phc).await?;
+        match (known, matched) {
+            (Some(u), Some(i)) => {
+                self.throttle.succeeded(&name);
+                write(&self.state).verified.insert(
+                    u.id,
+                    Verified {
+                        mac: macs[i],
+                        until: Instant::now() + self.credential_cache,
+                        key_hash: u.key_hash.clone(),
+                    },
+                );
+                Ok(u)
+            }
+            _ => {
+                self.throttle.failed(&name, source);
+                Err(Error::unauthorized(realm, "invalid account, user or key"))
+            }
+        }
+    }
+
+    /// v1 login: verifies the key, then hands back the user's live token, or a new one.
+    pub async fn login(&self, req: &LoginRequest) -> Result<Issued> {
+        let user = self
+            .verify_key(&req.account, &req.user, &req.keys, req.source)
+            .await?;
+        let storage_id = read(&self.state)
+            .accounts
+            .get(&req.account)
+            .map(|a| a.storage_id.clone())
+            .ok_or_else(|| Error::unauthorized(&req.account, "invalid account, user or key"))?;
+        let now = unix_now();
+        if req.new_token {
+            let store = self.store.clone();
+            let id = user.id;
+            blocking(move || store.revoke_tokens(id)).await?;
+            let mut st = write(&self.state);
+            st.tokens.retain(|_, t| t.user_id != id);
+            st.issued.remove(&id);
+        } else if let Some(t) = read(&self.state).issued.get(&user.id)
+            && t.expires_at > now + 1
+        {
+            return Ok(Issued {
+                token: t.token.clone(),
+                expires_at: t.expires_at,
+                storage_id,
+            });
+        }
+        let life = req
+            .lifetime
+            .unwrap_or(self.token_life)
+            .min(self.max_token_life)
+            .max(Duration::from_secs(1));
+        let token = token::mint(&self.reseller_prefix);
+        let record = TokenRecord {
+            digest: token::digest(&token),
+            user_id: user.id,
+            expires_at: now + life.as_secs(),
+        };
+        let store = self.store.clone();
+        let stored = record.clone();
+        blocking(move || store.insert_token(&stored)).await?;
+        let mut st = write(&self.state);
+        if !st.users.contains_key(&user.id) {
+            // deleted while the token was being stored
+            return Err(Error::unauthorized(
+                &req.account,
+                "invalid account, user or key",
+            ));
+        }
+        st.issued.insert(
+            user.id,
+            IssuedToken {
+                token: token.clone(),
+                digest: record.digest,
+                expires_at: record.expires_at,
+            },
+        );
+        let expires_at = record.expires_at;
+        st.tokens.insert(record.digest, record);
+        Ok(Issued {
+            token,
+            expires_at,
+            storage_id,
+        })
+    }
+
+    /// The principal a token stands for: a memory lookup, nothing else.
+    pub fn validate(&self, token: &str) -> Option<Principal> {
+        if token.len() > token::MAX_TOKEN_LENGTH || !token::is_ours(token, &self.reseller_prefix) {
+            return None;
+        }
+        let digest = token::digest(token);
+        let st = read(&self.state);
+        let record = st.tokens.get(&digest)?;
+        if record.expires_at <= unix_now() {
+            return None;
+        }
+        let user = st.users.get(&record.user_id)?;
+        st.principal(user, record.expires_at)
+    }
+
+    /// The principal for a verified key (admin API callers).
+    pub async fn authenticate_key(
+        &self,
+        account: &str,
+        user: &str,
+        key: &str,
+        source: IpAddr,
+    ) -> Result<Principal> {
+        let u = self
+            .verify_key(account, user, &[key.to_owned()], source)
+            .await?;
+        read(&self.state)
+            .principal(&u, unix_now())
+            .ok_or_else(|| Error::unauthorized(account, "invalid account, user or key"))
+    }
+
+    pub fn has_super_admin(&self) -> bool {
+        self.super_admin_hash.is_some()
+    }
+
+    pub async fn verify_super_admin(&self, key: &str, source: IpAddr) -> Result<()> {
+        let Some(phc) = &self.super_admin_hash else {
+            return Err(Error::unauthorized(
+                ".super_admin",
+                "no super admin key is configured (auth.super_admin_key_file)",
+            ));
+        };
+        let mac = self.mac(key);
+        if let Some((m, until)) = read(&self.state).super_admin_verified
+            && until > Instant::now()
+            && bool::from(m.ct_eq(&mac))
+        {
+            return Ok(());
+        }
+        const NAME: &str = ".super_admin";
+        if let Some(wait) = self.throttle.check(NAME, source) {
+            return Err(Error::TooManyRequests {
+                retry_after: wait,
+                message: format!("too many failed logins; try again in {wait} s"),
+            });
+        }
+        if self
+            .hasher
+            .verify(vec![key.to_owned()], phc.clone())
+            .await?
+            .is_some()
+        {
+            self.throttle.succeeded(NAME);
+            write(&self.state).super_admin_verified =
+                Some((mac, Instant::now() + self.credential_cache));
+            Ok(())
+        } else {
+            self.throttle.failed(NAME, source);
+            Err(Error::unauthorized(
+                ".super_admin",
+                "invalid super admin key",
+            ))
+        }
+    }
+
+    pub fn account(&self, name: &str) -> Option<AccountRecord> {
+        read(&self.state).accounts.get(name).cloned()
+    }
+
+    pub fn accounts(&self) -> Vec<AccountRecord> {
+        let mut v: Vec<_> = read(&self.state).accounts.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn users_of(&self, account: &str) -> Vec<UserRecord> {
+        let st = read(&self.state);
+        let Some(acc) = st.accounts.get(account) else {
+            return Vec::new();
+        };
+        let mut v: Vec<_> = st
+            .users
+            .values()
+            .filter(|u| u.account_id == acc.id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn user(&self, account: &str, user: &str) -> Option<UserRecord> {
+        read(&self.state).user(account, user).cloned()
+    }
+
+    pub async fn create_account(
+        self: &Arc<Self>,
+        name: &str,
+        suffix: Option<&str>,
+    ) -> Result<AccountRecord> {
+        check_name("account", name, &self.reseller_prefix)?;
+        let storage_id = storage_id(&self.reseller_prefix, suffix)?;
+        let store = self.store.clone();
+        let (name, backend) = (name.to_owned(), "local".to_owned());
+        let acc = blocking(move || store.create_account(&name, &storage_id, &backend)).await?;
+        self.reload().await?;
+        Ok(acc)
+    }
+
+    pub async fn delete_account(self: &Arc<Self>, name: &str) -> Result<()> {
+        let store = self.store.clone();
+        let name = name.to_owned();
+        blocking(move || store.delete_account(&name)).await?;
+        self.reload().await
+    }
+
+    /// Creates or replaces a user (key and groups); revokes its tokens when replaced.
+    pub async fn put_user(
+        self: &Arc<Self>,
+        account: &str,
+        user: &str,
+        key: &str,
+        groups: Vec<String>,
+    ) -> Result<bool> {
+        check_name("user", user, "")?;
+        check_key(key)?;
+        let key_hash = self.hasher.hash(key.to_owned()).await?;
+        let store = self.store.clone();
+        let (account, user) = (account.to_owned(), user.to_owned());
+        let (_, created) =
+            blocking(move || store.put_user(&account, &user, &key_hash, &groups)).await?;
+        self.reload().await?;
+        Ok(created)
+    }
+
+    /// On a store with no users, creates `admin:admin` (account admin and reseller
+    /// admin) with a random key, and returns that key; the only time it is seen.
+    pub async fn bootstrap_admin(self: &Arc<Self>) -> Result<Option<String>> {
+        let store = self.store.clone();
+        if blocking(move || store.count_users()).await? > 0 {
+            return Ok(None);
+        }
+        if self.account(BOOTSTRAP_ACCOUNT).is_none() {
+            self.create_account(BOOTSTRAP_ACCOUNT, None).await?;
+        }
+        let key = super::keys::generate_key();
+        let groups = vec![ADMIN_GROUP.to_owned(), RESELLER_ADMIN_GROUP.to_owned()];
+        self.put_user(BOOTSTRAP_ACCOUNT, BOOTSTRAP_USER, &key, groups)
+            .await?;
+        Ok(Some(key))
+    }
+
+    pub async fn delete_user(self: &Arc<Self>, account: &str, user: &str) -> Result<()> {
+        let store = self.store.clone();
+        let (account, user) = (account.to_owned(), user.to_owned());
+        blocking(move || store.delete_user(&account, &user)).await?;
+        self.reload().await
+    }
+}
+
+/// Account and user names: 1 to 256 bytes, no separators, no leading dot (reserved,
+/// as in Swauth), and account names never look like storage ids.
+pub fn check_name(kind: &str, name: &str, reseller_prefix: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::bad_request(format!(
+            "invalid {kind} name {name:?}: {why}"
+        )))
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > MAX_NAME_LENGTH {
+        return Err(Error::bad_request(format!(
+            "{kind} name is {} bytes long; the limit is {MAX_NAME_LENGTH}",
+            name.len()
+        )));
+    }
+    if name.starts_with('.') {
+        return bad("names starting with '.' are reserved");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, ':' | '/' | '%' | '"' | ','))
+    {
+        return bad(&format!("it contains {c:?}"));
+    }
+    if !reseller_prefix.is_empty() && name.starts_with(reseller_prefix) {
+        return bad(&format!(
+            "account names must not start with {reseller_prefix:?}"
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::bad_request("the key is empty"));
+    }
+    if key.len() > 1024 {
+        return Err(Error::bad_request("the key is longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// `<prefix><suffix>`; a random 128-bit hex suffix unless one is given.
+pub fn storage_id(reseller_prefix: &str, suffix: Option<&str>) -> Result<String> {
+    match suffix {
+        Some(s) => {
+            if s.is_empty()
+                || s.len() > 128
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(Error::bad_request(format!(
+                    "invalid account suffix {s:?}: use 1 to 128 letters, digits, '_' or '-'"
+                )));
+            }
+            Ok(format!("{reseller_prefix}{s}"))
+        }
+        None => {
+            let mut raw = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut raw);
+            Ok(format!("{reseller_prefix}{}", hex::encode(raw)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("account", "test", "AUTH_").is_ok());
+        assert!(check_name("account", "AUTH_x", "AUTH_").is_err());
+        assert!(check_name("user", ".admin", "").is_err());
+        assert!(check_name("user", "a:b", "").is_err());
+        assert!(check_name("user", "a b", "").is_err());
+        assert!(check_name("user", &"x".repeat(257), "").is_err());
+        assert!(check_name("user", "ünïcode", "").is_ok());
+    }
+
+    #[test]
+    fn groups_header_names_the_owner_group() {
+        let p = Principal {
+            user_id: 1,
+            account: "test".into(),
+            user: "tester".into(),
+            storage_id: "AUTH_abc".into(),
+            groups: vec![".admin".into(), "ops".into()],
+            expires_at: 0,
+        };
+        assert_eq!(p.groups_header(), "test:tester,test,AUTH_abc,ops");
+        let plain = Principal {
+            groups: vec![],
+            ..p
+        };
+        assert_eq!(plain.groups_header(), "test:tester,test");
+    }
+
+    #[test]
+    fn storage_ids() {
+        let id = storage_id("AUTH_", None).unwrap();
+        assert!(id.starts_with("AUTH_") && id.len() == 5 + 32);
+        assert_eq!(storage_id("AUTH_", Some("abc")).unwrap(), "AUTH_abc");
+        assert!(storage_id("AUTH_", Some("a/b")).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Authentication: who a request comes from. v1 logins, tokens, user keys,
+//! failed-login throttling, and the in-memory identity service they share.
+
+pub mod identity;
+pub mod keys;
+pub mod throttle;
+pub mod token;
+pub mod v1;

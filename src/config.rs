@@ -1,0 +1,434 @@
+//! The configuration: one TOML document (a file, or stdin with `--config -`).
+//! Every section refuses keys it does not know, naming them, so a typo never
+//! silently falls back to a default. Secrets come inline, from `*_file` keys, or
+//! from the environment.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "swiftgate-data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Addresses to listen on; `[::]:8080` is every address of both families.
+    pub listen: Vec<String>,
+    /// Base of `X-Storage-Url`; when absent it is built from the request.
+    pub public_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// Peers allowed to set `X-Forwarded-*` / `Forwarded` (addresses or CIDR blocks).
+    #[serde(deserialize_with = "de_nets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Required to listen on a non-loopback address without TLS.
+    pub allow_insecure_http: bool,
+    pub max_connections: usize,
+    #[serde(deserialize_with = "de_duration")]
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: Vec::new(),
+            public_url: None,
+            data_dir: None,
+            trusted_proxies: Vec::new(),
+            allow_insecure_http: false,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    #[serde(deserialize_with = "de_duration")]
+    pub token_life: Duration,
+    /// Upper bound for `X-Auth-Token-Lifetime`.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_token_life: Duration,
+    pub super_admin_key: Option<String>,
+    pub super_admin_key_file: Option<PathBuf>,
+    pub default_backend: String,
+    /// Prefix of storage ids (`AUTH_<id>`) and of tokens (`AUTH_tk…`).
+    pub reseller_prefix: String,
+    /// How long a verified key is remembered (as a keyed hash) so repeat logins skip argon2.
+    #[serde(deserialize_with = "de_duration")]
+    pub credential_cache: Duration,
+    pub throttle: ThrottleConfig,
+    pub argon2: Argon2Config,
+    pub token_validation: TokenValidationConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_life: Duration::from_secs(86_400),
+            max_token_life: Duration::from_secs(7 * 86_400),
+            super_admin_key: None,
+            super_admin_key_file: None,
+            default_backend: "local".into(),
+            reseller_prefix: "AUTH_".into(),
+            credential_cache: Duration::from_secs(600),
+            throttle: ThrottleConfig::default(),
+            argon2: Argon2Config::default(),
+            token_validation: TokenValidationConfig::default(),
+        }
+    }
+}
+
+/// Failed logins allowed per window before further attempts get 429.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    pub failures_per_user: u32,
+    pub failures_per_address: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub window: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            failures_per_user: 10,
+            failures_per_address: 30,
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// argon2id cost; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Who may call `GET /token/<token>` and `GET /auth/v2/.token/<token>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenValidationConfig {
+    /// Users in any of these groups (by token or admin headers) may validate tokens.
+    pub groups: Vec<String>,
+    /// Sources allowed without credentials (e.g. a Ceph RGW with `rgw_swift_auth_url`).
+    #[serde(deserialize_with = "de_nets")]
+    pub addresses: Vec<IpNet>,
+}
+
+impl Default for TokenValidationConfig {
+    fn default() -> Self {
+        TokenValidationConfig {
+            groups: vec![".reseller_admin".into()],
+            addresses: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `swiftgate=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not a duration ({e}); write e.g. \"30s\", \"24h\", \"7d\""
+        ))
+    })
+}
+
+fn de_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| parse_net(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// An address or CIDR block; a bare address is a single-host block.
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net);
+    }
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR block"))
+}
+
+impl Config {
+    /// Reads the config from a path, or from stdin when the path is `-`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (text, name) = if path == Path::new("-") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                ConfigError::Read {
+                    path: "stdin".into(),
+                    source: e,
+                }
+            })?;
+            (s, "stdin".to_owned())
+        } else {
+            let name = path.display().to_string();
+            let s = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: name.clone(),
+                source: e,
+            })?;
+            (s, name)
+        };
+        Config::parse(&text, &name)
+    }
+
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        if auth.default_backend != "local" {
+            return Err(ConfigError::Invalid(format!(
+                "auth.default_backend = {:?}: the only backend this build has is \"local\"",
+                auth.default_backend
+            )));
+        }
+        if auth.token_life.is_zero() || auth.max_token_life < auth.token_life {
+            return Err(ConfigError::Invalid(
+                "auth.token_life must be above zero and at most auth.max_token_life".into(),
+            ));
+        }
+        let p = &auth.reseller_prefix;
+        if p.is_empty()
+            || !p.ends_with('_')
+            || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "auth.reseller_prefix = {p:?}: use letters and digits ending in '_', like \"AUTH_\""
+            )));
+        }
+        if auth.super_admin_key.is_some() && auth.super_admin_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "give auth.super_admin_key or auth.super_admin_key_file, not both".into(),
+            ));
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.public_url = {url:?} must start with http:// or https://"
+            )));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections must be above zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The super admin key: inline, from its file, or from `SWIFTGATE_SUPER_ADMIN_KEY`.
+    pub fn super_admin_key(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(k) = &self.auth.super_admin_key {
+            return Ok(Some(k.clone()));
+        }
+        if let Some(path) = &self.auth.super_admin_key_file {
+            return read_secret_file(path).map(Some);
+        }
+        Ok(std::env::var("SWIFTGATE_SUPER_ADMIN_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.server
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    /// The listen addresses, parsed; the default when none are configured.
+    pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        if self.server.listen.is_empty() {
+            return Ok(vec![
+                DEFAULT_LISTEN.parse().expect("default address parses"),
+            ]);
+        }
+        self.server
+            .listen
+            .iter()
+            .map(|s| {
+                s.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "listen address {s:?} is not HOST:PORT (IPv6 in brackets: \"[::1]:8080\")"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Plain HTTP off loopback exposes keys and tokens on the network: refuse it unless
+    /// the operator opted in.
+    pub fn check_insecure_listeners(&self, addrs: &[SocketAddr]) -> Result<(), ConfigError> {
+        if self.server.allow_insecure_http {
+            return Ok(());
+        }
+        match addrs.iter().find(|a| !a.ip().is_loopback()) {
+            Some(a) => Err(ConfigError::Invalid(format!(
+                "refusing to listen on {a} without TLS: keys and tokens would cross the network \
+                 in clear text; pass --allow-insecure-http (or server.allow_insecure_http = true) \
+                 if a TLS proxy stands in front"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A secret from a file: trailing newlines trimmed; a file others may read is refused.
+pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    if meta.permissions().mode() & 0o007 != 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{} is readable by every user; run: chmod o-rwx {}",
+            path.display(),
+            path.display()
+        )));
+    }
+    let s = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let s = s.trim_end_matches(['\n', '\r']).to_owned();
+    if s.is_empty() {
+        return Err(ConfigError::Invalid(format!("{} is empty", path.display())));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_default() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.auth.token_life, Duration::from_secs(86_400));
+        assert_eq!(
+            c.listen_addrs().unwrap(),
+            vec!["127.0.0.1:8080".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::parse("[server]\nlisten = []\nlisen = 1\n", "t").unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
+        let e = Config::parse("[nope]\n", "t").unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_networks_parse() {
+        let c = Config::parse(
+            "[auth]\ntoken_life = \"1h\"\nmax_token_life = \"7d\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.auth.token_life, Duration::from_secs(3600));
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        let e = Config::parse("[auth]\ntoken_life = \"soon\"\n", "t").unwrap_err();
+        assert!(e.to_string().contains("not a duration"), "{e}");
+        let e = Config::parse("[server]\ntrusted_proxies = [\"x\"]\n", "t").unwrap_err();
+        assert!(e.to_string().contains("neither an IP"), "{e}");
+    }
+
+    #[test]
+    fn insecure_listeners_need_opt_in() {
+        let mut c = Config::default();
+        let addrs = vec!["0.0.0.0:8080".parse().unwrap()];
+        assert!(c.check_insecure_listeners(&addrs).is_err());
+        assert!(
+            c.check_insecure_listeners(&["[::1]:1".parse().unwrap()])
+                .is_ok()
+        );
+        c.server.allow_insecure_http = true;
+        assert!(c.check_insecure_listeners(&addrs).is_ok());
+    }
+
+    #[test]
+    fn world_readable_secret_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        std::fs::write(&p, "secret\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_secret_file(&p).is_err());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret_file(&p).unwrap(), "secret");
+    }
+}

@@ -1,0 +1,132 @@
+//! One error type for every request: each variant knows its status, who is at fault
+//! (the client, an upstream, or the gateway itself) and the body a client sees.
+//! Internal details are logged, never sent.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::http_util::{Body, full};
+use crate::store::StoreError;
+
+/// Who caused a failed request; the label of the error in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Internal,
+}
+
+impl Fault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Client => "client",
+            Fault::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    /// Bad or missing credentials: 401 with a `Www-Authenticate: Swift realm=…` challenge.
+    #[error("{message}")]
+    Unauthorized { realm: String, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("{0}")]
+    Conflict(String),
+    /// Swift answers 412 for names that are not valid UTF-8 or contain NUL.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    HeaderTooLarge(String),
+    #[error("{message}")]
+    TooManyRequests { retry_after: u64, message: String },
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Error::BadRequest(msg.into())
+    }
+
+    pub fn unauthorized(realm: &str, msg: impl Into<String>) -> Self {
+        Error::Unauthorized {
+            realm: realm.to_owned(),
+            message: msg.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::HeaderTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(e) => e.status(),
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        if self.status().is_server_error() && !matches!(self, Error::NotImplemented(_)) {
+            Fault::Internal
+        } else {
+            Fault::Client
+        }
+    }
+
+    /// The response a client sees. Internal faults get a generic body naming the
+    /// transaction id, so the operator can find the detail in the log.
+    pub fn into_response(self, trans_id: &str) -> Response<Body> {
+        let status = self.status();
+        let message = if self.fault() == Fault::Internal {
+            tracing::error!(trans_id, error = %self, "request failed");
+            format!("internal error; the gateway log has the details under {trans_id}")
+        } else {
+            self.to_string()
+        };
+        let mut resp = Response::new(full(Bytes::from(message + "\n")));
+        *resp.status_mut() = status;
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        match &self {
+            Error::Unauthorized { realm, .. } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("Swift realm=\"{realm}\"")) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            Error::MethodNotAllowed { allow, .. } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Error::TooManyRequests { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

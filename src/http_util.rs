@@ -1,0 +1,84 @@
+//! Small HTTP helpers shared by the handlers: the response body type, header
+//! access that refuses non-UTF-8 values with a clear error, and response builders.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+
+use crate::error::{Error, Result};
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A header's value as UTF-8 text; `None` when absent, 400 when not valid UTF-8.
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Error::bad_request(format!("header {name} is not valid UTF-8 text"))),
+    }
+}
+
+/// The first of several header names that is present and not empty.
+pub fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>> {
+    for name in names {
+        if let Some(v) = header_str(headers, name)?
+            && !v.is_empty()
+        {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// `true`, `yes`, `on` and `1` mean yes, as in Swift's `config_true_value`.
+pub fn header_true(headers: &HeaderMap, name: &str) -> Result<bool> {
+    Ok(header_str(headers, name)?.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "true" | "yes" | "on" | "1" | "t" | "y"
+        )
+    }))
+}
+
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut resp = Response::new(full(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+pub fn status_only(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A header value built from text the gateway produced; 500 if it is not a valid value.
+pub fn header_value(s: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(s).map_err(|_| Error::Internal(format!("invalid header value {s:?}")))
+}

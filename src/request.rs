@@ -1,0 +1,211 @@
+//! Facts about a request that depend on where it came from: the client's address
+//! and the base URL clients reach the gateway at. `X-Forwarded-*` and `Forwarded`
+//! are believed only from configured trusted proxies.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+use ipnet::IpNet;
+
+use crate::error::{Error, Result};
+use crate::http_util::header_str;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
+    let ip = ip.to_canonical();
+    proxies.iter().any(|n| n.contains(&ip))
+}
+
+/// `Forwarded: for=…;proto=…;host=…` (RFC 7239): the last element's value of `key`.
+fn forwarded_param(headers: &HeaderMap, key: &str) -> Option<String> {
+    let value = headers
+        .get_all("forwarded")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?;
+    let element = value.rsplit(',').next()?;
+    element.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        k.eq_ignore_ascii_case(key)
+            .then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The client's address: the peer, or, behind trusted proxies, the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(conn: &Connection, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
+    let peer = conn.peer.ip().to_canonical();
+    if !trusted(peer, proxies) {
+        return peer;
+    }
+    let mut hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    if hops.is_empty()
+        && let Some(f) = forwarded_param(headers, "for")
+    {
+        let f = f.trim_start_matches('[');
+        let f = f.split(']').next().unwrap_or(f);
+        hops.extend(f.parse::<IpAddr>());
+    }
+    hops.into_iter()
+        .rev()
+        .map(|ip| ip.to_canonical())
+        .find(|ip| !trusted(*ip, proxies))
+        .unwrap_or(peer)
+}
+
+/// A host (with optional port) as it may appear in a URL: letters, digits, `.-_:`,
+/// or a bracketed IPv6 literal.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
+}
+
+fn format_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// The URL clients reach the gateway at: `public_url` when configured, else the
+/// scheme and host of this request.
+pub fn base_url(
+    public_url: Option<&str>,
+    conn: &Connection,
+    headers: &HeaderMap,
+    proxies: &[IpNet],
+) -> Result<String> {
+    if let Some(u) = public_url {
+        return Ok(u.trim_end_matches('/').to_owned());
+    }
+    let via_proxy = trusted(conn.peer.ip(), proxies);
+    let mut scheme = "http".to_owned();
+    let mut host = None;
+    if via_proxy {
+        if let Some(p) = forwarded_param(headers, "proto").or_else(|| {
+            header_str(headers, "x-forwarded-proto")
+                .ok()
+                .flatten()
+                .map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
+        }) {
+            scheme = p.to_ascii_lowercase();
+        }
+        host = forwarded_param(headers, "host").or_else(|| {
+            header_str(headers, "x-forwarded-host")
+                .ok()
+                .flatten()
+                .map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
+        });
+    }
+    if scheme != "http" && scheme != "https" {
+        return Err(Error::bad_request(format!(
+            "forwarded protocol {scheme:?} is neither http nor https"
+        )));
+    }
+    let host = match host {
+        Some(h) => h,
+        None => match header_str(headers, "host")? {
+            Some(h) => h.to_owned(),
+            None => format_addr(conn.local),
+        },
+    };
+    if !valid_host(&host) {
+        return Err(Error::bad_request(format!("invalid Host header {host:?}")));
+    }
+    Ok(format!("{scheme}://{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_net;
+
+    fn conn(peer: &str) -> Connection {
+        Connection {
+            peer: peer.parse().unwrap(),
+            local: "[::1]:8080".parse().unwrap(),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_headers_only_from_trusted_proxies() {
+        let proxies = vec![parse_net("10.0.0.0/8").unwrap()];
+        let h = headers(&[
+            ("host", "inner:8080"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "swift.example.org"),
+            ("x-forwarded-for", "203.0.113.9, 10.0.0.2"),
+        ]);
+        assert_eq!(
+            base_url(None, &conn("10.1.2.3:5000"), &h, &proxies).unwrap(),
+            "https://swift.example.org"
+        );
+        assert_eq!(
+            client_ip(&conn("10.1.2.3:5000"), &h, &proxies),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // an untrusted peer's forwarded headers are ignored
+        assert_eq!(
+            base_url(None, &conn("192.0.2.1:5000"), &h, &proxies).unwrap(),
+            "http://inner:8080"
+        );
+        assert_eq!(
+            client_ip(&conn("192.0.2.1:5000"), &h, &proxies),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn rfc7239_forwarded() {
+        let proxies = vec![parse_net("127.0.0.1").unwrap()];
+        let h = headers(&[(
+            "forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https;host=gw.example",
+        )]);
+        let c = conn("127.0.0.1:1");
+        assert_eq!(
+            base_url(None, &c, &h, &proxies).unwrap(),
+            "https://gw.example"
+        );
+        assert_eq!(
+            client_ip(&c, &h, &proxies),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn public_url_wins_and_hosts_are_checked() {
+        let h = headers(&[("host", "evil host")]);
+        assert_eq!(
+            base_url(Some("https://s.example/"), &conn("127.0.0.1:1"), &h, &[]).unwrap(),
+            "https://s.example"
+        );
+        assert!(base_url(None, &conn("127.0.0.1:1"), &h, &[]).is_err());
+        assert_eq!(
+            base_url(None, &conn("127.0.0.1:1"), &HeaderMap::new(), &[]).unwrap(),
+            "http://[::1]:8080"
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Listeners, connections and shutdown. `Gateway::start` binds every address
+//! (port 0 picks a free one), serves until asked to stop, then lets in-flight
+//! requests finish. Tests and embedding programs start a gateway in a few lines.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::auth::identity::Identity;
+use crate::config::{Config, ConfigError};
+use crate::request::Connection;
+use crate::store::{Store, StoreError};
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head hyper buffers; single headers are limited further by the app.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Identity(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Gateway;
+
+/// A running gateway: its bound addresses, and a way to stop it.
+pub struct GatewayHandle {
+    addrs: Vec<SocketAddr>,
+    identity: Arc<Identity>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl GatewayHandle {
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and returns when done.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the gateway stops by itself (it does not, unless its task fails).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Gateway {
+    /// Opens the store, binds the configured listeners and starts serving.
+    pub async fn start(config: Config) -> Result<GatewayHandle, StartError> {
+        let addrs = config.listen_addrs()?;
+        config.check_insecure_listeners(&addrs)?;
+        let store = Arc::new(Store::open(&config.data_dir())?);
+        let cfg = config.clone();
+        let identity = tokio::task::spawn_blocking(move || Identity::open(store, &cfg))
+            .await
+            .map_err(|e| StartError::Identity(e.to_string()))?
+            .map_err(StartError::Identity)?;
+        let identity = Arc::new(identity);
+        let mut listeners = Vec::new();
+        for addr in addrs {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            listeners.push(l);
+        }
+        let bound = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| StartError::Bind {
+                addr: "0.0.0.0:0".parse().expect("valid"),
+                source,
+            })?;
+        let app = Arc::new(App {
+            config,
+            identity: identity.clone(),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(app, listeners, async {
+            let _ = stopped.await;
+        }));
+        Ok(GatewayHandle {
+            addrs: bound,
+            identity,
+            stop: Some(stop),
+            task,
+        })
+    }
+}
+
+struct Accepted {
+    stream: TcpStream,
+    conn: Connection,
+    permit: OwnedSemaphorePermit,
+}
+
+async fn accept_loop(listener: TcpListener, limit: Arc<Semaphore>, tx: mpsc::Sender<Accepted>) {
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let accepted = Accepted {
+                    stream,
+                    conn: Connection { peer, local },
+                    permit,
+                };
+                if tx.send(accepted).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // out of file descriptors and the like: back off instead of spinning
+                tracing::warn!(%local, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Keeps the in-memory identity in step with the store: picks up other processes'
+/// writes (the CLI) within a second, and drops expired tokens every minute.
+async fn maintain(identity: Arc<Identity>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        if let Err(e) = identity.reload_if_changed().await {
+            tracing::warn!(error = %e, "cannot reload the identity store");
+        }
+        if n.is_multiple_of(60)
+            && let Err(e) = identity.purge_expired().await
+        {
+            tracing::warn!(error = %e, "cannot purge expired tokens");
+        }
+    }
+}
+
+/// Serves on `listeners` until `shutdown` completes, then drains open connections.
+pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+    let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
+    let (tx, mut rx) = mpsc::channel::<Accepted>(64);
+    let mut tasks: Vec<JoinHandle<()>> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, limit.clone(), tx.clone())))
+        .collect();
+    drop(tx);
+    tasks.push(tokio::spawn(maintain(app.identity.clone())));
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(app.config.server.header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = rx.recv() => {
+                let Some(Accepted { stream, conn, permit }) = accepted else { break };
+                let app = app.clone();
+                let service = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(req, conn).await) }
+                });
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+    }
+}

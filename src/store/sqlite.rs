@@ -1,0 +1,476 @@
+//! The embedded store: one SQLite database in WAL mode. The server and the CLI
+//! open it at the same time; the server notices the CLI's writes through
+//! `PRAGMA data_version` and reloads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{AccountRecord, Snapshot, StoreError, TokenRecord, UserRecord};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    storage_id  TEXT NOT NULL UNIQUE,
+    backend     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    key_hash    TEXT NOT NULL,
+    groups      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (account_id, name)
+);
+CREATE TABLE tokens (
+    digest      BLOB PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX tokens_by_user ON tokens(user_id);
+"#];
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating if needed) `DIR/swiftgate.db` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
+            path: data_dir.display().to_string(),
+            source: e,
+        })?;
+        restrict_permissions(data_dir);
+        let path = data_dir.join("swiftgate.db");
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn, &path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written: the
+        // transaction rolls back on drop. Keep serving.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes when another connection (another process) commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let accounts = {
+            let mut st =
+                tx.prepare("SELECT id, name, storage_id, backend FROM accounts ORDER BY name")?;
+            st.query_map([], account_row)?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let users = {
+            let mut st = tx.prepare(
+                "SELECT id, account_id, name, key_hash, groups FROM users ORDER BY name",
+            )?;
+            st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?
+        };
+        let tokens = {
+            let mut st =
+                tx.prepare("SELECT digest, user_id, expires_at FROM tokens WHERE expires_at > ?1")?;
+            let rows = st
+                .query_map([now()], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .filter_map(|(digest, user_id, expires_at)| {
+                    Some(TokenRecord {
+                        digest: digest.try_into().ok()?,
+                        user_id,
+                        expires_at: expires_at as u64,
+                    })
+                })
+                .collect()
+        };
+        tx.commit()?;
+        Ok(Snapshot {
+            accounts,
+            users,
+            tokens,
+        })
+    }
+
+    pub fn create_account(
+        &self,
+        name: &str,
+        storage_id: &str,
+        backend: &str,
+    ) -> Result<AccountRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if find_account(&tx, name)?.is_some() {
+            return Err(StoreError::AccountExists(name.into()));
+        }
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM accounts WHERE storage_id = ?1)",
+            [storage_id],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(StoreError::StorageIdTaken(storage_id.into()));
+        }
+        tx.execute(
+            "INSERT INTO accounts (name, storage_id, backend, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, storage_id, backend, now()],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(AccountRecord {
+            id,
+            name: name.into(),
+            storage_id: storage_id.into(),
+            backend: backend.into(),
+        })
+    }
+
+    pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        find_account(&tx, name)
+    }
+
+    pub fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        Ok(self.snapshot()?.accounts)
+    }
+
+    /// Deletes an account that has no users left.
+    pub fn delete_account(&self, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let account = find_account(&tx, name)?.ok_or_else(|| StoreError::NoAccount(name.into()))?;
+        let users: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM users WHERE account_id = ?1",
+            [account.id],
+            |r| r.get(0),
+        )?;
+        if users > 0 {
+            return Err(StoreError::AccountHasUsers {
+                account: name.into(),
+                users: users as usize,
+            });
+        }
+        tx.execute("DELETE FROM accounts WHERE id = ?1", [account.id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Users of one account, or of all accounts, with their account names.
+    pub fn users(&self, account: Option<&str>) -> Result<Vec<(String, UserRecord)>, StoreError> {
+        let snap = self.snapshot()?;
+        if let Some(a) = account
+            && !snap.accounts.iter().any(|acc| acc.name == a)
+        {
+            return Err(StoreError::NoAccount(a.into()));
+        }
+        let mut out: Vec<(String, UserRecord)> = snap
+            .users
+            .into_iter()
+            .filter_map(|u| {
+                let acc = snap.accounts.iter().find(|a| a.id == u.account_id)?;
+                Some((acc.name.clone(), u))
+            })
+            .filter(|(a, _)| account.is_none_or(|want| want == a))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        Ok(out)
+    }
+
+    /// Creates a user, or replaces an existing user's key and groups (Swauth's PUT).
+    /// Replacing revokes the user's tokens. Returns the record and whether it was created.
+    pub fn put_user(
+        &self,
+        account: &str,
+        name: &str,
+        key_hash: &str,
+        groups: &[String],
+    ) -> Result<(UserRecord, bool), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let acc =
+            find_account(&tx, account)?.ok_or_else(|| StoreError::NoAccount(account.into()))?;
+        let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
+        let existing = find_user(&tx, acc.id, name)?;
+        let (id, created) = match existing {
+            Some(u) => {
+                tx.execute(
+                    "UPDATE users SET key_hash = ?1, groups = ?2 WHERE id = ?3",
+                    params![key_hash, groups_json, u.id],
+                )?;
+                tx.execute("DELETE FROM tokens WHERE user_id = ?1", [u.id])?;
+                (u.id, false)
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO users (account_id, name, key_hash, groups, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![acc.id, name, key_hash, groups_json, now()],
+                )?;
+                (tx.last_insert_rowid(), true)
+            }
+        };
+        tx.commit()?;
+        Ok((
+            UserRecord {
+                id,
+                account_id: acc.id,
+                name: name.into(),
+                key_hash: key_hash.into(),
+                groups: groups.to_vec(),
+            },
+            created,
+        ))
+    }
+
+    pub fn user(&self, account: &str, name: &str) -> Result<UserRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let acc =
+            find_account(&tx, account)?.ok_or_else(|| StoreError::NoAccount(account.into()))?;
+        find_user(&tx, acc.id, name)?.ok_or_else(|| StoreError::NoUser(format!("{account}:{name}")))
+    }
+
+    /// Sets a new key and revokes every token of the user.
+    pub fn set_key(
+        &self,
+        account: &str,
+        name: &str,
+        key_hash: &str,
+    ) -> Result<UserRecord, StoreError> {
+        let user = self.user(account, name)?;
+        let (user, _) = self.put_user(account, name, key_hash, &user.groups)?;
+        Ok(user)
+    }
+
+    pub fn delete_user(&self, account: &str, name: &str) -> Result<UserRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let acc =
+            find_account(&tx, account)?.ok_or_else(|| StoreError::NoAccount(account.into()))?;
+        let user = find_user(&tx, acc.id, name)?
+            .ok_or_else(|| StoreError::NoUser(format!("{account}:{name}")))?;
+        tx.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+        tx.commit()?;
+        Ok(user)
+    }
+
+    pub fn count_users(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?)
+    }
+
+    pub fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO tokens (digest, user_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![&token.digest[..], token.user_id, token.expires_at as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Revokes every token of a user; returns how many there were.
+    pub fn revoke_tokens(&self, user_id: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM tokens WHERE user_id = ?1", [user_id])?)
+    }
+
+    pub fn purge_expired_tokens(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM tokens WHERE expires_at <= ?1", [now()])?)
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.display().to_string(),
+            found: version,
+            known,
+        });
+    }
+    for sql in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", known)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The data directory holds key hashes and token digests: owner only.
+fn restrict_permissions(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot restrict the data directory to its owner");
+    }
+}
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        storage_id: r.get(2)?,
+        backend: r.get(3)?,
+    })
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    let groups: String = r.get(4)?;
+    Ok(UserRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        name: r.get(2)?,
+        key_hash: r.get(3)?,
+        groups: serde_json::from_str(&groups).unwrap_or_default(),
+    })
+}
+
+fn find_account(tx: &Transaction<'_>, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT id, name, storage_id, backend FROM accounts WHERE name = ?1",
+            [name],
+            account_row,
+        )
+        .optional()?)
+}
+
+fn find_user(
+    tx: &Transaction<'_>,
+    account_id: i64,
+    name: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT id, account_id, name, key_hash, groups FROM users WHERE account_id = ?1 AND name = ?2",
+            params![account_id, name],
+            user_row,
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_users_tokens_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let acc = store.create_account("test", "AUTH_x1", "local").unwrap();
+        assert!(matches!(
+            store.create_account("test", "AUTH_x2", "local"),
+            Err(StoreError::AccountExists(_))
+        ));
+        assert!(matches!(
+            store.create_account("other", "AUTH_x1", "local"),
+            Err(StoreError::StorageIdTaken(_))
+        ));
+        let (u, created) = store
+            .put_user("test", "tester", "$argon2id$x", &[".admin".into()])
+            .unwrap();
+        assert!(created);
+        assert_eq!(u.account_id, acc.id);
+        store
+            .insert_token(&TokenRecord {
+                digest: [7; 32],
+                user_id: u.id,
+                expires_at: (now() + 60) as u64,
+            })
+            .unwrap();
+        store
+            .insert_token(&TokenRecord {
+                digest: [8; 32],
+                user_id: u.id,
+                expires_at: (now() - 1) as u64,
+            })
+            .unwrap();
+        let snap = store.snapshot().unwrap();
+        assert_eq!(snap.tokens.len(), 1, "expired tokens are not loaded");
+        assert_eq!(snap.users[0].groups, vec![".admin".to_string()]);
+        assert_eq!(store.purge_expired_tokens().unwrap(), 1);
+
+        // a new key revokes the user's tokens
+        store.set_key("test", "tester", "$argon2id$y").unwrap();
+        assert!(store.snapshot().unwrap().tokens.is_empty());
+
+        assert!(matches!(
+            store.delete_account("test"),
+            Err(StoreError::AccountHasUsers { users: 1, .. })
+        ));
+        store.delete_user("test", "tester").unwrap();
+        store.delete_account("test").unwrap();
+        assert!(store.accounts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let v: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn another_connection_changes_the_data_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Store::open(dir.path()).unwrap();
+        let cli = Store::open(dir.path()).unwrap();
+        let v0 = server.data_version().unwrap();
+        server.create_account("a", "AUTH_a", "local").unwrap();
+        assert_eq!(
+            server.data_version().unwrap(),
+            v0,
+            "own writes do not count"
+        );
+        cli.create_account("b", "AUTH_b", "local").unwrap();
+        assert_ne!(server.data_version().unwrap(), v0);
+    }
+}

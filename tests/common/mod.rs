@@ -1,0 +1,222 @@
+//! Test support: an in-process gateway on a free loopback port, a raw HTTP/1.1
+//! client (so tests can send exactly the bytes they mean, bad ones included), and a
+//! real OpenStack Swift started through `scripts/peers`.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use swiftgate::auth::identity::Identity;
+use swiftgate::{Config, Gateway, GatewayHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct TestGateway {
+    pub handle: Option<GatewayHandle>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    pub async fn start() -> TestGateway {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::default();
+        config.server.listen = vec!["127.0.0.1:0".into()];
+        config.server.data_dir = Some(dir.path().to_path_buf());
+        tweak(&mut config);
+        let handle = Gateway::start(config).await.expect("gateway starts");
+        let addr = handle.addrs()[0];
+        TestGateway {
+            handle: Some(handle),
+            addr,
+            dir,
+        }
+    }
+
+    pub fn identity(&self) -> &Arc<Identity> {
+        self.handle.as_ref().expect("running").identity()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Creates an account (storage id `AUTH_<name>`) and a user in it.
+    pub async fn user(&self, account: &str, user: &str, key: &str, groups: &[&str]) {
+        let id = self.identity();
+        if id.account(account).is_none() {
+            id.create_account(account, Some(account))
+                .await
+                .expect("account");
+        }
+        id.put_user(
+            account,
+            user,
+            key,
+            groups.iter().map(|g| g.to_string()).collect(),
+        )
+        .await
+        .expect("user");
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        request(self.addr, "GET", path, headers).await
+    }
+
+    pub async fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+        request(self.addr, method, path, headers).await
+    }
+
+    /// Logs in and returns the token.
+    pub async fn login(&self, user: &str, key: &str) -> String {
+        let r = self
+            .get("/auth/v1.0", &[("X-Auth-User", user), ("X-Auth-Key", key)])
+            .await;
+        assert_eq!(r.status, 200, "login of {user}: {}", r.text());
+        r.header("x-auth-token").expect("token").to_owned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Lower-cased header names.
+    pub fn header_names(&self) -> std::collections::BTreeSet<String> {
+        self.headers
+            .iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect()
+    }
+}
+
+pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut raw =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    for (k, v) in headers {
+        raw.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"\r\n");
+    send_raw(addr, &raw).await
+}
+
+/// Sends raw bytes and reads one response (the connection is closed by the request).
+pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(raw).await.expect("send");
+    let mut buf = Vec::new();
+    // the server may close while we still write; what it answered is what counts
+    let _ = s.read_to_end(&mut buf).await;
+    parse_response(&buf)
+}
+
+pub fn parse_response(buf: &[u8]) -> Resp {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no complete response head in {:?}",
+                String::from_utf8_lossy(buf)
+            )
+        });
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: buf[end + 4..].to_vec(),
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A real OpenStack Swift all-in-one with tempauth, started by `scripts/peers`.
+/// Its absence is a test failure, never a skip: run `scripts/peers install` first.
+pub struct Swift {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl Swift {
+    pub fn start() -> Swift {
+        let dir = tempfile::Builder::new()
+            .prefix("sg-swift-")
+            .tempdir()
+            .expect("tempdir");
+        let out = Command::new(repo_root().join("scripts/peers"))
+            .arg("swift-start")
+            .arg(dir.path())
+            .output()
+            .expect("run scripts/peers");
+        assert!(
+            out.status.success(),
+            "a real Swift could not be started (run `scripts/peers install`):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = std::fs::read_to_string(dir.path().join("proxy_url"))
+            .expect("proxy_url")
+            .trim()
+            .to_owned();
+        Swift { dir, url }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("proxy address")
+    }
+}
+
+impl Drop for Swift {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/peers"))
+            .arg("swift-stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+pub fn swiftgate_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_swiftgate"))
+}
