@@ -16,34 +16,127 @@ type Headers = &'static [(&'static str, &'static str)];
 const EXTRA_OURS: &[&str] = &["cache-control", "allow"];
 
 const CASES: &[(&str, &str, Headers)] = &[
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1.0/", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/auth", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1.0", &[("X-Storage-User", "test:tester"), ("X-Storage-Pass", "testing")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test:tester"), ("X-Storage-Pass", "testing")]),
-    ("GET", "/auth/v1/test/auth", &[("X-Storage-User", "tester"), ("X-Storage-Pass", "testing")]),
-    ("GET", "/auth/v1/test/auth", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test:tester3"), ("X-Auth-Key", "testing3")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test2:tester2"), ("X-Auth-Key", "testing2")]),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0/",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/auth",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[
+            ("X-Storage-User", "test:tester"),
+            ("X-Storage-Pass", "testing"),
+        ],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[
+            ("X-Auth-User", "test:tester"),
+            ("X-Storage-Pass", "testing"),
+        ],
+    ),
+    (
+        "GET",
+        "/auth/v1/test/auth",
+        &[("X-Storage-User", "tester"), ("X-Storage-Pass", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1/test/auth",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester3"), ("X-Auth-Key", "testing3")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test2:tester2"), ("X-Auth-Key", "testing2")],
+    ),
     // failures
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "wrong")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test:nobody"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "noacct:tester"), ("X-Auth-Key", "testing")]),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "wrong")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:nobody"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "noacct:tester"), ("X-Auth-Key", "testing")],
+    ),
     ("GET", "/auth/v1.0", &[]),
     ("GET", "/auth/v1.0", &[("X-Auth-User", "test:tester")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "")]),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "")],
+    ),
     ("GET", "/auth/v1.0", &[("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "tester"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1.0", &[("X-Auth-User", "test:"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1.0", &[("X-Storage-User", "test:tester"), ("X-Storage-Pass", "nope")]),
-    ("GET", "/auth/v1/test/auth", &[("X-Auth-User", "other:tester"), ("X-Auth-Key", "testing")]),
-    ("GET", "/auth/v1/test/auth", &[("X-Storage-User", "tester"), ("X-Storage-Pass", "nope")]),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "tester"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1.0",
+        &[
+            ("X-Storage-User", "test:tester"),
+            ("X-Storage-Pass", "nope"),
+        ],
+    ),
+    (
+        "GET",
+        "/auth/v1/test/auth",
+        &[("X-Auth-User", "other:tester"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "GET",
+        "/auth/v1/test/auth",
+        &[("X-Storage-User", "tester"), ("X-Storage-Pass", "nope")],
+    ),
     ("GET", "/auth/v1/test/auth", &[]),
     // wrong methods
-    ("POST", "/auth/v1.0", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")]),
-    ("PUT", "/auth/v1.0", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")]),
+    (
+        "POST",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    ),
+    (
+        "PUT",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    ),
     ("DELETE", "/auth/v1.0", &[]),
-    ("HEAD", "/auth/v1.0", &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")]),
+    (
+        "HEAD",
+        "/auth/v1.0",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    ),
     ("POST", "/auth/v1/test/auth", &[]),
 ];
 
@@ -52,13 +145,23 @@ fn names(r: &Resp) -> BTreeSet<String> {
 }
 
 fn assert_same(what: &str, theirs: &Resp, ours: &Resp) {
-    assert_eq!(ours.status, theirs.status, "{what}: tempauth {theirs:?}\nswiftgate {ours:?}");
+    assert_eq!(
+        ours.status, theirs.status,
+        "{what}: tempauth {theirs:?}\nswiftgate {ours:?}"
+    );
     let (t, o) = (names(theirs), names(ours));
     let missing: Vec<_> = t.difference(&o).collect();
     assert!(missing.is_empty(), "{what}: swiftgate lacks {missing:?}");
-    let extra: Vec<_> = o.difference(&t).filter(|h| !EXTRA_OURS.contains(&h.as_str())).collect();
+    let extra: Vec<_> = o
+        .difference(&t)
+        .filter(|h| !EXTRA_OURS.contains(&h.as_str()))
+        .collect();
     assert!(extra.is_empty(), "{what}: swiftgate adds {extra:?}");
-    assert_eq!(ours.header("www-authenticate"), theirs.header("www-authenticate"), "{what}");
+    assert_eq!(
+        ours.header("www-authenticate"),
+        theirs.header("www-authenticate"),
+        "{what}"
+    );
     if theirs.status == 200 {
         assert!(ours.body.is_empty() && theirs.body.is_empty(), "{what}");
         for r in [theirs, ours] {
@@ -110,7 +213,11 @@ async fn swiftclient_get_auth_works_against_both() {
             .args(["-c", script, &format!("{base}/auth/v1.0")])
             .output()
             .expect("python from scripts/peers install");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         outputs.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
     }
     assert_eq!(outputs[0], "AUTH_test AUTH_tk");

@@ -527,12 +527,31 @@ async fn storage_needs_a_valid_token_for_the_account() {
     );
 }
 
-#[tokio::test]
-async fn graceful_shutdown_lets_the_listener_go() {
-    let mut gw = gateway().await;
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_in_flight_logins_finish() {
+    // an expensive argon2 makes the login slow enough to be in flight at shutdown
+    let mut gw = TestGateway::start_with(|c| {
+        c.auth.argon2.memory_kib = 64 * 1024;
+        c.auth.argon2.iterations = 8;
+    })
+    .await;
+    gw.user("test", "tester", "testing", &[]).await;
     let addr = gw.addr;
-    gw.login("test:tester", "testing").await;
+    let login = tokio::spawn(async move {
+        common::request(
+            addr,
+            "GET",
+            "/auth/v1.0",
+            &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
     gw.handle.take().unwrap().shutdown().await;
+    let r = login.await.unwrap();
+    assert_eq!(r.status, 200, "the in-flight login completed: {}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(30));
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"

@@ -1,0 +1,365 @@
+//! The binary as a new user meets it: `swiftgate serve` on the embedded defaults prints
+//! its listeners and a `swift` command that works; the account, user and token commands;
+//! configuration errors that say what to fix; shutdown on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{repo_root, swiftgate_bin};
+
+fn sg(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(swiftgate_bin())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run swiftgate")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Starts `swiftgate serve` and reads stderr until the listeners (and the first-user
+/// banner, when expected) have been printed.
+struct Server {
+    child: Child,
+    lines: Vec<String>,
+}
+
+impl Server {
+    fn start(dir: &std::path::Path, args: &[&str], want_banner: bool) -> Server {
+        let mut child = Command::new(swiftgate_bin())
+            .current_dir(dir)
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut reader = BufReader::new(child.stderr.take().unwrap());
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "no startup lines: {lines:?}");
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                panic!("swiftgate exited: {lines:?}");
+            }
+            lines.push(line.trim_end().to_owned());
+            let listening = lines
+                .iter()
+                .filter(|l| l.starts_with("swiftgate listening on"))
+                .count();
+            let done = if want_banner {
+                lines.iter().any(|l| l.contains("swift -A"))
+            } else {
+                listening == args.iter().filter(|a| **a == "--listen").count().max(1)
+            };
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Server { child, lines }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn first_start_prints_a_swift_command_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--listen", "[::1]:0"],
+        true,
+    );
+    let listening: Vec<&String> = server
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("swiftgate listening on http://"))
+        .collect();
+    assert_eq!(listening.len(), 2, "{:?}", server.lines);
+    assert!(listening[0].contains("127.0.0.1:") && !listening[0].ends_with(":0"));
+    assert!(listening[1].contains("[::1]:"));
+    assert!(
+        dir.path().join("swiftgate-data/swiftgate.db").exists(),
+        "data under ./swiftgate-data"
+    );
+
+    let command = server
+        .lines
+        .iter()
+        .find(|l| l.contains("swift -A"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let swift = repo_root().join(".peers/venv/bin/swift");
+    let out = Command::new(&swift)
+        .args(&args)
+        .output()
+        .expect("swift from scripts/peers install");
+    assert!(out.status.success(), "{command}: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Account: AUTH_") && text.contains("Containers: 0"),
+        "{text}"
+    );
+
+    // the banner is printed once: a restart on the same data shows no key
+    assert!(server.stop().success(), "SIGTERM ends it cleanly");
+    let again = Server::start(dir.path(), &["--listen", "127.0.0.1:0"], false);
+    assert!(
+        !again.lines.iter().any(|l| l.contains("swift -A")),
+        "{:?}",
+        again.lines
+    );
+    drop(again);
+}
+
+#[test]
+fn account_user_and_token_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = sg(d, &["account", "create", "acme", "--suffix", "acme"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("AUTH_acme"));
+    let o = sg(d, &["account", "create", "acme"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+
+    let o = sg(d, &["user", "add", "acme:boss", "--admin"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("key: "))
+        .expect("a generated key is printed")
+        .to_owned();
+    assert_eq!(key.len(), 32);
+    let keyfile = d.join("k");
+    std::fs::write(&keyfile, "from-file\n").unwrap();
+    let o = sg(
+        d,
+        &[
+            "user",
+            "add",
+            "newco:worker",
+            "--key-file",
+            keyfile.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("created account newco"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("key:"), "a given key is not echoed");
+    let o = sg(d, &["user", "add", "acme:boss", "--key", "x"]);
+    assert!(
+        stderr(&o).contains("user set-key acme:boss"),
+        "says what to do: {}",
+        stderr(&o)
+    );
+
+    let o = sg(d, &["user", "list"]);
+    let list = stdout(&o);
+    assert!(
+        list.contains("acme:boss") && list.contains(".admin") && list.contains("newco:worker"),
+        "{list}"
+    );
+    assert!(
+        !list.contains("argon2") && !list.contains(&key),
+        "no secrets in listings"
+    );
+    let o = sg(d, &["account", "list"]);
+    assert!(stdout(&o).contains("acme") && stdout(&o).contains("AUTH_acme"));
+
+    let o = sg(d, &["user", "set-key", "acme:boss"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("key: "));
+    let o = sg(d, &["token", "revoke", "acme:boss"]);
+    assert!(stdout(&o).contains("revoked 0 token(s)"), "{}", stdout(&o));
+
+    let o = sg(d, &["account", "delete", "acme"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("swiftgate user delete acme:USER"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sg(d, &["user", "delete", "acme:boss"]).status.success());
+    assert!(sg(d, &["account", "delete", "acme"]).status.success());
+
+    for (args, needle) in [
+        (&["user", "add", "nocolon"][..], "not ACCOUNT:USER"),
+        (&["user", "delete", "acme:ghost"][..], "no account"),
+        (&["user", "delete", "newco:ghost"][..], "no user"),
+        (&["user", "add", "acme:.dot"][..], "reserved"),
+        (&["account", "create", "AUTH_x"][..], "must not start with"),
+        (&["user", "add", "a:b", "--key", ""][..], "empty"),
+    ] {
+        let o = sg(d, args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn help_on_every_command() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["account", "--help"],
+        &["account", "create", "--help"],
+        &["account", "list", "--help"],
+        &["account", "delete", "--help"],
+        &["user", "--help"],
+        &["user", "add", "--help"],
+        &["user", "list", "--help"],
+        &["user", "delete", "--help"],
+        &["user", "set-key", "--help"],
+        &["token", "revoke", "--help"],
+    ] {
+        let o = Command::new(swiftgate_bin()).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        assert!(stdout(&o).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn configuration_errors_say_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = sg(dir.path(), &["serve", "--listen", "0.0.0.0:0"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--allow-insecure-http"),
+        "{}",
+        stderr(&o)
+    );
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[server]\nlisten = [\"127.0.0.1:0\"]\nlissten = 1\n").unwrap();
+    let o = sg(dir.path(), &["--config", cfg.to_str().unwrap(), "serve"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("lissten"),
+        "names the unknown key: {}",
+        stderr(&o)
+    );
+
+    // configuration on stdin
+    let mut child = Command::new(swiftgate_bin())
+        .args(["--config", "-", "account", "create", "fromstdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("[server]\ndata_dir = \"{d}/stdin-data\"\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert!(dir.path().join("stdin-data/swiftgate.db").exists());
+}
+
+#[test]
+fn json_logs_and_access_lines_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "k3y-that-must-not-leak";
+    assert!(
+        sg(
+            &dir.path().join("swiftgate-data"),
+            &["user", "add", "t:u", "--key", key]
+        )
+        .status
+        .success()
+    );
+    let mut child = Command::new(swiftgate_bin())
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let token = rt.block_on(async {
+        let r = common::request(
+            addr,
+            "GET",
+            "/auth/v1.0",
+            &[("X-Auth-User", "t:u"), ("X-Auth-Key", key)],
+        )
+        .await;
+        let token = r.header("x-auth-token").unwrap().to_owned();
+        common::request(addr, "GET", &format!("/token/{token}"), &[]).await;
+        common::request(addr, "HEAD", "/v1/AUTH_x", &[("X-Auth-Token", &token)]).await;
+        token
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut logs).unwrap();
+    child.wait().unwrap();
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "swiftgate::access")
+        .collect();
+    assert_eq!(access.len(), 3, "{logs}");
+    assert_eq!(access[0]["fields"]["status"], 200);
+    assert_eq!(access[0]["fields"]["identity"], "t:u");
+    assert_eq!(access[1]["fields"]["path"], "/token/<token>");
+    assert!(
+        !logs.contains(key) && !logs.contains(&token[7..]),
+        "no key or token in logs:\n{logs}"
+    );
+}
