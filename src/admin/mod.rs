@@ -124,6 +124,26 @@ fn groups_json(account: &str, user: &UserRecord) -> serde_json::Value {
     )
 }
 
+fn find_user(identity: &Identity, account: &str, user: &str) -> Result<UserRecord> {
+    identity
+        .user(account, user)
+        .ok_or_else(|| Error::NotFound(format!("no user {account}:{user}")))
+}
+
+/// A caller acts on users of a lower rank than its own; the super admin on everyone.
+fn outrank(caller: &Caller, account: &str, target: &UserRecord, verb: &str) -> Result<()> {
+    let rank = caller.rank(account);
+    if rank > user_rank(target) || rank == SUPER_ADMIN {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "{} may not {verb} {account}:{}, who has as many rights",
+            caller.label(),
+            target.name
+        )))
+    }
+}
+
 fn no_account(account: &str) -> Error {
     Error::NotFound(format!("no account {account:?}"))
 }
@@ -215,17 +235,9 @@ pub async fn handle(
                     &format!("read users of {account:?}"),
                 )?;
             }
-            let u = identity
-                .user(&account, &user)
-                .ok_or_else(|| Error::NotFound(format!("no user {account}:{user}")))?;
-            if !is_self
-                && caller.rank(&account) <= user_rank(&u)
-                && caller.rank(&account) < SUPER_ADMIN
-            {
-                return Err(Error::Forbidden(format!(
-                    "{} may not read {account}:{user}, who has as many rights",
-                    caller.label()
-                )));
+            let u = find_user(identity, &account, &user)?;
+            if !is_self {
+                outrank(caller, &account, &u, "read")?;
             }
             Ok(json(
                 StatusCode::OK,
@@ -242,15 +254,8 @@ pub async fn handle(
                 ACCOUNT_ADMIN,
                 &format!("delete users of {account:?}"),
             )?;
-            let u = identity
-                .user(&account, &user)
-                .ok_or_else(|| Error::NotFound(format!("no user {account}:{user}")))?;
-            if caller.rank(&account) <= user_rank(&u) && caller.rank(&account) < SUPER_ADMIN {
-                return Err(Error::Forbidden(format!(
-                    "{} may not delete {account}:{user}, who has as many rights",
-                    caller.label()
-                )));
-            }
+            let u = find_user(identity, &account, &user)?;
+            outrank(caller, &account, &u, "delete")?;
             identity.delete_user(&account, &user).await?;
             Ok(status_only(StatusCode::NO_CONTENT))
         }
@@ -298,14 +303,8 @@ async fn put_user(
                 "only the super admin may create reseller admins".into(),
             ));
         }
-        if let Some(u) = &existing
-            && rank <= user_rank(u)
-            && rank < SUPER_ADMIN
-        {
-            return Err(Error::Forbidden(format!(
-                "{} may not change {account}:{user}, who has as many rights",
-                caller.label()
-            )));
+        if let Some(u) = &existing {
+            outrank(caller, account, u, "change")?;
         }
     }
     if identity.account(account).is_none() {

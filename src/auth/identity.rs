@@ -227,7 +227,7 @@ impl Identity {
     /// in-memory extras: issued tokens still stored, verified keys whose hash is unchanged.
     fn install(&self, snap: Snapshot) {
         let mut st = write(&self.state);
-        let old_users = std::mem::take(&mut st.users);
+        st.users.clear();
         st.accounts.clear();
         st.account_names.clear();
         st.user_ids.clear();
@@ -253,10 +253,7 @@ impl Identity {
             ..
         } = &mut *st;
         issued.retain(|_, t| tokens.contains_key(&t.digest));
-        verified.retain(|id, v| {
-            users.get(id).is_some_and(|u| u.key_hash == v.key_hash)
-                && old_users.get(id).is_some_and(|u| u.key_hash == v.key_hash)
-        });
+        verified.retain(|id, v| users.get(id).is_some_and(|u| u.key_hash == v.key_hash));
     }
 
     /// Rebuilds the mirror from the store.

@@ -47,31 +47,30 @@ impl KeyHasher {
             .is_ok_and(|h| self.argon2().verify_password(key.as_bytes(), &h).is_ok())
     }
 
-    /// Checks `keys` against `phc` on a blocking thread; the index of the one that matches.
-    pub async fn verify(&self, keys: Vec<String>, phc: String) -> Result<Option<usize>> {
+    /// Runs `work` on a blocking thread once a permit is free.
+    async fn limited<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&KeyHasher) -> T + Send + 'static,
+    ) -> Result<T> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| Error::Unavailable("the gateway is shutting down".into()))?;
         let hasher = self.clone();
-        tokio::task::spawn_blocking(move || {
-            keys.iter().position(|k| hasher.verify_blocking(k, &phc))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("key verification task failed: {e}")))
+        tokio::task::spawn_blocking(move || work(&hasher))
+            .await
+            .map_err(|e| Error::Internal(format!("argon2 task failed: {e}")))
+    }
+
+    /// Checks `keys` against `phc`; the index of the one that matches.
+    pub async fn verify(&self, keys: Vec<String>, phc: String) -> Result<Option<usize>> {
+        self.limited(move |h| keys.iter().position(|k| h.verify_blocking(k, &phc)))
+            .await
     }
 
     pub async fn hash(&self, key: String) -> Result<String> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable("the gateway is shutting down".into()))?;
-        let hasher = self.clone();
-        tokio::task::spawn_blocking(move || hasher.hash_blocking(&key))
-            .await
-            .map_err(|e| Error::Internal(format!("key hashing task failed: {e}")))?
+        self.limited(move |h| h.hash_blocking(&key)).await?
     }
 }
 
