@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Body as _;
 use rand::RngCore;
 use serde_json::json;
@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::admin;
 use crate::auth::identity::{Identity, Principal};
 use crate::auth::v1;
+use crate::backend::local::{self, Caller, LocalStore, Target};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, classify};
 use crate::error::{Error, Result};
@@ -25,6 +26,7 @@ pub const MAX_HEADER_SIZE: usize = 8192;
 pub struct App {
     pub config: Config,
     pub identity: Arc<Identity>,
+    pub local: Arc<LocalStore>,
 }
 
 fn trans_id() -> String {
@@ -37,8 +39,8 @@ fn check_header_sizes(headers: &HeaderMap) -> Result<()> {
     for (name, value) in headers {
         let size = name.as_str().len() + value.len();
         if size > MAX_HEADER_SIZE {
-            return Err(Error::HeaderTooLarge(format!(
-                "header {name} is {size} bytes; the limit is {MAX_HEADER_SIZE}"
+            return Err(Error::bad_request(format!(
+                "Header value too long: header {name} is {size} bytes; the limit is {MAX_HEADER_SIZE}"
             )));
         }
     }
@@ -46,7 +48,11 @@ fn check_header_sizes(headers: &HeaderMap) -> Result<()> {
 }
 
 impl App {
-    pub async fn handle<B>(self: Arc<Self>, req: Request<B>, conn: Connection) -> Response<Body> {
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>, conn: Connection) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
         let started = Instant::now();
         let trans_id = trans_id();
         let method = req.method().clone();
@@ -54,7 +60,7 @@ impl App {
         let client = client_ip(&conn, req.headers(), &self.config.server.trusted_proxies);
         let (mut endpoint, mut identity) = (None, None);
         let result = self
-            .route(&req, conn, client, &mut endpoint, &mut identity)
+            .route(req, conn, client, &mut endpoint, &mut identity)
             .await;
         let mut resp = result.unwrap_or_else(|e| e.into_response(&trans_id));
         if let Ok(v) = HeaderValue::from_str(&trans_id) {
@@ -81,17 +87,22 @@ impl App {
 
     async fn route<B>(
         &self,
-        req: &Request<B>,
+        req: Request<B>,
         conn: Connection,
         client: std::net::IpAddr,
         endpoint_out: &mut Option<Endpoint>,
         identity_out: &mut Option<String>,
-    ) -> Result<Response<Body>> {
-        let headers = req.headers();
+    ) -> Result<Response<Body>>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let (parts, body) = req.into_parts();
+        let headers = &parts.headers;
         check_header_sizes(headers)?;
         let endpoint = classify(
-            req.method(),
-            req.uri().path(),
+            &parts.method,
+            parts.uri.path(),
             &self.identity.reseller_prefix,
         )?;
         *endpoint_out = Some(endpoint.clone());
@@ -118,20 +129,30 @@ impl App {
                 Ok(resp)
             }
             Endpoint::Storage {
-                account, container, ..
+                account,
+                container,
+                object,
             } => {
                 let principal = self.authenticate_storage(headers, &account)?;
-                *identity_out = Some(principal.label());
-                authorize_storage(&principal, &account)?;
-                let read = matches!(*req.method(), Method::GET | Method::HEAD);
-                if container.is_none() && read {
-                    return Ok(empty_account(req.uri().query()));
+                *identity_out = principal.as_ref().map(Principal::label);
+                if self.identity.account_by_storage_id(&account).is_none() {
+                    return Err(Error::NotFound(format!("no account {account}")));
                 }
-                Err(Error::NotImplemented(
-                    "this swiftgate stores no objects yet: accounts are empty and containers \
-                     cannot be created; it answers v1 auth, the admin API and token validation"
-                        .into(),
-                ))
+                let caller = Caller {
+                    principal,
+                    referer: headers
+                        .get(http::header::REFERER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                };
+                let target = Target {
+                    account,
+                    container,
+                    object,
+                };
+                self.local
+                    .handle(Request::from_parts(parts, body), target, &caller)
+                    .await
             }
             Endpoint::Admin(op) => {
                 let caller = admin::authenticate(&self.identity, headers, client).await?;
@@ -154,13 +175,21 @@ impl App {
         }
     }
 
-    /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`.
-    fn authenticate_storage(&self, headers: &HeaderMap, account: &str) -> Result<Principal> {
-        let token = first_header(headers, &["x-auth-token", "x-storage-token"])?
-            .ok_or_else(|| Error::unauthorized(account, "no token: send X-Auth-Token"))?;
-        self.identity
-            .validate(token)
-            .ok_or_else(|| Error::unauthorized(account, "the token is invalid or has expired"))
+    /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`;
+    /// `None` without a token (public containers), 401 for a bad one.
+    fn authenticate_storage(
+        &self,
+        headers: &HeaderMap,
+        account: &str,
+    ) -> Result<Option<Principal>> {
+        match first_header(headers, &["x-auth-token", "x-storage-token"])? {
+            None => Ok(None),
+            Some(token) => {
+                self.identity.validate(token).map(Some).ok_or_else(|| {
+                    Error::unauthorized(account, "the token is invalid or has expired")
+                })
+            }
+        }
     }
 
     /// `/info`: what this gateway enforces and supports, in Swift's shape.
@@ -168,6 +197,31 @@ impl App {
         json!({
             "swift": {
                 "max_header_size": MAX_HEADER_SIZE,
+                "max_file_size": local::MAX_FILE_SIZE,
+                "max_meta_name_length": local::MAX_META_NAME_LENGTH,
+                "max_meta_value_length": local::MAX_META_VALUE_LENGTH,
+                "max_meta_count": local::MAX_META_COUNT,
+                "max_meta_overall_size": local::MAX_META_OVERALL_SIZE,
+                "max_object_name_length": local::MAX_OBJECT_NAME_LENGTH,
+                "max_container_name_length": local::MAX_CONTAINER_NAME_LENGTH,
+                "max_account_name_length": crate::auth::identity::MAX_NAME_LENGTH,
+                "container_listing_limit": local::LISTING_LIMIT,
+                "account_listing_limit": local::LISTING_LIMIT,
+                "extra_header_count": 0,
+                "valid_api_versions": ["v1", "v1.0"],
+                "allow_account_management": false,
+                "account_autocreate": true,
+                "policies": [{"name": "Policy-0", "default": true}],
+            },
+            "dlo": {"max_segments": 10000},
+            "slo": {
+                "max_manifest_segments": local::MAX_MANIFEST_SEGMENTS,
+                "max_manifest_size": local::MAX_MANIFEST_SIZE,
+                "min_segment_size": 1,
+            },
+            "bulk_delete": {
+                "max_deletes_per_request": local::MAX_DELETES_PER_REQUEST,
+                "max_failed_deletes": local::MAX_DELETES_PER_REQUEST,
             },
             "swiftgate": {
                 "version": env!("CARGO_PKG_VERSION"),
@@ -177,36 +231,4 @@ impl App {
             },
         })
     }
-}
-
-/// A user reaches its own account; reseller admins reach every account.
-fn authorize_storage(p: &Principal, account: &str) -> Result<()> {
-    if p.storage_id == account || p.is_reseller_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!(
-            "{} may not use {account}",
-            p.label()
-        )))
-    }
-}
-
-/// An account without containers, as Swift describes one: this gateway stores no
-/// objects yet, so every account is empty.
-fn empty_account(query: Option<&str>) -> Response<Body> {
-    let wants_json = query.is_some_and(|q| q.split('&').any(|p| p == "format=json"));
-    let mut resp = if wants_json {
-        json(StatusCode::OK, &json!([]))
-    } else {
-        crate::http_util::status_only(StatusCode::NO_CONTENT)
-    };
-    let h = resp.headers_mut();
-    for name in [
-        "x-account-container-count",
-        "x-account-object-count",
-        "x-account-bytes-used",
-    ] {
-        h.insert(name, HeaderValue::from(0));
-    }
-    resp
 }

@@ -39,11 +39,28 @@ pub enum Error {
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
     Conflict(String),
+    /// A structured answer (bulk operations, manifests) with its own body and type.
+    #[error("{body}")]
+    Report {
+        status: StatusCode,
+        body: String,
+        content_type: &'static str,
+    },
+    #[error(
+        "none of the formats in Accept can be served: use text/plain, application/json or application/xml"
+    )]
+    NotAcceptable,
+    #[error("{0}")]
+    LengthRequired(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// Swift answers 412 for names that are not valid UTF-8 or contain NUL.
     #[error("{0}")]
     PreconditionFailed(String),
-    #[error("{0}")]
-    HeaderTooLarge(String),
     #[error("{message}")]
     TooManyRequests { retry_after: u64, message: String },
     #[error("{0}")]
@@ -76,8 +93,13 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Report { status, .. } => *status,
+            Error::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Error::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            Error::HeaderTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -104,12 +126,25 @@ impl Error {
         } else {
             self.to_string()
         };
-        let mut resp = Response::new(full(Bytes::from(message + "\n")));
+        if let Error::Report {
+            status,
+            body,
+            content_type,
+        } = self
+        {
+            let mut resp = Response::new(full(body));
+            *resp.status_mut() = status;
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            return resp;
+        }
+        let mut resp = Response::new(full(Bytes::from(message)));
         *resp.status_mut() = status;
         let headers = resp.headers_mut();
+        // Swift's error answers are typed text/html whatever their body; clients rely on it
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
+            HeaderValue::from_static("text/html; charset=UTF-8"),
         );
         match &self {
             Error::Unauthorized { realm, .. } => {

@@ -1,18 +1,19 @@
 //! Small HTTP helpers shared by the handlers: the response body type, header
 //! access that refuses non-UTF-8 values with a clear error, and response builders.
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 
 use crate::error::{Error, Result};
 
-pub type Body = BoxBody<Bytes, Infallible>;
+/// Response bodies: in memory, or streamed from disk (where reads can fail).
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 pub fn empty() -> Body {
@@ -72,9 +73,40 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     resp
 }
 
+/// An empty body that still declares its length, so that even a 204 carries
+/// `Content-Length: 0` as Swift's answers do (clients and Swift's tests expect it).
+struct DeclaredEmpty;
+
+impl hyper::body::Body for DeclaredEmpty {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(0)
+    }
+}
+
+/// A response with no body and `Content-Length: 0`.
 pub fn status_only(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(empty());
+    let mut resp = Response::new(DeclaredEmpty.boxed());
     *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
     resp
 }
 

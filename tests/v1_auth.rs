@@ -519,12 +519,15 @@ async fn storage_needs_a_valid_token_for_the_account() {
     let r = gw
         .req("PUT", "/v1/AUTH_test/c", &[("X-Auth-Token", &token)])
         .await;
-    assert_eq!(
-        r.status,
-        501,
-        "no object storage in this build: {}",
-        r.text()
-    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = gw
+        .req("PUT", "/v1/AUTH_other/c", &[("X-Auth-Token", &token)])
+        .await;
+    assert_eq!(r.status, 403);
+    let r = gw
+        .req("HEAD", "/v1/AUTH_nosuch", &[("X-Auth-Token", &token)])
+        .await;
+    assert_eq!(r.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -107,6 +107,7 @@ struct IssuedToken {
 struct State {
     accounts: HashMap<String, AccountRecord>,
     account_names: HashMap<i64, String>,
+    storage_ids: HashMap<String, String>,
     users: HashMap<i64, UserRecord>,
     user_ids: HashMap<(String, String), i64>,
     tokens: HashMap<[u8; 32], TokenRecord>,
@@ -230,10 +231,12 @@ impl Identity {
         st.users.clear();
         st.accounts.clear();
         st.account_names.clear();
+        st.storage_ids.clear();
         st.user_ids.clear();
         st.tokens.clear();
         for a in snap.accounts {
             st.account_names.insert(a.id, a.name.clone());
+            st.storage_ids.insert(a.storage_id.clone(), a.name.clone());
             st.accounts.insert(a.name.clone(), a);
         }
         for u in snap.users {
@@ -493,6 +496,13 @@ impl Identity {
 
     pub fn account(&self, name: &str) -> Option<AccountRecord> {
         read(&self.state).accounts.get(name).cloned()
+    }
+
+    /// The account whose storage id (`AUTH_…`) this is.
+    pub fn account_by_storage_id(&self, storage_id: &str) -> Option<AccountRecord> {
+        let st = read(&self.state);
+        let name = st.storage_ids.get(storage_id)?;
+        st.accounts.get(name).cloned()
     }
 
     pub fn accounts(&self) -> Vec<AccountRecord> {

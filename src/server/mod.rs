@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::auth::identity::Identity;
+use crate::backend::local::LocalStore;
 use crate::config::{Config, ConfigError};
 use crate::request::Connection;
 use crate::store::{Store, StoreError};
@@ -34,6 +35,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Identity(String),
+    #[error("{0}")]
+    Objects(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -86,6 +89,11 @@ impl Gateway {
             .map_err(|e| StartError::Identity(e.to_string()))?
             .map_err(StartError::Identity)?;
         let identity = Arc::new(identity);
+        let data_dir = config.data_dir();
+        let local = tokio::task::spawn_blocking(move || LocalStore::open(&data_dir))
+            .await
+            .map_err(|e| StartError::Objects(e.to_string()))?
+            .map_err(StartError::Objects)?;
         let mut listeners = Vec::new();
         for addr in addrs {
             let l = TcpListener::bind(addr)
@@ -104,6 +112,7 @@ impl Gateway {
         let app = Arc::new(App {
             config,
             identity: identity.clone(),
+            local: Arc::new(local),
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(app, listeners, async {
@@ -154,8 +163,9 @@ async fn accept_loop(listener: TcpListener, limit: Arc<Semaphore>, tx: mpsc::Sen
 }
 
 /// Keeps the in-memory identity in step with the store: picks up other processes'
-/// writes (the CLI) within a second, and drops expired tokens every minute.
-async fn maintain(identity: Arc<Identity>) {
+/// writes (the CLI) within a second; every minute drops expired tokens and objects.
+async fn maintain(app: Arc<App>) {
+    let identity = &app.identity;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {
@@ -164,10 +174,13 @@ async fn maintain(identity: Arc<Identity>) {
         if let Err(e) = identity.reload_if_changed().await {
             tracing::warn!(error = %e, "cannot reload the identity store");
         }
-        if n.is_multiple_of(60)
-            && let Err(e) = identity.purge_expired().await
-        {
-            tracing::warn!(error = %e, "cannot purge expired tokens");
+        if n.is_multiple_of(60) {
+            if let Err(e) = identity.purge_expired().await {
+                tracing::warn!(error = %e, "cannot purge expired tokens");
+            }
+            if let Err(e) = app.local.purge_expired().await {
+                tracing::warn!(error = %e, "cannot purge expired objects");
+            }
         }
     }
 }
@@ -181,12 +194,13 @@ pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Fu
         .map(|l| tokio::spawn(accept_loop(l, limit.clone(), tx.clone())))
         .collect();
     drop(tx);
-    tasks.push(tokio::spawn(maintain(app.identity.clone())));
+    tasks.push(tokio::spawn(maintain(app.clone())));
 
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(app.config.server.header_read_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
+        .title_case_headers(true)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

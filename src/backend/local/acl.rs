@@ -1,0 +1,143 @@
+//! Container ACLs as TempAuth reads them: `X-Container-Read` holds referrer rules
+//! (`.r:*`, `.r:example.com`, `.r:-bad.example.com`), `.rlistings` and group names;
+//! `X-Container-Write` holds group names only. Groups are `acct`, `acct:user`, and
+//! the storage id (account admins).
+
+use crate::error::{Error, Result};
+
+/// Normalizes an ACL header as Swift's `clean_acl` does; 400 for what it refuses.
+pub fn clean(header: &str, value: &str) -> Result<String> {
+    let write = header.eq_ignore_ascii_case("x-container-write");
+    let mut out = Vec::new();
+    for item in value.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        if !item.starts_with('.') {
+            out.push(item.to_owned());
+            continue;
+        }
+        if item == ".rlistings" {
+            if write {
+                return Err(Error::bad_request(format!(
+                    "Referrers not allowed in write ACL: {item:?}"
+                )));
+            }
+            out.push(item.to_owned());
+            continue;
+        }
+        let Some((kind, rule)) = item.split_once(':') else {
+            return Err(Error::bad_request(format!(
+                "Unknown designator {item:?} in ACL"
+            )));
+        };
+        if !matches!(kind.trim(), ".r" | ".ref" | ".referer" | ".referrer") {
+            return Err(Error::bad_request(format!(
+                "Unknown designator {kind:?} in ACL"
+            )));
+        }
+        if write {
+            return Err(Error::bad_request(format!(
+                "Referrers not allowed in write ACL: {item:?}"
+            )));
+        }
+        let rule = rule.trim();
+        if rule.is_empty() || rule == "-" {
+            return Err(Error::bad_request(format!(
+                "No host/domain value after referrer designation in ACL: {item:?}"
+            )));
+        }
+        out.push(format!(".r:{rule}"));
+    }
+    Ok(out.join(","))
+}
+
+pub struct Acl {
+    pub referrers: Vec<String>,
+    pub groups: Vec<String>,
+    pub listings: bool,
+}
+
+pub fn parse(value: Option<&str>) -> Acl {
+    let mut acl = Acl {
+        referrers: Vec::new(),
+        groups: Vec::new(),
+        listings: false,
+    };
+    for item in value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        if item == ".rlistings" {
+            acl.listings = true;
+        } else if let Some(r) = item.strip_prefix(".r:") {
+            acl.referrers.push(r.to_owned());
+        } else {
+            acl.groups.push(item.to_owned());
+        }
+    }
+    acl
+}
+
+/// Whether the `Referer` host passes the referrer rules; the last matching rule wins.
+pub fn referrer_allowed(referer: Option<&str>, rules: &[String]) -> bool {
+    let host = referer
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .map(|rest| rest.split(['/', ':']).next().unwrap_or(""))
+        .unwrap_or("");
+    let mut allowed = false;
+    for rule in rules {
+        let (deny, pattern) = match rule.strip_prefix('-') {
+            Some(p) => (true, p),
+            None => (false, rule.as_str()),
+        };
+        let hit = pattern == "*"
+            || pattern == host
+            || (pattern.starts_with('.') && (host.ends_with(pattern) || host == &pattern[1..]));
+        if hit {
+            allowed = !deny;
+        }
+    }
+    allowed
+}
+
+impl Acl {
+    pub fn has_group(&self, groups: &[String]) -> bool {
+        self.groups.iter().any(|g| g == "*" || groups.contains(g))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleaning() {
+        assert_eq!(
+            clean("x-container-read", " .r:*, .rlistings,test:tester ").unwrap(),
+            ".r:*,.rlistings,test:tester"
+        );
+        assert_eq!(
+            clean("x-container-read", ".referrer:example.com").unwrap(),
+            ".r:example.com"
+        );
+        assert!(clean("x-container-write", ".r:*").is_err());
+        assert!(clean("x-container-read", ".bogus:x").is_err());
+        assert!(clean("x-container-read", ".r:").is_err());
+    }
+
+    #[test]
+    fn referrers() {
+        let rules = vec!["*".to_string(), "-bad.example.com".to_string()];
+        assert!(referrer_allowed(None, &rules));
+        assert!(referrer_allowed(Some("http://good.example.com/x"), &rules));
+        assert!(!referrer_allowed(Some("http://bad.example.com/x"), &rules));
+        let dom = vec![".example.com".to_string()];
+        assert!(referrer_allowed(Some("https://a.example.com"), &dom));
+        assert!(!referrer_allowed(Some("https://example.org"), &dom));
+        assert!(!referrer_allowed(None, &dom));
+    }
+}

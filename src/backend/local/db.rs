@@ -1,0 +1,573 @@
+//! Metadata of the local object store: accounts, containers and objects in one
+//! SQLite database (WAL). An object's row points at its body file; the row is
+//! written only after the file is complete and durable, so a reader sees the old
+//! object or the new one, never a torn one. Container counters change in the same
+//! transaction as the object rows they count.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+pub type Meta = BTreeMap<String, String>;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    storage_id  TEXT PRIMARY KEY,
+    created     REAL NOT NULL,
+    meta        TEXT NOT NULL
+);
+CREATE TABLE containers (
+    id            INTEGER PRIMARY KEY,
+    account       TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created       REAL NOT NULL,
+    modified      REAL NOT NULL,
+    meta          TEXT NOT NULL,
+    object_count  INTEGER NOT NULL DEFAULT 0,
+    bytes_used    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account, name)
+);
+CREATE TABLE objects (
+    container_id  INTEGER NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    file          TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    etag          TEXT NOT NULL,
+    content_type  TEXT NOT NULL,
+    timestamp     REAL NOT NULL,
+    meta          TEXT NOT NULL,
+    delete_at     INTEGER,
+    PRIMARY KEY (container_id, name)
+) WITHOUT ROWID;
+CREATE INDEX objects_by_delete_at ON objects(delete_at) WHERE delete_at IS NOT NULL;
+CREATE INDEX objects_by_file ON objects(file);
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("object store database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the object store at {0} was written by a newer swiftgate")]
+    TooNew(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountRow {
+    pub created: f64,
+    pub meta: Meta,
+    pub container_count: u64,
+    pub object_count: u64,
+    pub bytes_used: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerRow {
+    pub id: i64,
+    pub name: String,
+    pub created: f64,
+    pub modified: f64,
+    pub meta: Meta,
+    pub object_count: u64,
+    pub bytes_used: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectRow {
+    pub name: String,
+    /// Name of the body file under the store's object directory.
+    pub file: String,
+    pub size: u64,
+    pub etag: String,
+    pub content_type: String,
+    pub timestamp: f64,
+    /// Stored headers: `x-object-meta-*`, `content-disposition`, `content-encoding`,
+    /// `x-object-manifest`, `x-static-large-object`, …
+    pub meta: Meta,
+    pub delete_at: Option<u64>,
+}
+
+/// Where a page of a listing starts, in scan order.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub key: String,
+    pub inclusive: bool,
+}
+
+/// The SQL side of a listing: rows after `bound` in scan order, at least `prefix`,
+/// before `end` (exclusive, in scan order).
+#[derive(Debug, Clone, Default)]
+pub struct Page<'a> {
+    pub bound: Option<&'a Bound>,
+    pub end: Option<&'a str>,
+    pub prefix: &'a str,
+    pub reverse: bool,
+    pub limit: usize,
+}
+
+impl Page<'_> {
+    /// The WHERE clause (after the owner condition) and its parameters.
+    fn clause(&self, first_param: usize) -> (String, Vec<String>) {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        let mut n = first_param;
+        let mut push = |cond: &str, v: String, sql: &mut String| {
+            sql.push_str(&format!(" AND name {cond} ?{n}"));
+            args.push(v);
+            n += 1;
+        };
+        if let Some(b) = self.bound {
+            let op = match (self.reverse, b.inclusive) {
+                (false, false) => ">",
+                (false, true) => ">=",
+                (true, false) => "<",
+                (true, true) => "<=",
+            };
+            push(op, b.key.clone(), &mut sql);
+        }
+        if let Some(e) = self.end {
+            push(if self.reverse { ">" } else { "<" }, e.to_owned(), &mut sql);
+        }
+        if !self.prefix.is_empty() {
+            push(">=", self.prefix.to_owned(), &mut sql);
+            if let Some(upper) = successor(self.prefix) {
+                push("<", upper, &mut sql);
+            }
+        }
+        let order = if self.reverse { "DESC" } else { "ASC" };
+        sql.push_str(&format!(" ORDER BY name {order} LIMIT {}", self.limit));
+        (sql, args)
+    }
+}
+
+/// The least string greater than every string that starts with `prefix` (UTF-8 byte
+/// order is code point order); `None` when there is none.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Changes stored metadata; `Err` refuses the change (nothing is written).
+pub trait MetaUpdate: FnOnce(&mut Meta) -> Result<(), String> {}
+impl<F: FnOnce(&mut Meta) -> Result<(), String>> MetaUpdate for F {}
+
+pub struct Db {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn meta_json(meta: &Meta) -> String {
+    serde_json::to_string(meta).unwrap_or_else(|_| "{}".into())
+}
+
+fn parse_meta(s: &str) -> Meta {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn open_conn(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // commits are durable: an acknowledged PUT survives a power cut
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
+    Ok(ContainerRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created: r.get(2)?,
+        modified: r.get(3)?,
+        meta: parse_meta(&r.get::<_, String>(4)?),
+        object_count: r.get::<_, i64>(5)? as u64,
+        bytes_used: r.get::<_, i64>(6)? as u64,
+    })
+}
+
+const CONTAINER_COLS: &str = "id, name, created, modified, meta, object_count, bytes_used";
+const OBJECT_COLS: &str = "name, file, size, etag, content_type, timestamp, meta, delete_at";
+
+fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        name: r.get(0)?,
+        file: r.get(1)?,
+        size: r.get::<_, i64>(2)? as u64,
+        etag: r.get(3)?,
+        content_type: r.get(4)?,
+        timestamp: r.get(5)?,
+        meta: parse_meta(&r.get::<_, String>(6)?),
+        delete_at: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+    })
+}
+
+fn find_container(
+    tx: &Connection,
+    account: &str,
+    name: &str,
+) -> rusqlite::Result<Option<ContainerRow>> {
+    tx.query_row(
+        &format!("SELECT {CONTAINER_COLS} FROM containers WHERE account = ?1 AND name = ?2"),
+        params![account, name],
+        container_row,
+    )
+    .optional()
+}
+
+fn find_object(
+    tx: &Connection,
+    container_id: i64,
+    name: &str,
+) -> rusqlite::Result<Option<ObjectRow>> {
+    tx.query_row(
+        &format!("SELECT {OBJECT_COLS} FROM objects WHERE container_id = ?1 AND name = ?2"),
+        params![container_id, name],
+        object_row,
+    )
+    .optional()
+}
+
+/// Removes an object row and its share of the container counters; its body file name.
+fn remove_object(
+    tx: &Transaction<'_>,
+    container_id: i64,
+    name: &str,
+) -> rusqlite::Result<Option<String>> {
+    let Some(old) = find_object(tx, container_id, name)? else {
+        return Ok(None);
+    };
+    tx.execute(
+        "DELETE FROM objects WHERE container_id = ?1 AND name = ?2",
+        params![container_id, name],
+    )?;
+    tx.execute(
+        "UPDATE containers SET object_count = object_count - 1, bytes_used = bytes_used - ?2 WHERE id = ?1",
+        params![container_id, old.size as i64],
+    )?;
+    Ok(Some(old.file))
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let mut writer = open_conn(path)?;
+        let known = MIGRATIONS.len() as i64;
+        let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > known {
+            return Err(DbError::TooNew(path.display().to_string()));
+        }
+        for sql in &MIGRATIONS[version as usize..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", known)?;
+        tx.commit()?;
+        let readers = (0..4)
+            .map(|_| open_conn(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Db {
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
+    /// A reader connection; readers never wait for a writer in WAL mode.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for r in &self.readers {
+            if let Ok(g) = r.try_lock() {
+                return g;
+            }
+        }
+        let i = rand::random::<usize>() % self.readers.len();
+        lock(&self.readers[i])
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn account(&self, account: &str) -> Result<AccountRow, DbError> {
+        let conn = self.reader();
+        let (created, meta) = conn
+            .query_row(
+                "SELECT created, meta FROM accounts WHERE storage_id = ?1",
+                [account],
+                |r| Ok((r.get::<_, f64>(0)?, parse_meta(&r.get::<_, String>(1)?))),
+            )
+            .optional()?
+            .unwrap_or_default();
+        let (container_count, object_count, bytes_used) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1",
+            [account],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
+        )?;
+        Ok(AccountRow {
+            created,
+            meta,
+            container_count,
+            object_count,
+            bytes_used,
+        })
+    }
+
+    /// Creates the account row on first write; `update` changes its metadata.
+    pub fn update_account(
+        &self,
+        account: &str,
+        now: f64,
+        update: impl MetaUpdate,
+    ) -> Result<Result<(), String>, DbError> {
+        self.write(|tx| {
+            let meta = tx
+                .query_row(
+                    "SELECT meta FROM accounts WHERE storage_id = ?1",
+                    [account],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?;
+            let mut meta = meta.map(|m| parse_meta(&m)).unwrap_or_default();
+            if let Err(e) = update(&mut meta) {
+                return Ok(Err(e));
+            }
+            tx.execute(
+                "INSERT INTO accounts (storage_id, created, meta) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (storage_id) DO UPDATE SET meta = excluded.meta",
+                params![account, now, meta_json(&meta)],
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    pub fn container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>, DbError> {
+        Ok(find_container(&self.reader(), account, name)?)
+    }
+
+    /// Creates a container, or updates an existing one's metadata; true when created.
+    pub fn put_container(
+        &self,
+        account: &str,
+        name: &str,
+        now: f64,
+        update: impl MetaUpdate,
+    ) -> Result<Result<bool, String>, DbError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO accounts (storage_id, created, meta) VALUES (?1, ?2, '{}') ON CONFLICT DO NOTHING",
+                params![account, now],
+            )?;
+            match find_container(tx, account, name)? {
+                Some(c) => {
+                    let mut meta = c.meta;
+                    if let Err(e) = update(&mut meta) {
+                        return Ok(Err(e));
+                    }
+                    tx.execute(
+                        "UPDATE containers SET meta = ?2, modified = ?3 WHERE id = ?1",
+                        params![c.id, meta_json(&meta), now],
+                    )?;
+                    Ok(Ok(false))
+                }
+                None => {
+                    let mut meta = Meta::new();
+                    if let Err(e) = update(&mut meta) {
+                        return Ok(Err(e));
+                    }
+                    tx.execute(
+                        "INSERT INTO containers (account, name, created, modified, meta) VALUES (?1, ?2, ?3, ?3, ?4)",
+                        params![account, name, now, meta_json(&meta)],
+                    )?;
+                    Ok(Ok(true))
+                }
+            }
+        })
+    }
+
+    /// Updates an existing container's metadata; false when there is no such container.
+    pub fn post_container(
+        &self,
+        account: &str,
+        name: &str,
+        update: impl MetaUpdate,
+    ) -> Result<Result<bool, String>, DbError> {
+        self.write(|tx| match find_container(tx, account, name)? {
+            Some(c) => {
+                let mut meta = c.meta;
+                if let Err(e) = update(&mut meta) {
+                    return Ok(Err(e));
+                }
+                tx.execute(
+                    "UPDATE containers SET meta = ?2 WHERE id = ?1",
+                    params![c.id, meta_json(&meta)],
+                )?;
+                Ok(Ok(true))
+            }
+            None => Ok(Ok(false)),
+        })
+    }
+
+    /// Deletes an empty container. `Ok(None)`: no such container; `Ok(Some(false))`: not empty.
+    pub fn delete_container(&self, account: &str, name: &str) -> Result<Option<bool>, DbError> {
+        self.write(|tx| {
+            let Some(c) = find_container(tx, account, name)? else {
+                return Ok(None);
+            };
+            let any: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM objects WHERE container_id = ?1)",
+                [c.id],
+                |r| r.get(0),
+            )?;
+            if any {
+                return Ok(Some(false));
+            }
+            tx.execute("DELETE FROM containers WHERE id = ?1", [c.id])?;
+            Ok(Some(true))
+        })
+    }
+
+    pub fn list_containers(
+        &self,
+        account: &str,
+        page: &Page<'_>,
+    ) -> Result<Vec<ContainerRow>, DbError> {
+        let conn = self.reader();
+        let (clause, args) = page.clause(2);
+        let sql = format!("SELECT {CONTAINER_COLS} FROM containers WHERE account = ?1{clause}");
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&account];
+        values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
+        let rows = st.query_map(values.as_slice(), container_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn object(&self, container_id: i64, name: &str) -> Result<Option<ObjectRow>, DbError> {
+        Ok(find_object(&self.reader(), container_id, name)?)
+    }
+
+    /// Makes `row` the object's current version. Fails with `Ok(Err(()))` when the
+    /// container is gone. Returns the body file the previous version used.
+    pub fn put_object(
+        &self,
+        container_id: i64,
+        row: &ObjectRow,
+    ) -> Result<Result<Option<String>, ()>, DbError> {
+        self.write(|tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM containers WHERE id = ?1)",
+                [container_id],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(Err(()));
+            }
+            let old = remove_object(tx, container_id, &row.name)?;
+            tx.execute(
+                &format!("INSERT INTO objects (container_id, {OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    container_id,
+                    row.name,
+                    row.file,
+                    row.size as i64,
+                    row.etag,
+                    row.content_type,
+                    row.timestamp,
+                    meta_json(&row.meta),
+                    row.delete_at.map(|d| d as i64),
+                ],
+            )?;
+            tx.execute(
+                "UPDATE containers SET object_count = object_count + 1, bytes_used = bytes_used + ?2 WHERE id = ?1",
+                params![container_id, row.size as i64],
+            )?;
+            Ok(Ok(old))
+        })
+    }
+
+    /// Replaces an object's metadata (Swift's POST); false when there is no such object.
+    pub fn post_object(
+        &self,
+        container_id: i64,
+        name: &str,
+        content_type: Option<&str>,
+        meta: &Meta,
+        delete_at: Option<u64>,
+    ) -> Result<bool, DbError> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE objects SET meta = ?3, delete_at = ?4, content_type = COALESCE(?5, content_type)
+                 WHERE container_id = ?1 AND name = ?2",
+                params![container_id, name, meta_json(meta), delete_at.map(|d| d as i64), content_type],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Deletes an object row; the body file it used.
+    pub fn delete_object(&self, container_id: i64, name: &str) -> Result<Option<String>, DbError> {
+        self.write(|tx| remove_object(tx, container_id, name))
+    }
+
+    pub fn list_objects(
+        &self,
+        container_id: i64,
+        page: &Page<'_>,
+    ) -> Result<Vec<ObjectRow>, DbError> {
+        let conn = self.reader();
+        let (clause, args) = page.clause(2);
+        let sql = format!("SELECT {OBJECT_COLS} FROM objects WHERE container_id = ?1{clause}");
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&container_id];
+        values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
+        let rows = st.query_map(values.as_slice(), object_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes objects whose `X-Delete-At` has passed; the body files they used.
+    pub fn delete_expired(&self, now: u64) -> Result<Vec<String>, DbError> {
+        self.write(|tx| {
+            let expired: Vec<(i64, String)> = {
+                let mut st = tx.prepare(
+                    "SELECT container_id, name FROM objects WHERE delete_at IS NOT NULL AND delete_at <= ?1 LIMIT 1000",
+                )?;
+                st.query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut files = Vec::new();
+            for (c, name) in expired {
+                files.extend(remove_object(tx, c, &name)?);
+            }
+            Ok(files)
+        })
+    }
+
+    /// Whether any object row uses this body file.
+    pub fn file_in_use(&self, file: &str) -> Result<bool, DbError> {
+        Ok(self.reader().query_row(
+            "SELECT EXISTS(SELECT 1 FROM objects WHERE file = ?1)",
+            [file],
+            |r| r.get(0),
+        )?)
+    }
+}

@@ -1,0 +1,359 @@
+//! Account and container listings as Swift serves them: `prefix`, `delimiter`,
+//! `marker`, `end_marker`, `limit`, `reverse`, `path`; in plain text, JSON or XML.
+
+use http::{HeaderMap, StatusCode};
+
+use super::db::{Bound, DbError, Page};
+use crate::error::{Error, Result};
+
+pub const LISTING_LIMIT: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Plain,
+    Json,
+    Xml,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Plain => "text/plain; charset=utf-8",
+            Format::Json => "application/json; charset=utf-8",
+            Format::Xml => "application/xml; charset=utf-8",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pub prefix: String,
+    pub delimiter: Option<char>,
+    pub marker: Option<String>,
+    pub end_marker: Option<String>,
+    pub limit: usize,
+    pub reverse: bool,
+    /// `path=`: only the direct children of a pseudo-directory.
+    pub path: bool,
+}
+
+/// The query parameters of a request, percent-decoded; later duplicates win.
+pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>> {
+    let Some(q) = query else {
+        return Ok(Vec::new());
+    };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| Error::PreconditionFailed("Invalid UTF8 or contains NULL".into()))
+            };
+            let v = dec(v)?;
+            if v.contains('\0') {
+                return Err(Error::PreconditionFailed(
+                    "Invalid UTF8 or contains NULL".into(),
+                ));
+            }
+            Ok((dec(k)?, v))
+        })
+        .collect()
+}
+
+pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "true" | "yes" | "on" | "1" | "t" | "y"
+    )
+}
+
+pub fn params(pairs: &[(String, String)]) -> Result<Params> {
+    let limit = match param(pairs, "limit") {
+        None | Some("") => LISTING_LIMIT,
+        Some(v) => {
+            let n: usize = v.parse().map_err(|_| {
+                Error::PreconditionFailed(format!(
+                    "Value of limit must be a positive integer: {v:?}"
+                ))
+            })?;
+            if n > LISTING_LIMIT {
+                return Err(Error::PreconditionFailed(format!(
+                    "Maximum limit is {LISTING_LIMIT}"
+                )));
+            }
+            n
+        }
+    };
+    let mut p = Params {
+        prefix: param(pairs, "prefix").unwrap_or_default().to_owned(),
+        delimiter: None,
+        marker: param(pairs, "marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+        end_marker: param(pairs, "end_marker")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+        limit,
+        reverse: param(pairs, "reverse").is_some_and(truthy),
+        path: false,
+    };
+    if let Some(d) = param(pairs, "delimiter").filter(|d| !d.is_empty()) {
+        let mut chars = d.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => p.delimiter = Some(c),
+            _ => return Err(Error::PreconditionFailed("Bad delimiter".into())),
+        }
+    }
+    if let Some(path) = param(pairs, "path") {
+        p.path = true;
+        p.delimiter = Some('/');
+        p.prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", path.trim_end_matches('/'))
+        };
+    }
+    Ok(p)
+}
+
+/// `format=` wins over `Accept`; plain text by default.
+pub fn format(pairs: &[(String, String)], headers: &HeaderMap) -> Result<Format> {
+    if let Some(f) = param(pairs, "format") {
+        return match f.to_ascii_lowercase().as_str() {
+            "json" => Ok(Format::Json),
+            "xml" => Ok(Format::Xml),
+            "plain" | "" => Ok(Format::Plain),
+            _ => Ok(Format::Plain),
+        };
+    }
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    for item in accept.split(',') {
+        let mime = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "application/json" => return Ok(Format::Json),
+            "application/xml" | "text/xml" => return Ok(Format::Xml),
+            "text/plain" | "*/*" | "text/*" | "" => return Ok(Format::Plain),
+            _ => {}
+        }
+    }
+    if accept.trim().is_empty() {
+        Ok(Format::Plain)
+    } else {
+        Err(Error::NotAcceptable)
+    }
+}
+
+pub trait Named {
+    fn name(&self) -> &str;
+}
+
+pub enum Entry<T> {
+    Item(T),
+    Subdir(String),
+}
+
+/// Runs a listing over pages from `fetch`, rolling names up to `delimiter`.
+pub fn list<T: Named>(
+    p: &Params,
+    mut fetch: impl FnMut(&Page<'_>) -> std::result::Result<Vec<T>, DbError>,
+) -> Result<Vec<Entry<T>>> {
+    let mut out = Vec::new();
+    // reversed, the marker is the upper end of the scan: the same exclusive bound
+    let mut bound = p.marker.clone().map(|key| Bound {
+        key,
+        inclusive: false,
+    });
+    let end = p.end_marker.as_deref();
+    while out.len() < p.limit {
+        let want = p.limit - out.len();
+        let page = Page {
+            bound: bound.as_ref(),
+            end,
+            prefix: &p.prefix,
+            reverse: p.reverse,
+            limit: want.min(1000),
+        };
+        let rows = fetch(&page).map_err(|e| Error::Internal(e.to_string()))?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut next = None;
+        for row in rows {
+            if out.len() >= p.limit {
+                break;
+            }
+            let name = row.name().to_owned();
+            let rest = &name[p.prefix.len().min(name.len())..];
+            if let Some(d) = p.delimiter
+                && let Some(i) = rest.find(d)
+            {
+                let dir = format!("{}{}", p.prefix, &rest[..i + d.len_utf8()]);
+                if !p.path {
+                    out.push(Entry::Subdir(dir.clone()));
+                }
+                // skip everything under this pseudo-directory
+                next = Some(if p.reverse {
+                    Bound {
+                        key: dir,
+                        inclusive: false,
+                    }
+                } else {
+                    let mut key = dir;
+                    key.pop();
+                    let after = char::from_u32(d as u32 + 1).unwrap_or(char::MAX);
+                    key.push(after);
+                    Bound {
+                        key,
+                        inclusive: true,
+                    }
+                });
+                break;
+            }
+            next = Some(Bound {
+                key: name,
+                inclusive: false,
+            });
+            out.push(Entry::Item(row));
+        }
+        match next {
+            Some(b) => bound = Some(b),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A listing answer: 204 for an empty plain listing, 200 otherwise.
+pub fn status(format: Format, empty: bool) -> StatusCode {
+    if empty && format == Format::Plain {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct N(String);
+    impl Named for N {
+        fn name(&self) -> &str {
+            &self.0
+        }
+    }
+
+    /// An in-memory stand-in for the database's ordered pages.
+    fn run(names: &[&str], p: &Params) -> Vec<String> {
+        let mut sorted: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        sorted.sort();
+        let out = list(p, |page| {
+            let mut rows: Vec<String> = sorted
+                .iter()
+                .filter(|n| n.starts_with(page.prefix))
+                .filter(|n| match page.bound {
+                    None => true,
+                    Some(b) if page.reverse => {
+                        n.as_str() < b.key.as_str() || (b.inclusive && **n == b.key)
+                    }
+                    Some(b) => n.as_str() > b.key.as_str() || (b.inclusive && **n == b.key),
+                })
+                .filter(|n| match page.end {
+                    None => true,
+                    Some(e) if page.reverse => n.as_str() > e,
+                    Some(e) => n.as_str() < e,
+                })
+                .cloned()
+                .collect();
+            if page.reverse {
+                rows.reverse();
+            }
+            rows.truncate(page.limit);
+            Ok(rows.into_iter().map(N).collect())
+        })
+        .unwrap();
+        out.into_iter()
+            .map(|e| match e {
+                Entry::Item(n) => n.0,
+                Entry::Subdir(d) => format!("[{d}]"),
+            })
+            .collect()
+    }
+
+    fn p(q: &str) -> Params {
+        params(&query_pairs(Some(q)).unwrap()).unwrap()
+    }
+
+    const NAMES: &[&str] = &["a", "a/1", "a/2", "a/b/3", "a0", "b", "b/1", "c"];
+
+    #[test]
+    fn delimiter_rolls_up_and_skips() {
+        assert_eq!(
+            run(NAMES, &p("delimiter=/")),
+            ["a", "[a/]", "a0", "b", "[b/]", "c"]
+        );
+        assert_eq!(
+            run(NAMES, &p("delimiter=/&prefix=a/")),
+            ["a/1", "a/2", "[a/b/]"]
+        );
+        assert_eq!(run(NAMES, &p("delimiter=/&limit=2")), ["a", "[a/]"]);
+        assert_eq!(
+            run(NAMES, &p("delimiter=/&reverse=true")),
+            ["c", "[b/]", "b", "a0", "[a/]", "a"]
+        );
+    }
+
+    #[test]
+    fn markers_limits_reverse() {
+        assert_eq!(run(NAMES, &p("marker=a0&limit=2")), ["b", "b/1"]);
+        assert_eq!(run(NAMES, &p("end_marker=a/2")), ["a", "a/1"]);
+        assert_eq!(
+            run(NAMES, &p("reverse=on&marker=b&end_marker=a/1")),
+            ["a0", "a/b/3", "a/2"]
+        );
+        assert_eq!(run(NAMES, &p("prefix=b")), ["b", "b/1"]);
+        assert_eq!(run(NAMES, &p("path=a")), ["a/1", "a/2"]);
+    }
+
+    #[test]
+    fn bad_parameters() {
+        assert!(params(&query_pairs(Some("limit=10001")).unwrap()).is_err());
+        assert!(params(&query_pairs(Some("limit=x")).unwrap()).is_err());
+        assert!(params(&query_pairs(Some("delimiter=ab")).unwrap()).is_err());
+        assert!(query_pairs(Some("prefix=%ff")).is_err());
+    }
+}

@@ -1,0 +1,553 @@
+//! The embedded object store: Swift's storage API (accounts, containers, objects)
+//! served from this machine's disk. Metadata lives in SQLite (`db`), bodies in files
+//! (`files`); requests are authorized here because container ACLs live with the
+//! containers.
+
+mod acl;
+mod bulk;
+mod db;
+mod files;
+mod headers;
+mod listing;
+mod object;
+mod slo;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use serde_json::json;
+
+use self::db::{ContainerRow, Db, DbError, Meta};
+use self::files::Files;
+use self::headers::{
+    check_merged, check_metadata, http_date, iso, merge_metadata, text_value, title_case,
+    x_timestamp,
+};
+use self::listing::{Entry, Format, Named, xml_escape};
+use crate::auth::identity::Principal;
+use crate::error::{Error, Result};
+use crate::http_util::{Body, full, status_only};
+
+pub use self::bulk::MAX_DELETES_PER_REQUEST;
+pub use self::headers::{
+    MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
+};
+pub use self::listing::LISTING_LIMIT;
+pub use self::object::{MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH};
+pub use self::slo::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
+
+pub const MAX_CONTAINER_NAME_LENGTH: usize = 256;
+
+/// Headers stored with a container besides its user metadata.
+const CONTAINER_EXTRA: &[&str] = &[
+    "x-container-read",
+    "x-container-write",
+    "x-versions-location",
+    "x-history-location",
+];
+
+/// What a storage request addresses.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub account: String,
+    pub container: Option<String>,
+    pub object: Option<String>,
+}
+
+/// Who asks: the token's principal (none for anonymous requests) and the `Referer`.
+pub struct Caller {
+    pub principal: Option<Principal>,
+    pub referer: Option<String>,
+}
+
+impl Caller {
+    /// Account admins of the account, and reseller admins, own it.
+    pub fn owns(&self, account: &str) -> bool {
+        self.principal
+            .as_ref()
+            .is_some_and(|p| p.is_reseller_admin() || (p.storage_id == account && p.is_admin()))
+    }
+
+    fn groups(&self) -> Vec<String> {
+        self.principal
+            .as_ref()
+            .map(|p| p.groups_header().split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// 401 for anonymous callers, 403 for known ones.
+    fn denied(&self, account: &str) -> Error {
+        match &self.principal {
+            None => Error::unauthorized(account, "this needs a token: send X-Auth-Token"),
+            Some(p) => Error::Forbidden(format!("{} may not do this in {account}", p.label())),
+        }
+    }
+}
+
+pub struct LocalStore {
+    db: Arc<Db>,
+    files: Arc<Files>,
+}
+
+fn db_error(e: DbError) -> Error {
+    Error::Internal(e.to_string())
+}
+
+impl Named for ContainerRow {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        h.insert(name, v);
+    }
+}
+
+/// Stored metadata back as response headers (the gateway's own `sysmeta` stays inside).
+fn put_meta(h: &mut HeaderMap, meta: &Meta) {
+    for (k, v) in meta.iter().filter(|(k, _)| !k.contains("-sysmeta-")) {
+        if let (Ok(name), Some(value)) = (
+            http::HeaderName::from_bytes(title_case(k).as_bytes()),
+            text_value(v),
+        ) {
+            h.insert(name, value);
+        }
+    }
+}
+
+impl LocalStore {
+    /// Opens the store under `data_dir` and sweeps what an earlier crash left behind.
+    pub fn open(data_dir: &Path) -> std::result::Result<LocalStore, String> {
+        let db = Db::open(&data_dir.join("objects.db")).map_err(|e| e.to_string())?;
+        let files = Files::open(&data_dir.join("objects"))
+            .map_err(|e| format!("cannot open {}: {e}", data_dir.join("objects").display()))?;
+        let swept = files
+            .sweep(&db)
+            .map_err(|e| format!("cannot sweep the object store: {e}"))?;
+        if swept > 0 {
+            tracing::info!(
+                files = swept,
+                "removed object bodies left by an interrupted write"
+            );
+        }
+        Ok(LocalStore {
+            db: Arc::new(db),
+            files: Arc::new(files),
+        })
+    }
+
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> std::result::Result<T, DbError> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| Error::Internal(format!("object store task failed: {e}")))?
+            .map_err(db_error)
+    }
+
+    async fn container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>> {
+        let (a, n) = (account.to_owned(), name.to_owned());
+        self.db(move |db| db.container(&a, &n)).await
+    }
+
+    /// Deletes expired objects and their bodies; run periodically.
+    pub async fn purge_expired(&self) -> Result<usize> {
+        let now = headers::now() as u64;
+        let files = self.db(move |db| db.delete_expired(now)).await?;
+        for f in &files {
+            self.files.remove(f);
+        }
+        Ok(files.len())
+    }
+
+    pub async fn handle<B>(
+        &self,
+        req: Request<B>,
+        target: Target,
+        caller: &Caller,
+    ) -> Result<Response<Body>>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let bulk = matches!(*req.method(), Method::POST | Method::DELETE)
+            && listing::param(&listing::query_pairs(req.uri().query())?, "bulk-delete").is_some();
+        match (&target.container, &target.object) {
+            (None, _) if bulk => {
+                let headers = req.headers().clone();
+                bulk::bulk_delete(self, &headers, req.into_body(), &target.account, caller).await
+            }
+            (None, _) => self.account_request(&req, &target.account, caller).await,
+            (Some(c), None) => {
+                self.container_request(&req, &target.account, c, caller)
+                    .await
+            }
+            (Some(c), Some(o)) => {
+                let (account, c, o) = (target.account.clone(), c.clone(), o.clone());
+                object::handle(self, req, &account, &c, &o, caller).await
+            }
+        }
+    }
+
+    async fn account_request<B>(
+        &self,
+        req: &Request<B>,
+        account: &str,
+        caller: &Caller,
+    ) -> Result<Response<Body>> {
+        if !caller.owns(account) {
+            return Err(caller.denied(account));
+        }
+        match *req.method() {
+            Method::GET | Method::HEAD => {
+                let a = account.to_owned();
+                let row = self.db(move |db| db.account(&a)).await?;
+                let mut resp = if req.method() == Method::HEAD {
+                    let fmt =
+                        listing::format(&listing::query_pairs(req.uri().query())?, req.headers())?;
+                    let mut r = status_only(StatusCode::NO_CONTENT);
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(fmt.content_type()),
+                    );
+                    r
+                } else {
+                    self.list_containers(req, account).await?
+                };
+                let h = resp.headers_mut();
+                set(h, "x-account-container-count", row.container_count);
+                set(h, "x-account-object-count", row.object_count);
+                set(h, "x-account-bytes-used", row.bytes_used);
+                set(h, "x-timestamp", x_timestamp(row.created));
+                set(h, "x-put-timestamp", x_timestamp(row.created));
+                put_meta(h, &row.meta);
+                Ok(resp)
+            }
+            Method::POST => {
+                check_metadata(req.headers(), "account")?;
+                let quota_change = req.headers().contains_key("x-account-meta-quota-bytes")
+                    || req
+                        .headers()
+                        .contains_key("x-remove-account-meta-quota-bytes");
+                if quota_change
+                    && !caller
+                        .principal
+                        .as_ref()
+                        .is_some_and(|p| p.is_reseller_admin())
+                {
+                    return Err(Error::Forbidden(
+                        "only a reseller admin may set an account quota".into(),
+                    ));
+                }
+                let h = req.headers().clone();
+                let a = account.to_owned();
+                self.db(move |db| {
+                    db.update_account(&a, headers::now(), |m| {
+                        merge_metadata(&h, "account", &[], m);
+                        check_merged(m, "account").map_err(|e| e.to_string())
+                    })
+                })
+                .await?
+                .map_err(Error::BadRequest)?;
+                Ok(status_only(StatusCode::NO_CONTENT))
+            }
+            Method::PUT | Method::DELETE => Err(Error::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: "GET, HEAD, POST",
+            }),
+            _ => Err(Error::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: "GET, HEAD, POST",
+            }),
+        }
+    }
+
+    async fn list_containers<B>(&self, req: &Request<B>, account: &str) -> Result<Response<Body>> {
+        let pairs = listing::query_pairs(req.uri().query())?;
+        let fmt = listing::format(&pairs, req.headers())?;
+        let params = listing::params(&pairs)?;
+        let db = self.db.clone();
+        let a = account.to_owned();
+        let entries = tokio::task::spawn_blocking(move || {
+            listing::list(&params, |page| db.list_containers(&a, page))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let body = match fmt {
+            Format::Plain => entries
+                .iter()
+                .map(|e| match e {
+                    Entry::Item(c) => format!("{}\n", c.name),
+                    Entry::Subdir(d) => format!("{d}\n"),
+                })
+                .collect::<String>(),
+            Format::Json => json!(
+                entries
+                    .iter()
+                    .map(|e| match e {
+                        Entry::Item(c) => json!({
+                            "name": c.name,
+                            "count": c.object_count,
+                            "bytes": c.bytes_used,
+                            "last_modified": iso(c.modified),
+                        }),
+                        Entry::Subdir(d) => json!({"subdir": d}),
+                    })
+                    .collect::<Vec<_>>()
+            )
+            .to_string(),
+            Format::Xml => {
+                let mut s = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"{}\">",
+                    xml_escape(account)
+                );
+                for e in &entries {
+                    match e {
+                        Entry::Item(c) => s.push_str(&format!(
+                            "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified></container>",
+                            xml_escape(&c.name),
+                            c.object_count,
+                            c.bytes_used,
+                            iso(c.modified)
+                        )),
+                        Entry::Subdir(d) => s.push_str(&format!("<subdir name=\"{0}\"><name>{0}</name></subdir>", xml_escape(d))),
+                    }
+                }
+                s.push_str("</account>");
+                s
+            }
+        };
+        Ok(listing_response(fmt, entries.is_empty(), body))
+    }
+
+    async fn container_request<B>(
+        &self,
+        req: &Request<B>,
+        account: &str,
+        container: &str,
+        caller: &Caller,
+    ) -> Result<Response<Body>> {
+        let owner = caller.owns(account);
+        match *req.method() {
+            Method::PUT => {
+                if !owner {
+                    return Err(caller.denied(account));
+                }
+                check_container_name(container)?;
+                if let Some(p) = req.headers().get("x-storage-policy")
+                    && !p.is_empty()
+                    && !p.as_bytes().eq_ignore_ascii_case(b"Policy-0")
+                {
+                    return Err(Error::bad_request(format!(
+                        "Invalid X-Storage-Policy {:?}",
+                        String::from_utf8_lossy(p.as_bytes())
+                    )));
+                }
+                check_metadata(req.headers(), "container")?;
+                let h = clean_acl_headers(req.headers())?;
+                let (a, c) = (account.to_owned(), container.to_owned());
+                let created = self
+                    .db(move |db| {
+                        db.put_container(&a, &c, headers::now(), |m| {
+                            merge_metadata(&h, "container", CONTAINER_EXTRA, m);
+                            check_merged(m, "container").map_err(|e| e.to_string())
+                        })
+                    })
+                    .await?
+                    .map_err(Error::BadRequest)?;
+                Ok(status_only(if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::ACCEPTED
+                }))
+            }
+            Method::POST => {
+                if !owner {
+                    return Err(caller.denied(account));
+                }
+                check_metadata(req.headers(), "container")?;
+                let h = clean_acl_headers(req.headers())?;
+                let (a, c) = (account.to_owned(), container.to_owned());
+                let found = self
+                    .db(move |db| {
+                        db.post_container(&a, &c, |m| {
+                            merge_metadata(&h, "container", CONTAINER_EXTRA, m);
+                            check_merged(m, "container").map_err(|e| e.to_string())
+                        })
+                    })
+                    .await?
+                    .map_err(Error::BadRequest)?;
+                if !found {
+                    return Err(Error::NotFound(format!("no container {container:?}")));
+                }
+                Ok(status_only(StatusCode::NO_CONTENT))
+            }
+            Method::DELETE => {
+                if !owner {
+                    return Err(caller.denied(account));
+                }
+                let (a, c) = (account.to_owned(), container.to_owned());
+                match self.db(move |db| db.delete_container(&a, &c)).await? {
+                    None => Err(Error::NotFound(format!("no container {container:?}"))),
+                    Some(false) => Err(Error::Conflict(format!(
+                        "container {container:?} is not empty; delete its objects first"
+                    ))),
+                    Some(true) => Ok(status_only(StatusCode::NO_CONTENT)),
+                }
+            }
+            Method::GET | Method::HEAD => {
+                let row = self.container(account, container).await?;
+                if !owner {
+                    let read = acl::parse(
+                        row.as_ref()
+                            .and_then(|r| r.meta.get("x-container-read"))
+                            .map(String::as_str),
+                    );
+                    let ok = read.has_group(&caller.groups())
+                        || (read.listings
+                            && acl::referrer_allowed(caller.referer.as_deref(), &read.referrers));
+                    if !ok {
+                        return Err(caller.denied(account));
+                    }
+                }
+                let row =
+                    row.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
+                let mut resp = if req.method() == Method::HEAD {
+                    let fmt =
+                        listing::format(&listing::query_pairs(req.uri().query())?, req.headers())?;
+                    let mut r = status_only(StatusCode::NO_CONTENT);
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(fmt.content_type()),
+                    );
+                    r
+                } else {
+                    self.list_objects(req, &row).await?
+                };
+                let h = resp.headers_mut();
+                set(h, "x-container-object-count", row.object_count);
+                set(h, "x-container-bytes-used", row.bytes_used);
+                set(h, "x-timestamp", x_timestamp(row.created));
+                set(h, "x-put-timestamp", x_timestamp(row.modified));
+                set(h, "last-modified", http_date(row.modified));
+                set(h, "x-storage-policy", "Policy-0");
+                let mut meta = row.meta.clone();
+                if !owner {
+                    meta.retain(|k, _| k != "x-container-read" && k != "x-container-write");
+                }
+                put_meta(h, &meta);
+                Ok(resp)
+            }
+            _ => Err(Error::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: "GET, HEAD, PUT, POST, DELETE",
+            }),
+        }
+    }
+
+    async fn list_objects<B>(
+        &self,
+        req: &Request<B>,
+        container: &ContainerRow,
+    ) -> Result<Response<Body>> {
+        let pairs = listing::query_pairs(req.uri().query())?;
+        let fmt = listing::format(&pairs, req.headers())?;
+        let params = listing::params(&pairs)?;
+        let db = self.db.clone();
+        let id = container.id;
+        let entries = tokio::task::spawn_blocking(move || {
+            listing::list(&params, |page| db.list_objects(id, page))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let body = match fmt {
+            Format::Plain => entries
+                .iter()
+                .map(|e| match e {
+                    Entry::Item(o) => format!("{}\n", o.name),
+                    Entry::Subdir(d) => format!("{d}\n"),
+                })
+                .collect::<String>(),
+            Format::Json => json!(
+                entries
+                    .iter()
+                    .map(|e| match e {
+                        Entry::Item(o) => object::listing_json(o),
+                        Entry::Subdir(d) => json!({"subdir": d}),
+                    })
+                    .collect::<Vec<_>>()
+            )
+            .to_string(),
+            Format::Xml => {
+                let mut s = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"{}\">",
+                    xml_escape(&container.name)
+                );
+                for e in &entries {
+                    match e {
+                        Entry::Item(o) => s.push_str(&object::listing_xml(o)),
+                        Entry::Subdir(d) => s.push_str(&format!(
+                            "<subdir name=\"{0}\"><name>{0}</name></subdir>",
+                            xml_escape(d)
+                        )),
+                    }
+                }
+                s.push_str("</container>");
+                s
+            }
+        };
+        Ok(listing_response(fmt, entries.is_empty(), body))
+    }
+}
+
+fn listing_response(fmt: Format, empty: bool, body: String) -> Response<Body> {
+    let status = listing::status(fmt, empty);
+    let mut resp = if status == StatusCode::NO_CONTENT {
+        status_only(status)
+    } else {
+        let mut r = Response::new(full(body));
+        *r.status_mut() = status;
+        r
+    };
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(fmt.content_type()),
+    );
+    resp
+}
+
+fn check_container_name(name: &str) -> Result<()> {
+    if name.len() > MAX_CONTAINER_NAME_LENGTH {
+        return Err(Error::bad_request(format!(
+            "Container name length of {} longer than {MAX_CONTAINER_NAME_LENGTH}",
+            name.len()
+        )));
+    }
+    if name.contains('/') {
+        return Err(Error::bad_request("Container name cannot contain slashes"));
+    }
+    Ok(())
+}
+
+/// The request headers with the container ACLs normalized (400 for a bad ACL).
+fn clean_acl_headers(headers: &HeaderMap) -> Result<HeaderMap> {
+    let mut h = headers.clone();
+    for name in ["x-container-read", "x-container-write"] {
+        if let Some(v) = headers.get(name) {
+            let v = v
+                .to_str()
+                .map_err(|_| Error::bad_request(format!("{name} is not valid text")))?;
+            let cleaned = acl::clean(name, v)?;
+            h.insert(
+                name,
+                HeaderValue::from_str(&cleaned).map_err(|_| Error::bad_request("bad ACL"))?,
+            );
+        }
+    }
+    Ok(h)
+}

@@ -1,0 +1,986 @@
+//! Objects: PUT (streamed to disk, MD5 checked), GET/HEAD (ranges, conditions,
+//! dynamic large objects), POST (metadata), DELETE, and copies (`COPY` with
+//! `Destination`, `PUT` with `X-Copy-From`).
+
+use std::fs::File;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use md5::{Digest, Md5};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde_json::json;
+
+use super::db::{ContainerRow, Meta, ObjectRow, Page};
+use super::files::{Piece, WriteError, Written, stream};
+use super::headers::{
+    self, ByteRange, Ranges, check_metadata, http_date, iso, unquote, value_text, x_timestamp,
+};
+use super::listing::{self, Named, xml_escape};
+use super::{Caller, LocalStore, acl, put_meta, set, slo};
+use crate::error::{Error, Result};
+use crate::http_util::{Body, empty, header_str, header_true, status_only};
+
+/// Swift's `MAX_FILE_SIZE`: 5 GiB + 2 bytes.
+pub const MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024 + 2;
+pub const MAX_OBJECT_NAME_LENGTH: usize = 1024;
+
+/// Headers stored with an object besides `x-object-meta-*` (Swift's `allowed_headers`).
+const STORED_HEADERS: &[&str] = &[
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "cache-control",
+    "expires",
+    "x-robots-tag",
+    "x-object-manifest",
+];
+
+impl Named for ObjectRow {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+pub fn listing_json(o: &ObjectRow) -> serde_json::Value {
+    let mut v = json!({
+        "name": o.name,
+        "hash": o.etag,
+        "bytes": o.size,
+        "content_type": o.content_type,
+        "last_modified": iso(o.timestamp),
+    });
+    if let Some(e) = o.meta.get(slo::SLO_ETAG) {
+        v["slo_etag"] = json!(format!("\"{e}\""));
+    }
+    v
+}
+
+pub fn listing_xml(o: &ObjectRow) -> String {
+    format!(
+        "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
+        xml_escape(&o.name),
+        o.etag,
+        o.size,
+        xml_escape(&o.content_type),
+        iso(o.timestamp)
+    )
+}
+
+pub(super) fn not_found(container: &str, object: &str) -> Error {
+    Error::NotFound(format!("no object {object:?} in container {container:?}"))
+}
+
+fn query(req_query: Option<&str>) -> Result<Vec<(String, String)>> {
+    listing::query_pairs(req_query)
+}
+
+/// Reads need the container's read ACL, writes its write ACL, unless the caller owns the account.
+pub(super) fn authorize(
+    caller: &Caller,
+    account: &str,
+    container: Option<&ContainerRow>,
+    write: bool,
+) -> Result<()> {
+    if caller.owns(account) {
+        return Ok(());
+    }
+    let name = if write {
+        "x-container-write"
+    } else {
+        "x-container-read"
+    };
+    let acl = acl::parse(container.and_then(|c| c.meta.get(name)).map(String::as_str));
+    if acl.has_group(&caller.groups())
+        || (!write && acl::referrer_allowed(caller.referer.as_deref(), &acl.referrers))
+    {
+        Ok(())
+    } else {
+        Err(caller.denied(account))
+    }
+}
+
+/// The content type a PUT declares, or one guessed from the name.
+fn content_type(headers: &HeaderMap, name: &str) -> Result<String> {
+    let declared = header_str(headers, "content-type")?
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let detect = header_true(headers, "x-detect-content-type")?;
+    match declared {
+        Some(ct) if !detect => Ok(ct.to_owned()),
+        _ => Ok(guess_type(name).to_owned()),
+    }
+}
+
+fn guess_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "text" | "log" => "text/plain",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "csv" => "text/csv",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `X-Delete-At` / `X-Delete-After` of a PUT or POST, as a Unix time.
+fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
+    let now = headers::now();
+    if let Some(v) = header_str(headers, "x-delete-at")? {
+        let at: f64 = v
+            .trim()
+            .parse()
+            .map_err(|_| Error::bad_request("Non-integer X-Delete-At"))?;
+        if at <= now {
+            return Err(Error::bad_request("X-Delete-At in past"));
+        }
+        // Swift's largest timestamp
+        return Ok(Some(at.min(9_999_999_999.0) as u64));
+    }
+    if let Some(v) = header_str(headers, "x-delete-after")? {
+        let after: i64 = v
+            .trim()
+            .parse()
+            .map_err(|_| Error::bad_request("Non-integer X-Delete-After"))?;
+        if after <= 0 {
+            return Err(Error::bad_request("X-Delete-After in past"));
+        }
+        return Ok(Some(now as u64 + after as u64));
+    }
+    Ok(None)
+}
+
+/// The metadata a PUT or POST sets: `x-object-meta-*` and the stored headers.
+fn request_meta(headers: &HeaderMap) -> Result<Meta> {
+    check_metadata(headers, "object")?;
+    let mut meta = Meta::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if n.starts_with("x-object-meta-") || STORED_HEADERS.contains(&n) {
+            let v = value_text(value);
+            if !v.is_empty() {
+                meta.insert(n.to_owned(), v);
+            }
+        }
+    }
+    if let Some(m) = meta.get("x-object-manifest") {
+        check_manifest(m)?;
+    }
+    Ok(meta)
+}
+
+/// `X-Object-Manifest: <container>/<prefix>`.
+fn check_manifest(value: &str) -> Result<(String, String)> {
+    let decoded = percent_decode_str(value).decode_utf8_lossy().into_owned();
+    match decoded.trim_start_matches('/').split_once('/') {
+        Some((c, p)) if !c.is_empty() => Ok((c.to_owned(), p.to_owned())),
+        _ => Err(Error::bad_request(
+            "X-Object-Manifest must be in the format container/prefix",
+        )),
+    }
+}
+
+/// A `container/object` path from `X-Copy-From` or `Destination`.
+fn split_copy_path(value: &str, header: &str) -> Result<(String, String)> {
+    let decoded = percent_decode_str(value)
+        .decode_utf8()
+        .map_err(|_| Error::PreconditionFailed(format!("{header} is not valid UTF-8")))?;
+    match decoded.trim_start_matches('/').split_once('/') {
+        Some((c, o)) if !c.is_empty() && !o.is_empty() => Ok((c.to_owned(), o.to_owned())),
+        _ => Err(Error::PreconditionFailed(format!(
+            "{header} header must be of the form <container name>/<object name>"
+        ))),
+    }
+}
+
+fn write_error(e: WriteError) -> Error {
+    match e {
+        WriteError::TooLarge(n) => {
+            Error::PayloadTooLarge(format!("the body is larger than {n} bytes"))
+        }
+        WriteError::Short { got, expected } => Error::bad_request(format!(
+            "the request body ended after {got} of {expected} bytes"
+        )),
+        WriteError::Client(m) => Error::bad_request(m),
+        WriteError::Disk(e) => Error::Internal(format!("writing an object body: {e}")),
+    }
+}
+
+pub(super) fn encode(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC)
+        .to_string()
+        .replace("%2F", "/")
+}
+
+/// A part of a large object: a range of a body file, or bytes held in a manifest.
+pub enum Segment {
+    File { file: String, offset: u64, len: u64 },
+    Data(Bytes),
+}
+
+impl Segment {
+    pub fn len(&self) -> u64 {
+        match self {
+            Segment::File { len, .. } => *len,
+            Segment::Data(b) => b.len() as u64,
+        }
+    }
+
+    /// `len` bytes of this segment from `from`.
+    pub fn slice(self, from: u64, len: u64) -> Segment {
+        match self {
+            Segment::File { file, offset, .. } => Segment::File {
+                file,
+                offset: offset + from,
+                len,
+            },
+            Segment::Data(b) => Segment::Data(b.slice(from as usize..(from + len) as usize)),
+        }
+    }
+}
+
+/// What a GET or HEAD serves: the object's own body, or its segments.
+struct Served {
+    row: ObjectRow,
+    etag: String,
+    size: u64,
+    segments: Option<Vec<Segment>>,
+}
+
+pub async fn handle<B>(
+    store: &LocalStore,
+    req: Request<B>,
+    account: &str,
+    container: &str,
+    object: &str,
+    caller: &Caller,
+) -> Result<Response<Body>>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    if object.len() > MAX_OBJECT_NAME_LENGTH {
+        return Err(Error::bad_request(format!(
+            "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
+            object.len()
+        )));
+    }
+    let method = req.method().clone();
+    let c = store.container(account, container).await?;
+    match method {
+        Method::GET | Method::HEAD => {
+            authorize(caller, account, c.as_ref(), false)?;
+            let c = c.ok_or_else(|| not_found(container, object))?;
+            read(store, &req, account, &c, object, caller).await
+        }
+        Method::PUT => {
+            authorize(caller, account, c.as_ref(), true)?;
+            let c = c.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
+            if let Some(from) = header_str(req.headers(), "x-copy-from")? {
+                let (sc, so) = split_copy_path(from, "X-Copy-From")?;
+                let src_account = header_str(req.headers(), "x-copy-from-account")?
+                    .unwrap_or(account)
+                    .to_owned();
+                return copy(
+                    store,
+                    req.headers(),
+                    req.uri().query(),
+                    (&src_account, &sc, &so),
+                    (account, &c, object),
+                    caller,
+                )
+                .await;
+            }
+            put(store, req, account, &c, object, caller).await
+        }
+        ref m if m.as_str() == "COPY" => {
+            authorize(caller, account, c.as_ref(), false)?;
+            let dest = header_str(req.headers(), "destination")?
+                .ok_or_else(|| Error::PreconditionFailed("Destination header required".into()))?;
+            let (dc, dobj) = split_copy_path(dest, "Destination")?;
+            let dest_account = header_str(req.headers(), "destination-account")?
+                .unwrap_or(account)
+                .to_owned();
+            let dest_container = store.container(&dest_account, &dc).await?;
+            authorize(caller, &dest_account, dest_container.as_ref(), true)?;
+            let dest_container =
+                dest_container.ok_or_else(|| Error::NotFound(format!("no container {dc:?}")))?;
+            copy(
+                store,
+                req.headers(),
+                req.uri().query(),
+                (account, container, object),
+                (&dest_account, &dest_container, &dobj),
+                caller,
+            )
+            .await
+        }
+        Method::POST => {
+            authorize(caller, account, c.as_ref(), true)?;
+            let c = c.ok_or_else(|| not_found(container, object))?;
+            post(store, req.headers(), &c, object).await
+        }
+        Method::DELETE => {
+            authorize(caller, account, c.as_ref(), true)?;
+            let c = c.ok_or_else(|| not_found(container, object))?;
+            let pairs = query(req.uri().query())?;
+            if listing::param(&pairs, "multipart-manifest") == Some("delete") {
+                return slo::delete(store, req.headers(), account, &c, object, caller).await;
+            }
+            if let Some(v) = header_str(req.headers(), "x-if-delete-at")? {
+                let want: u64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::bad_request("Bad X-If-Delete-At header value"))?;
+                let row = current(store, &c, object)
+                    .await?
+                    .ok_or_else(|| not_found(container, object))?;
+                if row.delete_at != Some(want) {
+                    return Err(Error::PreconditionFailed(
+                        "X-If-Delete-At does not match".into(),
+                    ));
+                }
+            }
+            let (id, name) = (c.id, object.to_owned());
+            match store.db(move |db| db.delete_object(id, &name)).await? {
+                Some(file) => {
+                    store.files.remove(&file);
+                    Ok(status_only(StatusCode::NO_CONTENT))
+                }
+                None => Err(not_found(container, object)),
+            }
+        }
+        _ => Err(Error::MethodNotAllowed {
+            method: method.to_string(),
+            allow: "GET, HEAD, PUT, POST, DELETE, COPY",
+        }),
+    }
+}
+
+/// The current, unexpired version of an object.
+pub(super) async fn current(
+    store: &LocalStore,
+    container: &ContainerRow,
+    object: &str,
+) -> Result<Option<ObjectRow>> {
+    let (id, name) = (container.id, object.to_owned());
+    let row = store.db(move |db| db.object(id, &name)).await?;
+    Ok(row.filter(|r| r.delete_at.is_none_or(|at| (at as f64) > headers::now())))
+}
+
+/// Resolves a dynamic large object's segments (`X-Object-Manifest`), in name order.
+async fn dlo_segments(
+    store: &LocalStore,
+    account: &str,
+    manifest: &str,
+    caller: &Caller,
+) -> Result<Vec<ObjectRow>> {
+    let (sc, prefix) = check_manifest(manifest)?;
+    let Some(c) = store.container(account, &sc).await? else {
+        return Ok(Vec::new());
+    };
+    authorize(caller, account, Some(&c), false)?;
+    let params = listing::Params {
+        prefix,
+        limit: usize::MAX,
+        ..Default::default()
+    };
+    let db = store.db.clone();
+    let id = c.id;
+    let now = headers::now();
+    let entries = tokio::task::spawn_blocking(move || {
+        listing::list(&params, |page: &Page<'_>| db.list_objects(id, page))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    Ok(entries
+        .into_iter()
+        .filter_map(|e| match e {
+            listing::Entry::Item(o) if o.delete_at.is_none_or(|at| (at as f64) > now) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
+async fn served(
+    store: &LocalStore,
+    account: &str,
+    row: ObjectRow,
+    manifest_get: bool,
+    caller: &Caller,
+) -> Result<Served> {
+    if !manifest_get && let Some(m) = row.meta.get("x-object-manifest").cloned() {
+        let segs = dlo_segments(store, account, &m, caller).await?;
+        let mut md5 = Md5::new();
+        for s in &segs {
+            md5.update(s.etag.as_bytes());
+        }
+        return Ok(Served {
+            etag: format!("\"{}\"", hex::encode(md5.finalize())),
+            size: segs.iter().map(|s| s.size).sum(),
+            segments: Some(
+                segs.into_iter()
+                    .map(|s| Segment::File {
+                        file: s.file,
+                        offset: 0,
+                        len: s.size,
+                    })
+                    .collect(),
+            ),
+            row,
+        });
+    }
+    if !manifest_get && slo::is_slo(&row) {
+        let segs = slo::segments(store, account, &row, caller, 0).await?;
+        return Ok(Served {
+            etag: format!("\"{}\"", slo::etag_of(&row)),
+            size: segs.iter().map(Segment::len).sum(),
+            segments: Some(segs),
+            row,
+        });
+    }
+    if manifest_get && slo::is_slo(&row) {
+        let size = row
+            .meta
+            .get(slo::MANIFEST_SIZE)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default();
+        return Ok(Served {
+            etag: row.etag.clone(),
+            size,
+            segments: None,
+            row,
+        });
+    }
+    Ok(Served {
+        etag: row.etag.clone(),
+        size: row.size,
+        segments: None,
+        row,
+    })
+}
+
+/// The pieces that make up `range` of a body laid out as `segments`.
+fn segment_pieces(store: &LocalStore, segments: &[Segment], range: ByteRange) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut at = 0u64;
+    for s in segments {
+        let len = s.len();
+        let (start, end) = (at, at + len);
+        at = end;
+        if len == 0 || end <= range.start || start > range.end {
+            continue;
+        }
+        let from = range.start.max(start) - start;
+        let to = (range.end + 1).min(end) - start;
+        pieces.push(match s {
+            Segment::File { file, offset, .. } => Piece::Path {
+                path: store.files.path(file),
+                offset: offset + from,
+                len: to - from,
+            },
+            Segment::Data(b) => Piece::Bytes(b.slice(from as usize..to as usize)),
+        });
+    }
+    pieces
+}
+
+async fn read<B>(
+    store: &LocalStore,
+    req: &Request<B>,
+    account: &str,
+    container: &ContainerRow,
+    object: &str,
+    caller: &Caller,
+) -> Result<Response<Body>> {
+    let pairs = query(req.uri().query())?;
+    let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
+    let row = current(store, container, object)
+        .await?
+        .ok_or_else(|| not_found(&container.name, object))?;
+    // the body file is opened now: a concurrent overwrite cannot pull it away
+    let large = row.meta.contains_key("x-object-manifest") || slo::is_slo(&row);
+    let file = if large && !manifest_get {
+        None
+    } else {
+        let path = store.files.path(&row.file);
+        Some(
+            tokio::task::spawn_blocking(move || File::open(path))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(|e| Error::Internal(format!("object body missing: {e}")))?,
+        )
+    };
+    let raw_manifest =
+        manifest_get && slo::is_slo(&row) && listing::param(&pairs, "format") == Some("raw");
+    let served = served(store, account, row, manifest_get, caller).await?;
+    let mut h = HeaderMap::new();
+    let row = &served.row;
+    if manifest_get && slo::is_slo(row) {
+        set(&mut h, "content-type", "application/json; charset=utf-8");
+    } else {
+        set(&mut h, "content-type", &row.content_type);
+    }
+    if slo::is_slo(row) && !manifest_get {
+        set(&mut h, "x-manifest-etag", &row.etag);
+    }
+    if let Ok(v) = HeaderValue::from_str(&served.etag) {
+        h.insert(header::ETAG, v);
+    }
+    set(&mut h, "last-modified", http_date(row.timestamp));
+    set(&mut h, "x-timestamp", x_timestamp(row.timestamp));
+    set(&mut h, "accept-ranges", "bytes");
+    put_meta(&mut h, &row.meta);
+    if let Some(at) = row.delete_at {
+        set(&mut h, "x-delete-at", at);
+    }
+    if let Some(status) = headers::conditional(req.headers(), unquote(&served.etag), row.timestamp)
+    {
+        let mut resp = status_only(status);
+        if status == StatusCode::NOT_MODIFIED {
+            for name in [header::ETAG, header::LAST_MODIFIED] {
+                if let Some(v) = h.get(&name) {
+                    resp.headers_mut().insert(name.clone(), v.clone());
+                }
+            }
+        }
+        return Ok(resp);
+    }
+    if raw_manifest {
+        let segments = slo::manifest(store, row).await?;
+        let body = slo::raw_form(&segments).to_string();
+        set(&mut h, "content-length", body.len());
+        h.remove(header::ETAG);
+        let mut resp = Response::new(if req.method() == Method::HEAD {
+            empty()
+        } else {
+            crate::http_util::full(body)
+        });
+        *resp.headers_mut() = h;
+        return Ok(resp);
+    }
+    let size = served.size;
+    let whole = ByteRange {
+        start: 0,
+        end: size.saturating_sub(1),
+    };
+    let pieces_for = |r: ByteRange| -> Vec<Piece> {
+        match &served.segments {
+            Some(segs) => segment_pieces(store, segs, r),
+            None => vec![Piece::Path {
+                path: store.files.path(&row.file),
+                offset: r.start,
+                len: r.len(),
+            }],
+        }
+    };
+    let (status, pieces, length) = match headers::ranges(req.headers(), size) {
+        Ranges::Whole => {
+            let pieces = match (file, size) {
+                (_, 0) => Vec::new(),
+                (Some(f), _) => vec![Piece::Open {
+                    file: f,
+                    offset: 0,
+                    len: size,
+                }],
+                (None, _) => pieces_for(whole),
+            };
+            (StatusCode::OK, pieces, size)
+        }
+        Ranges::Unsatisfiable => {
+            let mut resp = status_only(StatusCode::RANGE_NOT_SATISFIABLE);
+            set(
+                resp.headers_mut(),
+                "content-range",
+                format!("bytes */{size}"),
+            );
+            set(resp.headers_mut(), "accept-ranges", "bytes");
+            return Ok(resp);
+        }
+        Ranges::Some(ranges) if ranges.len() == 1 => {
+            let r = ranges[0];
+            set(
+                &mut h,
+                "content-range",
+                format!("bytes {}-{}/{size}", r.start, r.end),
+            );
+            let pieces = match file {
+                Some(f) => vec![Piece::Open {
+                    file: f,
+                    offset: r.start,
+                    len: r.len(),
+                }],
+                None => pieces_for(r),
+            };
+            (StatusCode::PARTIAL_CONTENT, pieces, r.len())
+        }
+        Ranges::Some(ranges) => {
+            let boundary = hex::encode(rand::random::<[u8; 16]>());
+            let mut pieces = Vec::new();
+            let mut length = 0u64;
+            for r in &ranges {
+                let head = format!(
+                    "--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{size}\r\n\r\n",
+                    row.content_type, r.start, r.end
+                );
+                length += head.len() as u64 + r.len() + 2;
+                pieces.push(Piece::Bytes(Bytes::from(head)));
+                pieces.extend(pieces_for(*r));
+                pieces.push(Piece::Bytes(Bytes::from_static(b"\r\n")));
+            }
+            let tail = format!("--{boundary}--");
+            length += tail.len() as u64;
+            pieces.push(Piece::Bytes(Bytes::from(tail)));
+            set(
+                &mut h,
+                "content-type",
+                format!("multipart/byteranges;boundary={boundary}"),
+            );
+            (StatusCode::PARTIAL_CONTENT, pieces, length)
+        }
+    };
+    set(&mut h, "content-length", length);
+    let body = if req.method() == Method::HEAD || pieces.is_empty() {
+        empty()
+    } else {
+        stream(pieces)
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = h;
+    Ok(resp)
+}
+
+/// Checks the preconditions of a PUT: `If-None-Match: *` and the declared length.
+async fn check_put(
+    store: &LocalStore,
+    headers: &HeaderMap,
+    container: &ContainerRow,
+    object: &str,
+) -> Result<Option<u64>> {
+    if let Some(inm) = header_str(headers, "if-none-match")? {
+        if inm.trim() != "*" {
+            return Err(Error::bad_request("If-None-Match only supports *"));
+        }
+        if current(store, container, object).await?.is_some() {
+            return Err(Error::PreconditionFailed(
+                "the object already exists".into(),
+            ));
+        }
+    }
+    let chunked = header_str(headers, "transfer-encoding")?
+        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+    let length = match header_str(headers, "content-length")? {
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| Error::bad_request(format!("Invalid Content-Length {v:?}")))?,
+        ),
+        None if chunked => None,
+        None => {
+            return Err(Error::LengthRequired(
+                "Missing Content-Length header.".into(),
+            ));
+        }
+    };
+    if length.is_some_and(|l| l > MAX_FILE_SIZE) {
+        return Err(Error::PayloadTooLarge(format!(
+            "Your request is too large; the limit is {MAX_FILE_SIZE} bytes"
+        )));
+    }
+    Ok(length)
+}
+
+/// Commits a written body as an object version and removes the body it replaces.
+async fn commit(store: &LocalStore, container: &ContainerRow, row: ObjectRow) -> Result<()> {
+    let files = store.files.clone();
+    let id = row.file.clone();
+    tokio::task::spawn_blocking(move || files.commit(&id))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(format!("storing an object body: {e}")))?;
+    let cid = container.id;
+    let file = row.file.clone();
+    let result = store.db(move |db| db.put_object(cid, &row)).await;
+    match result {
+        Ok(Ok(old)) => {
+            if let Some(old) = old {
+                store.files.remove(&old);
+            }
+            Ok(())
+        }
+        Ok(Err(())) => {
+            store.files.remove(&file);
+            Err(Error::NotFound(format!(
+                "container {:?} was deleted",
+                container.name
+            )))
+        }
+        Err(e) => {
+            store.files.remove(&file);
+            Err(e)
+        }
+    }
+}
+
+fn created(etag: &str, timestamp: f64) -> Response<Body> {
+    let mut resp = status_only(StatusCode::CREATED);
+    let h = resp.headers_mut();
+    set(h, "etag", etag);
+    set(h, "last-modified", http_date(timestamp));
+    resp
+}
+
+/// A new version of an object from a PUT's headers and a written body.
+pub(super) fn new_row(
+    headers: &HeaderMap,
+    object: &str,
+    file: String,
+    size: u64,
+    md5: String,
+) -> Result<ObjectRow> {
+    Ok(ObjectRow {
+        name: object.to_owned(),
+        file,
+        size,
+        etag: md5,
+        content_type: content_type(headers, object)?,
+        timestamp: headers::now(),
+        meta: request_meta(headers)?,
+        delete_at: delete_at(headers)?,
+    })
+}
+
+async fn put<B>(
+    store: &LocalStore,
+    req: Request<B>,
+    account: &str,
+    container: &ContainerRow,
+    object: &str,
+    caller: &Caller,
+) -> Result<Response<Body>>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let headers = req.headers().clone();
+    let length = check_put(store, &headers, container, object).await?;
+    // fail on bad headers before reading the body
+    request_meta(&headers)?;
+    delete_at(&headers)?;
+    let pairs = query(req.uri().query())?;
+    if listing::param(&pairs, "multipart-manifest") == Some("put") {
+        let (row, slo_etag) =
+            slo::put(store, &headers, req.into_body(), account, object, caller).await?;
+        let timestamp = row.timestamp;
+        commit(store, container, row).await?;
+        return Ok(created(&format!("\"{slo_etag}\""), timestamp));
+    }
+    let expected_etag = header_str(&headers, "etag")?.map(|e| unquote(e).to_ascii_lowercase());
+    let written = store
+        .files
+        .write(req.into_body(), MAX_FILE_SIZE, length)
+        .await
+        .map_err(write_error)?;
+    if let Some(e) = expected_etag
+        && e != written.md5
+    {
+        store.files.discard(&written.id);
+        return Err(Error::Unprocessable(format!(
+            "the body's MD5 is {}, not the ETag {e} the request declared",
+            written.md5
+        )));
+    }
+    let Written { id, size, md5 } = written;
+    let row = new_row(&headers, object, id, size, md5.clone())?;
+    let timestamp = row.timestamp;
+    commit(store, container, row).await?;
+    Ok(created(&md5, timestamp))
+}
+
+async fn post(
+    store: &LocalStore,
+    headers: &HeaderMap,
+    container: &ContainerRow,
+    object: &str,
+) -> Result<Response<Body>> {
+    let existing = current(store, container, object)
+        .await?
+        .ok_or_else(|| not_found(&container.name, object))?;
+    let mut meta = request_meta(headers)?;
+    for keep in ["x-object-manifest", "x-static-large-object"] {
+        if !meta.contains_key(keep)
+            && let Some(v) = existing.meta.get(keep)
+        {
+            meta.insert(keep.to_owned(), v.clone());
+        }
+    }
+    let delete_at = match (
+        header_str(headers, "x-remove-delete-at")?,
+        delete_at(headers)?,
+    ) {
+        (Some(_), _) => None,
+        (None, Some(at)) => Some(at),
+        (None, None) => existing.delete_at,
+    };
+    let content_type = header_str(headers, "content-type")?
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let (id, name) = (container.id, object.to_owned());
+    let found = store
+        .db(move |db| db.post_object(id, &name, content_type.as_deref(), &meta, delete_at))
+        .await?;
+    if !found {
+        return Err(not_found(&container.name, object));
+    }
+    Ok(status_only(StatusCode::ACCEPTED))
+}
+
+/// Copies `src` to `dest`; the copy gets the source's metadata merged with the
+/// request's, or only the request's with `X-Fresh-Metadata: true`.
+async fn copy(
+    store: &LocalStore,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    src: (&str, &str, &str),
+    dest: (&str, &ContainerRow, &str),
+    caller: &Caller,
+) -> Result<Response<Body>> {
+    let (src_account, src_container, src_object) = src;
+    let (dest_account, dest_container, dest_object) = dest;
+    if dest_object.len() > MAX_OBJECT_NAME_LENGTH {
+        return Err(Error::bad_request(format!(
+            "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
+            dest_object.len()
+        )));
+    }
+    let sc = store.container(src_account, src_container).await?;
+    authorize(caller, src_account, sc.as_ref(), false)?;
+    let sc = sc.ok_or_else(|| not_found(src_container, src_object))?;
+    let source = current(store, &sc, src_object)
+        .await?
+        .ok_or_else(|| not_found(src_container, src_object))?;
+    let pairs = listing::query_pairs(query)?;
+    let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
+    let served = served(store, src_account, source, manifest_get, caller).await?;
+    let source = &served.row;
+    if let Some(e) = header_str(headers, "etag")?
+        && unquote(e) != unquote(&served.etag)
+    {
+        return Err(Error::Unprocessable(
+            "the ETag does not match the source object".into(),
+        ));
+    }
+    let mut meta = if header_true(headers, "x-fresh-metadata")? {
+        Meta::new()
+    } else {
+        source.meta.clone()
+    };
+    if served.segments.is_some() {
+        for k in [
+            "x-object-manifest",
+            "x-static-large-object",
+            slo::SLO_ETAG,
+            slo::MANIFEST_SIZE,
+        ] {
+            meta.remove(k);
+        }
+    }
+    meta.extend(request_meta(headers)?);
+    let content_type = match header_str(headers, "content-type")?
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(ct) => ct.to_owned(),
+        None => source.content_type.clone(),
+    };
+    // a Range on the copy request copies that part of the source
+    let range = match headers::ranges(headers, served.size) {
+        Ranges::Whole => None,
+        Ranges::Some(r) if r.len() == 1 => Some(r[0]),
+        Ranges::Some(_) => return Err(Error::bad_request("a copy takes at most one range")),
+        Ranges::Unsatisfiable => {
+            return Err(Error::RangeNotSatisfiable(format!(
+                "the source object has {} bytes",
+                served.size
+            )));
+        }
+    };
+    let (file, size, etag) = match (&served.segments, range) {
+        (None, None) => {
+            let files = store.files.clone();
+            let src_file = source.file.clone();
+            let file = tokio::task::spawn_blocking(move || files.link_copy(&src_file))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(|e| Error::Internal(format!("copying an object body: {e}")))?;
+            (file, source.size, source.etag.clone())
+        }
+        (segments, range) => {
+            let r = range.unwrap_or(ByteRange {
+                start: 0,
+                end: served.size.saturating_sub(1),
+            });
+            let len = if served.size == 0 { 0 } else { r.len() };
+            let pieces = match segments {
+                _ if len == 0 => Vec::new(),
+                Some(segs) => segment_pieces(store, segs, r),
+                None => vec![Piece::Path {
+                    path: store.files.path(&source.file),
+                    offset: r.start,
+                    len,
+                }],
+            };
+            let w = store
+                .files
+                .write(stream(pieces), MAX_FILE_SIZE, Some(len))
+                .await
+                .map_err(write_error)?;
+            (w.id, w.size, w.md5)
+        }
+    };
+    let timestamp = headers::now();
+    let row = ObjectRow {
+        name: dest_object.to_owned(),
+        file,
+        size,
+        etag: etag.clone(),
+        content_type,
+        timestamp,
+        meta,
+        delete_at: delete_at(headers)?,
+    };
+    commit(store, dest_container, row).await?;
+    let mut resp = created(&etag, timestamp);
+    let h = resp.headers_mut();
+    set(
+        h,
+        "x-copied-from",
+        encode(&format!("{src_container}/{src_object}")),
+    );
+    set(
+        h,
+        "x-copied-from-last-modified",
+        http_date(source.timestamp),
+    );
+    if src_account != dest_account {
+        set(h, "x-copied-from-account", encode(src_account));
+    }
+    Ok(resp)
+}

@@ -1,0 +1,3 @@
+//! Where accounts' objects live. `local` is the embedded object store.
+
+pub mod local;
