@@ -24,8 +24,8 @@ pub fn empty() -> Body {
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
     match headers.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
+        // UTF-8 beyond ASCII is allowed: Swift clients send object names in headers
+        Some(v) => std::str::from_utf8(v.as_bytes())
             .map(Some)
             .map_err(|_| Error::bad_request(format!("header {name} is not valid UTF-8 text"))),
     }

@@ -48,6 +48,12 @@ pub fn clean(header: &str, value: &str) -> Result<String> {
                 "No host/domain value after referrer designation in ACL: {item:?}"
             )));
         }
+        // `*.example.com` means the domain and its subdomains, as `.example.com`
+        let rule = match rule.strip_prefix('-') {
+            Some(r) if r.len() > 1 => format!("-{}", r.strip_prefix('*').unwrap_or(r)),
+            _ if rule.len() > 1 => rule.strip_prefix('*').unwrap_or(rule).to_owned(),
+            _ => rule.to_owned(),
+        };
         out.push(format!(".r:{rule}"));
     }
     Ok(out.join(","))

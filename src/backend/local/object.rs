@@ -260,6 +260,47 @@ struct Served {
     etag: String,
     size: u64,
     segments: Option<Vec<Segment>>,
+    /// The lengths of an SLO's parts (its manifest entries), for `?part-number=`.
+    parts: Option<Vec<u64>>,
+}
+
+/// What `?part-number=N` selects.
+enum Part {
+    All,
+    Range { range: ByteRange, count: usize },
+    Beyond { count: usize },
+}
+
+fn part_number(pairs: &[(String, String)]) -> Result<Option<u64>> {
+    match listing::param(pairs, "part-number") {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| Error::bad_request("Part number must be an integer greater than 0")),
+    }
+}
+
+/// The byte range of part `n`: an SLO's n-th manifest entry; a plain object has one part.
+fn select_part(served: &Served, n: Option<u64>) -> Part {
+    let Some(n) = n else { return Part::All };
+    let single = [served.size];
+    let parts = served.parts.as_deref().unwrap_or(&single);
+    let count = parts.len();
+    if n as usize > count {
+        return Part::Beyond { count };
+    }
+    let start: u64 = parts[..n as usize - 1].iter().sum();
+    let len = parts[n as usize - 1];
+    Part::Range {
+        range: ByteRange {
+            start,
+            end: (start + len).saturating_sub(1),
+        },
+        count,
+    }
 }
 
 pub async fn handle<B>(
@@ -433,6 +474,7 @@ async fn served(
         return Ok(Served {
             etag: format!("\"{}\"", hex::encode(md5.finalize())),
             size: segs.iter().map(|s| s.size).sum(),
+            parts: None,
             segments: Some(
                 segs.into_iter()
                     .map(|s| Segment::File {
@@ -447,10 +489,12 @@ async fn served(
     }
     if !manifest_get && slo::is_slo(&row) {
         let segs = slo::segments(store, account, &row, caller, 0).await?;
+        let parts = slo::part_lengths(&slo::manifest(store, &row).await?);
         return Ok(Served {
             etag: format!("\"{}\"", slo::etag_of(&row)),
             size: segs.iter().map(Segment::len).sum(),
             segments: Some(segs),
+            parts: Some(parts),
             row,
         });
     }
@@ -464,6 +508,7 @@ async fn served(
             etag: row.etag.clone(),
             size,
             segments: None,
+            parts: None,
             row,
         });
     }
@@ -471,6 +516,7 @@ async fn served(
         etag: row.etag.clone(),
         size: row.size,
         segments: None,
+        parts: None,
         row,
     })
 }
@@ -531,7 +577,7 @@ async fn read<B>(
     let served = served(store, account, row, manifest_get, caller).await?;
     let mut h = HeaderMap::new();
     let row = &served.row;
-    if manifest_get && slo::is_slo(row) {
+    if manifest_get && slo::is_slo(row) && !raw_manifest {
         set(&mut h, "content-type", "application/json; charset=utf-8");
     } else {
         set(&mut h, "content-type", &row.content_type);
@@ -565,7 +611,7 @@ async fn read<B>(
         let segments = slo::manifest(store, row).await?;
         let body = slo::raw_form(&segments).to_string();
         set(&mut h, "content-length", body.len());
-        h.remove(header::ETAG);
+        set(&mut h, "etag", hex::encode(Md5::digest(body.as_bytes())));
         let mut resp = Response::new(if req.method() == Method::HEAD {
             empty()
         } else {
@@ -589,7 +635,40 @@ async fn read<B>(
             }],
         }
     };
-    let (status, pieces, length) = match headers::ranges(req.headers(), size) {
+    let selected = match select_part(&served, part_number(&pairs)?) {
+        Part::All => headers::ranges(req.headers(), size),
+        Part::Range { range, count } => {
+            if served.parts.is_some() {
+                set(&mut h, "x-parts-count", count);
+            }
+            Ranges::Some(vec![range])
+        }
+        Part::Beyond { count } => {
+            if served.parts.is_some() {
+                set(&mut h, "x-parts-count", count);
+            }
+            set(&mut h, "content-range", format!("bytes */{size}"));
+            let body = "The requested part number is not satisfiable";
+            set(
+                &mut h,
+                "content-length",
+                if req.method() == Method::HEAD {
+                    0
+                } else {
+                    body.len()
+                },
+            );
+            let mut resp = Response::new(if req.method() == Method::HEAD {
+                empty()
+            } else {
+                crate::http_util::full(body)
+            });
+            *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            *resp.headers_mut() = h;
+            return Ok(resp);
+        }
+    };
+    let (status, pieces, length) = match selected {
         Ranges::Whole => {
             let pieces = match (file, size) {
                 (_, 0) => Vec::new(),
@@ -785,8 +864,16 @@ where
     delete_at(&headers)?;
     let pairs = query(req.uri().query())?;
     if listing::param(&pairs, "multipart-manifest") == Some("put") {
-        let (row, slo_etag) =
-            slo::put(store, &headers, req.into_body(), account, object, caller).await?;
+        let (row, slo_etag) = slo::put(
+            store,
+            &headers,
+            req.into_body(),
+            account,
+            &container.name,
+            object,
+            caller,
+        )
+        .await?;
         let timestamp = row.timestamp;
         commit(store, container, row).await?;
         return Ok(created(&format!("\"{slo_etag}\""), timestamp));
@@ -823,11 +910,14 @@ async fn post(
         .await?
         .ok_or_else(|| not_found(&container.name, object))?;
     let mut meta = request_meta(headers)?;
-    for keep in ["x-object-manifest", "x-static-large-object"] {
-        if !meta.contains_key(keep)
-            && let Some(v) = existing.meta.get(keep)
-        {
-            meta.insert(keep.to_owned(), v.clone());
+    // what makes the object a large object stays: the gateway's sysmeta, the SLO
+    // flag, and a DLO manifest unless the request sets one
+    for (k, v) in &existing.meta {
+        let keep = k.contains("-sysmeta-")
+            || k == "x-static-large-object"
+            || (k == "x-object-manifest" && !headers.contains_key("x-object-manifest"));
+        if keep {
+            meta.insert(k.clone(), v.clone());
         }
     }
     let delete_at = match (
@@ -910,8 +1000,13 @@ async fn copy(
         Some(ct) => ct.to_owned(),
         None => source.content_type.clone(),
     };
-    // a Range on the copy request copies that part of the source
-    let range = match headers::ranges(headers, served.size) {
+    // a Range or a part number on the copy request copies that part of the source
+    let selected = match select_part(&served, part_number(&pairs)?) {
+        Part::All => headers::ranges(headers, served.size),
+        Part::Range { range, .. } => Ranges::Some(vec![range]),
+        Part::Beyond { .. } => Ranges::Unsatisfiable,
+    };
+    let range = match selected {
         Ranges::Whole => None,
         Ranges::Some(r) if r.len() == 1 => Some(r[0]),
         Ranges::Some(_) => return Err(Error::bad_request("a copy takes at most one range")),

@@ -206,6 +206,7 @@ pub async fn put<B>(
     headers: &HeaderMap,
     mut body: B,
     account: &str,
+    container: &str,
     object: &str,
     caller: &Caller,
 ) -> Result<(ObjectRow, String)>
@@ -259,6 +260,11 @@ where
         }
         let (c, o) = r.path.expect("path or data");
         let quoted = super::object::encode(&format!("/{c}/{o}"));
+        if c == container && o == object {
+            return Err(Error::bad_request(format!(
+                "Index {i}: manifest must not include itself as a segment"
+            )));
+        }
         let Some(seg) = lookup(store, account, &c, &o, caller).await? else {
             problems.push((quoted, "404 Not Found".into()));
             continue;
@@ -360,6 +366,22 @@ pub async fn manifest(store: &LocalStore, row: &ObjectRow) -> Result<Vec<Stored>
         .map_err(|e| Error::Internal(format!("a stored manifest is not valid: {e}")))
 }
 
+/// The length of each part (manifest entry) of an SLO.
+pub fn part_lengths(manifest: &[Stored]) -> Vec<u64> {
+    manifest
+        .iter()
+        .map(
+            |s| match (&s.data, s.range.as_deref().and_then(parse_range)) {
+                (Some(d), _) => base64::engine::general_purpose::STANDARD
+                    .decode(d)
+                    .map_or(0, |b| b.len() as u64),
+                (None, Some((Some(a), Some(b)))) => b - a + 1,
+                (None, _) => s.bytes.unwrap_or_default(),
+            },
+        )
+        .collect()
+}
+
 /// The manifest in the form a PUT takes (`?multipart-manifest=get&format=raw`).
 pub fn raw_form(segments: &[Stored]) -> Value {
     Value::Array(
@@ -411,8 +433,10 @@ pub async fn segments(
             .trim_start_matches('/')
             .split_once('/')
             .ok_or_else(|| Error::Internal(format!("bad segment name {name:?}")))?;
+        // a segment the caller may not read makes the whole object unreadable: 409, as Swift
         let seg = lookup(store, account, c, o, caller)
-            .await?
+            .await
+            .map_err(|_| Error::Conflict(format!("segment {name} of the manifest cannot be read")))?
             .ok_or_else(|| Error::Conflict(format!("segment {name} of the manifest is gone")))?;
         if s.hash.as_deref().is_some_and(|h| h != etag_of(&seg)) {
             return Err(Error::Conflict(format!(
