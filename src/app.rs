@@ -58,11 +58,22 @@ impl App {
         let method = req.method().clone();
         let raw_path = req.uri().path().to_owned();
         let client = client_ip(&conn, req.headers(), &self.config.server.trusted_proxies);
+        // eventlet (Swift) echoes a client's explicit keep-alive; some clients look for it
+        let keep_alive = req
+            .headers()
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
         let (mut endpoint, mut identity) = (None, None);
         let result = self
             .route(req, conn, client, &mut endpoint, &mut identity)
             .await;
         let mut resp = result.unwrap_or_else(|e| e.into_response(&trans_id));
+        if keep_alive {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("keep-alive"),
+            );
+        }
         if let Ok(v) = HeaderValue::from_str(&trans_id) {
             resp.headers_mut().insert("x-trans-id", v.clone());
             resp.headers_mut().insert("x-openstack-request-id", v);

@@ -82,6 +82,9 @@ pub fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Result<En
     if !path.starts_with('/') {
         return Err(Error::bad_request("the request path must start with '/'"));
     }
+    if path == "/v1" || path == "/v1/" {
+        return Err(Error::PreconditionFailed("Bad URL".into()));
+    }
     if let Some(rest) = path.strip_prefix("/v1/") {
         let first = rest.split('/').next().unwrap_or_default();
         if !first.starts_with(reseller_prefix) {

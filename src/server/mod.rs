@@ -24,6 +24,8 @@ use crate::store::{Store, StoreError};
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Header lines a request may carry: Swift's 90 metadata items and the usual others.
+const MAX_HEADERS: usize = 256;
 /// Largest request head hyper buffers; single headers are limited further by the app.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -201,6 +203,7 @@ pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Fu
         .header_read_timeout(app.config.server.header_read_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .title_case_headers(true)
+        .max_headers(MAX_HEADERS)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -410,6 +410,7 @@ impl Db {
         &self,
         account: &str,
         name: &str,
+        now: f64,
         update: impl MetaUpdate,
     ) -> Result<Result<bool, String>, DbError> {
         self.write(|tx| match find_container(tx, account, name)? {
@@ -419,8 +420,8 @@ impl Db {
                     return Ok(Err(e));
                 }
                 tx.execute(
-                    "UPDATE containers SET meta = ?2 WHERE id = ?1",
-                    params![c.id, meta_json(&meta)],
+                    "UPDATE containers SET meta = ?2, modified = ?3 WHERE id = ?1",
+                    params![c.id, meta_json(&meta), now],
                 )?;
                 Ok(Ok(true))
             }
@@ -513,12 +514,13 @@ impl Db {
         content_type: Option<&str>,
         meta: &Meta,
         delete_at: Option<u64>,
+        timestamp: f64,
     ) -> Result<bool, DbError> {
         self.write(|tx| {
             let n = tx.execute(
-                "UPDATE objects SET meta = ?3, delete_at = ?4, content_type = COALESCE(?5, content_type)
+                "UPDATE objects SET meta = ?3, delete_at = ?4, content_type = COALESCE(?5, content_type), timestamp = ?6
                  WHERE container_id = ?1 AND name = ?2",
-                params![container_id, name, meta_json(meta), delete_at.map(|d| d as i64), content_type],
+                params![container_id, name, meta_json(meta), delete_at.map(|d| d as i64), content_type, timestamp],
             )?;
             Ok(n > 0)
         })

@@ -238,9 +238,12 @@ pub fn ranges(headers: &HeaderMap, size: u64) -> Ranges {
     let Some(spec) = header(headers, "range") else {
         return Ranges::Whole;
     };
-    let Some(list) = spec.trim().strip_prefix("bytes=") else {
+    let Some((unit, list)) = spec.split_once('=') else {
         return Ranges::Whole;
     };
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return Ranges::Whole;
+    }
     let mut parsed = Vec::new();
     for part in list.split(',') {
         let part = part.trim();
@@ -333,6 +336,10 @@ mod tests {
         assert_eq!(r("bytes=5-1", 100), Ranges::Whole);
         assert_eq!(r("chars=0-1", 100), Ranges::Whole);
         assert_eq!(r("bytes=x-1", 100), Ranges::Whole);
+        assert_eq!(
+            r("BYTES = 0 - 9 ", 100),
+            Ranges::Some(vec![ByteRange { start: 0, end: 9 }])
+        );
         assert_eq!(r("bytes=-0", 100), Ranges::Unsatisfiable);
     }
 

@@ -28,7 +28,7 @@ impl Format {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     pub prefix: String,
-    pub delimiter: Option<char>,
+    pub delimiter: Option<String>,
     pub marker: Option<String>,
     pub end_marker: Option<String>,
     pub limit: usize,
@@ -109,15 +109,11 @@ pub fn params(pairs: &[(String, String)]) -> Result<Params> {
         path: false,
     };
     if let Some(d) = param(pairs, "delimiter").filter(|d| !d.is_empty()) {
-        let mut chars = d.chars();
-        match (chars.next(), chars.next()) {
-            (Some(c), None) => p.delimiter = Some(c),
-            _ => return Err(Error::PreconditionFailed("Bad delimiter".into())),
-        }
+        p.delimiter = Some(d.to_owned());
     }
     if let Some(path) = param(pairs, "path") {
         p.path = true;
-        p.delimiter = Some('/');
+        p.delimiter = Some("/".into());
         p.prefix = if path.is_empty() {
             String::new()
         } else {
@@ -203,10 +199,10 @@ pub fn list<T: Named>(
             }
             let name = row.name().to_owned();
             let rest = &name[p.prefix.len().min(name.len())..];
-            if let Some(d) = p.delimiter
-                && let Some(i) = rest.find(d)
+            if let Some(d) = &p.delimiter
+                && let Some(i) = rest.find(d.as_str())
             {
-                let dir = format!("{}{}", p.prefix, &rest[..i + d.len_utf8()]);
+                let dir = format!("{}{}", p.prefix, &rest[..i + d.len()]);
                 if !p.path {
                     out.push(Entry::Subdir(dir.clone()));
                 }
@@ -217,10 +213,10 @@ pub fn list<T: Named>(
                         inclusive: false,
                     }
                 } else {
+                    // past every name under `dir`: its last character, plus one
                     let mut key = dir;
-                    key.pop();
-                    let after = char::from_u32(d as u32 + 1).unwrap_or(char::MAX);
-                    key.push(after);
+                    let last = key.pop().unwrap_or('\0');
+                    key.push(char::from_u32(last as u32 + 1).unwrap_or(char::MAX));
                     Bound {
                         key,
                         inclusive: true,
@@ -353,7 +349,6 @@ mod tests {
     fn bad_parameters() {
         assert!(params(&query_pairs(Some("limit=10001")).unwrap()).is_err());
         assert!(params(&query_pairs(Some("limit=x")).unwrap()).is_err());
-        assert!(params(&query_pairs(Some("delimiter=ab")).unwrap()).is_err());
         assert!(query_pairs(Some("prefix=%ff")).is_err());
     }
 }

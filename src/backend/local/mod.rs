@@ -309,7 +309,7 @@ impl LocalStore {
                 for e in &entries {
                     match e {
                         Entry::Item(c) => s.push_str(&format!(
-                            "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified></container>",
+                            "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified><storage_policy>Policy-0</storage_policy></container>",
                             xml_escape(&c.name),
                             c.object_count,
                             c.bytes_used,
@@ -375,7 +375,7 @@ impl LocalStore {
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let found = self
                     .db(move |db| {
-                        db.post_container(&a, &c, |m| {
+                        db.post_container(&a, &c, headers::now(), |m| {
                             merge_metadata(&h, "container", CONTAINER_EXTRA, m);
                             check_merged(m, "container").map_err(|e| e.to_string())
                         })

@@ -597,15 +597,8 @@ async fn read<B>(
     }
     if let Some(status) = headers::conditional(req.headers(), unquote(&served.etag), row.timestamp)
     {
-        let mut resp = status_only(status);
-        if status == StatusCode::NOT_MODIFIED {
-            for name in [header::ETAG, header::LAST_MODIFIED] {
-                if let Some(v) = h.get(&name) {
-                    resp.headers_mut().insert(name.clone(), v.clone());
-                }
-            }
-        }
-        return Ok(resp);
+        // the answer still describes the object, as Swift's does
+        return Ok(without_body(status, h));
     }
     if raw_manifest {
         let segments = slo::manifest(store, row).await?;
@@ -682,14 +675,8 @@ async fn read<B>(
             (StatusCode::OK, pieces, size)
         }
         Ranges::Unsatisfiable => {
-            let mut resp = status_only(StatusCode::RANGE_NOT_SATISFIABLE);
-            set(
-                resp.headers_mut(),
-                "content-range",
-                format!("bytes */{size}"),
-            );
-            set(resp.headers_mut(), "accept-ranges", "bytes");
-            return Ok(resp);
+            set(&mut h, "content-range", format!("bytes */{size}"));
+            return Ok(without_body(StatusCode::RANGE_NOT_SATISFIABLE, h));
         }
         Ranges::Some(ranges) if ranges.len() == 1 => {
             let r = ranges[0];
@@ -745,6 +732,18 @@ async fn read<B>(
     Ok(resp)
 }
 
+/// A bodiless answer (304, 412, 416) carrying the object's headers.
+fn without_body(status: StatusCode, mut h: HeaderMap) -> Response<Body> {
+    let mut resp = status_only(status);
+    h.remove(header::CONTENT_LENGTH);
+    for (name, value) in h {
+        if let Some(name) = name {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp
+}
+
 /// Checks the preconditions of a PUT: `If-None-Match: *` and the declared length.
 async fn check_put(
     store: &LocalStore,
@@ -762,8 +761,15 @@ async fn check_put(
             ));
         }
     }
-    let chunked = header_str(headers, "transfer-encoding")?
-        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+    let chunked = match header_str(headers, "transfer-encoding")? {
+        None => false,
+        Some(t) if t.trim().eq_ignore_ascii_case("chunked") => true,
+        Some(t) => {
+            return Err(Error::NotImplemented(format!(
+                "Transfer-Encoding {t:?} is not supported; use chunked"
+            )));
+        }
+    };
     let length = match header_str(headers, "content-length")? {
         Some(v) => Some(
             v.trim()
@@ -934,7 +940,16 @@ async fn post(
         .map(str::to_owned);
     let (id, name) = (container.id, object.to_owned());
     let found = store
-        .db(move |db| db.post_object(id, &name, content_type.as_deref(), &meta, delete_at))
+        .db(move |db| {
+            db.post_object(
+                id,
+                &name,
+                content_type.as_deref(),
+                &meta,
+                delete_at,
+                headers::now(),
+            )
+        })
         .await?;
     if !found {
         return Err(not_found(&container.name, object));
