@@ -147,7 +147,15 @@ impl App {
                 let principal = self.authenticate_storage(headers, &account)?;
                 *identity_out = principal.as_ref().map(Principal::label);
                 if self.identity.account_by_storage_id(&account).is_none() {
-                    return Err(Error::NotFound(format!("no account {account}")));
+                    // say "no such account" only to whom may know: anonymous callers
+                    // are challenged, others refused, as for accounts that exist
+                    return Err(match &principal {
+                        None => Error::unauthorized(&local::realm(&account), "this needs a token"),
+                        Some(p) if p.is_reseller_admin() => {
+                            Error::NotFound(format!("no account {account}"))
+                        }
+                        Some(p) => Error::Forbidden(format!("{} may not use {account}", p.label())),
+                    });
                 }
                 let caller = Caller {
                     principal,

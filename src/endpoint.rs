@@ -156,7 +156,7 @@ fn storage(rest: &str) -> Result<Endpoint> {
     let mut parts = rest.splitn(3, '/');
     let account = decode(parts.next().unwrap_or_default()).ok_or_else(bad)?;
     if account.is_empty() {
-        return Err(Error::bad_request("no account in the storage path"));
+        return Err(Error::NotFound("no account in the storage path".into()));
     }
     let container = match parts.next() {
         Some(c) if !c.is_empty() => Some(decode(c).ok_or_else(bad)?),
@@ -167,7 +167,7 @@ fn storage(rest: &str) -> Result<Endpoint> {
         _ => None,
     };
     if container.is_none() && object.is_some() {
-        return Err(Error::bad_request("an object path needs a container"));
+        return Err(Error::NotFound("an object path needs a container".into()));
     }
     Ok(Endpoint::Storage {
         account,

@@ -527,7 +527,12 @@ async fn storage_needs_a_valid_token_for_the_account() {
     let r = gw
         .req("HEAD", "/v1/AUTH_nosuch", &[("X-Auth-Token", &token)])
         .await;
-    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.status, 403,
+        "only reseller admins learn which accounts exist"
+    );
+    let r = gw.req("HEAD", "/v1/AUTH_nosuch", &[]).await;
+    assert_eq!(r.status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -199,8 +199,18 @@ pub fn list<T: Named>(
             }
             let name = row.name().to_owned();
             let rest = &name[p.prefix.len().min(name.len())..];
+            if p.path && name == p.prefix {
+                // `path=` lists what is inside the directory, not its marker
+                next = Some(Bound {
+                    key: name,
+                    inclusive: false,
+                });
+                continue;
+            }
             if let Some(d) = &p.delimiter
                 && let Some(i) = rest.find(d.as_str())
+                // with `path=`, a directory marker (`dir/`) is itself an entry
+                && !(p.path && i + d.len() == rest.len())
             {
                 let dir = format!("{}{}", p.prefix, &rest[..i + d.len()]);
                 if !p.path {
@@ -343,6 +353,8 @@ mod tests {
         );
         assert_eq!(run(NAMES, &p("prefix=b")), ["b", "b/1"]);
         assert_eq!(run(NAMES, &p("path=a")), ["a/1", "a/2"]);
+        let marked = ["d/", "d/x", "d/y/", "d/y/z", "e"];
+        assert_eq!(run(&marked, &p("path=d")), ["d/x", "d/y/"]);
     }
 
     #[test]

@@ -40,12 +40,7 @@ pub use self::slo::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
 pub const MAX_CONTAINER_NAME_LENGTH: usize = 256;
 
 /// Headers stored with a container besides its user metadata.
-const CONTAINER_EXTRA: &[&str] = &[
-    "x-container-read",
-    "x-container-write",
-    "x-versions-location",
-    "x-history-location",
-];
+const CONTAINER_EXTRA: &[&str] = &["x-container-read", "x-container-write"];
 
 /// What a storage request addresses.
 #[derive(Debug, Clone)]
@@ -79,10 +74,19 @@ impl Caller {
     /// 401 for anonymous callers, 403 for known ones.
     fn denied(&self, account: &str) -> Error {
         match &self.principal {
-            None => Error::unauthorized(account, "this needs a token: send X-Auth-Token"),
+            None => Error::unauthorized(&realm(account), "this needs a token: send X-Auth-Token"),
             Some(p) => Error::Forbidden(format!("{} may not do this in {account}", p.label())),
         }
     }
+}
+
+/// The realm of a challenge names the account as it appears in a URL.
+pub fn realm(account: &str) -> String {
+    percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC)
+        .to_string()
+        .replace("%5F", "_")
+        .replace("%2D", "-")
+        .replace("%2E", ".")
 }
 
 pub struct LocalStore {

@@ -134,6 +134,26 @@ fn guess_type(name: &str) -> &'static str {
         "svg" => "image/svg+xml",
         "mp4" => "video/mp4",
         "mp3" => "audio/mpeg",
+        "wav" => "audio/x-wav",
+        "ogg" => "audio/ogg",
+        "avi" => "video/x-msvideo",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "webp" => "image/webp",
+        "ico" => "image/vnd.microsoft.icon",
+        "bmp" => "image/bmp",
+        "tif" | "tiff" => "image/tiff",
+        "doc" => "application/msword",
+        "xls" => "application/vnd.ms-excel",
+        "ppt" => "application/vnd.ms-powerpoint",
+        "rtf" => "application/rtf",
+        "md" => "text/markdown",
+        "py" => "text/x-python",
+        "sh" => "application/x-sh",
+        "bz2" => "application/x-bzip2",
+        "xz" => "application/x-xz",
+        "7z" => "application/x-7z-compressed",
+        "iso" => "application/x-iso9660-image",
         _ => "application/octet-stream",
     }
 }
@@ -628,8 +648,13 @@ async fn read<B>(
             }],
         }
     };
+    let is_dlo = served.segments.is_some() && served.parts.is_none();
     let selected = match select_part(&served, part_number(&pairs)?) {
-        Part::All => headers::ranges(req.headers(), size),
+        // Swift serves a dynamic large object whole when asked for several ranges
+        Part::All => match headers::ranges(req.headers(), size) {
+            Ranges::Some(r) if is_dlo && r.len() > 1 => Ranges::Whole,
+            r => r,
+        },
         Part::Range { range, count } => {
             if served.parts.is_some() {
                 set(&mut h, "x-parts-count", count);
@@ -916,12 +941,10 @@ async fn post(
         .await?
         .ok_or_else(|| not_found(&container.name, object))?;
     let mut meta = request_meta(headers)?;
-    // what makes the object a large object stays: the gateway's sysmeta, the SLO
-    // flag, and a DLO manifest unless the request sets one
+    // a POST replaces the user's metadata (a DLO manifest included, as in Swift);
+    // what makes an object an SLO stays
     for (k, v) in &existing.meta {
-        let keep = k.contains("-sysmeta-")
-            || k == "x-static-large-object"
-            || (k == "x-object-manifest" && !headers.contains_key("x-object-manifest"));
+        let keep = k.contains("-sysmeta-") || k == "x-static-large-object";
         if keep {
             meta.insert(k.clone(), v.clone());
         }
