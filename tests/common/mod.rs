@@ -117,13 +117,46 @@ impl Resp {
 }
 
 pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    send_raw(addr, &request_bytes(addr, method, path, headers, &[])).await
+}
+
+fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut raw =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
     for (k, v) in headers {
         raw.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
+    if !body.is_empty() || method == "PUT" {
+        raw.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
     raw.extend_from_slice(b"\r\n");
-    send_raw(addr, &raw).await
+    raw.extend_from_slice(body);
+    raw
+}
+
+/// A request with a body; a connection that breaks is `None`, not a panic.
+pub async fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Resp> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(&request_bytes(addr, method, path, headers, body))
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    buf.windows(4)
+        .any(|w| w == b"\r\n\r\n")
+        .then(|| parse_response(&buf))
 }
 
 /// Sends raw bytes and reads one response (the connection is closed by the request).
