@@ -12,15 +12,36 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 use rand::RngCore;
-use tokio::sync::mpsc;
 
 use super::db::Db;
 
 /// Bytes handed to the disk writer at a time, and read from disk per chunk.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 
 pub struct Files {
     root: PathBuf,
+}
+
+/// The body file of a PUT: idle between chunks, or busy writing one.
+enum Disk {
+    Idle(File, Md5),
+    Busy(tokio::task::JoinHandle<std::io::Result<(File, Md5)>>),
+    Gone,
+}
+
+impl Disk {
+    /// Waits for the write in flight; the file and the hash so far.
+    async fn settle(&mut self) -> std::io::Result<(File, Md5)> {
+        match std::mem::replace(self, Disk::Gone) {
+            Disk::Idle(file, md5) => Ok((file, md5)),
+            Disk::Busy(job) => job
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            Disk::Gone => Err(std::io::Error::other(
+                "the body file was lost after an error",
+            )),
+        }
+    }
 }
 
 /// A body written to a temporary file, not yet visible.
@@ -83,56 +104,65 @@ impl Files {
     {
         let id = new_id();
         let path = self.tmp_path(&id);
-        let (tx, mut rx) = mpsc::channel::<Bytes>(4);
-        // hashing and writing run on a blocking thread while the next bytes arrive
-        let disk_path = path.clone();
-        let disk = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-            let mut file = File::create(&disk_path)?;
-            let mut md5 = Md5::new();
-            while let Some(chunk) = rx.blocking_recv() {
-                md5.update(&chunk);
-                file.write_all(&chunk)?;
-            }
-            file.sync_all()?;
-            Ok(hex::encode(md5.finalize()))
-        });
+        let create_path = path.clone();
+        let file = tokio::task::spawn_blocking(move || File::create(create_path))
+            .await
+            .map_err(|e| WriteError::Disk(std::io::Error::other(e.to_string())))??;
+        let mut disk = Disk::Idle(file, Md5::new());
         let mut size: u64 = 0;
         let mut buf = BytesMut::with_capacity(CHUNK);
-        let received: Result<(), WriteError> = async {
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| WriteError::Client(e.to_string()))?;
-                let Ok(data) = frame.into_data() else {
-                    continue;
+        let received: Result<(), WriteError> = loop {
+            let frame = body.frame().await;
+            let last = frame.is_none();
+            if let Some(frame) = frame {
+                let data = match frame {
+                    Err(e) => break Err(WriteError::Client(e.to_string())),
+                    Ok(frame) => match frame.into_data() {
+                        Ok(d) => d,
+                        Err(_) => continue,
+                    },
                 };
                 size += data.len() as u64;
                 if size > limit || expected.is_some_and(|e| size > e) {
-                    return Err(WriteError::TooLarge(expected.unwrap_or(limit).min(limit)));
+                    break Err(WriteError::TooLarge(expected.unwrap_or(limit).min(limit)));
                 }
                 buf.extend_from_slice(&data);
-                if buf.len() >= CHUNK && tx.send(buf.split().freeze()).await.is_err() {
-                    break;
-                }
             }
-            if !buf.is_empty() {
-                let _ = tx.send(buf.split().freeze()).await;
+            if buf.len() >= CHUNK || (last && !buf.is_empty()) {
+                // one chunk is hashed and written on a blocking thread while the next arrives
+                let (mut file, mut md5) = match disk.settle().await {
+                    Ok(d) => d,
+                    Err(e) => break Err(WriteError::Disk(e)),
+                };
+                let chunk = buf.split().freeze();
+                disk = Disk::Busy(tokio::task::spawn_blocking(move || {
+                    md5.update(&chunk);
+                    file.write_all(&chunk)?;
+                    Ok((file, md5))
+                }));
             }
-            Ok(())
-        }
-        .await;
-        drop(tx);
-        let md5 = disk
-            .await
-            .map_err(|e| WriteError::Disk(std::io::Error::other(e.to_string())))?;
-        let outcome = match (received, md5) {
+            if last {
+                break Ok(());
+            }
+        };
+        let settled = disk.settle().await;
+        let outcome = match (received, settled) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => Err(WriteError::Disk(e)),
-            (Ok(()), Ok(md5)) => match expected {
-                Some(e) if e != size => Err(WriteError::Short {
-                    got: size,
-                    expected: e,
-                }),
-                _ => Ok(Written { id, size, md5 }),
-            },
+            (Ok(()), Ok(_)) if expected.is_some_and(|e| e != size) => Err(WriteError::Short {
+                got: size,
+                expected: expected.unwrap_or_default(),
+            }),
+            (Ok(()), Ok((file, md5))) => tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r)
+                .map(|()| Written {
+                    id,
+                    size,
+                    md5: hex::encode(md5.finalize()),
+                })
+                .map_err(WriteError::Disk),
         };
         if outcome.is_err() {
             let _ = std::fs::remove_file(&path);
@@ -227,61 +257,77 @@ pub enum Piece {
     },
 }
 
-/// Streams pieces in order from a blocking thread; at most a few chunks are in memory.
-pub fn stream(pieces: Vec<Piece>) -> crate::http_util::Body {
-    use http_body_util::StreamBody;
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+/// Reads up to `len` bytes at the file's position on a blocking thread; hands the file back.
+async fn read_chunk(mut file: File, len: usize) -> std::io::Result<(File, Bytes)> {
     tokio::task::spawn_blocking(move || {
-        for piece in pieces {
-            let (mut file, offset, mut left) = match piece {
-                Piece::Bytes(b) => {
-                    if tx.blocking_send(Ok(b)).is_err() {
-                        return;
-                    }
+        let mut buf = BytesMut::zeroed(len);
+        let n = file.read(&mut buf)?;
+        buf.truncate(n);
+        Ok((file, buf.freeze()))
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
+struct Reader {
+    pieces: std::vec::IntoIter<Piece>,
+    /// The file being read and the bytes of it still to send.
+    current: Option<(File, u64)>,
+}
+
+impl Reader {
+    async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
+        loop {
+            if let Some((file, left)) = self.current.take() {
+                if left == 0 {
                     continue;
                 }
-                Piece::Open { file, offset, len } => (file, offset, len),
-                Piece::Path { path, offset, len } => match File::open(&path) {
-                    Ok(f) => (f, offset, len),
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
+                let want = CHUNK.min(left as usize);
+                return Some(match read_chunk(file, want).await {
+                    Ok((_, b)) if b.is_empty() => Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "object body shorter than its record",
+                    )),
+                    Ok((file, b)) => {
+                        self.current = Some((file, left - b.len() as u64));
+                        Ok(b)
                     }
-                },
-            };
-            if let Err(e) = file.seek(SeekFrom::Start(offset)) {
-                let _ = tx.blocking_send(Err(e));
-                return;
+                    Err(e) => Err(e),
+                });
             }
-            while left > 0 {
-                let mut buf = BytesMut::zeroed(CHUNK.min(left as usize));
-                match file.read(&mut buf) {
-                    Ok(0) => {
-                        let _ = tx.blocking_send(Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "object body shorter than its record",
-                        )));
-                        return;
-                    }
-                    Ok(n) => {
-                        buf.truncate(n);
-                        left -= n as u64;
-                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
+            let (file, offset, len) = match self.pieces.next()? {
+                Piece::Bytes(b) => return Some(Ok(b)),
+                Piece::Open { file, offset, len } => (Ok(file), offset, len),
+                Piece::Path { path, offset, len } => (
+                    tokio::task::spawn_blocking(move || File::open(path))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+                    offset,
+                    len,
+                ),
+            };
+            let seeked = file.and_then(|mut f| f.seek(SeekFrom::Start(offset)).map(|_| f));
+            match seeked {
+                Ok(f) => self.current = Some((f, len)),
+                Err(e) => return Some(Err(e)),
             }
         }
-    });
-    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
+    }
+}
+
+/// Streams pieces in order; only the chunk in flight is in memory, and no thread is
+/// held between chunks.
+pub fn stream(pieces: Vec<Piece>) -> crate::http_util::Body {
+    use http_body_util::StreamBody;
+    let reader = Reader {
+        pieces: pieces.into_iter(),
+        current: None,
+    };
+    let frames = futures_util::stream::unfold(reader, |mut reader| async move {
+        reader
+            .next()
             .await
-            .map(|item| (item.map(hyper::body::Frame::data), rx))
+            .map(|item| (item.map(hyper::body::Frame::data), reader))
     });
     BodyExt::boxed(StreamBody::new(frames))
 }
