@@ -15,7 +15,9 @@ use rand::RngCore;
 
 use super::db::Db;
 
-/// Bytes handed to the disk writer at a time, and read from disk per chunk.
+/// Bytes hashed and written per blocking call: large, so that few calls are made.
+const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes read from disk per chunk of a response.
 const CHUNK: usize = 256 << 10;
 
 pub struct Files {
@@ -110,7 +112,9 @@ impl Files {
             .map_err(|e| WriteError::Disk(std::io::Error::other(e.to_string())))??;
         let mut disk = Disk::Idle(file, Md5::new());
         let mut size: u64 = 0;
-        let mut buf = BytesMut::with_capacity(CHUNK);
+        // frames are handed to the disk as they came, without copying them together
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batched = 0usize;
         let received: Result<(), WriteError> = loop {
             let frame = body.frame().await;
             let last = frame.is_none();
@@ -126,18 +130,22 @@ impl Files {
                 if size > limit || expected.is_some_and(|e| size > e) {
                     break Err(WriteError::TooLarge(expected.unwrap_or(limit).min(limit)));
                 }
-                buf.extend_from_slice(&data);
+                batched += data.len();
+                batch.push(data);
             }
-            if buf.len() >= CHUNK || (last && !buf.is_empty()) {
-                // one chunk is hashed and written on a blocking thread while the next arrives
+            if batched >= WRITE_CHUNK || (last && batched > 0) {
+                // one batch is hashed and written on a blocking thread while the next arrives
                 let (mut file, mut md5) = match disk.settle().await {
                     Ok(d) => d,
                     Err(e) => break Err(WriteError::Disk(e)),
                 };
-                let chunk = buf.split().freeze();
+                let frames = std::mem::take(&mut batch);
+                batched = 0;
                 disk = Disk::Busy(tokio::task::spawn_blocking(move || {
-                    md5.update(&chunk);
-                    file.write_all(&chunk)?;
+                    for f in &frames {
+                        md5.update(f);
+                        file.write_all(f)?;
+                    }
                     Ok((file, md5))
                 }));
             }
