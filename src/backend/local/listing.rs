@@ -52,13 +52,8 @@ pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>> {
                     .map(|c| c.into_owned())
                     .map_err(|_| Error::PreconditionFailed("Invalid UTF8 or contains NULL".into()))
             };
-            let v = dec(v)?;
-            if v.contains('\0') {
-                return Err(Error::PreconditionFailed(
-                    "Invalid UTF8 or contains NULL".into(),
-                ));
-            }
-            Ok((dec(k)?, v))
+            // a NUL may stand in a marker: it only bounds a listing
+            Ok((dec(k)?, dec(v)?))
         })
         .collect()
 }
@@ -79,14 +74,10 @@ fn truthy(v: &str) -> bool {
 }
 
 pub fn params(pairs: &[(String, String)]) -> Result<Params> {
+    // as Swift: a limit that is not a whole number is ignored, one above the maximum refused
     let limit = match param(pairs, "limit") {
-        None | Some("") => LISTING_LIMIT,
-        Some(v) => {
-            let n: usize = v.parse().map_err(|_| {
-                Error::PreconditionFailed(format!(
-                    "Value of limit must be a positive integer: {v:?}"
-                ))
-            })?;
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            let n: usize = v.parse().unwrap_or(usize::MAX);
             if n > LISTING_LIMIT {
                 return Err(Error::PreconditionFailed(format!(
                     "Maximum limit is {LISTING_LIMIT}"
@@ -94,6 +85,7 @@ pub fn params(pairs: &[(String, String)]) -> Result<Params> {
             }
             n
         }
+        _ => LISTING_LIMIT,
     };
     let mut p = Params {
         prefix: param(pairs, "prefix").unwrap_or_default().to_owned(),
@@ -360,7 +352,12 @@ mod tests {
     #[test]
     fn bad_parameters() {
         assert!(params(&query_pairs(Some("limit=10001")).unwrap()).is_err());
-        assert!(params(&query_pairs(Some("limit=x")).unwrap()).is_err());
+        assert_eq!(
+            params(&query_pairs(Some("limit=5000.0")).unwrap())
+                .unwrap()
+                .limit,
+            LISTING_LIMIT
+        );
         assert!(query_pairs(Some("prefix=%ff")).is_err());
     }
 }

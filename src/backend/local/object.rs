@@ -241,10 +241,15 @@ fn write_error(e: WriteError) -> Error {
     }
 }
 
+/// Percent-encodes as Python's `quote` does (Swift's answers name paths this way).
 pub(super) fn encode(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%2F", "/")
+    const QUOTE: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'~')
+        .remove(b'/');
+    utf8_percent_encode(s, QUOTE).to_string()
 }
 
 /// A part of a large object: a range of a body file, or bytes held in a manifest.
@@ -350,8 +355,6 @@ where
             read(store, &req, account, &c, object, caller).await
         }
         Method::PUT => {
-            authorize(caller, account, c.as_ref(), true)?;
-            let c = c.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
             if let Some(from) = header_str(req.headers(), "x-copy-from")? {
                 let (sc, so) = split_copy_path(from, "X-Copy-From")?;
                 let src_account = header_str(req.headers(), "x-copy-from-account")?
@@ -362,31 +365,28 @@ where
                     req.headers(),
                     req.uri().query(),
                     (&src_account, &sc, &so),
-                    (account, &c, object),
+                    (account, container, object),
                     caller,
                 )
                 .await;
             }
+            authorize(caller, account, c.as_ref(), true)?;
+            let c = c.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
             put(store, req, account, &c, object, caller).await
         }
         ref m if m.as_str() == "COPY" => {
-            authorize(caller, account, c.as_ref(), false)?;
             let dest = header_str(req.headers(), "destination")?
                 .ok_or_else(|| Error::PreconditionFailed("Destination header required".into()))?;
             let (dc, dobj) = split_copy_path(dest, "Destination")?;
             let dest_account = header_str(req.headers(), "destination-account")?
                 .unwrap_or(account)
                 .to_owned();
-            let dest_container = store.container(&dest_account, &dc).await?;
-            authorize(caller, &dest_account, dest_container.as_ref(), true)?;
-            let dest_container =
-                dest_container.ok_or_else(|| Error::NotFound(format!("no container {dc:?}")))?;
             copy(
                 store,
                 req.headers(),
                 req.uri().query(),
                 (account, container, object),
-                (&dest_account, &dest_container, &dobj),
+                (&dest_account, &dc, &dobj),
                 caller,
             )
             .await
@@ -987,11 +987,11 @@ async fn copy(
     headers: &HeaderMap,
     query: Option<&str>,
     src: (&str, &str, &str),
-    dest: (&str, &ContainerRow, &str),
+    dest: (&str, &str, &str),
     caller: &Caller,
 ) -> Result<Response<Body>> {
     let (src_account, src_container, src_object) = src;
-    let (dest_account, dest_container, dest_object) = dest;
+    let (dest_account, dest_container_name, dest_object) = dest;
     if dest_object.len() > MAX_OBJECT_NAME_LENGTH {
         return Err(Error::bad_request(format!(
             "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
@@ -1004,10 +1004,18 @@ async fn copy(
     let source = current(store, &sc, src_object)
         .await?
         .ok_or_else(|| not_found(src_container, src_object))?;
+    // as Swift: the source is checked first, then the destination
+    let dest_row = store.container(dest_account, dest_container_name).await?;
+    authorize(caller, dest_account, dest_row.as_ref(), true)?;
+    let dest_container = &dest_row
+        .ok_or_else(|| Error::NotFound(format!("no container {dest_container_name:?}")))?;
     let pairs = listing::query_pairs(query)?;
     let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
     let served = served(store, src_account, source, manifest_get, caller).await?;
     let source = &served.row;
+    if manifest_get && slo::is_slo(source) && src_account != dest_account {
+        slo::check_segments_in(store, headers, dest_account, source, caller).await?;
+    }
     if let Some(e) = header_str(headers, "etag")?
         && unquote(e) != unquote(&served.etag)
     {

@@ -194,11 +194,12 @@ async fn lookup(
     object: &str,
     caller: &Caller,
 ) -> Result<Option<ObjectRow>> {
-    let Some(c) = store.container(account, container).await? else {
-        return Ok(None);
-    };
-    authorize(caller, account, Some(&c), false)?;
-    current(store, &c, object).await
+    let c = store.container(account, container).await?;
+    authorize(caller, account, c.as_ref(), false)?;
+    match c {
+        Some(c) => current(store, &c, object).await,
+        None => Ok(None),
+    }
 }
 
 pub async fn put<B>(
@@ -353,6 +354,46 @@ where
     row.meta
         .insert(MANIFEST_SIZE.into(), written.size.to_string());
     Ok((row, slo_etag))
+}
+
+/// A manifest copied into another account points at that account's segments: each
+/// must exist there and be readable by the caller, or the copy is refused (400).
+pub async fn check_segments_in(
+    store: &LocalStore,
+    headers: &HeaderMap,
+    account: &str,
+    row: &ObjectRow,
+    caller: &Caller,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for s in manifest(store, row).await? {
+        let Some(name) = s.name else { continue };
+        let Some((c, o)) = name.trim_start_matches('/').split_once('/') else {
+            continue;
+        };
+        let status = match lookup(store, account, c, o, caller).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => StatusCode::NOT_FOUND,
+            Err(e) => e.status(),
+        };
+        problems.push((
+            super::object::encode(&name),
+            format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let fmt = bulk::accept_format(headers);
+    Err(Error::Report {
+        status: StatusCode::BAD_REQUEST,
+        body: bulk::report(fmt, &[], &problems),
+        content_type: fmt.content_type(),
+    })
 }
 
 /// The stored manifest of an SLO.
