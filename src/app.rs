@@ -157,12 +157,24 @@ impl App {
                         Some(p) => Error::Forbidden(format!("{} may not use {account}", p.label())),
                     });
                 }
+                let pairs = local::query_pairs(parts.uri.query())?;
+                let temp_url = match (&principal, &container, &object) {
+                    (None, Some(c), Some(o)) if local::param(&pairs, "temp_url_sig").is_some() => {
+                        Some(
+                            self.local
+                                .temp_url_scope(&account, c, o, &parts.method, &pairs, client)
+                                .await?,
+                        )
+                    }
+                    _ => None,
+                };
                 let caller = Caller {
                     principal,
                     referer: headers
                         .get(http::header::REFERER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned),
+                    temp_url,
                 };
                 let target = Target {
                     account,
@@ -233,6 +245,12 @@ impl App {
                 "policies": [{"name": "Policy-0", "default": true}],
             },
             "dlo": {"max_segments": 10000},
+            "tempurl": {
+                "methods": local::tempurl::METHODS,
+                "allowed_digests": local::tempurl::DIGESTS,
+                "outgoing_remove_headers": ["x-object-meta-*"],
+                "outgoing_allow_headers": ["x-object-meta-public-*"],
+            },
             "slo": {
                 "max_manifest_segments": local::MAX_MANIFEST_SEGMENTS,
                 "max_manifest_size": local::MAX_MANIFEST_SIZE,

@@ -140,6 +140,17 @@ fn request_bytes(
     raw
 }
 
+/// A request with a body.
+pub async fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    send_raw(addr, &request_bytes(addr, method, path, headers, body)).await
+}
+
 /// A request with a body; a connection that breaks is `None`, not a panic.
 pub async fn try_request(
     addr: SocketAddr,

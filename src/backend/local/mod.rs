@@ -11,6 +11,7 @@ mod headers;
 mod listing;
 mod object;
 mod slo;
+pub mod tempurl;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub use self::bulk::MAX_DELETES_PER_REQUEST;
 pub use self::headers::{
     MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
 };
-pub use self::listing::LISTING_LIMIT;
+pub use self::listing::{LISTING_LIMIT, param, query_pairs};
 pub use self::object::{MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH};
 pub use self::slo::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
 
@@ -54,14 +55,21 @@ pub struct Target {
 pub struct Caller {
     pub principal: Option<Principal>,
     pub referer: Option<String>,
+    /// Set when a valid temporary URL authorizes this one request.
+    pub temp_url: Option<tempurl::Scope>,
 }
 
 impl Caller {
-    /// Account admins of the account, and reseller admins, own it.
+    /// Account admins of the account, and reseller admins, own it; so does a temporary
+    /// URL signed with an account key, for its one request.
     pub fn owns(&self, account: &str) -> bool {
         self.principal
             .as_ref()
             .is_some_and(|p| p.is_reseller_admin() || (p.storage_id == account && p.is_admin()))
+            || self
+                .temp_url
+                .as_ref()
+                .is_some_and(|s| s.container.is_none())
     }
 
     fn groups(&self) -> Vec<String> {
@@ -193,7 +201,17 @@ impl LocalStore {
             }
             (Some(c), Some(o)) => {
                 let (account, c, o) = (target.account.clone(), c.clone(), o.clone());
-                object::handle(self, req, &account, &c, &o, caller).await
+                if caller.temp_url.is_none() {
+                    return object::handle(self, req, &account, &c, &o, caller).await;
+                }
+                tempurl::check_incoming(req.headers())?;
+                let pairs = listing::query_pairs(req.uri().query())?;
+                let read = matches!(*req.method(), Method::GET | Method::HEAD);
+                let mut resp = object::handle(self, req, &account, &c, &o, caller).await?;
+                if read && resp.status().is_success() {
+                    tempurl::filter_outgoing(resp.headers_mut(), &o, &pairs);
+                }
+                Ok(resp)
             }
         }
     }
@@ -442,7 +460,11 @@ impl LocalStore {
                 set(h, "x-storage-policy", "Policy-0");
                 let mut meta = row.meta.clone();
                 if !owner {
-                    meta.retain(|k, _| k != "x-container-read" && k != "x-container-write");
+                    meta.retain(|k, _| {
+                        k != "x-container-read"
+                            && k != "x-container-write"
+                            && !k.starts_with("x-container-meta-temp-url-key")
+                    });
                 }
                 put_meta(h, &meta);
                 Ok(resp)

@@ -84,6 +84,11 @@ pub(super) fn authorize(
     if caller.owns(account) {
         return Ok(());
     }
+    if let (Some(scope), Some(c)) = (&caller.temp_url, container)
+        && scope.container.as_deref() == Some(c.name.as_str())
+    {
+        return Ok(());
+    }
     let name = if write {
         "x-container-write"
     } else {

@@ -1,0 +1,302 @@
+//! The embedded object store, request by request: ACLs and public reads, ranges,
+//! conditions, expiry, bulk delete and temporary URLs.
+
+mod common;
+
+use common::{Resp, TestGateway, request_with_body};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+async fn gateway() -> (TestGateway, String, String) {
+    let gw = TestGateway::start().await;
+    gw.user("test", "owner", "ownerkey", &[".admin"]).await;
+    gw.user("test", "reader", "readerkey", &[]).await;
+    let owner = gw.login("test:owner", "ownerkey").await;
+    let reader = gw.login("test:reader", "readerkey").await;
+    (gw, owner, reader)
+}
+
+async fn put(
+    gw: &TestGateway,
+    token: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut h = vec![("X-Auth-Token", token)];
+    h.extend_from_slice(headers);
+    request_with_body(gw.addr, "PUT", &format!("/v1/AUTH_test{path}"), &h, body).await
+}
+
+async fn get(gw: &TestGateway, token: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut h: Vec<(&str, &str)> = token.map(|t| vec![("X-Auth-Token", t)]).unwrap_or_default();
+    h.extend_from_slice(headers);
+    gw.get(&format!("/v1/AUTH_test{path}"), &h).await
+}
+
+#[tokio::test]
+async fn acls_decide_who_reads_and_writes() {
+    let (gw, owner, reader) = gateway().await;
+    assert_eq!(put(&gw, &owner, "/private", &[], b"").await.status, 201);
+    assert_eq!(
+        put(&gw, &owner, "/private/doc", &[], b"secret")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        get(&gw, Some(&reader), "/private/doc", &[]).await.status,
+        403
+    );
+    assert_eq!(get(&gw, None, "/private/doc", &[]).await.status, 401);
+
+    let h = [("X-Container-Read", "test:reader")];
+    assert_eq!(put(&gw, &owner, "/private", &h, b"").await.status, 202);
+    assert_eq!(
+        get(&gw, Some(&reader), "/private/doc", &[]).await.text(),
+        "secret"
+    );
+    assert_eq!(
+        put(&gw, &reader, "/private/new", &[], b"x").await.status,
+        403
+    );
+    let r = get(&gw, Some(&reader), "/private", &[]).await;
+    assert_eq!(r.status, 200, "read ACL allows listing");
+    assert!(
+        r.header("x-container-read").is_none(),
+        "ACLs are shown to owners only"
+    );
+
+    // public objects, but no listing without .rlistings
+    let h = [("X-Container-Read", ".r:*")];
+    assert_eq!(put(&gw, &owner, "/public", &h, b"").await.status, 201);
+    assert_eq!(
+        put(&gw, &owner, "/public/page", &[], b"hello").await.status,
+        201
+    );
+    assert_eq!(get(&gw, None, "/public/page", &[]).await.text(), "hello");
+    assert_eq!(get(&gw, None, "/public", &[]).await.status, 401);
+    let r = put(
+        &gw,
+        &owner,
+        "/public",
+        &[("X-Container-Write", ".r:*")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400, "referrers cannot write");
+}
+
+#[tokio::test]
+async fn ranges_conditions_and_expiry() {
+    let (gw, owner, _) = gateway().await;
+    put(&gw, &owner, "/c", &[], b"").await;
+    let r = put(
+        &gw,
+        &owner,
+        "/c/o",
+        &[("X-Object-Meta-Color", "blue")],
+        b"0123456789",
+    )
+    .await;
+    let etag = r.header("etag").unwrap().to_owned();
+    assert_eq!(etag, "781e5e245d69b566979b86e28d23f2c7");
+
+    let r = get(&gw, Some(&owner), "/c/o", &[("Range", "bytes=2-4")]).await;
+    assert_eq!((r.status, r.text().as_str()), (206, "234"));
+    assert_eq!(r.header("content-range"), Some("bytes 2-4/10"));
+    let r = get(&gw, Some(&owner), "/c/o", &[("Range", "bytes=-3")]).await;
+    assert_eq!(r.text(), "789");
+    let r = get(&gw, Some(&owner), "/c/o", &[("Range", "bytes=0-0,8-")]).await;
+    assert_eq!(r.status, 206);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("multipart/byteranges;boundary=")
+    );
+    assert!(
+        r.text()
+            .contains("Content-Range: bytes 8-9/10\r\n\r\n89\r\n"),
+        "{}",
+        r.text()
+    );
+    let r = get(&gw, Some(&owner), "/c/o", &[("Range", "bytes=20-")]).await;
+    assert_eq!(
+        (r.status, r.header("content-range")),
+        (416, Some("bytes */10"))
+    );
+
+    let r = get(&gw, Some(&owner), "/c/o", &[("If-None-Match", &etag)]).await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(
+        get(&gw, Some(&owner), "/c/o", &[("If-Match", "nope")])
+            .await
+            .status,
+        412
+    );
+    let r = put(&gw, &owner, "/c/o", &[("If-None-Match", "*")], b"again").await;
+    assert_eq!(
+        r.status, 412,
+        "If-None-Match: * protects an existing object"
+    );
+    let r = put(
+        &gw,
+        &owner,
+        "/c/bad",
+        &[("ETag", "00000000000000000000000000000000")],
+        b"x",
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        get(&gw, Some(&owner), "/c/bad", &[]).await.status,
+        404,
+        "nothing kept after a 422"
+    );
+
+    let r = put(
+        &gw,
+        &owner,
+        "/c/short",
+        &[("X-Delete-After", "1")],
+        b"gone soon",
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(get(&gw, Some(&owner), "/c/short", &[]).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(get(&gw, Some(&owner), "/c/short", &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn bulk_delete_reports_per_path() {
+    let (gw, owner, _) = gateway().await;
+    put(&gw, &owner, "/c", &[], b"").await;
+    put(&gw, &owner, "/c/a", &[], b"1").await;
+    put(&gw, &owner, "/c/b%20b", &[], b"2").await;
+    put(&gw, &owner, "/full", &[], b"").await;
+    put(&gw, &owner, "/full/x", &[], b"3").await;
+    let body = b"/c/a\n/c/b%20b\n/c/missing\n/full\n";
+    let r = request_with_body(
+        gw.addr,
+        "POST",
+        "/v1/AUTH_test?bulk-delete",
+        &[("X-Auth-Token", owner.as_str()), ("Accept", "application/json")],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["Number Deleted"], 2);
+    assert_eq!(v["Number Not Found"], 1);
+    assert_eq!(v["Errors"][0][0], "/full");
+    assert_eq!(v["Errors"][0][1], "409 Conflict");
+}
+
+fn sign(key: &str, method: &str, expires: u64, path: &str) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap();
+    m.update(format!("{method}\n{expires}\n{path}").as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn temporary_urls() {
+    let (gw, owner, _) = gateway().await;
+    let r = request_with_body(
+        gw.addr,
+        "POST",
+        "/v1/AUTH_test",
+        &[
+            ("X-Auth-Token", owner.as_str()),
+            ("X-Account-Meta-Temp-URL-Key", "sekrit"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    put(&gw, &owner, "/c", &[], b"").await;
+    let meta = [
+        ("X-Object-Meta-Private", "p"),
+        ("X-Object-Meta-Public-Note", "n"),
+    ];
+    put(&gw, &owner, "/c/report.pdf", &meta, b"%PDF").await;
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let sig = sign("sekrit", "GET", expires, "/v1/AUTH_test/c/report.pdf");
+    let url =
+        |path: &str, sig: &str| format!("{path}?temp_url_sig={sig}&temp_url_expires={expires}");
+
+    let r = get(&gw, None, &url("/c/report.pdf", &sig), &[]).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "%PDF"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"report.pdf\"")
+    );
+    assert_eq!(r.header("x-object-meta-public-note"), Some("n"));
+    assert!(
+        r.header("x-object-meta-private").is_none(),
+        "private metadata stays hidden"
+    );
+    let r = gw
+        .req(
+            "HEAD",
+            &format!("/v1/AUTH_test{}", url("/c/report.pdf", &sig)),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "a GET URL also allows HEAD");
+
+    // another object, another method, a changed signature, an expired URL
+    assert_eq!(
+        get(&gw, None, &url("/c/other", &sig), &[]).await.status,
+        401
+    );
+    let r = request_with_body(
+        gw.addr,
+        "PUT",
+        &format!("/v1/AUTH_test{}", url("/c/report.pdf", &sig)),
+        &[],
+        b"x",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let bad = format!("0{}", &sig[1..]);
+    assert_eq!(
+        get(&gw, None, &url("/c/report.pdf", &bad), &[])
+            .await
+            .status,
+        401
+    );
+    let old = sign("sekrit", "GET", 1000, "/v1/AUTH_test/c/report.pdf");
+    let r = get(
+        &gw,
+        None,
+        &format!("/c/report.pdf?temp_url_sig={old}&temp_url_expires=1000"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+
+    // a PUT URL uploads, but cannot make a manifest
+    let put_sig = sign("sekrit", "PUT", expires, "/v1/AUTH_test/c/upload");
+    let path = format!("/v1/AUTH_test{}", url("/c/upload", &put_sig));
+    let r = request_with_body(gw.addr, "PUT", &path, &[], b"uploaded").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        get(&gw, Some(&owner), "/c/upload", &[]).await.text(),
+        "uploaded"
+    );
+    let r = request_with_body(
+        gw.addr,
+        "PUT",
+        &path,
+        &[("X-Object-Manifest", "c/seg")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
