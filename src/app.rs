@@ -245,6 +245,7 @@ impl App {
                 "policies": [{"name": "Policy-0", "default": true}],
             },
             "dlo": {"max_segments": 10000},
+            "symlink": {"symloop_max": local::SYMLOOP_MAX, "static_links": true},
             "tempurl": {
                 "methods": local::tempurl::METHODS,
                 "allowed_digests": local::tempurl::DIGESTS,

@@ -182,7 +182,10 @@ async fn bulk_delete_reports_per_path() {
         gw.addr,
         "POST",
         "/v1/AUTH_test?bulk-delete",
-        &[("X-Auth-Token", owner.as_str()), ("Accept", "application/json")],
+        &[
+            ("X-Auth-Token", owner.as_str()),
+            ("Accept", "application/json"),
+        ],
         body,
     )
     .await;

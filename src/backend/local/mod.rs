@@ -11,6 +11,7 @@ mod headers;
 mod listing;
 mod object;
 mod slo;
+mod symlink;
 pub mod tempurl;
 
 use std::path::Path;
@@ -37,6 +38,7 @@ pub use self::headers::{
 pub use self::listing::{LISTING_LIMIT, param, query_pairs};
 pub use self::object::{MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH};
 pub use self::slo::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
+pub use self::symlink::SYMLOOP_MAX;
 
 pub const MAX_CONTAINER_NAME_LENGTH: usize = 256;
 

@@ -16,7 +16,7 @@ use super::headers::{
     self, ByteRange, Ranges, check_metadata, http_date, iso, unquote, value_text, x_timestamp,
 };
 use super::listing::{self, Named, xml_escape};
-use super::{Caller, LocalStore, acl, put_meta, set, slo};
+use super::{Caller, LocalStore, acl, put_meta, set, slo, symlink};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, empty, header_str, header_true, status_only};
 
@@ -52,6 +52,7 @@ pub fn listing_json(o: &ObjectRow) -> serde_json::Value {
     if let Some(e) = o.meta.get(slo::SLO_ETAG) {
         v["slo_etag"] = json!(format!("\"{e}\""));
     }
+    symlink::listing_keys(o, &mut v);
     v
 }
 
@@ -571,6 +572,7 @@ fn segment_pieces(store: &LocalStore, segments: &[Segment], range: ByteRange) ->
     pieces
 }
 
+/// A GET or HEAD; symlinks are followed unless `?symlink=get` asks for the link.
 async fn read<B>(
     store: &LocalStore,
     req: &Request<B>,
@@ -579,11 +581,70 @@ async fn read<B>(
     object: &str,
     caller: &Caller,
 ) -> Result<Response<Body>> {
+    read_at(store, req, account, container, object, caller, 0, None).await
+}
+
+/// `depth` counts the links followed so far; `link_etag` is a static link's ETag that
+/// the object reached must have.
+#[allow(clippy::too_many_arguments)]
+async fn read_at<B>(
+    store: &LocalStore,
+    req: &Request<B>,
+    account: &str,
+    container: &ContainerRow,
+    object: &str,
+    caller: &Caller,
+    depth: usize,
+    link_etag: Option<String>,
+) -> Result<Response<Body>> {
     let pairs = query(req.uri().query())?;
     let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
     let row = current(store, container, object)
         .await?
         .ok_or_else(|| not_found(&container.name, object))?;
+    if let Some(e) = link_etag
+        && e != row.etag
+    {
+        return Err(Error::Conflict(format!(
+            "Object Etag {:?} does not match X-Symlink-Target-Etag header {e:?}",
+            row.etag
+        )));
+    }
+    let symlink_get = listing::param(&pairs, "symlink") == Some("get");
+    if !symlink_get && let Some(t) = symlink::target(&row) {
+        if depth >= symlink::SYMLOOP_MAX {
+            return Err(symlink::too_deep());
+        }
+        let tc = store.container(&t.account, &t.container).await?;
+        authorize(caller, &t.account, tc.as_ref(), false)?;
+        let inner = match tc {
+            Some(c) => {
+                Box::pin(read_at(
+                    store,
+                    req,
+                    &t.account,
+                    &c,
+                    &t.object,
+                    caller,
+                    depth + 1,
+                    t.etag.clone(),
+                ))
+                .await
+            }
+            None => Err(not_found(&t.container, &t.object)),
+        };
+        let mut resp = match inner {
+            Ok(resp) => resp,
+            Err(Error::NotFound(_)) => status_only(StatusCode::NOT_FOUND),
+            Err(e) => return Err(e),
+        };
+        if !resp.headers().contains_key(header::CONTENT_LOCATION)
+            && let Some(v) = symlink::location_value(&t)
+        {
+            resp.headers_mut().insert(header::CONTENT_LOCATION, v);
+        }
+        return Ok(resp);
+    }
     // the body file is opened now: a concurrent overwrite cannot pull it away
     let large = row.meta.contains_key("x-object-manifest") || slo::is_slo(&row);
     let file = if large && !manifest_get {
@@ -610,6 +671,7 @@ async fn read<B>(
     if slo::is_slo(row) && !manifest_get {
         set(&mut h, "x-manifest-etag", &row.etag);
     }
+    symlink::link_headers(row, &mut h);
     if let Ok(v) = HeaderValue::from_str(&served.etag) {
         h.insert(header::ETAG, v);
     }
@@ -899,6 +961,40 @@ where
     request_meta(&headers)?;
     delete_at(&headers)?;
     let pairs = query(req.uri().query())?;
+    let link = symlink::requested(&headers, account)?;
+    let mut link_target: Option<(u64, String)> = None;
+    if let Some(t) = &link {
+        if length != Some(0) {
+            return Err(Error::bad_request(
+                "Symlink requests require a zero byte body",
+            ));
+        }
+        if listing::param(&pairs, "multipart-manifest") == Some("put") {
+            return Err(Error::bad_request("Manifest requests cannot be symlinks"));
+        }
+        if let Some(e) = &t.etag {
+            // a static link needs its target now, with that ETag
+            let tc = store.container(&t.account, &t.container).await?;
+            authorize(caller, &t.account, tc.as_ref(), false)?;
+            let target = match tc {
+                Some(c) => current(store, &c, &t.object).await?,
+                None => None,
+            }
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "X-Symlink-Target-Etag headers do not match: {} does not exist",
+                    t.location()
+                ))
+            })?;
+            if &target.etag != e {
+                return Err(Error::Conflict(format!(
+                    "Object Etag {:?} does not match X-Symlink-Target-Etag header {e:?}",
+                    target.etag
+                )));
+            }
+            link_target = Some((target.size, target.content_type));
+        }
+    }
     if listing::param(&pairs, "multipart-manifest") == Some("put") {
         let (row, slo_etag) = slo::put(
             store,
@@ -930,10 +1026,23 @@ where
         )));
     }
     let Written { id, size, md5 } = written;
-    let row = new_row(&headers, object, id, size, md5.clone())?;
+    let mut row = new_row(&headers, object, id, size, md5.clone())?;
+    if let Some(t) = &link {
+        symlink::store(&mut row.meta, t, link_target.as_ref().map(|(b, _)| *b));
+        if header_str(&headers, "content-type")?.is_none_or(|c| c.trim().is_empty()) {
+            row.content_type = match &link_target {
+                Some((_, ct)) => ct.clone(),
+                None => "application/symlink".into(),
+            };
+        }
+    }
     let timestamp = row.timestamp;
+    let mut h = HeaderMap::new();
+    symlink::link_headers(&row, &mut h);
     commit(store, container, row).await?;
-    Ok(created(&md5, timestamp))
+    let mut resp = created(&md5, timestamp);
+    resp.headers_mut().extend(h);
+    Ok(resp)
 }
 
 async fn post(
@@ -942,6 +1051,11 @@ async fn post(
     container: &ContainerRow,
     object: &str,
 ) -> Result<Response<Body>> {
+    if headers.contains_key("x-symlink-target") {
+        return Err(Error::bad_request(
+            "A PUT request is required to set a symlink target",
+        ));
+    }
     let existing = current(store, container, object)
         .await?
         .ok_or_else(|| not_found(&container.name, object))?;
@@ -982,6 +1096,14 @@ async fn post(
     if !found {
         return Err(not_found(&container.name, object));
     }
+    // a POST to a link changes the link, and points at the target
+    if let Some(t) = symlink::target(&existing) {
+        let mut resp = status_only(StatusCode::TEMPORARY_REDIRECT);
+        if let Some(v) = symlink::location_value(&t) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(resp);
+    }
     Ok(status_only(StatusCode::ACCEPTED))
 }
 
@@ -1006,15 +1128,35 @@ async fn copy(
     let sc = store.container(src_account, src_container).await?;
     authorize(caller, src_account, sc.as_ref(), false)?;
     let sc = sc.ok_or_else(|| not_found(src_container, src_object))?;
-    let source = current(store, &sc, src_object)
+    let mut source = current(store, &sc, src_object)
         .await?
         .ok_or_else(|| not_found(src_container, src_object))?;
+    let pairs = listing::query_pairs(query)?;
+    // copying a link copies its target, unless `?symlink=get` asks for the link
+    if listing::param(&pairs, "symlink") != Some("get") {
+        let mut depth = 0;
+        while let Some(t) = symlink::target(&source) {
+            if depth >= symlink::SYMLOOP_MAX {
+                return Err(symlink::too_deep());
+            }
+            depth += 1;
+            let tc = store.container(&t.account, &t.container).await?;
+            authorize(caller, &t.account, tc.as_ref(), false)?;
+            let tc = tc.ok_or_else(|| not_found(&t.container, &t.object))?;
+            let next = current(store, &tc, &t.object)
+                .await?
+                .ok_or_else(|| not_found(&t.container, &t.object))?;
+            if t.etag.as_ref().is_some_and(|e| *e != next.etag) {
+                return Err(Error::Conflict("the symlink's target changed".into()));
+            }
+            source = next;
+        }
+    }
     // as Swift: the source is checked first, then the destination
     let dest_row = store.container(dest_account, dest_container_name).await?;
     authorize(caller, dest_account, dest_row.as_ref(), true)?;
     let dest_container = &dest_row
         .ok_or_else(|| Error::NotFound(format!("no container {dest_container_name:?}")))?;
-    let pairs = listing::query_pairs(query)?;
     let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
     let served = served(store, src_account, source, manifest_get, caller).await?;
     let source = &served.row;
