@@ -572,6 +572,35 @@ fn segment_pieces(store: &LocalStore, segments: &[Segment], range: ByteRange) ->
     pieces
 }
 
+/// The object a chain of symlinks ends at (`row` itself when it is no link); `None`
+/// when the chain is broken.
+pub(super) async fn follow_links(
+    store: &LocalStore,
+    mut row: ObjectRow,
+    caller: &Caller,
+) -> Result<Option<ObjectRow>> {
+    let mut depth = 0;
+    while let Some(t) = symlink::target(&row) {
+        if depth >= symlink::SYMLOOP_MAX {
+            return Err(symlink::too_deep());
+        }
+        depth += 1;
+        let tc = store.container(&t.account, &t.container).await?;
+        authorize(caller, &t.account, tc.as_ref(), false)?;
+        let Some(tc) = tc else { return Ok(None) };
+        let Some(next) = current(store, &tc, &t.object).await? else {
+            return Ok(None);
+        };
+        if let Some(e) = &t.etag
+            && e != symlink::effective_etag(&next)
+        {
+            return Err(symlink::etag_mismatch(symlink::effective_etag(&next), e));
+        }
+        row = next;
+    }
+    Ok(Some(row))
+}
+
 /// A GET or HEAD; symlinks are followed unless `?symlink=get` asks for the link.
 async fn read<B>(
     store: &LocalStore,
@@ -603,12 +632,9 @@ async fn read_at<B>(
         .await?
         .ok_or_else(|| not_found(&container.name, object))?;
     if let Some(e) = link_etag
-        && e != row.etag
+        && e != symlink::effective_etag(&row)
     {
-        return Err(Error::Conflict(format!(
-            "Object Etag {:?} does not match X-Symlink-Target-Etag header {e:?}",
-            row.etag
-        )));
+        return Err(symlink::etag_mismatch(symlink::effective_etag(&row), &e));
     }
     let symlink_get = listing::param(&pairs, "symlink") == Some("get");
     if !symlink_get && let Some(t) = symlink::target(&row) {
@@ -633,9 +659,10 @@ async fn read_at<B>(
             }
             None => Err(not_found(&t.container, &t.object)),
         };
+        // a broken or changed target is answered with where the link points
         let mut resp = match inner {
             Ok(resp) => resp,
-            Err(Error::NotFound(_)) => status_only(StatusCode::NOT_FOUND),
+            Err(e @ (Error::NotFound(_) | Error::Conflict(_))) => e.into_response(""),
             Err(e) => return Err(e),
         };
         if !resp.headers().contains_key(header::CONTENT_LOCATION)
@@ -964,6 +991,9 @@ where
     let link = symlink::requested(&headers, account)?;
     let mut link_target: Option<(u64, String)> = None;
     if let Some(t) = &link {
+        if t.account == account && t.container == container.name && t.object == object {
+            return Err(Error::bad_request("Symlink cannot target itself"));
+        }
         if length != Some(0) {
             return Err(Error::bad_request(
                 "Symlink requests require a zero byte body",
@@ -980,17 +1010,9 @@ where
                 Some(c) => current(store, &c, &t.object).await?,
                 None => None,
             }
-            .ok_or_else(|| {
-                Error::Conflict(format!(
-                    "X-Symlink-Target-Etag headers do not match: {} does not exist",
-                    t.location()
-                ))
-            })?;
-            if &target.etag != e {
-                return Err(Error::Conflict(format!(
-                    "Object Etag {:?} does not match X-Symlink-Target-Etag header {e:?}",
-                    target.etag
-                )));
+            .ok_or_else(|| Error::Conflict("X-Symlink-Target does not exist".into()))?;
+            if symlink::effective_etag(&target) != e {
+                return Err(symlink::etag_mismatch(symlink::effective_etag(&target), e));
             }
             link_target = Some((target.size, target.content_type));
         }
@@ -1134,23 +1156,9 @@ async fn copy(
     let pairs = listing::query_pairs(query)?;
     // copying a link copies its target, unless `?symlink=get` asks for the link
     if listing::param(&pairs, "symlink") != Some("get") {
-        let mut depth = 0;
-        while let Some(t) = symlink::target(&source) {
-            if depth >= symlink::SYMLOOP_MAX {
-                return Err(symlink::too_deep());
-            }
-            depth += 1;
-            let tc = store.container(&t.account, &t.container).await?;
-            authorize(caller, &t.account, tc.as_ref(), false)?;
-            let tc = tc.ok_or_else(|| not_found(&t.container, &t.object))?;
-            let next = current(store, &tc, &t.object)
-                .await?
-                .ok_or_else(|| not_found(&t.container, &t.object))?;
-            if t.etag.as_ref().is_some_and(|e| *e != next.etag) {
-                return Err(Error::Conflict("the symlink's target changed".into()));
-            }
-            source = next;
-        }
+        source = follow_links(store, source, caller)
+            .await?
+            .ok_or_else(|| not_found(src_container, src_object))?;
     }
     // as Swift: the source is checked first, then the destination
     let dest_row = store.container(dest_account, dest_container_name).await?;

@@ -197,7 +197,10 @@ async fn lookup(
     let c = store.container(account, container).await?;
     authorize(caller, account, c.as_ref(), false)?;
     match c {
-        Some(c) => current(store, &c, object).await,
+        Some(c) => match current(store, &c, object).await? {
+            Some(row) => super::object::follow_links(store, row, caller).await,
+            None => Ok(None),
+        },
         None => Ok(None),
     }
 }

@@ -127,6 +127,18 @@ pub fn listing_keys(row: &ObjectRow, v: &mut serde_json::Value) {
     }
 }
 
+/// The ETag a static link to this object must name: for a static link, the ETag its
+/// own target must have; else the object's.
+pub fn effective_etag(row: &ObjectRow) -> &str {
+    row.meta.get(TARGET_ETAG).map_or(&row.etag, String::as_str)
+}
+
+pub fn etag_mismatch(found: &str, wanted: &str) -> Error {
+    Error::Conflict(format!(
+        "Object Etag '{found}' does not match X-Symlink-Target-Etag header '{wanted}'"
+    ))
+}
+
 pub fn too_deep() -> Error {
     Error::Conflict(format!(
         "Too many levels of symbolic links, maximum allowed is {SYMLOOP_MAX}"

@@ -170,12 +170,14 @@ impl LocalStore {
     }
 }
 
-/// A temporary URL may not make an object a large-object manifest.
+/// A temporary URL may not make an object a large-object manifest or a symlink.
 pub fn check_incoming(headers: &HeaderMap) -> Result<()> {
-    if headers.contains_key("x-object-manifest") {
-        return Err(Error::bad_request(
-            "X-Object-Manifest is not allowed with a temporary URL",
-        ));
+    for h in ["x-object-manifest", "x-symlink-target"] {
+        if headers.contains_key(h) {
+            return Err(Error::bad_request(format!(
+                "{h} is not allowed with a temporary URL"
+            )));
+        }
     }
     Ok(())
 }
