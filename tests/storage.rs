@@ -159,13 +159,14 @@ async fn ranges_conditions_and_expiry() {
         &gw,
         &owner,
         "/c/short",
-        &[("X-Delete-After", "1")],
+        &[("X-Delete-After", "2")],
         b"gone soon",
     )
     .await;
     assert_eq!(r.status, 201);
     assert_eq!(get(&gw, Some(&owner), "/c/short", &[]).await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // X-Delete-At is whole seconds: gone within three
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert_eq!(get(&gw, Some(&owner), "/c/short", &[]).await.status, 404);
 }
 
