@@ -245,6 +245,8 @@ impl App {
                 "policies": [{"name": "Policy-0", "default": true}],
             },
             "dlo": {"max_segments": 10000},
+            "container_quotas": {},
+            "account_quotas": {},
             "symlink": {"symloop_max": local::SYMLOOP_MAX, "static_links": true},
             "tempurl": {
                 "methods": local::tempurl::METHODS,

@@ -304,3 +304,47 @@ async fn temporary_urls() {
     .await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn quotas_refuse_what_does_not_fit() {
+    let (gw, owner, _) = gateway().await;
+    let q = [
+        ("X-Container-Meta-Quota-Bytes", "10"),
+        ("X-Container-Meta-Quota-Count", "2"),
+    ];
+    assert_eq!(put(&gw, &owner, "/q", &q, b"").await.status, 201);
+    assert_eq!(put(&gw, &owner, "/q/a", &[], b"12345").await.status, 201);
+    let r = put(&gw, &owner, "/q/b", &[], b"123456").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (413, "Upload exceeds quota.")
+    );
+    assert_eq!(put(&gw, &owner, "/q/b", &[], b"12345").await.status, 201);
+    assert_eq!(
+        put(&gw, &owner, "/q/c", &[], b"").await.status,
+        413,
+        "count quota"
+    );
+    let bad = put(
+        &gw,
+        &owner,
+        "/q",
+        &[("X-Container-Meta-Quota-Bytes", "lots")],
+        b"",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    // account quotas are for reseller admins to set
+    let r = request_with_body(
+        gw.addr,
+        "POST",
+        "/v1/AUTH_test",
+        &[
+            ("X-Auth-Token", owner.as_str()),
+            ("X-Account-Quota-Bytes", "1"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+}

@@ -42,6 +42,14 @@ pub use self::symlink::SYMLOOP_MAX;
 
 pub const MAX_CONTAINER_NAME_LENGTH: usize = 256;
 
+/// Account quotas as Swift's account_quotas names them (set by reseller admins only).
+pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
+    "x-account-quota-bytes",
+    "x-account-quota-count",
+    "x-account-quota-bytes-policy-policy-0",
+    "x-account-quota-count-policy-policy-0",
+];
+
 /// Headers stored with a container besides its user metadata.
 const CONTAINER_EXTRA: &[&str] = &["x-container-read", "x-container-write"];
 
@@ -254,10 +262,13 @@ impl LocalStore {
             }
             Method::POST => {
                 check_metadata(req.headers(), "account")?;
-                let quota_change = req.headers().contains_key("x-account-meta-quota-bytes")
-                    || req
-                        .headers()
-                        .contains_key("x-remove-account-meta-quota-bytes");
+                let quota_change = req.headers().keys().any(|k| {
+                    let k = k.as_str();
+                    let k = k
+                        .strip_prefix("x-remove-")
+                        .map_or(k.to_owned(), |r| format!("x-{r}"));
+                    k == "x-account-meta-quota-bytes" || ACCOUNT_QUOTAS.contains(&k.as_str())
+                });
                 if quota_change
                     && !caller
                         .principal
@@ -268,11 +279,13 @@ impl LocalStore {
                         "only a reseller admin may set an account quota".into(),
                     ));
                 }
+                check_quota_values(req.headers(), &["x-account-meta-quota-bytes"])?;
+                check_quota_values(req.headers(), ACCOUNT_QUOTAS)?;
                 let h = req.headers().clone();
                 let a = account.to_owned();
                 self.db(move |db| {
                     db.update_account(&a, headers::now(), |m| {
-                        merge_metadata(&h, "account", &[], m);
+                        merge_metadata(&h, "account", ACCOUNT_QUOTAS, m);
                         check_merged(m, "account").map_err(|e| e.to_string())
                     })
                 })
@@ -562,8 +575,30 @@ fn check_container_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Quota values must be whole numbers of bytes or objects.
+fn check_quota_values(headers: &HeaderMap, names: &[&str]) -> Result<()> {
+    for name in names {
+        if let Some(v) = headers.get(*name)
+            && !v.is_empty()
+            && !v.as_bytes().iter().all(u8::is_ascii_digit)
+        {
+            return Err(Error::bad_request(format!(
+                "Invalid {name}: it must be a whole number"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The request headers with the container ACLs normalized (400 for a bad ACL).
 fn clean_acl_headers(headers: &HeaderMap) -> Result<HeaderMap> {
+    check_quota_values(
+        headers,
+        &[
+            "x-container-meta-quota-bytes",
+            "x-container-meta-quota-count",
+        ],
+    )?;
     let mut h = headers.clone();
     for name in ["x-container-read", "x-container-write"] {
         if let Some(v) = headers.get(name) {

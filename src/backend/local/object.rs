@@ -910,6 +910,48 @@ async fn check_put(
     Ok(length)
 }
 
+/// Container and account quotas (`X-Container-Meta-Quota-Bytes`, `-Quota-Count`,
+/// `X-Account-Meta-Quota-Bytes`): 413 when `bytes` more would exceed one.
+pub(super) async fn check_quota(
+    store: &LocalStore,
+    account: &str,
+    container: &ContainerRow,
+    bytes: u64,
+) -> Result<()> {
+    let limit = |meta: &super::db::Meta, key: &str| {
+        meta.get(key).and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let over = || Error::PayloadTooLarge("Upload exceeds quota.".into());
+    if limit(&container.meta, "x-container-meta-quota-bytes")
+        .is_some_and(|q| container.bytes_used + bytes > q)
+        || limit(&container.meta, "x-container-meta-quota-count")
+            .is_some_and(|q| container.object_count + 1 > q)
+    {
+        return Err(over());
+    }
+    let a = account.to_owned();
+    let acct = store.db(move |db| db.account(&a)).await?;
+    let byte_quotas = [
+        "x-account-meta-quota-bytes",
+        "x-account-quota-bytes",
+        "x-account-quota-bytes-policy-policy-0",
+    ];
+    let count_quotas = [
+        "x-account-quota-count",
+        "x-account-quota-count-policy-policy-0",
+    ];
+    if byte_quotas
+        .iter()
+        .any(|k| limit(&acct.meta, k).is_some_and(|q| acct.bytes_used + bytes > q))
+        || count_quotas
+            .iter()
+            .any(|k| limit(&acct.meta, k).is_some_and(|q| acct.object_count + 1 > q))
+    {
+        return Err(over());
+    }
+    Ok(())
+}
+
 /// Commits a written body as an object version and removes the body it replaces.
 async fn commit(store: &LocalStore, container: &ContainerRow, row: ObjectRow) -> Result<()> {
     let files = store.files.clone();
@@ -1033,11 +1075,18 @@ where
         return Ok(created(&format!("\"{slo_etag}\""), timestamp));
     }
     let expected_etag = header_str(&headers, "etag")?.map(|e| unquote(e).to_ascii_lowercase());
+    check_quota(store, account, container, length.unwrap_or(0)).await?;
     let written = store
         .files
         .write(req.into_body(), MAX_FILE_SIZE, length)
         .await
         .map_err(write_error)?;
+    if length.is_none()
+        && let Err(e) = check_quota(store, account, container, written.size).await
+    {
+        store.files.discard(&written.id);
+        return Err(e);
+    }
     if let Some(e) = expected_etag
         && e != written.md5
     {
@@ -1168,6 +1217,7 @@ async fn copy(
     let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
     let served = served(store, src_account, source, manifest_get, caller).await?;
     let source = &served.row;
+    check_quota(store, dest_account, dest_container, served.size).await?;
     if manifest_get && slo::is_slo(source) && src_account != dest_account {
         slo::check_segments_in(store, headers, dest_account, source, caller).await?;
     }
