@@ -168,13 +168,14 @@ impl App {
                     }
                     _ => None,
                 };
-                let caller = Caller {
+                let mut caller = Caller {
                     principal,
                     referer: headers
                         .get(http::header::REFERER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned),
                     temp_url,
+                    account_access: Default::default(),
                 };
                 let target = Target {
                     account,
@@ -182,7 +183,7 @@ impl App {
                     object,
                 };
                 self.local
-                    .handle(Request::from_parts(parts, body), target, &caller)
+                    .handle(Request::from_parts(parts, body), target, &mut caller)
                     .await
             }
             Endpoint::Admin(op) => {
@@ -263,6 +264,7 @@ impl App {
                 "max_deletes_per_request": local::MAX_DELETES_PER_REQUEST,
                 "max_failed_deletes": local::MAX_DELETES_PER_REQUEST,
             },
+            "tempauth": {"account_acls": true},
             "swiftgate": {
                 "version": env!("CARGO_PKG_VERSION"),
                 "auth": ["v1"],

@@ -59,6 +59,72 @@ pub fn clean(header: &str, value: &str) -> Result<String> {
     Ok(out.join(","))
 }
 
+/// The account ACL header, stored with the account.
+pub const ACCOUNT_ACL: &str = "x-account-access-control";
+
+/// What `X-Account-Access-Control` grants, in increasing order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AccountAccess {
+    #[default]
+    None,
+    ReadOnly,
+    ReadWrite,
+    Admin,
+}
+
+const ACCOUNT_ACL_KEYS: &[&str] = &["admin", "read-write", "read-only"];
+
+/// Checks an account ACL as TempAuth does: a JSON object whose keys are `admin`,
+/// `read-write`, `read-only`, each a list of strings.
+pub fn check_account_acl(raw: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(raw);
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|_| Error::bad_request(format!("Syntax error in input ({text:?})")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::bad_request(format!("Syntax error in input ({text:?})")))?;
+    for (key, value) in obj {
+        if !ACCOUNT_ACL_KEYS.contains(&key.as_str()) {
+            return Err(Error::bad_request(format!("Key \"{key}\" not recognized")));
+        }
+        let list = value
+            .as_array()
+            .ok_or_else(|| Error::bad_request(format!("Value for key \"{key}\" must be a list")))?;
+        if !list.iter().all(|g| g.is_string()) {
+            return Err(Error::bad_request(format!(
+                "Elements of \"{key}\" list must be strings"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The highest access an account ACL gives any of `groups`.
+pub fn account_access(acl: Option<&String>, groups: &[String]) -> AccountAccess {
+    let Some(v) = acl.and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok()) else {
+        return AccountAccess::None;
+    };
+    let has = |key: &str| {
+        v.get(key).and_then(|l| l.as_array()).is_some_and(|l| {
+            l.iter()
+                .filter_map(|g| g.as_str())
+                .any(|g| groups.iter().any(|u| u == g))
+        })
+    };
+    if has("admin") {
+        AccountAccess::Admin
+    } else if has("read-write") {
+        AccountAccess::ReadWrite
+    } else if has("read-only") {
+        AccountAccess::ReadOnly
+    } else {
+        AccountAccess::None
+    }
+}
+
 pub struct Acl {
     pub referrers: Vec<String>,
     pub groups: Vec<String>,

@@ -148,7 +148,8 @@ pub fn merge_metadata(headers: &HeaderMap, kind: &str, extra: &[&str], meta: &mu
             meta.remove(&format!("{prefix}{key}"));
         } else if name.starts_with(&prefix) || extra.contains(&name) {
             let v = value_text(value);
-            if v.is_empty() {
+            // an empty value, or an empty JSON ACL, removes what was stored
+            if v.is_empty() || (name.ends_with("-access-control") && v.trim() == "{}") {
                 meta.remove(name);
             } else {
                 meta.insert(name.to_owned(), v);

@@ -50,6 +50,15 @@ pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
     "x-account-quota-count-policy-policy-0",
 ];
 
+/// Headers stored with an account besides its user metadata.
+const ACCOUNT_EXTRA: &[&str] = &[
+    acl::ACCOUNT_ACL,
+    "x-account-quota-bytes",
+    "x-account-quota-count",
+    "x-account-quota-bytes-policy-policy-0",
+    "x-account-quota-count-policy-policy-0",
+];
+
 /// Headers stored with a container besides its user metadata.
 const CONTAINER_EXTRA: &[&str] = &["x-container-read", "x-container-write"];
 
@@ -67,6 +76,8 @@ pub struct Caller {
     pub referer: Option<String>,
     /// Set when a valid temporary URL authorizes this one request.
     pub temp_url: Option<tempurl::Scope>,
+    /// What the account's ACL (`X-Account-Access-Control`) grants this caller.
+    pub account_access: acl::AccountAccess,
 }
 
 impl Caller {
@@ -80,6 +91,17 @@ impl Caller {
                 .temp_url
                 .as_ref()
                 .is_some_and(|s| s.container.is_none())
+            || self.account_access == acl::AccountAccess::Admin
+    }
+
+    /// Reading anything in the account, through its ACL.
+    fn may_read_account(&self) -> bool {
+        self.account_access >= acl::AccountAccess::ReadOnly
+    }
+
+    /// Writing containers and objects, through the account's ACL.
+    fn may_write_account(&self) -> bool {
+        self.account_access >= acl::AccountAccess::ReadWrite
     }
 
     fn groups(&self) -> Vec<String> {
@@ -191,12 +213,25 @@ impl LocalStore {
         &self,
         req: Request<B>,
         target: Target,
-        caller: &Caller,
+        caller: &mut Caller,
     ) -> Result<Response<Body>>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
         B::Error: std::fmt::Display,
     {
+        if let Some(p) = &caller.principal
+            && !caller.owns(&target.account)
+        {
+            let a = target.account.clone();
+            let row = self.db(move |db| db.account(&a)).await?;
+            let groups = p
+                .groups_header()
+                .split(',')
+                .map(str::to_owned)
+                .collect::<Vec<_>>();
+            caller.account_access = acl::account_access(row.meta.get(acl::ACCOUNT_ACL), &groups);
+        }
+        let caller: &Caller = caller;
         let bulk = matches!(*req.method(), Method::POST | Method::DELETE)
             && listing::param(&listing::query_pairs(req.uri().query())?, "bulk-delete").is_some();
         match (&target.container, &target.object) {
@@ -232,7 +267,8 @@ impl LocalStore {
         account: &str,
         caller: &Caller,
     ) -> Result<Response<Body>> {
-        if !caller.owns(account) {
+        let read = matches!(*req.method(), Method::GET | Method::HEAD);
+        if !caller.owns(account) && !(read && caller.may_read_account()) {
             return Err(caller.denied(account));
         }
         match *req.method() {
@@ -257,7 +293,13 @@ impl LocalStore {
                 set(h, "x-account-bytes-used", row.bytes_used);
                 set(h, "x-timestamp", x_timestamp(row.created));
                 set(h, "x-put-timestamp", x_timestamp(row.created));
-                put_meta(h, &row.meta);
+                let mut meta = row.meta.clone();
+                if !caller.owns(account) {
+                    meta.retain(|k, _| {
+                        k != acl::ACCOUNT_ACL && !k.starts_with("x-account-meta-temp-url-key")
+                    });
+                }
+                put_meta(h, &meta);
                 Ok(resp)
             }
             Method::POST => {
@@ -281,11 +323,14 @@ impl LocalStore {
                 }
                 check_quota_values(req.headers(), &["x-account-meta-quota-bytes"])?;
                 check_quota_values(req.headers(), ACCOUNT_QUOTAS)?;
+                if let Some(v) = req.headers().get(acl::ACCOUNT_ACL) {
+                    acl::check_account_acl(v.as_bytes())?;
+                }
                 let h = req.headers().clone();
                 let a = account.to_owned();
                 self.db(move |db| {
                     db.update_account(&a, headers::now(), |m| {
-                        merge_metadata(&h, "account", ACCOUNT_QUOTAS, m);
+                        merge_metadata(&h, "account", ACCOUNT_EXTRA, m);
                         check_merged(m, "account").map_err(|e| e.to_string())
                     })
                 })
@@ -370,9 +415,11 @@ impl LocalStore {
         caller: &Caller,
     ) -> Result<Response<Body>> {
         let owner = caller.owns(account);
+        // read-write account ACLs manage containers too, but not their ACLs
+        let writer = owner || caller.may_write_account();
         match *req.method() {
             Method::PUT => {
-                if !owner {
+                if !writer {
                     return Err(caller.denied(account));
                 }
                 check_container_name(container)?;
@@ -386,7 +433,7 @@ impl LocalStore {
                     )));
                 }
                 check_metadata(req.headers(), "container")?;
-                let h = clean_acl_headers(req.headers())?;
+                let h = clean_acl_headers(req.headers(), owner)?;
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let created = self
                     .db(move |db| {
@@ -404,11 +451,11 @@ impl LocalStore {
                 }))
             }
             Method::POST => {
-                if !owner {
+                if !writer {
                     return Err(caller.denied(account));
                 }
                 check_metadata(req.headers(), "container")?;
-                let h = clean_acl_headers(req.headers())?;
+                let h = clean_acl_headers(req.headers(), owner)?;
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let found = self
                     .db(move |db| {
@@ -425,7 +472,7 @@ impl LocalStore {
                 Ok(status_only(StatusCode::NO_CONTENT))
             }
             Method::DELETE => {
-                if !owner {
+                if !writer {
                     return Err(caller.denied(account));
                 }
                 let (a, c) = (account.to_owned(), container.to_owned());
@@ -439,7 +486,7 @@ impl LocalStore {
             }
             Method::GET | Method::HEAD => {
                 let row = self.container(account, container).await?;
-                if !owner {
+                if !owner && !caller.may_read_account() {
                     let read = acl::parse(
                         row.as_ref()
                             .and_then(|r| r.meta.get("x-container-read"))
@@ -591,7 +638,8 @@ fn check_quota_values(headers: &HeaderMap, names: &[&str]) -> Result<()> {
 }
 
 /// The request headers with the container ACLs normalized (400 for a bad ACL).
-fn clean_acl_headers(headers: &HeaderMap) -> Result<HeaderMap> {
+/// Only owners set ACLs and temporary URL keys; from others these headers are dropped.
+fn clean_acl_headers(headers: &HeaderMap, owner: bool) -> Result<HeaderMap> {
     check_quota_values(
         headers,
         &[
@@ -600,6 +648,21 @@ fn clean_acl_headers(headers: &HeaderMap) -> Result<HeaderMap> {
         ],
     )?;
     let mut h = headers.clone();
+    if !owner {
+        let privileged: Vec<_> = h
+            .keys()
+            .filter(|k| {
+                let k = k.as_str();
+                k.ends_with("x-container-read")
+                    || k.ends_with("x-container-write")
+                    || k.contains("container-meta-temp-url-key")
+            })
+            .cloned()
+            .collect();
+        for k in privileged {
+            h.remove(k);
+        }
+    }
     for name in ["x-container-read", "x-container-write"] {
         if let Some(v) = headers.get(name) {
             let v = v

@@ -82,7 +82,13 @@ pub(super) fn authorize(
     container: Option<&ContainerRow>,
     write: bool,
 ) -> Result<()> {
-    if caller.owns(account) {
+    if caller.owns(account)
+        || (if write {
+            caller.may_write_account()
+        } else {
+            caller.may_read_account()
+        })
+    {
         return Ok(());
     }
     if let (Some(scope), Some(c)) = (&caller.temp_url, container)
