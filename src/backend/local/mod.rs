@@ -268,7 +268,7 @@ impl LocalStore {
         caller: &Caller,
     ) -> Result<Response<Body>> {
         let read = matches!(*req.method(), Method::GET | Method::HEAD);
-        if !caller.owns(account) && !(read && caller.may_read_account()) {
+        if !(caller.owns(account) || (read && caller.may_read_account())) {
             return Err(caller.denied(account));
         }
         match *req.method() {
