@@ -348,3 +348,74 @@ async fn quotas_refuse_what_does_not_fit() {
     .await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn account_acls_grant_read_write_and_admin() {
+    let (gw, owner, reader) = gateway().await;
+    put(&gw, &owner, "/docs", &[], b"").await;
+    put(&gw, &owner, "/docs/a", &[], b"A").await;
+    let set_acl = |acl: &'static str| {
+        let owner = owner.clone();
+        let addr = gw.addr;
+        async move {
+            request_with_body(
+                addr,
+                "POST",
+                "/v1/AUTH_test",
+                &[
+                    ("X-Auth-Token", owner.as_str()),
+                    ("X-Account-Access-Control", acl),
+                ],
+                b"",
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(get(&gw, Some(&reader), "", &[]).await.status, 403);
+    assert_eq!(set_acl(r#"{"read-only": ["test:reader"]}"#).await, 204);
+    assert_eq!(get(&gw, Some(&reader), "", &[]).await.status, 200);
+    assert_eq!(get(&gw, Some(&reader), "/docs/a", &[]).await.text(), "A");
+    assert_eq!(put(&gw, &reader, "/docs/b", &[], b"B").await.status, 403);
+    let r = get(&gw, Some(&reader), "", &[]).await;
+    assert!(
+        r.header("x-account-access-control").is_none(),
+        "only owners see the ACL"
+    );
+
+    assert_eq!(set_acl(r#"{"read-write": ["test:reader"]}"#).await, 204);
+    assert_eq!(put(&gw, &reader, "/docs/b", &[], b"B").await.status, 201);
+    assert_eq!(
+        put(&gw, &reader, "/new", &[("X-Container-Read", ".r:*")], b"")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        get(&gw, None, "/new", &[]).await.status,
+        401,
+        "a read-write user sets no ACLs"
+    );
+    let r = request_with_body(
+        gw.addr,
+        "POST",
+        "/v1/AUTH_test",
+        &[("X-Auth-Token", reader.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 403, "account metadata stays the owner's");
+
+    assert_eq!(set_acl(r#"{"admin": ["test:reader"]}"#).await, 204);
+    let r = request_with_body(
+        gw.addr,
+        "POST",
+        "/v1/AUTH_test",
+        &[("X-Auth-Token", reader.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(set_acl(r#"{"owner": ["x"]}"#).await, 400);
+    assert_eq!(set_acl("not json").await, 400);
+}
