@@ -648,9 +648,9 @@ async fn read_at<B>(
             return Err(symlink::too_deep());
         }
         let tc = store.container(&t.account, &t.container).await?;
-        authorize(caller, &t.account, tc.as_ref(), false)?;
-        let inner = match tc {
-            Some(c) => {
+        let inner = match (authorize(caller, &t.account, tc.as_ref(), false), tc) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(c)) => {
                 Box::pin(read_at(
                     store,
                     req,
@@ -663,12 +663,18 @@ async fn read_at<B>(
                 ))
                 .await
             }
-            None => Err(not_found(&t.container, &t.object)),
+            (Ok(()), None) => Err(not_found(&t.container, &t.object)),
         };
-        // a broken or changed target is answered with where the link points
+        // a target that is missing, changed or forbidden is answered with where the
+        // link points
         let mut resp = match inner {
             Ok(resp) => resp,
-            Err(e @ (Error::NotFound(_) | Error::Conflict(_))) => e.into_response(""),
+            Err(
+                e @ (Error::NotFound(_)
+                | Error::Conflict(_)
+                | Error::Forbidden(_)
+                | Error::Unauthorized { .. }),
+            ) => e.into_response(""),
             Err(e) => return Err(e),
         };
         if !resp.headers().contains_key(header::CONTENT_LOCATION)
