@@ -240,6 +240,57 @@ pub fn list<T: Named>(
     Ok(out)
 }
 
+/// A listing body: names a line each (plain), a JSON array, or an XML document whose
+/// root is `root.0` named `root.1`; pseudo-directories as `subdir` entries.
+pub fn render<T>(
+    fmt: Format,
+    root: (&str, &str),
+    entries: &[Entry<T>],
+    json_item: impl Fn(&T) -> serde_json::Value,
+    xml_item: impl Fn(&T) -> String,
+) -> String
+where
+    T: Named,
+{
+    match fmt {
+        Format::Plain => entries
+            .iter()
+            .map(|e| match e {
+                Entry::Item(i) => format!("{}\n", i.name()),
+                Entry::Subdir(d) => format!("{d}\n"),
+            })
+            .collect(),
+        Format::Json => serde_json::Value::Array(
+            entries
+                .iter()
+                .map(|e| match e {
+                    Entry::Item(i) => json_item(i),
+                    Entry::Subdir(d) => serde_json::json!({ "subdir": d }),
+                })
+                .collect(),
+        )
+        .to_string(),
+        Format::Xml => {
+            let (tag, name) = root;
+            let mut s = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{tag} name=\"{}\">",
+                xml_escape(name)
+            );
+            for e in entries {
+                match e {
+                    Entry::Item(i) => s.push_str(&xml_item(i)),
+                    Entry::Subdir(d) => s.push_str(&format!(
+                        "<subdir name=\"{0}\"><name>{0}</name></subdir>",
+                        xml_escape(d)
+                    )),
+                }
+            }
+            s.push_str(&format!("</{tag}>"));
+            s
+        }
+    }
+}
+
 pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

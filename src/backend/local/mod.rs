@@ -26,7 +26,7 @@ use self::headers::{
     check_merged, check_metadata, http_date, iso, merge_metadata, text_value, title_case,
     x_timestamp,
 };
-use self::listing::{Entry, Format, Named, xml_escape};
+use self::listing::{Format, Named, xml_escape};
 use crate::auth::identity::Principal;
 use crate::error::{Error, Result};
 use crate::http_util::{Body, full, status_only};
@@ -360,50 +360,29 @@ impl LocalStore {
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-        let body = match fmt {
-            Format::Plain => entries
-                .iter()
-                .map(|e| match e {
-                    Entry::Item(c) => format!("{}\n", c.name),
-                    Entry::Subdir(d) => format!("{d}\n"),
+        let body = listing::render(
+            fmt,
+            ("account", account),
+            &entries,
+            |c: &ContainerRow| {
+                json!({
+                    "name": c.name,
+                    "count": c.object_count,
+                    "bytes": c.bytes_used,
+                    "last_modified": iso(c.modified),
+                    "storage_policy": "Policy-0",
                 })
-                .collect::<String>(),
-            Format::Json => json!(
-                entries
-                    .iter()
-                    .map(|e| match e {
-                        Entry::Item(c) => json!({
-                            "name": c.name,
-                            "count": c.object_count,
-                            "bytes": c.bytes_used,
-                            "last_modified": iso(c.modified),
-                        }),
-                        Entry::Subdir(d) => json!({"subdir": d}),
-                    })
-                    .collect::<Vec<_>>()
-            )
-            .to_string(),
-            Format::Xml => {
-                let mut s = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"{}\">",
-                    xml_escape(account)
-                );
-                for e in &entries {
-                    match e {
-                        Entry::Item(c) => s.push_str(&format!(
-                            "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified><storage_policy>Policy-0</storage_policy></container>",
-                            xml_escape(&c.name),
-                            c.object_count,
-                            c.bytes_used,
-                            iso(c.modified)
-                        )),
-                        Entry::Subdir(d) => s.push_str(&format!("<subdir name=\"{0}\"><name>{0}</name></subdir>", xml_escape(d))),
-                    }
-                }
-                s.push_str("</account>");
-                s
-            }
-        };
+            },
+            |c: &ContainerRow| {
+                format!(
+                    "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified><storage_policy>Policy-0</storage_policy></container>",
+                    xml_escape(&c.name),
+                    c.object_count,
+                    c.bytes_used,
+                    iso(c.modified)
+                )
+            },
+        );
         Ok(listing_response(fmt, entries.is_empty(), body))
     }
 
@@ -553,42 +532,13 @@ impl LocalStore {
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-        let body = match fmt {
-            Format::Plain => entries
-                .iter()
-                .map(|e| match e {
-                    Entry::Item(o) => format!("{}\n", o.name),
-                    Entry::Subdir(d) => format!("{d}\n"),
-                })
-                .collect::<String>(),
-            Format::Json => json!(
-                entries
-                    .iter()
-                    .map(|e| match e {
-                        Entry::Item(o) => object::listing_json(o),
-                        Entry::Subdir(d) => json!({"subdir": d}),
-                    })
-                    .collect::<Vec<_>>()
-            )
-            .to_string(),
-            Format::Xml => {
-                let mut s = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"{}\">",
-                    xml_escape(&container.name)
-                );
-                for e in &entries {
-                    match e {
-                        Entry::Item(o) => s.push_str(&object::listing_xml(o)),
-                        Entry::Subdir(d) => s.push_str(&format!(
-                            "<subdir name=\"{0}\"><name>{0}</name></subdir>",
-                            xml_escape(d)
-                        )),
-                    }
-                }
-                s.push_str("</container>");
-                s
-            }
-        };
+        let body = listing::render(
+            fmt,
+            ("container", &container.name),
+            &entries,
+            object::listing_json,
+            object::listing_xml,
+        );
         Ok(listing_response(fmt, entries.is_empty(), body))
     }
 }
