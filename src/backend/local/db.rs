@@ -244,6 +244,24 @@ fn find_object(
     .optional()
 }
 
+/// Applies a metadata change to a container and marks it modified; `Err` refuses it.
+fn update_container(
+    tx: &Transaction<'_>,
+    c: ContainerRow,
+    now: f64,
+    update: impl MetaUpdate,
+) -> rusqlite::Result<Result<(), String>> {
+    let mut meta = c.meta;
+    if let Err(e) = update(&mut meta) {
+        return Ok(Err(e));
+    }
+    tx.execute(
+        "UPDATE containers SET meta = ?2, modified = ?3 WHERE id = ?1",
+        params![c.id, meta_json(&meta), now],
+    )?;
+    Ok(Ok(()))
+}
+
 /// Removes an object row and its share of the container counters; its body file name.
 fn remove_object(
     tx: &Transaction<'_>,
@@ -379,17 +397,7 @@ impl Db {
                 params![account, now],
             )?;
             match find_container(tx, account, name)? {
-                Some(c) => {
-                    let mut meta = c.meta;
-                    if let Err(e) = update(&mut meta) {
-                        return Ok(Err(e));
-                    }
-                    tx.execute(
-                        "UPDATE containers SET meta = ?2, modified = ?3 WHERE id = ?1",
-                        params![c.id, meta_json(&meta), now],
-                    )?;
-                    Ok(Ok(false))
-                }
+                Some(c) => Ok(update_container(tx, c, now, update)?.map(|()| false)),
                 None => {
                     let mut meta = Meta::new();
                     if let Err(e) = update(&mut meta) {
@@ -414,17 +422,7 @@ impl Db {
         update: impl MetaUpdate,
     ) -> Result<Result<bool, String>, DbError> {
         self.write(|tx| match find_container(tx, account, name)? {
-            Some(c) => {
-                let mut meta = c.meta;
-                if let Err(e) = update(&mut meta) {
-                    return Ok(Err(e));
-                }
-                tx.execute(
-                    "UPDATE containers SET meta = ?2, modified = ?3 WHERE id = ?1",
-                    params![c.id, meta_json(&meta), now],
-                )?;
-                Ok(Ok(true))
-            }
+            Some(c) => Ok(update_container(tx, c, now, update)?.map(|()| true)),
             None => Ok(Ok(false)),
         })
     }

@@ -98,16 +98,22 @@ pub fn check_metadata(headers: &HeaderMap, kind: &str) -> Result<()> {
                 "Metadata value longer than {MAX_META_VALUE_LENGTH}: {prefix}{key}"
             )));
         }
-        if count > MAX_META_COUNT {
-            return Err(Error::bad_request(format!(
-                "Too many metadata items; max {MAX_META_COUNT}"
-            )));
-        }
-        if size > MAX_META_OVERALL_SIZE {
-            return Err(Error::bad_request(format!(
-                "Total metadata too large; max {MAX_META_OVERALL_SIZE}"
-            )));
-        }
+        check_totals(count, size)?;
+    }
+    Ok(())
+}
+
+/// Swift's limits on the number and the total size of user metadata items.
+fn check_totals(count: usize, size: usize) -> Result<()> {
+    if count > MAX_META_COUNT {
+        return Err(Error::bad_request(format!(
+            "Too many metadata items; max {MAX_META_COUNT}"
+        )));
+    }
+    if size > MAX_META_OVERALL_SIZE {
+        return Err(Error::bad_request(format!(
+            "Total metadata too large; max {MAX_META_OVERALL_SIZE}"
+        )));
     }
     Ok(())
 }
@@ -123,17 +129,7 @@ pub fn check_merged(meta: &Meta, kind: &str) -> Result<()> {
             size += key.len() + v.chars().count();
         }
     }
-    if count > MAX_META_COUNT {
-        return Err(Error::bad_request(format!(
-            "Too many metadata items; max {MAX_META_COUNT}"
-        )));
-    }
-    if size > MAX_META_OVERALL_SIZE {
-        return Err(Error::bad_request(format!(
-            "Total metadata too large; max {MAX_META_OVERALL_SIZE}"
-        )));
-    }
-    Ok(())
+    check_totals(count, size)
 }
 
 /// Merges the `x-<kind>-meta-*` headers of an account or container request into its
