@@ -445,6 +445,68 @@ where
     }
 }
 
+/// Bodies up to this size are read whole with their row: one trip to the blocking pool.
+const SMALL_BODY: u64 = 64 * 1024;
+
+/// An object's body, opened (or, when small, read) together with its row.
+enum Loaded {
+    File(File),
+    Small(Bytes),
+}
+
+impl Loaded {
+    fn piece(self, r: ByteRange) -> Piece {
+        match self {
+            Loaded::File(file) => Piece::Open {
+                file,
+                offset: r.start,
+                len: r.len(),
+            },
+            Loaded::Small(b) => {
+                // clamped: a body shorter than its record ends the response early
+                let end = (r.end as usize + 1).min(b.len());
+                Piece::Bytes(b.slice((r.start as usize).min(end)..end))
+            }
+        }
+    }
+}
+
+/// The current version of an object and, if `wants_body` says so, its body.
+async fn load(
+    store: &LocalStore,
+    container: &ContainerRow,
+    object: &str,
+    wants_body: impl FnOnce(&ObjectRow) -> bool + Send + 'static,
+) -> Result<Option<(ObjectRow, Option<Loaded>)>> {
+    let (db, files) = (store.db.clone(), store.files.clone());
+    let (id, name) = (container.id, object.to_owned());
+    let now = headers::now();
+    tokio::task::spawn_blocking(move || -> Result<Option<(ObjectRow, Option<Loaded>)>> {
+        let row = db
+            .object(id, &name)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let Some(row) = row.filter(|r| r.delete_at.is_none_or(|at| (at as f64) > now)) else {
+            return Ok(None);
+        };
+        if !wants_body(&row) {
+            return Ok(Some((row, None)));
+        }
+        let missing = |e: std::io::Error| Error::Internal(format!("object body missing: {e}"));
+        let mut file = File::open(files.path(&row.file)).map_err(missing)?;
+        let body = match file.metadata().map_err(missing)?.len() {
+            n if n <= SMALL_BODY => {
+                let mut buf = Vec::with_capacity(n as usize);
+                std::io::Read::read_to_end(&mut file, &mut buf).map_err(missing)?;
+                Loaded::Small(Bytes::from(buf))
+            }
+            _ => Loaded::File(file),
+        };
+        Ok(Some((row, Some(body))))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+}
+
 /// The current, unexpired version of an object.
 pub(super) async fn current(
     store: &LocalStore,
@@ -634,15 +696,21 @@ async fn read_at<B>(
 ) -> Result<Response<Body>> {
     let pairs = query(req.uri().query())?;
     let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
-    let row = current(store, container, object)
-        .await?
-        .ok_or_else(|| not_found(&container.name, object))?;
+    let symlink_get = listing::param(&pairs, "symlink") == Some("get");
+    // the row and the body are read in one go; the body file is opened at once, so a
+    // concurrent overwrite cannot pull it away, and a small body is read whole
+    let (row, body) = load(store, container, object, move |row| {
+        let large = row.meta.contains_key("x-object-manifest") || slo::is_slo(row);
+        let link = !symlink_get && symlink::target(row).is_some();
+        !link && (!large || manifest_get)
+    })
+    .await?
+    .ok_or_else(|| not_found(&container.name, object))?;
     if let Some(e) = link_etag
         && e != symlink::effective_etag(&row)
     {
         return Err(symlink::etag_mismatch(symlink::effective_etag(&row), &e));
     }
-    let symlink_get = listing::param(&pairs, "symlink") == Some("get");
     if !symlink_get && let Some(t) = symlink::target(&row) {
         if depth >= symlink::SYMLOOP_MAX {
             return Err(symlink::too_deep());
@@ -684,19 +752,6 @@ async fn read_at<B>(
         }
         return Ok(resp);
     }
-    // the body file is opened now: a concurrent overwrite cannot pull it away
-    let large = row.meta.contains_key("x-object-manifest") || slo::is_slo(&row);
-    let file = if large && !manifest_get {
-        None
-    } else {
-        let path = store.files.path(&row.file);
-        Some(
-            tokio::task::spawn_blocking(move || File::open(path))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
-                .map_err(|e| Error::Internal(format!("object body missing: {e}")))?,
-        )
-    };
     let raw_manifest =
         manifest_get && slo::is_slo(&row) && listing::param(&pairs, "format") == Some("raw");
     let served = served(store, account, row, manifest_get, caller).await?;
@@ -794,13 +849,9 @@ async fn read_at<B>(
     };
     let (status, pieces, length) = match selected {
         Ranges::Whole => {
-            let pieces = match (file, size) {
+            let pieces = match (body, size) {
                 (_, 0) => Vec::new(),
-                (Some(f), _) => vec![Piece::Open {
-                    file: f,
-                    offset: 0,
-                    len: size,
-                }],
+                (Some(b), _) => vec![b.piece(whole)],
                 (None, _) => pieces_for(whole),
             };
             (StatusCode::OK, pieces, size)
@@ -816,12 +867,8 @@ async fn read_at<B>(
                 "content-range",
                 format!("bytes {}-{}/{size}", r.start, r.end),
             );
-            let pieces = match file {
-                Some(f) => vec![Piece::Open {
-                    file: f,
-                    offset: r.start,
-                    len: r.len(),
-                }],
+            let pieces = match body {
+                Some(b) => vec![b.piece(r)],
                 None => pieces_for(r),
             };
             (StatusCode::PARTIAL_CONTENT, pieces, r.len())
@@ -852,10 +899,11 @@ async fn read_at<B>(
         }
     };
     set(&mut h, "content-length", length);
-    let body = if req.method() == Method::HEAD || pieces.is_empty() {
-        empty()
-    } else {
-        stream(pieces)
+    let body = match pieces.as_slice() {
+        _ if req.method() == Method::HEAD => empty(),
+        [] => empty(),
+        [Piece::Bytes(b)] => crate::http_util::full(b.clone()),
+        _ => stream(pieces),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
