@@ -17,7 +17,7 @@ use crate::backend::local::{self, Caller, LocalStore, Target};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, classify};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, first_header, json, text};
+use crate::http_util::{Body, RequestBody, first_header, json, text};
 use crate::request::{Connection, base_url, client_ip};
 
 /// Swift's limit on one header line (`MAX_HEADER_SIZE`).
@@ -48,11 +48,11 @@ fn check_header_sizes(headers: &HeaderMap) -> Result<()> {
 }
 
 impl App {
-    pub async fn handle<B>(self: Arc<Self>, req: Request<B>, conn: Connection) -> Response<Body>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
-        B::Error: std::fmt::Display,
-    {
+    pub async fn handle<B: RequestBody>(
+        self: Arc<Self>,
+        req: Request<B>,
+        conn: Connection,
+    ) -> Response<Body> {
         let started = Instant::now();
         let trans_id = trans_id();
         let method = req.method().clone();
@@ -96,18 +96,14 @@ impl App {
         resp
     }
 
-    async fn route<B>(
+    async fn route<B: RequestBody>(
         &self,
         req: Request<B>,
         conn: Connection,
         client: std::net::IpAddr,
         endpoint_out: &mut Option<Endpoint>,
         identity_out: &mut Option<String>,
-    ) -> Result<Response<Body>>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
-        B::Error: std::fmt::Display,
-    {
+    ) -> Result<Response<Body>> {
         let (parts, body) = req.into_parts();
         let headers = &parts.headers;
         check_header_sizes(headers)?;

@@ -7,6 +7,16 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 
 use crate::error::{Error, Result};
 
+/// Request bodies the handlers accept: hyper's, or any stream of bytes like it.
+pub trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Unpin + Send + 'static
+{
+}
+impl<B: hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Unpin + Send + 'static>
+    RequestBody for B
+{
+}
+
 /// Response bodies: in memory, or streamed from disk (where reads can fail).
 pub type Body = BoxBody<Bytes, std::io::Error>;
 

@@ -1,7 +1,6 @@
 //! Bulk delete (`POST` or `DELETE` with `?bulk-delete`: a body of paths, one per
 //! line), and the report format it shares with SLO manifest operations.
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, header};
 use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
@@ -11,7 +10,7 @@ use super::listing::xml_escape;
 use super::object::{authorize, encode};
 use super::{Caller, LocalStore};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, full};
+use crate::http_util::{Body, RequestBody, full};
 
 pub const MAX_DELETES_PER_REQUEST: usize = 10_000;
 const MAX_PATH_LENGTH: usize = 1024 + 256 + 2;
@@ -190,17 +189,13 @@ pub async fn delete_one(
 }
 
 /// `?bulk-delete`: the body lists `/container/object` or `/container` paths, URL-encoded.
-pub async fn bulk_delete<B>(
+pub async fn bulk_delete<B: RequestBody>(
     store: &LocalStore,
     headers: &HeaderMap,
     mut body: B,
     account: &str,
     caller: &Caller,
-) -> Result<Response<Body>>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
+) -> Result<Response<Body>> {
     let fmt = accept_format(headers);
     let mut raw = Vec::new();
     let limit = MAX_DELETES_PER_REQUEST * (MAX_PATH_LENGTH + 1);

@@ -451,13 +451,28 @@ impl Db {
         account: &str,
         page: &Page<'_>,
     ) -> Result<Vec<ContainerRow>, DbError> {
+        self.list_page(
+            &format!("SELECT {CONTAINER_COLS} FROM containers WHERE account = ?1"),
+            &account,
+            page,
+            container_row,
+        )
+    }
+
+    /// One page of a listing: `select` filters by its `?1`, `owner`, then the page's bounds.
+    fn list_page<T>(
+        &self,
+        select: &str,
+        owner: &dyn rusqlite::ToSql,
+        page: &Page<'_>,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, DbError> {
         let conn = self.reader();
         let (clause, args) = page.clause(2);
-        let sql = format!("SELECT {CONTAINER_COLS} FROM containers WHERE account = ?1{clause}");
-        let mut st = conn.prepare_cached(&sql)?;
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&account];
+        let mut st = conn.prepare_cached(&format!("{select}{clause}"))?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![owner];
         values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
-        let rows = st.query_map(values.as_slice(), container_row)?;
+        let rows = st.query_map(values.as_slice(), row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -534,14 +549,12 @@ impl Db {
         container_id: i64,
         page: &Page<'_>,
     ) -> Result<Vec<ObjectRow>, DbError> {
-        let conn = self.reader();
-        let (clause, args) = page.clause(2);
-        let sql = format!("SELECT {OBJECT_COLS} FROM objects WHERE container_id = ?1{clause}");
-        let mut st = conn.prepare_cached(&sql)?;
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&container_id];
-        values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
-        let rows = st.query_map(values.as_slice(), object_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.list_page(
+            &format!("SELECT {OBJECT_COLS} FROM objects WHERE container_id = ?1"),
+            &container_id,
+            page,
+            object_row,
+        )
     }
 
     /// Deletes objects whose `X-Delete-At` has passed; the body files they used.

@@ -14,6 +14,7 @@ use md5::{Digest, Md5};
 use rand::RngCore;
 
 use super::db::Db;
+use crate::http_util::RequestBody;
 
 /// Bytes hashed and written per blocking call: large, so that few calls are made.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -94,16 +95,12 @@ impl Files {
 
     /// Streams a request body into a temporary file, hashing it on the way; fsyncs it.
     /// At most `limit` bytes; exactly `expected` when the client declared a length.
-    pub async fn write<B>(
+    pub async fn write<B: RequestBody>(
         &self,
         mut body: B,
         limit: u64,
         expected: Option<u64>,
-    ) -> Result<Written, WriteError>
-    where
-        B: hyper::body::Body<Data = Bytes> + Unpin,
-        B::Error: std::fmt::Display,
-    {
+    ) -> Result<Written, WriteError> {
         let id = new_id();
         let path = self.tmp_path(&id);
         let create_path = path.clone();

@@ -132,6 +132,19 @@ pub fn check_merged(meta: &Meta, kind: &str) -> Result<()> {
     check_totals(count, size)
 }
 
+/// The metadata change of an account or container request: merge its headers, then
+/// check the totals; refused with the reason.
+pub fn merge_checked(
+    headers: HeaderMap,
+    kind: &'static str,
+    extra: &'static [&'static str],
+) -> impl FnOnce(&mut Meta) -> std::result::Result<(), String> + Send + 'static {
+    move |meta| {
+        merge_metadata(&headers, kind, extra, meta);
+        check_merged(meta, kind).map_err(|e| e.to_string())
+    }
+}
+
 /// Merges the `x-<kind>-meta-*` headers of an account or container request into its
 /// stored metadata: a value sets, an empty value or `x-remove-<kind>-meta-*` removes.
 /// `extra` names other headers stored the same way (ACLs, quotas, versioning).

@@ -23,13 +23,12 @@ use serde_json::json;
 use self::db::{ContainerRow, Db, DbError, Meta};
 use self::files::Files;
 use self::headers::{
-    check_merged, check_metadata, http_date, iso, merge_metadata, text_value, title_case,
-    x_timestamp,
+    check_metadata, http_date, iso, merge_checked, text_value, title_case, x_timestamp,
 };
 use self::listing::{Format, Named, xml_escape};
 use crate::auth::identity::Principal;
 use crate::error::{Error, Result};
-use crate::http_util::{Body, full, status_only};
+use crate::http_util::{Body, RequestBody, full, status_only};
 
 pub use self::bulk::MAX_DELETES_PER_REQUEST;
 pub use self::headers::{
@@ -209,16 +208,12 @@ impl LocalStore {
         Ok(files.len())
     }
 
-    pub async fn handle<B>(
+    pub async fn handle<B: RequestBody>(
         &self,
         req: Request<B>,
         target: Target,
         caller: &mut Caller,
-    ) -> Result<Response<Body>>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
-        B::Error: std::fmt::Display,
-    {
+    ) -> Result<Response<Body>> {
         if let Some(p) = &caller.principal
             && !caller.owns(&target.account)
         {
@@ -261,7 +256,7 @@ impl LocalStore {
         }
     }
 
-    async fn account_request<B>(
+    async fn account_request<B: RequestBody>(
         &self,
         req: &Request<B>,
         account: &str,
@@ -329,10 +324,11 @@ impl LocalStore {
                 let h = req.headers().clone();
                 let a = account.to_owned();
                 self.db(move |db| {
-                    db.update_account(&a, headers::now(), |m| {
-                        merge_metadata(&h, "account", ACCOUNT_EXTRA, m);
-                        check_merged(m, "account").map_err(|e| e.to_string())
-                    })
+                    db.update_account(
+                        &a,
+                        headers::now(),
+                        merge_checked(h, "account", ACCOUNT_EXTRA),
+                    )
                 })
                 .await?
                 .map_err(Error::BadRequest)?;
@@ -349,7 +345,11 @@ impl LocalStore {
         }
     }
 
-    async fn list_containers<B>(&self, req: &Request<B>, account: &str) -> Result<Response<Body>> {
+    async fn list_containers<B: RequestBody>(
+        &self,
+        req: &Request<B>,
+        account: &str,
+    ) -> Result<Response<Body>> {
         let pairs = listing::query_pairs(req.uri().query())?;
         let fmt = listing::format(&pairs, req.headers())?;
         let params = listing::params(&pairs)?;
@@ -386,7 +386,7 @@ impl LocalStore {
         Ok(listing_response(fmt, entries.is_empty(), body))
     }
 
-    async fn container_request<B>(
+    async fn container_request<B: RequestBody>(
         &self,
         req: &Request<B>,
         account: &str,
@@ -416,10 +416,12 @@ impl LocalStore {
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let created = self
                     .db(move |db| {
-                        db.put_container(&a, &c, headers::now(), |m| {
-                            merge_metadata(&h, "container", CONTAINER_EXTRA, m);
-                            check_merged(m, "container").map_err(|e| e.to_string())
-                        })
+                        db.put_container(
+                            &a,
+                            &c,
+                            headers::now(),
+                            merge_checked(h, "container", CONTAINER_EXTRA),
+                        )
                     })
                     .await?
                     .map_err(Error::BadRequest)?;
@@ -438,10 +440,12 @@ impl LocalStore {
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let found = self
                     .db(move |db| {
-                        db.post_container(&a, &c, headers::now(), |m| {
-                            merge_metadata(&h, "container", CONTAINER_EXTRA, m);
-                            check_merged(m, "container").map_err(|e| e.to_string())
-                        })
+                        db.post_container(
+                            &a,
+                            &c,
+                            headers::now(),
+                            merge_checked(h, "container", CONTAINER_EXTRA),
+                        )
                     })
                     .await?
                     .map_err(Error::BadRequest)?;
@@ -517,7 +521,7 @@ impl LocalStore {
         }
     }
 
-    async fn list_objects<B>(
+    async fn list_objects<B: RequestBody>(
         &self,
         req: &Request<B>,
         container: &ContainerRow,

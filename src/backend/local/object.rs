@@ -18,7 +18,7 @@ use super::headers::{
 use super::listing::{self, Named, xml_escape};
 use super::{Caller, LocalStore, acl, put_meta, set, slo, symlink};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, empty, header_str, header_true, status_only};
+use crate::http_util::{Body, RequestBody, empty, header_str, header_true, status_only};
 
 /// Swift's `MAX_FILE_SIZE`: 5 GiB + 2 bytes.
 pub const MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024 + 2;
@@ -340,18 +340,14 @@ fn select_part(served: &Served, n: Option<u64>) -> Part {
     }
 }
 
-pub async fn handle<B>(
+pub async fn handle<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
     account: &str,
     container: &str,
     object: &str,
     caller: &Caller,
-) -> Result<Response<Body>>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: std::fmt::Display,
-{
+) -> Result<Response<Body>> {
     if object.len() > MAX_OBJECT_NAME_LENGTH {
         return Err(Error::bad_request(format!(
             "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
@@ -670,7 +666,7 @@ pub(super) async fn follow_links(
 }
 
 /// A GET or HEAD; symlinks are followed unless `?symlink=get` asks for the link.
-async fn read<B>(
+async fn read<B: RequestBody>(
     store: &LocalStore,
     req: &Request<B>,
     account: &str,
@@ -684,7 +680,7 @@ async fn read<B>(
 /// `depth` counts the links followed so far; `link_etag` is a static link's ETag that
 /// the object reached must have.
 #[allow(clippy::too_many_arguments)]
-async fn read_at<B>(
+async fn read_at<B: RequestBody>(
     store: &LocalStore,
     req: &Request<B>,
     account: &str,
@@ -1072,18 +1068,14 @@ pub(super) fn new_row(
     })
 }
 
-async fn put<B>(
+async fn put<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
     account: &str,
     container: &ContainerRow,
     object: &str,
     caller: &Caller,
-) -> Result<Response<Body>>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: std::fmt::Display,
-{
+) -> Result<Response<Body>> {
     let headers = req.headers().clone();
     let length = check_put(store, &headers, container, object).await?;
     // fail on bad headers before reading the body

@@ -17,6 +17,7 @@ use super::headers::{self, iso};
 use super::object::{Segment, authorize, current, not_found};
 use super::{Caller, LocalStore};
 use crate::error::{Error, Result};
+use crate::http_util::RequestBody;
 
 pub const MAX_MANIFEST_SEGMENTS: usize = 1000;
 pub const MAX_MANIFEST_SIZE: usize = 8 * 1024 * 1024;
@@ -205,7 +206,7 @@ async fn lookup(
     }
 }
 
-pub async fn put<B>(
+pub async fn put<B: RequestBody>(
     store: &LocalStore,
     headers: &HeaderMap,
     mut body: B,
@@ -213,11 +214,7 @@ pub async fn put<B>(
     container: &str,
     object: &str,
     caller: &Caller,
-) -> Result<(ObjectRow, String)>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
+) -> Result<(ObjectRow, String)> {
     if headers.contains_key("x-copy-from") {
         return Err(Error::MethodNotAllowed {
             method: "PUT".into(),
