@@ -159,6 +159,17 @@ fn successor(prefix: &str) -> Option<String> {
     None
 }
 
+fn account_head(conn: &Connection, account: &str) -> rusqlite::Result<(f64, Meta)> {
+    Ok(conn
+        .query_row(
+            "SELECT created, meta FROM accounts WHERE storage_id = ?1",
+            [account],
+            |r| Ok((r.get::<_, f64>(0)?, parse_meta(&r.get::<_, String>(1)?))),
+        )
+        .optional()?
+        .unwrap_or_default())
+}
+
 /// Changes stored metadata; `Err` refuses the change (nothing is written).
 pub trait MetaUpdate: FnOnce(&mut Meta) -> Result<(), String> {}
 impl<F: FnOnce(&mut Meta) -> Result<(), String>> MetaUpdate for F {}
@@ -327,16 +338,10 @@ impl Db {
         Ok(out)
     }
 
+    /// An account's metadata and counters (summed over its containers).
     pub fn account(&self, account: &str) -> Result<AccountRow, DbError> {
         let conn = self.reader();
-        let (created, meta) = conn
-            .query_row(
-                "SELECT created, meta FROM accounts WHERE storage_id = ?1",
-                [account],
-                |r| Ok((r.get::<_, f64>(0)?, parse_meta(&r.get::<_, String>(1)?))),
-            )
-            .optional()?
-            .unwrap_or_default();
+        let (created, meta) = account_head(&conn, account)?;
         let (container_count, object_count, bytes_used) = conn.query_row(
             "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1",
             [account],
@@ -349,6 +354,11 @@ impl Db {
             object_count,
             bytes_used,
         })
+    }
+
+    /// An account's metadata alone (ACLs, keys, quotas): no counters to sum.
+    pub fn account_meta(&self, account: &str) -> Result<Meta, DbError> {
+        Ok(account_head(&self.reader(), account)?.1)
     }
 
     /// Creates the account row on first write; `update` changes its metadata.

@@ -218,13 +218,13 @@ impl LocalStore {
             && !caller.owns(&target.account)
         {
             let a = target.account.clone();
-            let row = self.db(move |db| db.account(&a)).await?;
+            let meta = self.db(move |db| db.account_meta(&a)).await?;
             let groups = p
                 .groups_header()
                 .split(',')
                 .map(str::to_owned)
                 .collect::<Vec<_>>();
-            caller.account_access = acl::account_access(row.meta.get(acl::ACCOUNT_ACL), &groups);
+            caller.account_access = acl::account_access(meta.get(acl::ACCOUNT_ACL), &groups);
         }
         let caller: &Caller = caller;
         let bulk = matches!(*req.method(), Method::POST | Method::DELETE)

@@ -509,9 +509,9 @@ pub(super) async fn current(
     container: &ContainerRow,
     object: &str,
 ) -> Result<Option<ObjectRow>> {
-    let (id, name) = (container.id, object.to_owned());
-    let row = store.db(move |db| db.object(id, &name)).await?;
-    Ok(row.filter(|r| r.delete_at.is_none_or(|at| (at as f64) > headers::now())))
+    Ok(load(store, container, object, |_| false)
+        .await?
+        .map(|(row, _)| row))
 }
 
 /// Resolves a dynamic large object's segments (`X-Object-Manifest`), in name order.

@@ -129,9 +129,9 @@ impl LocalStore {
         } else {
             &[method.as_str()]
         };
-        let acct = {
+        let account_meta = {
             let a = account.to_owned();
-            self.db(move |db| db.account(&a)).await?
+            self.db(move |db| db.account_meta(&a)).await?
         };
         let cont = self.container(account, container).await?;
         let mut keys: Vec<(String, Option<String>)> = Vec::new();
@@ -139,7 +139,7 @@ impl LocalStore {
             "x-account-meta-temp-url-key",
             "x-account-meta-temp-url-key-2",
         ] {
-            if let Some(v) = acct.meta.get(k) {
+            if let Some(v) = account_meta.get(k) {
                 keys.push((v.clone(), None));
             }
         }
