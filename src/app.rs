@@ -67,7 +67,14 @@ impl App {
         let result = self
             .route(req, conn, client, &mut endpoint, &mut identity)
             .await;
-        let mut resp = result.unwrap_or_else(|e| e.into_response(&trans_id));
+        // who was at fault for a failed request: the client, or the gateway
+        let (mut resp, fault) = match result {
+            Ok(resp) => (resp, "-"),
+            Err(e) => {
+                let fault = e.fault().as_str();
+                (e.into_response(&trans_id), fault)
+            }
+        };
         if keep_alive {
             resp.headers_mut().insert(
                 http::header::CONNECTION,
@@ -91,6 +98,7 @@ impl App {
             bytes = resp.body().size_hint().exact().unwrap_or_default(),
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             identity = identity.as_deref().unwrap_or("-"),
+            fault,
             trans_id = %trans_id,
         );
         resp

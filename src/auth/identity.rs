@@ -210,14 +210,6 @@ impl Identity {
         Ok(identity)
     }
 
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
-    pub fn hasher(&self) -> &KeyHasher {
-        &self.hasher
-    }
-
     fn mac(&self, key: &str) -> [u8; 32] {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("any key length");
         m.update(key.as_bytes());
@@ -448,10 +440,6 @@ impl Identity {
         read(&self.state)
             .principal(&u, unix_now())
             .ok_or_else(|| Error::unauthorized(account, "invalid account, user or key"))
-    }
-
-    pub fn has_super_admin(&self) -> bool {
-        self.super_admin_hash.is_some()
     }
 
     pub async fn verify_super_admin(&self, key: &str, source: IpAddr) -> Result<()> {

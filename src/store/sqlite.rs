@@ -2,7 +2,7 @@
 //! open it at the same time; the server notices the CLI's writes through
 //! `PRAGMA data_version` and reloads.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,7 +38,6 @@ CREATE INDEX tokens_by_user ON tokens(user_id);
 
 pub struct Store {
     conn: Mutex<Connection>,
-    path: PathBuf,
 }
 
 fn now() -> i64 {
@@ -65,12 +64,7 @@ impl Store {
         migrate(&mut conn, &path)?;
         Ok(Store {
             conn: Mutex::new(conn),
-            path,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
