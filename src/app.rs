@@ -253,6 +253,7 @@ impl App {
             "container_quotas": {},
             "account_quotas": {},
             "symlink": {"symloop_max": local::SYMLOOP_MAX, "static_links": true},
+            "object_versioning": {},
             "tempurl": {
                 "methods": local::tempurl::METHODS,
                 "allowed_digests": local::tempurl::DIGESTS,

@@ -7,8 +7,8 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use super::listing::xml_escape;
-use super::object::{authorize, encode};
-use super::{Caller, LocalStore};
+use super::object::{authorize, delete_plain, encode};
+use super::{Caller, LocalStore, versioning};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, full};
 
@@ -165,14 +165,11 @@ pub async fn delete_one(
         }
         authorize(caller, account, c.as_ref(), true)?;
         let Some(c) = c else { return Ok(false) };
-        let (id, name) = (c.id, object.to_owned());
-        match store.db(move |db| db.delete_object(id, &name)).await? {
-            Some(file) => {
-                store.files.remove(&file);
-                Ok(true)
-            }
-            None => Ok(false),
+        if versioning::enabled(&c) {
+            let resp = versioning::delete(store, account, &c, object).await?;
+            return Ok(resp.status().is_success());
         }
+        delete_plain(store, &c, object).await
     }
     .await;
     match result {

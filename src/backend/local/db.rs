@@ -462,7 +462,10 @@ impl Db {
         page: &Page<'_>,
     ) -> Result<Vec<ContainerRow>, DbError> {
         self.list_page(
-            &format!("SELECT {CONTAINER_COLS} FROM containers WHERE account = ?1"),
+            // hidden containers (a NUL first) are the store's own
+            &format!(
+                "SELECT {CONTAINER_COLS} FROM containers WHERE account = ?1 AND name >= char(1)"
+            ),
             &account,
             page,
             container_row,

@@ -13,6 +13,7 @@ mod object;
 mod slo;
 mod symlink;
 pub mod tempurl;
+mod versioning;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -355,11 +356,16 @@ impl LocalStore {
         let params = listing::params(&pairs)?;
         let db = self.db.clone();
         let a = account.to_owned();
-        let entries = tokio::task::spawn_blocking(move || {
+        let mut entries = tokio::task::spawn_blocking(move || {
             listing::list(&params, |page| db.list_containers(&a, page))
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
+        for e in &mut entries {
+            if let listing::Entry::Item(c) = e {
+                versioning::add_versions_bytes(self, account, c).await?;
+            }
+        }
         let body = listing::render(
             fmt,
             ("account", account),
@@ -413,16 +419,12 @@ impl LocalStore {
                 }
                 check_metadata(req.headers(), "container")?;
                 let h = clean_acl_headers(req.headers(), owner)?;
+                let update = self
+                    .container_update(req.headers(), account, container, h)
+                    .await?;
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let created = self
-                    .db(move |db| {
-                        db.put_container(
-                            &a,
-                            &c,
-                            headers::now(),
-                            merge_checked(h, "container", CONTAINER_EXTRA),
-                        )
-                    })
+                    .db(move |db| db.put_container(&a, &c, headers::now(), update))
                     .await?
                     .map_err(Error::BadRequest)?;
                 Ok(status_only(if created {
@@ -437,16 +439,12 @@ impl LocalStore {
                 }
                 check_metadata(req.headers(), "container")?;
                 let h = clean_acl_headers(req.headers(), owner)?;
+                let update = self
+                    .container_update(req.headers(), account, container, h)
+                    .await?;
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let found = self
-                    .db(move |db| {
-                        db.post_container(
-                            &a,
-                            &c,
-                            headers::now(),
-                            merge_checked(h, "container", CONTAINER_EXTRA),
-                        )
-                    })
+                    .db(move |db| db.post_container(&a, &c, headers::now(), update))
                     .await?
                     .map_err(Error::BadRequest)?;
                 if !found {
@@ -457,6 +455,9 @@ impl LocalStore {
             Method::DELETE => {
                 if !writer {
                     return Err(caller.denied(account));
+                }
+                if let Some(row) = self.container(account, container).await? {
+                    versioning::delete_container(self, account, &row).await?;
                 }
                 let (a, c) = (account.to_owned(), container.to_owned());
                 match self.db(move |db| db.delete_container(&a, &c)).await? {
@@ -494,7 +495,7 @@ impl LocalStore {
                     );
                     r
                 } else {
-                    self.list_objects(req, &row).await?
+                    self.list_objects(req, account, &row).await?
                 };
                 let h = resp.headers_mut();
                 set(h, "x-container-object-count", row.object_count);
@@ -512,6 +513,7 @@ impl LocalStore {
                     });
                 }
                 put_meta(h, &meta);
+                versioning::container_headers(self, account, &row, resp.headers_mut()).await?;
                 Ok(resp)
             }
             _ => Err(Error::MethodNotAllowed {
@@ -521,12 +523,40 @@ impl LocalStore {
         }
     }
 
+    /// The metadata change of a container PUT or POST, versioning included.
+    async fn container_update(
+        &self,
+        request: &HeaderMap,
+        account: &str,
+        container: &str,
+        cleaned: HeaderMap,
+    ) -> Result<impl db::MetaUpdate + Send + 'static> {
+        let versioning = versioning::requested(request)?;
+        if let Some(on) = versioning {
+            let existing = self.container(account, container).await?;
+            versioning::prepare(self, account, container, existing.as_ref(), on).await?;
+        }
+        let merge = merge_checked(cleaned, "container", CONTAINER_EXTRA);
+        let name = container.to_owned();
+        Ok(move |meta: &mut Meta| {
+            merge(meta)?;
+            if let Some(on) = versioning {
+                versioning::record(meta, &name, on);
+            }
+            Ok(())
+        })
+    }
+
     async fn list_objects<B: RequestBody>(
         &self,
         req: &Request<B>,
+        account: &str,
         container: &ContainerRow,
     ) -> Result<Response<Body>> {
         let pairs = listing::query_pairs(req.uri().query())?;
+        if listing::param(&pairs, "versions").is_some() {
+            return versioning::list_versions(self, req, account, container).await;
+        }
         let fmt = listing::format(&pairs, req.headers())?;
         let params = listing::params(&pairs)?;
         let db = self.db.clone();
@@ -540,8 +570,8 @@ impl LocalStore {
             fmt,
             ("container", &container.name),
             &entries,
-            object::listing_json,
-            object::listing_xml,
+            |o: &db::ObjectRow| versioning::listing_json(o, account, &container.name),
+            |o: &db::ObjectRow| object::listing_xml(&versioning::listing_row(o)),
         );
         Ok(listing_response(fmt, entries.is_empty(), body))
     }

@@ -16,7 +16,7 @@ use super::headers::{
     self, ByteRange, Ranges, check_metadata, http_date, iso, unquote, value_text, x_timestamp,
 };
 use super::listing::{self, Named, xml_escape};
-use super::{Caller, LocalStore, acl, put_meta, set, slo, symlink};
+use super::{Caller, LocalStore, acl, put_meta, set, slo, symlink, versioning};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, empty, header_str, header_true, status_only};
 
@@ -171,7 +171,7 @@ fn guess_type(name: &str) -> &'static str {
 }
 
 /// `X-Delete-At` / `X-Delete-After` of a PUT or POST, as a Unix time.
-fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
+pub(super) fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
     let now = headers::now();
     if let Some(v) = header_str(headers, "x-delete-at")? {
         let at: f64 = v
@@ -198,7 +198,7 @@ fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
 }
 
 /// The metadata a PUT or POST sets: `x-object-meta-*` and the stored headers.
-fn request_meta(headers: &HeaderMap) -> Result<Meta> {
+pub(super) fn request_meta(headers: &HeaderMap) -> Result<Meta> {
     check_metadata(headers, "object")?;
     let mut meta = Meta::new();
     for (name, value) in headers {
@@ -356,11 +356,25 @@ pub async fn handle<B: RequestBody>(
     }
     let method = req.method().clone();
     let c = store.container(account, container).await?;
+    let pairs = query(req.uri().query())?;
+    // a temporary URL is for the current version: it ignores `version-id`
+    if caller.temp_url.is_none()
+        && method.as_str() != "COPY"
+        && let Some(v) = listing::param(&pairs, "version-id")
+    {
+        let v = v.to_owned();
+        return versioning::with_version(store, req, account, container, c, object, &v, caller)
+            .await;
+    }
     match method {
         Method::GET | Method::HEAD => {
             authorize(caller, account, c.as_ref(), false)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            read(store, &req, account, &c, object, caller).await
+            let mut resp = read(store, &req, account, &c, object, caller).await?;
+            if let Some(hidden) = versioning::hidden_of(&c) {
+                versioning::annotate(resp.headers_mut(), account, container, object, hidden);
+            }
+            Ok(resp)
         }
         Method::PUT => {
             if let Some(from) = header_str(req.headers(), "x-copy-from")? {
@@ -407,9 +421,11 @@ pub async fn handle<B: RequestBody>(
         Method::DELETE => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            let pairs = query(req.uri().query())?;
             if listing::param(&pairs, "multipart-manifest") == Some("delete") {
                 return slo::delete(store, req.headers(), account, &c, object, caller).await;
+            }
+            if versioning::enabled(&c) {
+                return versioning::delete(store, account, &c, object).await;
             }
             if let Some(v) = header_str(req.headers(), "x-if-delete-at")? {
                 let want: u64 = v
@@ -425,19 +441,32 @@ pub async fn handle<B: RequestBody>(
                     ));
                 }
             }
-            let (id, name) = (c.id, object.to_owned());
-            match store.db(move |db| db.delete_object(id, &name)).await? {
-                Some(file) => {
-                    store.files.remove(&file);
-                    Ok(status_only(StatusCode::NO_CONTENT))
-                }
-                None => Err(not_found(container, object)),
+            if delete_plain(store, &c, object).await? {
+                Ok(status_only(StatusCode::NO_CONTENT))
+            } else {
+                Err(not_found(container, object))
             }
         }
         _ => Err(Error::MethodNotAllowed {
             method: method.to_string(),
             allow: "GET, HEAD, PUT, POST, DELETE, COPY",
         }),
+    }
+}
+
+/// Deletes an object's row and body; false when there was none.
+pub(super) async fn delete_plain(
+    store: &LocalStore,
+    container: &ContainerRow,
+    object: &str,
+) -> Result<bool> {
+    let (id, name) = (container.id, object.to_owned());
+    match store.db(move |db| db.delete_object(id, &name)).await? {
+        Some(file) => {
+            store.files.remove(&file);
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }
 
@@ -539,13 +568,19 @@ async fn dlo_segments(
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;
-    Ok(entries
-        .into_iter()
-        .filter_map(|e| match e {
-            listing::Entry::Item(o) if o.delete_at.is_none_or(|at| (at as f64) > now) => Some(o),
-            _ => None,
-        })
-        .collect())
+    let mut segments = Vec::new();
+    for e in entries {
+        if let listing::Entry::Item(o) = e
+            && o.delete_at.is_none_or(|at| (at as f64) > now)
+        {
+            // a segment that is a link (a versioned object) contributes its target
+            match symlink::target(&o) {
+                Some(_) => segments.extend(follow_links(store, o, caller).await?),
+                None => segments.push(o),
+            }
+        }
+    }
+    Ok(segments)
 }
 
 async fn served(
@@ -645,12 +680,18 @@ pub(super) async fn follow_links(
 ) -> Result<Option<ObjectRow>> {
     let mut depth = 0;
     while let Some(t) = symlink::target(&row) {
-        if depth >= symlink::SYMLOOP_MAX {
-            return Err(symlink::too_deep());
+        // a versioned container's link to its current version is part of the object
+        let version_link = versioning::is_link(&row);
+        if !version_link {
+            if depth >= symlink::SYMLOOP_MAX {
+                return Err(symlink::too_deep());
+            }
+            depth += 1;
         }
-        depth += 1;
         let tc = store.container(&t.account, &t.container).await?;
-        authorize(caller, &t.account, tc.as_ref(), false)?;
+        if !version_link {
+            authorize(caller, &t.account, tc.as_ref(), false)?;
+        }
         let Some(tc) = tc else { return Ok(None) };
         let Some(next) = current(store, &tc, &t.object).await? else {
             return Ok(None);
@@ -666,7 +707,7 @@ pub(super) async fn follow_links(
 }
 
 /// A GET or HEAD; symlinks are followed unless `?symlink=get` asks for the link.
-async fn read<B: RequestBody>(
+pub(super) async fn read<B: RequestBody>(
     store: &LocalStore,
     req: &Request<B>,
     account: &str,
@@ -708,11 +749,19 @@ async fn read_at<B: RequestBody>(
         return Err(symlink::etag_mismatch(symlink::effective_etag(&row), &e));
     }
     if !symlink_get && let Some(t) = symlink::target(&row) {
-        if depth >= symlink::SYMLOOP_MAX {
+        // a versioned container's link to its current version is part of the object:
+        // it counts no hop and needs no other authorization
+        let version_link = versioning::is_link(&row);
+        if !version_link && depth >= symlink::SYMLOOP_MAX {
             return Err(symlink::too_deep());
         }
         let tc = store.container(&t.account, &t.container).await?;
-        let inner = match (authorize(caller, &t.account, tc.as_ref(), false), tc) {
+        let allowed = if version_link {
+            Ok(())
+        } else {
+            authorize(caller, &t.account, tc.as_ref(), false)
+        };
+        let inner = match (allowed, tc) {
             (Err(e), _) => Err(e),
             (Ok(()), Some(c)) => {
                 Box::pin(read_at(
@@ -722,7 +771,7 @@ async fn read_at<B: RequestBody>(
                     &c,
                     &t.object,
                     caller,
-                    depth + 1,
+                    depth + usize::from(!version_link),
                     t.etag.clone(),
                 ))
                 .await
@@ -978,8 +1027,9 @@ pub(super) async fn check_quota(
         meta.get(key).and_then(|v| v.trim().parse::<u64>().ok())
     };
     let over = || Error::PayloadTooLarge("Upload exceeds quota.".into());
-    if limit(&container.meta, "x-container-meta-quota-bytes")
-        .is_some_and(|q| container.bytes_used + bytes > q)
+    // a container's versions count against its quota
+    let used = container.bytes_used + versioning::versions_bytes(store, account, container).await?;
+    if limit(&container.meta, "x-container-meta-quota-bytes").is_some_and(|q| used + bytes > q)
         || limit(&container.meta, "x-container-meta-quota-count")
             .is_some_and(|q| container.object_count + 1 > q)
     {
@@ -1009,7 +1059,11 @@ pub(super) async fn check_quota(
 }
 
 /// Commits a written body as an object version and removes the body it replaces.
-async fn commit(store: &LocalStore, container: &ContainerRow, row: ObjectRow) -> Result<()> {
+pub(super) async fn commit(
+    store: &LocalStore,
+    container: &ContainerRow,
+    row: ObjectRow,
+) -> Result<()> {
     let files = store.files.clone();
     let id = row.file.clone();
     tokio::task::spawn_blocking(move || files.commit(&id))
@@ -1040,11 +1094,29 @@ async fn commit(store: &LocalStore, container: &ContainerRow, row: ObjectRow) ->
     }
 }
 
-fn created(etag: &str, timestamp: f64) -> Response<Body> {
+/// Stores a new object; where versioning is on, as a new version. The version's id.
+async fn save(
+    store: &LocalStore,
+    account: &str,
+    container: &ContainerRow,
+    row: ObjectRow,
+) -> Result<Option<String>> {
+    if versioning::enabled(container) {
+        return versioning::commit(store, account, container, row)
+            .await
+            .map(Some);
+    }
+    commit(store, container, row).await.map(|()| None)
+}
+
+fn created(etag: &str, timestamp: f64, version: Option<String>) -> Response<Body> {
     let mut resp = status_only(StatusCode::CREATED);
     let h = resp.headers_mut();
     set(h, "etag", etag);
     set(h, "last-modified", http_date(timestamp));
+    if let Some(v) = version {
+        set(h, "x-object-version-id", v);
+    }
     resp
 }
 
@@ -1101,7 +1173,10 @@ async fn put<B: RequestBody>(
             let tc = store.container(&t.account, &t.container).await?;
             authorize(caller, &t.account, tc.as_ref(), false)?;
             let target = match tc {
-                Some(c) => current(store, &c, &t.object).await?,
+                Some(c) => match current(store, &c, &t.object).await? {
+                    Some(row) => versioning::resolve(store, row).await?,
+                    None => None,
+                },
                 None => None,
             }
             .ok_or_else(|| Error::Conflict("X-Symlink-Target does not exist".into()))?;
@@ -1123,8 +1198,8 @@ async fn put<B: RequestBody>(
         )
         .await?;
         let timestamp = row.timestamp;
-        commit(store, container, row).await?;
-        return Ok(created(&format!("\"{slo_etag}\""), timestamp));
+        let version = save(store, account, container, row).await?;
+        return Ok(created(&format!("\"{slo_etag}\""), timestamp, version));
     }
     let expected_etag = header_str(&headers, "etag")?.map(|e| unquote(e).to_ascii_lowercase());
     check_quota(store, account, container, length.unwrap_or(0)).await?;
@@ -1162,8 +1237,8 @@ async fn put<B: RequestBody>(
     let timestamp = row.timestamp;
     let mut h = HeaderMap::new();
     symlink::link_headers(&row, &mut h);
-    commit(store, container, row).await?;
-    let mut resp = created(&md5, timestamp);
+    let version = save(store, account, container, row).await?;
+    let mut resp = created(&md5, timestamp, version);
     resp.headers_mut().extend(h);
     Ok(resp)
 }
@@ -1219,6 +1294,18 @@ async fn post(
     if !found {
         return Err(not_found(&container.name, object));
     }
+    // a POST to a versioned object's link changes its current version too, but not
+    // when that version expires
+    if versioning::is_link(&existing)
+        && let Some(t) = symlink::target(&existing)
+        && let Some(hc) = store.container(&t.account, &t.container).await?
+    {
+        let mut h = headers.clone();
+        for k in ["x-delete-at", "x-delete-after", "x-remove-delete-at"] {
+            h.remove(k);
+        }
+        return Box::pin(post(store, &h, &hc, &t.object)).await;
+    }
     // a POST to a link changes the link, and points at the target
     if let Some(t) = symlink::target(&existing) {
         let mut resp = status_only(StatusCode::TEMPORARY_REDIRECT);
@@ -1251,10 +1338,16 @@ async fn copy(
     let sc = store.container(src_account, src_container).await?;
     authorize(caller, src_account, sc.as_ref(), false)?;
     let sc = sc.ok_or_else(|| not_found(src_container, src_object))?;
-    let mut source = current(store, &sc, src_object)
+    let pairs = listing::query_pairs(query)?;
+    let (sc, src_name) = match listing::param(&pairs, "version-id") {
+        Some(v) if caller.temp_url.is_none() => {
+            versioning::copy_source(store, src_account, sc, src_object, v, caller).await?
+        }
+        _ => (sc, src_object.to_owned()),
+    };
+    let mut source = current(store, &sc, &src_name)
         .await?
         .ok_or_else(|| not_found(src_container, src_object))?;
-    let pairs = listing::query_pairs(query)?;
     // copying a link copies its target, unless `?symlink=get` asks for the link
     if listing::param(&pairs, "symlink") != Some("get") {
         source = follow_links(store, source, caller)
@@ -1364,8 +1457,8 @@ async fn copy(
         meta,
         delete_at: delete_at(headers)?,
     };
-    commit(store, dest_container, row).await?;
-    let mut resp = created(&etag, timestamp);
+    let version = save(store, dest_account, dest_container, row).await?;
+    let mut resp = created(&etag, timestamp, version);
     let h = resp.headers_mut();
     set(
         h,

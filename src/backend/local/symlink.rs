@@ -118,19 +118,24 @@ pub fn listing_keys(row: &ObjectRow, v: &mut serde_json::Value) {
     if let Some(e) = &t.etag {
         v["symlink_etag"] = serde_json::Value::String(e.clone());
     }
-    if let Some(b) = row
-        .meta
-        .get(TARGET_BYTES)
-        .and_then(|b| b.parse::<u64>().ok())
-    {
+    if let Some(b) = target_bytes(row) {
         v["symlink_bytes"] = serde_json::Value::from(b);
     }
 }
 
+/// The size of a static link's target when the link was made.
+pub fn target_bytes(row: &ObjectRow) -> Option<u64> {
+    row.meta.get(TARGET_BYTES).and_then(|b| b.parse().ok())
+}
+
 /// The ETag a static link to this object must name: for a static link, the ETag its
-/// own target must have; else the object's.
+/// own target must have; for a link to an object's version, the version's; else the
+/// object's.
 pub fn effective_etag(row: &ObjectRow) -> &str {
-    row.meta.get(TARGET_ETAG).map_or(&row.etag, String::as_str)
+    row.meta
+        .get(TARGET_ETAG)
+        .or_else(|| row.meta.get(super::versioning::LINK_ETAG))
+        .map_or(&row.etag, String::as_str)
 }
 
 pub fn etag_mismatch(found: &str, wanted: &str) -> Error {
