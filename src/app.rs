@@ -254,6 +254,7 @@ impl App {
             "account_quotas": {},
             "symlink": {"symloop_max": local::SYMLOOP_MAX, "static_links": true},
             "object_versioning": {},
+            "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
             "tempurl": {
                 "methods": local::tempurl::METHODS,
                 "allowed_digests": local::tempurl::DIGESTS,

@@ -7,8 +7,8 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use super::listing::xml_escape;
-use super::object::{authorize, delete_plain, encode};
-use super::{Caller, LocalStore, versioning};
+use super::object::{authorize, encode};
+use super::{Caller, LocalStore, history, versioning};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, full};
 
@@ -165,11 +165,15 @@ pub async fn delete_one(
         }
         authorize(caller, account, c.as_ref(), true)?;
         let Some(c) = c else { return Ok(false) };
-        if versioning::enabled(&c) {
-            let resp = versioning::delete(store, account, &c, object).await?;
-            return Ok(resp.status().is_success());
-        }
-        delete_plain(store, &c, object).await
+        let resp = if versioning::enabled(&c) {
+            versioning::delete(store, account, &c, object).await?
+        } else {
+            match history::delete(store, account, &c, object).await {
+                Err(Error::NotFound(_)) => return Ok(false),
+                r => r?,
+            }
+        };
+        Ok(resp.status().is_success())
     }
     .await;
     match result {

@@ -8,6 +8,7 @@ mod bulk;
 mod db;
 mod files;
 mod headers;
+mod history;
 mod listing;
 mod object;
 mod slo;
@@ -514,6 +515,7 @@ impl LocalStore {
                 }
                 put_meta(h, &meta);
                 versioning::container_headers(self, account, &row, resp.headers_mut()).await?;
+                history::container_headers(&row, resp.headers_mut());
                 Ok(resp)
             }
             _ => Err(Error::MethodNotAllowed {
@@ -532,6 +534,7 @@ impl LocalStore {
         cleaned: HeaderMap,
     ) -> Result<impl db::MetaUpdate + Send + 'static> {
         let versioning = versioning::requested(request)?;
+        let legacy = history::requested(request)?;
         if let Some(on) = versioning {
             let existing = self.container(account, container).await?;
             versioning::prepare(self, account, container, existing.as_ref(), on).await?;
@@ -542,6 +545,9 @@ impl LocalStore {
             merge(meta)?;
             if let Some(on) = versioning {
                 versioning::record(meta, &name, on);
+            }
+            if let Some(change) = &legacy {
+                history::record(meta, change);
             }
             Ok(())
         })

@@ -16,7 +16,7 @@ use super::headers::{
     self, ByteRange, Ranges, check_metadata, http_date, iso, unquote, value_text, x_timestamp,
 };
 use super::listing::{self, Named, xml_escape};
-use super::{Caller, LocalStore, acl, put_meta, set, slo, symlink, versioning};
+use super::{Caller, LocalStore, acl, history, put_meta, set, slo, symlink, versioning};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, empty, header_str, header_true, status_only};
 
@@ -424,9 +424,6 @@ pub async fn handle<B: RequestBody>(
             if listing::param(&pairs, "multipart-manifest") == Some("delete") {
                 return slo::delete(store, req.headers(), account, &c, object, caller).await;
             }
-            if versioning::enabled(&c) {
-                return versioning::delete(store, account, &c, object).await;
-            }
             if let Some(v) = header_str(req.headers(), "x-if-delete-at")? {
                 let want: u64 = v
                     .trim()
@@ -441,11 +438,10 @@ pub async fn handle<B: RequestBody>(
                     ));
                 }
             }
-            if delete_plain(store, &c, object).await? {
-                Ok(status_only(StatusCode::NO_CONTENT))
-            } else {
-                Err(not_found(container, object))
+            if versioning::enabled(&c) {
+                return versioning::delete(store, account, &c, object).await;
             }
+            history::delete(store, account, &c, object).await
         }
         _ => Err(Error::MethodNotAllowed {
             method: method.to_string(),
@@ -1105,6 +1101,10 @@ async fn save(
         return versioning::commit(store, account, container, row)
             .await
             .map(Some);
+    }
+    if let Err(e) = history::before_write(store, account, container, &row.name).await {
+        store.files.discard(&row.file);
+        return Err(e);
     }
     commit(store, container, row).await.map(|()| None)
 }

@@ -37,8 +37,6 @@ pub const LINK_ETAG: &str = "x-object-sysmeta-versions-target-etag";
 const LINK_SLO_ETAG: &str = "x-object-sysmeta-versions-target-slo-etag";
 /// The content type of a delete marker.
 pub const DELETE_MARKER: &str = "application/x-deleted;swift_versions_deleted=1";
-/// Legacy versioning (`X-Versions-Location`, `X-History-Location`) excludes this mode.
-const LEGACY: &[&str] = &["x-versions-location", "x-history-location"];
 
 /// Version ids count in Swift's timestamp resolution: 10 µs.
 const TICKS_PER_SECOND: f64 = 100_000.0;
@@ -136,7 +134,8 @@ pub async fn prepare(
     existing: Option<&ContainerRow>,
     on: bool,
 ) -> Result<()> {
-    if existing.is_some_and(|c| LEGACY.iter().any(|k| c.meta.contains_key(*k))) {
+    // legacy versioning (`X-Versions-Location`, `X-History-Location`) excludes this mode
+    if existing.is_some_and(|c| c.meta.contains_key(super::history::LOCATION)) {
         return Err(Error::bad_request(
             "Cannot enable object versioning on a container that is already using the legacy versioned writes feature.",
         ));
@@ -578,11 +577,7 @@ pub async fn with_version<B: RequestBody>(
         (Method::DELETE, None) => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            if object::delete_plain(store, &c, object).await? {
-                Ok(status_only(StatusCode::NO_CONTENT))
-            } else {
-                Err(not_found(container, object))
-            }
+            super::history::delete(store, account, &c, object).await
         }
         (Method::DELETE, Some(ticks)) => {
             let manifest_delete = listing::param(

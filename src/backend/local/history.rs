@@ -1,0 +1,287 @@
+//! Swift's legacy versioned writes: `X-Versions-Location` (stack mode) and
+//! `X-History-Location` (history mode) name an archive container in the same account.
+//!
+//! An overwrite first copies the current object to the archive, as
+//! `<3-hex-digit name length><name>/<timestamp>`. A DELETE in stack mode restores the
+//! newest archived copy in place of the object; in history mode it archives the object
+//! and writes a delete marker.
+
+use http::{HeaderMap, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+
+use super::db::{ContainerRow, Meta, ObjectRow};
+use super::headers::{self, x_timestamp};
+use super::listing::{self, Entry, Params};
+use super::object::{self, current, not_found};
+use super::versioning::DELETE_MARKER;
+use super::{LocalStore, set};
+use crate::error::{Error, Result};
+use crate::http_util::{Body, header_str, status_only};
+
+/// Container sysmeta: the archive container, as the client named it (URL-encoded).
+pub const LOCATION: &str = "x-container-sysmeta-versions-location";
+/// Container sysmeta: `stack` or `history`.
+const MODE: &str = "x-container-sysmeta-versions-mode";
+
+const VERSIONS: &str = "x-versions-location";
+const HISTORY: &str = "x-history-location";
+
+/// What a container PUT or POST asks of legacy versioning.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Set { location: String, history: bool },
+    Remove,
+}
+
+/// Reads `X-Versions-Location`, `X-History-Location` and their `X-Remove-` forms.
+pub fn requested(headers: &HeaderMap) -> Result<Option<Change>> {
+    let mut versions = header_str(headers, VERSIONS)?;
+    let mut history = header_str(headers, HISTORY)?;
+    if let (Some(v), Some(h)) = (versions, history) {
+        if h.is_empty() {
+            history = None;
+        } else if !v.is_empty() {
+            return Err(Error::bad_request(
+                "Only one of X-Versions-Location or X-History-Location may be specified",
+            ));
+        } else {
+            versions = None;
+        }
+    }
+    let set = match (versions, history) {
+        (Some(v), _) => Some((v, false)),
+        (None, Some(h)) => Some((h, true)),
+        (None, None) => None,
+    };
+    match set {
+        Some(("", _)) => Ok(Some(Change::Remove)),
+        Some((location, _)) if location.contains('/') => Err(Error::PreconditionFailed(
+            "Container name cannot contain slashes".into(),
+        )),
+        Some((location, history)) => Ok(Some(Change::Set {
+            location: location.to_owned(),
+            history,
+        })),
+        None => {
+            let remove = ["x-remove-versions-location", "x-remove-history-location"]
+                .iter()
+                .any(|k| headers.get(*k).is_some_and(|v| !v.is_empty()));
+            Ok(remove.then_some(Change::Remove))
+        }
+    }
+}
+
+/// Records a change in the container's metadata.
+pub fn record(meta: &mut Meta, change: &Change) {
+    match change {
+        Change::Set { location, history } => {
+            meta.insert(LOCATION.into(), location.clone());
+            meta.insert(
+                MODE.into(),
+                if *history { "history" } else { "stack" }.into(),
+            );
+        }
+        Change::Remove => {
+            meta.remove(LOCATION);
+            meta.remove(MODE);
+        }
+    }
+}
+
+fn history_mode(c: &ContainerRow) -> bool {
+    c.meta.get(MODE).is_some_and(|m| m == "history")
+}
+
+/// `X-Versions-Location` or `X-History-Location` of a container HEAD or GET.
+pub fn container_headers(c: &ContainerRow, h: &mut HeaderMap) {
+    if let Some(location) = c.meta.get(LOCATION) {
+        let name = if history_mode(c) { HISTORY } else { VERSIONS };
+        set(h, name, location);
+    }
+}
+
+/// The archive container of a container with legacy versioning.
+fn archive_name(c: &ContainerRow) -> Option<String> {
+    let location = c.meta.get(LOCATION)?;
+    let decoded = percent_decode_str(location).decode_utf8_lossy();
+    Some(decoded.split('/').next().unwrap_or_default().to_owned())
+}
+
+/// The archive container when there is one to write to; a missing one fails the write
+/// (412), as in Swift.
+async fn archive(store: &LocalStore, account: &str, name: &str) -> Result<ContainerRow> {
+    store.container(account, name).await?.ok_or_else(|| {
+        Error::PreconditionFailed(format!("the versions container {name:?} does not exist"))
+    })
+}
+
+fn prefix(object: &str) -> String {
+    format!("{:03x}{object}/", object.len())
+}
+
+/// A copy of `row` named `name` in `into`, sharing no file with it.
+async fn copy_row(
+    store: &LocalStore,
+    into: &ContainerRow,
+    row: &ObjectRow,
+    name: String,
+) -> Result<()> {
+    let files = store.files.clone();
+    let src = row.file.clone();
+    let file = tokio::task::spawn_blocking(move || files.link_copy(&src))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(format!("copying an object body: {e}")))?;
+    let copy = ObjectRow {
+        name,
+        file,
+        timestamp: headers::now(),
+        ..row.clone()
+    };
+    object::commit(store, into, copy).await
+}
+
+/// Before an object is overwritten: its current version goes to the archive.
+pub async fn before_write(
+    store: &LocalStore,
+    account: &str,
+    c: &ContainerRow,
+    object: &str,
+) -> Result<()> {
+    let Some(archive_name) = archive_name(c) else {
+        return Ok(());
+    };
+    if let Some(cur) = current(store, c, object).await? {
+        let archive = archive(store, account, &archive_name).await?;
+        let name = format!("{}{}", prefix(object), x_timestamp(cur.timestamp));
+        copy_row(store, &archive, &cur, name).await?;
+    }
+    Ok(())
+}
+
+fn deleted(found: bool, container: &str, object: &str) -> Result<Response<Body>> {
+    if found {
+        Ok(status_only(StatusCode::NO_CONTENT))
+    } else {
+        Err(not_found(container, object))
+    }
+}
+
+/// A DELETE in a container with legacy versioning (or none: then a plain delete).
+pub async fn delete(
+    store: &LocalStore,
+    account: &str,
+    c: &ContainerRow,
+    object: &str,
+) -> Result<Response<Body>> {
+    let Some(archive_name) = archive_name(c) else {
+        return deleted(
+            object::delete_plain(store, c, object).await?,
+            &c.name,
+            object,
+        );
+    };
+    if history_mode(c) {
+        before_write(store, account, c, object).await?;
+        let archive = archive(store, account, &archive_name).await?;
+        let name = format!("{}{}", prefix(object), x_timestamp(headers::now()));
+        let files = store.files.clone();
+        let written = tokio::task::spawn_blocking(move || files.write_bytes(b""))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(format!("writing a delete marker: {e}")))?;
+        let marker = ObjectRow {
+            name,
+            file: written.id,
+            size: 0,
+            etag: written.md5,
+            content_type: DELETE_MARKER.into(),
+            timestamp: headers::now(),
+            meta: Meta::new(),
+            delete_at: None,
+        };
+        object::commit(store, &archive, marker).await?;
+        return deleted(
+            object::delete_plain(store, c, object).await?,
+            &c.name,
+            object,
+        );
+    }
+    // stack mode: the newest archived copy takes the object's place
+    let Some(archive) = store.container(account, &archive_name).await? else {
+        return deleted(
+            object::delete_plain(store, c, object).await?,
+            &c.name,
+            object,
+        );
+    };
+    let params = Params {
+        prefix: prefix(object),
+        limit: listing::LISTING_LIMIT,
+        reverse: true,
+        ..Default::default()
+    };
+    let (db, id) = (store.db.clone(), archive.id);
+    let versions: Vec<ObjectRow> = tokio::task::spawn_blocking(move || {
+        listing::list(&params, |page| db.list_objects(id, page))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??
+    .into_iter()
+    .filter_map(|e| match e {
+        Entry::Item(row) => Some(row),
+        Entry::Subdir(_) => None,
+    })
+    .collect();
+    for (i, newest) in versions.iter().enumerate() {
+        if newest.content_type == DELETE_MARKER {
+            if current(store, c, object).await?.is_some() {
+                // back to the deleted state the marker records
+                break;
+            }
+            for older in &versions[i + 1..] {
+                if older.content_type == DELETE_MARKER {
+                    break;
+                }
+                if restore(store, c, &archive, object, older).await? {
+                    object::delete_plain(store, &archive, &older.name).await?;
+                    break;
+                }
+            }
+            return deleted(
+                object::delete_plain(store, &archive, &newest.name).await?,
+                &archive.name,
+                &newest.name,
+            );
+        }
+        if restore(store, c, &archive, object, newest).await? {
+            return deleted(
+                object::delete_plain(store, &archive, &newest.name).await?,
+                &archive.name,
+                &newest.name,
+            );
+        }
+    }
+    deleted(
+        object::delete_plain(store, c, object).await?,
+        &c.name,
+        object,
+    )
+}
+
+/// Copies an archived version back in place; false when it vanished meanwhile.
+async fn restore(
+    store: &LocalStore,
+    c: &ContainerRow,
+    archive: &ContainerRow,
+    object: &str,
+    version: &ObjectRow,
+) -> Result<bool> {
+    match current(store, archive, &version.name).await? {
+        Some(row) => {
+            copy_row(store, c, &row, object.to_owned()).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
