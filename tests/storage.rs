@@ -1,5 +1,6 @@
 //! The embedded object store, request by request: ACLs and public reads, ranges,
-//! conditions, expiry, bulk delete and temporary URLs.
+//! conditions, expiry, bulk delete, temporary URLs, quotas, account ACLs and both
+//! kinds of object versioning.
 
 mod common;
 
@@ -418,4 +419,157 @@ async fn account_acls_grant_read_write_and_admin() {
     assert_eq!(r.status, 204);
     assert_eq!(set_acl(r#"{"owner": ["x"]}"#).await, 400);
     assert_eq!(set_acl("not json").await, 400);
+}
+
+async fn send(gw: &TestGateway, token: &str, method: &str, path: &str) -> Resp {
+    common::request(
+        gw.addr,
+        method,
+        &format!("/v1/AUTH_test{path}"),
+        &[("X-Auth-Token", token), ("Content-Length", "0")],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn object_versioning_keeps_every_version() {
+    let (gw, owner, reader) = gateway().await;
+    let on = [("X-Versions-Enabled", "true")];
+    assert_eq!(put(&gw, &owner, "/docs", &on, b"").await.status, 201);
+    let head = send(&gw, &owner, "HEAD", "/docs").await;
+    assert_eq!(head.header("x-versions-enabled"), Some("True"));
+
+    let v1 = put(&gw, &owner, "/docs/a", &[], b"one").await;
+    let v2 = put(&gw, &owner, "/docs/a", &[], b"two!").await;
+    let (v1, v2) = (
+        v1.header("x-object-version-id").unwrap().to_owned(),
+        v2.header("x-object-version-id").unwrap().to_owned(),
+    );
+    assert_ne!(v1, v2);
+    let cur = get(&gw, Some(&owner), "/docs/a", &[]).await;
+    assert_eq!(cur.text(), "two!");
+    assert_eq!(cur.header("x-object-version-id"), Some(v2.as_str()));
+    let old = get(&gw, Some(&owner), &format!("/docs/a?version-id={v1}"), &[]).await;
+    assert_eq!(old.text(), "one");
+
+    // the container counts the bytes of all versions, and lists only the current one
+    let head = send(&gw, &owner, "HEAD", "/docs").await;
+    assert_eq!(head.header("x-container-object-count"), Some("1"));
+    assert_eq!(head.header("x-container-bytes-used"), Some("7"));
+    let listing = get(&gw, Some(&owner), "/docs?format=json", &[])
+        .await
+        .json();
+    assert_eq!(listing[0]["bytes"], 4);
+    assert_eq!(listing[0]["version_symlink"], true);
+    let account = get(&gw, Some(&owner), "?format=json", &[]).await.json();
+    let names: Vec<_> = account
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["docs"], "the versions container stays hidden");
+
+    // a delete writes a marker; the data stays
+    let del = send(&gw, &owner, "DELETE", "/docs/a").await;
+    assert_eq!(del.status, 204);
+    assert_eq!(get(&gw, Some(&owner), "/docs/a", &[]).await.status, 404);
+    let versions = get(&gw, Some(&owner), "/docs?versions&format=json", &[])
+        .await
+        .json();
+    let kinds: Vec<_> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["content_type"].as_str().unwrap(), v["is_latest"] == true))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("application/x-deleted;swift_versions_deleted=1", true),
+            ("application/octet-stream", false),
+            ("application/octet-stream", false),
+        ]
+    );
+    let plain = get(&gw, Some(&owner), "/docs?versions&format=xml", &[]).await;
+    assert_eq!(plain.status, 406, "version listings are JSON only");
+
+    // an old version made current again; version reads are the owner's alone
+    let restore = send(&gw, &owner, "PUT", &format!("/docs/a?version-id={v1}")).await;
+    assert_eq!(restore.status, 201);
+    assert_eq!(get(&gw, Some(&owner), "/docs/a", &[]).await.text(), "one");
+    let h = [("X-Container-Read", "test:reader")];
+    assert_eq!(put(&gw, &owner, "/docs", &h, b"").await.status, 202);
+    assert_eq!(get(&gw, Some(&reader), "/docs/a", &[]).await.text(), "one");
+    let path = format!("/docs/a?version-id={v2}");
+    assert_eq!(get(&gw, Some(&reader), &path, &[]).await.status, 403);
+    let bad = get(&gw, Some(&owner), "/docs/a?version-id=yesterday", &[]).await;
+    assert_eq!(bad.status, 400);
+
+    // the container goes only with its versions
+    assert_eq!(send(&gw, &owner, "DELETE", "/docs/a").await.status, 204);
+    assert_eq!(send(&gw, &owner, "DELETE", "/docs").await.status, 409);
+    let versions = get(&gw, Some(&owner), "/docs?versions&format=json", &[])
+        .await
+        .json();
+    let off = [("X-Versions-Enabled", "false")];
+    assert_eq!(put(&gw, &owner, "/docs", &off, b"").await.status, 202);
+    for v in versions.as_array().unwrap() {
+        let path = format!("/docs/a?version-id={}", v["version_id"].as_str().unwrap());
+        assert_eq!(send(&gw, &owner, "DELETE", &path).await.status, 204);
+    }
+    assert_eq!(send(&gw, &owner, "DELETE", "/docs").await.status, 204);
+}
+
+#[tokio::test]
+async fn legacy_versions_location_stacks_and_history_archives() {
+    let (gw, owner, _) = gateway().await;
+    assert_eq!(put(&gw, &owner, "/archive", &[], b"").await.status, 201);
+    let stack = [("X-Versions-Location", "archive")];
+    assert_eq!(put(&gw, &owner, "/work", &stack, b"").await.status, 201);
+    let head = send(&gw, &owner, "HEAD", "/work").await;
+    assert_eq!(head.header("x-versions-location"), Some("archive"));
+    for body in [&b"v1"[..], b"v2", b"v3"] {
+        assert_eq!(put(&gw, &owner, "/work/f", &[], body).await.status, 201);
+    }
+    let archived = get(&gw, Some(&owner), "/archive", &[]).await.text();
+    assert_eq!(archived.lines().count(), 2);
+    assert!(archived.lines().all(|l| l.starts_with("001f/")));
+    // each delete brings the previous version back
+    assert_eq!(send(&gw, &owner, "DELETE", "/work/f").await.status, 204);
+    assert_eq!(get(&gw, Some(&owner), "/work/f", &[]).await.text(), "v2");
+    assert_eq!(send(&gw, &owner, "DELETE", "/work/f").await.status, 204);
+    assert_eq!(get(&gw, Some(&owner), "/work/f", &[]).await.text(), "v1");
+    assert_eq!(send(&gw, &owner, "DELETE", "/work/f").await.status, 204);
+    assert_eq!(get(&gw, Some(&owner), "/work/f", &[]).await.status, 404);
+
+    // history mode: a delete archives the object and leaves a marker
+    let history = [("X-History-Location", "archive")];
+    assert_eq!(put(&gw, &owner, "/work", &history, b"").await.status, 202);
+    assert_eq!(put(&gw, &owner, "/work/g", &[], b"data").await.status, 201);
+    assert_eq!(send(&gw, &owner, "DELETE", "/work/g").await.status, 204);
+    let listing = get(&gw, Some(&owner), "/archive?format=json&prefix=001g/", &[])
+        .await
+        .json();
+    let types: Vec<_> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["content_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/octet-stream",
+            "application/x-deleted;swift_versions_deleted=1"
+        ]
+    );
+    let both = [("X-Versions-Location", "a"), ("X-History-Location", "b")];
+    assert_eq!(put(&gw, &owner, "/work", &both, b"").await.status, 400);
+    let on = [("X-Versions-Enabled", "true")];
+    assert_eq!(
+        put(&gw, &owner, "/work", &on, b"").await.status,
+        400,
+        "one versioning mode per container"
+    );
 }
