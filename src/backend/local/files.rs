@@ -18,6 +18,9 @@ use crate::http_util::RequestBody;
 
 /// Bytes hashed and written per blocking call: large, so that few calls are made.
 const WRITE_CHUNK: usize = 1 << 20;
+/// A large upload is flushed to disk every this many bytes while more arrive, so that
+/// the fsync that ends it finds little left to do.
+const FLUSH_EVERY: u64 = 16 << 20;
 /// Bytes read from disk per chunk of a response.
 const CHUNK: usize = 256 << 10;
 
@@ -43,6 +46,49 @@ impl Disk {
             Disk::Gone => Err(std::io::Error::other(
                 "the body file was lost after an error",
             )),
+        }
+    }
+}
+
+/// The flushes of an upload's file that run while later bytes are hashed and written.
+struct Flush {
+    file: std::sync::Arc<File>,
+    flushed_at: u64,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Flush {
+    fn new(file: File) -> Flush {
+        Flush {
+            file: std::sync::Arc::new(file),
+            flushed_at: 0,
+            running: None,
+        }
+    }
+
+    /// Starts a flush when `FLUSH_EVERY` bytes came since the last one and none runs;
+    /// reports the error of one that ended.
+    fn progress(&mut self, size: u64) -> std::io::Result<()> {
+        if let Some(job) = self.running.take_if(|job| job.is_finished())
+            && let Some(done) = futures_util::FutureExt::now_or_never(job)
+        {
+            done.map_err(|e| std::io::Error::other(e.to_string()))??;
+        }
+        if self.running.is_none() && size - self.flushed_at >= FLUSH_EVERY {
+            self.flushed_at = size;
+            let file = self.file.clone();
+            self.running = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        }
+        Ok(())
+    }
+
+    /// Waits for the flush in flight.
+    async fn finish(self) -> std::io::Result<()> {
+        match self.running {
+            Some(job) => job
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            None => Ok(()),
         }
     }
 }
@@ -107,6 +153,8 @@ impl Files {
         let file = tokio::task::spawn_blocking(move || File::create(create_path))
             .await
             .map_err(|e| WriteError::Disk(std::io::Error::other(e.to_string())))??;
+        let flusher = file.try_clone().map_err(WriteError::Disk)?;
+        let mut flush = Flush::new(flusher);
         let mut disk = Disk::Idle(file, Md5::new());
         let mut size: u64 = 0;
         // frames are handed to the disk as they came, without copying them together
@@ -146,11 +194,17 @@ impl Files {
                     Ok((file, md5))
                 }));
             }
+            if let Err(e) = flush.progress(size) {
+                break Err(WriteError::Disk(e));
+            }
             if last {
                 break Ok(());
             }
         };
-        let settled = disk.settle().await;
+        let settled = match (disk.settle().await, flush.finish().await) {
+            (Ok(d), Ok(())) => Ok(d),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         let outcome = match (received, settled) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => Err(WriteError::Disk(e)),
