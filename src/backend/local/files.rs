@@ -28,24 +28,50 @@ pub struct Files {
     root: PathBuf,
 }
 
-/// The body file of a PUT: idle between chunks, or busy writing one.
+/// The body file of a PUT and its hash: idle between chunks, or busy with one. A chunk
+/// is hashed and written on two blocking threads at once.
 enum Disk {
     Idle(File, Md5),
-    Busy(tokio::task::JoinHandle<std::io::Result<(File, Md5)>>),
+    Busy {
+        write: tokio::task::JoinHandle<std::io::Result<File>>,
+        hash: tokio::task::JoinHandle<Md5>,
+    },
     Gone,
 }
 
 impl Disk {
-    /// Waits for the write in flight; the file and the hash so far.
+    /// Waits for the chunk in flight; the file and the hash so far.
     async fn settle(&mut self) -> std::io::Result<(File, Md5)> {
+        let lost = |e: tokio::task::JoinError| std::io::Error::other(e.to_string());
         match std::mem::replace(self, Disk::Gone) {
             Disk::Idle(file, md5) => Ok((file, md5)),
-            Disk::Busy(job) => job
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            Disk::Busy { write, hash } => {
+                let md5 = hash.await.map_err(lost)?;
+                Ok((write.await.map_err(lost)??, md5))
+            }
             Disk::Gone => Err(std::io::Error::other(
                 "the body file was lost after an error",
             )),
+        }
+    }
+
+    /// Hashes and writes `frames` while the next ones arrive.
+    fn start(file: File, mut md5: Md5, frames: Vec<Bytes>) -> Disk {
+        let hashed = frames.clone();
+        Disk::Busy {
+            hash: tokio::task::spawn_blocking(move || {
+                for f in &hashed {
+                    md5.update(f);
+                }
+                md5
+            }),
+            write: tokio::task::spawn_blocking(move || {
+                let mut file = file;
+                for f in &frames {
+                    file.write_all(f)?;
+                }
+                Ok(file)
+            }),
         }
     }
 }
@@ -179,20 +205,13 @@ impl Files {
                 batch.push(data);
             }
             if batched >= WRITE_CHUNK || (last && batched > 0) {
-                // one batch is hashed and written on a blocking thread while the next arrives
-                let (mut file, mut md5) = match disk.settle().await {
+                // one batch is hashed and written while the next arrives
+                let (file, md5) = match disk.settle().await {
                     Ok(d) => d,
                     Err(e) => break Err(WriteError::Disk(e)),
                 };
-                let frames = std::mem::take(&mut batch);
                 batched = 0;
-                disk = Disk::Busy(tokio::task::spawn_blocking(move || {
-                    for f in &frames {
-                        md5.update(f);
-                        file.write_all(f)?;
-                    }
-                    Ok((file, md5))
-                }));
+                disk = Disk::start(file, md5, std::mem::take(&mut batch));
             }
             if let Err(e) = flush.progress(size) {
                 break Err(WriteError::Disk(e));
