@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Body as _;
 use rand::RngCore;
 use serde_json::json;
@@ -14,6 +14,7 @@ use crate::admin;
 use crate::auth::identity::{Identity, Principal};
 use crate::auth::v1;
 use crate::backend::local::{self, Caller, LocalStore, Target};
+use crate::backend::swift::{Cluster, Clusters};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, classify};
 use crate::error::{Error, Result};
@@ -27,6 +28,7 @@ pub struct App {
     pub config: Config,
     pub identity: Arc<Identity>,
     pub local: Arc<LocalStore>,
+    pub clusters: Arc<Clusters>,
 }
 
 fn trans_id() -> String {
@@ -45,6 +47,24 @@ fn check_header_sizes(headers: &HeaderMap) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Headers only an account's owner sees and sets: ACLs and temporary URL keys.
+fn strip_privileged(headers: &mut HeaderMap) {
+    let privileged: Vec<_> = headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.ends_with("x-container-read")
+                || k.ends_with("x-container-write")
+                || k.ends_with("-access-control")
+                || k.contains("-meta-temp-url-key")
+        })
+        .cloned()
+        .collect();
+    for k in privileged {
+        headers.remove(k);
+    }
 }
 
 impl App {
@@ -150,7 +170,7 @@ impl App {
             } => {
                 let principal = self.authenticate_storage(headers, &account)?;
                 *identity_out = principal.as_ref().map(Principal::label);
-                if self.identity.account_by_storage_id(&account).is_none() {
+                let Some(record) = self.identity.account_by_storage_id(&account) else {
                     // say "no such account" only to whom may know: anonymous callers
                     // are challenged, others refused, as for accounts that exist
                     return Err(match &principal {
@@ -160,6 +180,15 @@ impl App {
                         }
                         Some(p) => Error::Forbidden(format!("{} may not use {account}", p.label())),
                     });
+                };
+                if let Some(cluster) = self.clusters.get(&record.backend) {
+                    let req = Request::from_parts(parts, body);
+                    let target = Target {
+                        account,
+                        container,
+                        object,
+                    };
+                    return self.proxy(cluster, req, target, principal, client).await;
                 }
                 let pairs = local::query_pairs(parts.uri.query())?;
                 let temp_url = match (&principal, &container, &object) {
@@ -193,7 +222,11 @@ impl App {
             Endpoint::Admin(op) => {
                 let caller = admin::authenticate(&self.identity, headers, client).await?;
                 *identity_out = Some(caller.label());
-                admin::handle(&self.identity, op, &caller, headers, &base()?).await
+                let backends = admin::Backends {
+                    clusters: &self.clusters,
+                    default: &self.config.auth.default_backend,
+                };
+                admin::handle(&self.identity, op, &caller, headers, &base()?, backends).await
             }
             Endpoint::ValidateToken { token } => {
                 admin::validate_token(
@@ -207,8 +240,137 @@ impl App {
                 .await
             }
             Endpoint::Healthcheck => Ok(text(StatusCode::OK, "OK")),
-            Endpoint::Info => Ok(json(StatusCode::OK, &self.info())),
+            Endpoint::Info => Ok(json(StatusCode::OK, &self.info().await)),
         }
+    }
+
+    /// A storage request for an account on an upstream cluster. The service token the
+    /// gateway adds can do anything there, so the gateway decides first: owners and
+    /// reseller admins pass, other users only through the container's ACLs; requests
+    /// without a token go on without one, for the cluster to judge (public reads,
+    /// temporary URLs).
+    async fn proxy<B: RequestBody>(
+        &self,
+        cluster: &Cluster,
+        req: Request<B>,
+        target: Target,
+        principal: Option<Principal>,
+        client: std::net::IpAddr,
+    ) -> Result<Response<Body>> {
+        let upstream = cluster.upstream_account(&target.account, &self.identity.reseller_prefix);
+        // what follows the account in the client's path, still percent-encoded
+        let rest = {
+            let path = req.uri().path();
+            let after_version = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .map_or("", |(_, r)| r);
+            after_version
+                .find('/')
+                .map_or("", |i| &after_version[i..])
+                .to_owned()
+        };
+        let Some(p) = principal else {
+            return cluster.forward(req, &upstream, &rest, client, false).await;
+        };
+        let method = req.method().clone();
+        if target.container.is_none() && matches!(method, Method::PUT | Method::DELETE) {
+            return Err(Error::MethodNotAllowed {
+                method: method.to_string(),
+                allow: "GET, HEAD, POST",
+            });
+        }
+        let reseller = p.is_reseller_admin();
+        if !reseller {
+            if let Some(h) = req
+                .headers()
+                .keys()
+                .find(|k| k.as_str().contains("-sysmeta-"))
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may not set system metadata ({h})",
+                    p.label()
+                )));
+            }
+            if let Some(h) = req.headers().keys().find(|k| {
+                let k = k.as_str();
+                let k = k
+                    .strip_prefix("x-remove-")
+                    .map_or(k.to_owned(), |r| format!("x-{r}"));
+                k == "x-account-meta-quota-bytes" || local::ACCOUNT_QUOTAS.contains(&k.as_str())
+            }) {
+                return Err(Error::Forbidden(format!(
+                    "only a reseller admin may set an account quota ({h})"
+                )));
+            }
+        }
+        if reseller || (p.storage_id == target.account && p.is_admin()) {
+            return cluster.forward(req, &upstream, &rest, client, true).await;
+        }
+        let mut req = req;
+        let groups: Vec<String> = p.groups_header().split(',').map(str::to_owned).collect();
+        let denied = || {
+            Error::Forbidden(format!(
+                "{} may not do this in {}",
+                p.label(),
+                target.account
+            ))
+        };
+        let read = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let account_acl = cluster.account_headers(&upstream).await?;
+        let access = local::acl::account_access(
+            account_acl
+                .get(local::acl::ACCOUNT_ACL)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .as_ref(),
+            &groups,
+        );
+        use local::acl::AccountAccess;
+        let allowed = match (access, &target.container) {
+            (AccountAccess::Admin, _) => true,
+            (AccountAccess::ReadWrite, Some(_)) => true,
+            (AccountAccess::ReadWrite | AccountAccess::ReadOnly, None) => read,
+            (AccountAccess::ReadOnly, Some(_)) => read,
+            (AccountAccess::None, None) => false,
+            (AccountAccess::None, Some(container)) => {
+                // container ACLs: objects read or written, listings read
+                if !read && target.object.is_none() {
+                    return Err(denied());
+                }
+                let meta = cluster
+                    .container_headers(&upstream, container)
+                    .await?
+                    .ok_or_else(denied)?;
+                let name = if read {
+                    "x-container-read"
+                } else {
+                    "x-container-write"
+                };
+                let acl = local::acl::parse(meta.get(name).and_then(|v| v.to_str().ok()));
+                let referer = req
+                    .headers()
+                    .get(http::header::REFERER)
+                    .and_then(|v| v.to_str().ok());
+                acl.has_group(&groups)
+                    || (read
+                        && (target.object.is_some() || acl.listings)
+                        && local::acl::referrer_allowed(referer, &acl.referrers))
+            }
+        };
+        if !allowed {
+            return Err(denied());
+        }
+        // but for account admins (by ACL), no one else sees ACLs or keys, or sets them:
+        // the service token would let them
+        if access != AccountAccess::Admin {
+            strip_privileged(req.headers_mut());
+        }
+        let mut resp = cluster.forward(req, &upstream, &rest, client, true).await?;
+        if access != AccountAccess::Admin {
+            strip_privileged(resp.headers_mut());
+        }
+        Ok(resp)
     }
 
     /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`;
@@ -229,7 +391,30 @@ impl App {
     }
 
     /// `/info`: what this gateway enforces and supports, in Swift's shape.
-    fn info(&self) -> serde_json::Value {
+    /// What `/info` says: the local store's capabilities, or, when new accounts go to a
+    /// cluster, that cluster's (what its clients will meet); with swiftgate's own section.
+    async fn info(&self) -> serde_json::Value {
+        let mut info = match self.clusters.get(&self.config.auth.default_backend) {
+            Some(cluster) => match cluster.info().await {
+                Some(mut upstream) => {
+                    // accounts are made through the gateway, not through the storage API
+                    upstream["swift"]["allow_account_management"] = json!(false);
+                    upstream
+                }
+                None => json!({}),
+            },
+            None => self.local_info(),
+        };
+        info["swiftgate"] = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "auth": ["v1"],
+            "admin_api": "/auth/v2/",
+            "token_validation": ["/token/<token>", "/auth/v2/.token/<token>"],
+        });
+        info
+    }
+
+    fn local_info(&self) -> serde_json::Value {
         json!({
             "swift": {
                 "max_header_size": MAX_HEADER_SIZE,
@@ -271,12 +456,6 @@ impl App {
                 "max_failed_deletes": local::MAX_DELETES_PER_REQUEST,
             },
             "tempauth": {"account_acls": true},
-            "swiftgate": {
-                "version": env!("CARGO_PKG_VERSION"),
-                "auth": ["v1"],
-                "admin_api": "/auth/v2/",
-                "token_validation": ["/token/<token>", "/auth/v2/.token/<token>"],
-            },
         })
     }
 }

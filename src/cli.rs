@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::identity::{self, BOOTSTRAP_ACCOUNT, BOOTSTRAP_USER, check_key, check_name};
 use crate::auth::keys::{KeyHasher, generate_key};
+use crate::backend::swift::Clusters;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::server::{Gateway, StartError};
 use crate::store::{ADMIN_GROUP, RESELLER_ADMIN_GROUP, Store, StoreError};
@@ -65,17 +66,22 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
-    /// Create an account on the local backend
+    /// Create an account, on the local backend or on an upstream cluster
     Create {
         name: String,
         /// Storage id suffix (the id is AUTH_<suffix>) [default: random]
         #[arg(long)]
         suffix: Option<String>,
+        /// Where its objects live: local, or a [[backend]] name [default: auth.default_backend]
+        #[arg(long)]
+        backend: Option<String>,
     },
     /// List accounts
     List,
-    /// Delete an account that has no users
+    /// Delete an account that has no users (and, on a cluster, no containers)
     Delete { name: String },
+    /// Create every account of the upstream clusters there again (after a cluster was wiped)
+    Recreate,
 }
 
 #[derive(Debug, Args)]
@@ -211,18 +217,82 @@ fn read_key(args: &KeyArgs) -> Result<Option<String>, CliError> {
     Ok(key)
 }
 
+/// Runs one upstream call from the command line.
+fn upstream<T>(
+    call: impl std::future::Future<Output = crate::error::Result<T>>,
+) -> Result<T, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(call)
+        .map_err(CliError::from)
+}
+
+/// Creates an account: on a cluster backend the upstream account first, then the record.
+fn create_account(
+    config: &Config,
+    store: &Store,
+    name: &str,
+    suffix: Option<&str>,
+    backend: &str,
+) -> Result<crate::store::AccountRecord, CliError> {
+    let prefix = &config.auth.reseller_prefix;
+    check_name("account", name, prefix)?;
+    let clusters = Clusters::from_config(&config.backends)?;
+    clusters.check(backend)?;
+    if store.account(name)?.is_some() {
+        return Err(StoreError::AccountExists(name.to_owned()).into());
+    }
+    let id = identity::storage_id(prefix, suffix)?;
+    upstream(clusters.provision(backend, &id, prefix))?;
+    match store.create_account(name, &id, backend) {
+        Ok(acc) => {
+            println!(
+                "created account {} with storage id {} on {}",
+                acc.name, acc.storage_id, acc.backend
+            );
+            Ok(acc)
+        }
+        Err(e) => {
+            let _ = upstream(clusters.deprovision(backend, &id, prefix));
+            Err(e.into())
+        }
+    }
+}
+
 fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
     let store = Store::open(&config.data_dir())?;
     let prefix = &config.auth.reseller_prefix;
     match cmd {
-        AccountCommand::Create { name, suffix } => {
-            check_name("account", &name, prefix)?;
-            let id = identity::storage_id(prefix, suffix.as_deref())?;
-            let acc = store.create_account(&name, &id, &config.auth.default_backend)?;
-            println!(
-                "created account {} with storage id {}",
-                acc.name, acc.storage_id
-            );
+        AccountCommand::Create {
+            name,
+            suffix,
+            backend,
+        } => {
+            let backend = backend.as_deref().unwrap_or(&config.auth.default_backend);
+            create_account(config, &store, &name, suffix.as_deref(), backend)?;
+        }
+        AccountCommand::Recreate => {
+            let clusters = Clusters::from_config(&config.backends)?;
+            let mut failures = Vec::new();
+            let mut count = 0;
+            for a in store.accounts()? {
+                if clusters.get(&a.backend).is_none() {
+                    continue;
+                }
+                count += 1;
+                match upstream(clusters.provision(&a.backend, &a.storage_id, prefix)) {
+                    Ok(()) => println!("recreated {} ({}) on {}", a.name, a.storage_id, a.backend),
+                    Err(e) => {
+                        eprintln!("cannot recreate {}: {e}", a.name);
+                        failures.push(a.name);
+                    }
+                }
+            }
+            println!("{count} accounts, {} failed", failures.len());
+            if !failures.is_empty() {
+                return Err(CliError::Usage(format!("failed: {}", failures.join(", "))));
+            }
         }
         AccountCommand::List => {
             let users = store.users(None)?;
@@ -236,6 +306,18 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
             }
         }
         AccountCommand::Delete { name } => {
+            let acc = store
+                .account(&name)?
+                .ok_or_else(|| StoreError::NoAccount(name.clone()))?;
+            let users = store.users(Some(&name))?.len();
+            if users > 0 {
+                return Err(CliError::Usage(format!(
+                    "account {name:?} still has {users} user(s); delete them first \
+                     (swiftgate user list {name}; swiftgate user delete {name}:USER)"
+                )));
+            }
+            let clusters = Clusters::from_config(&config.backends)?;
+            upstream(clusters.deprovision(&acc.backend, &acc.storage_id, prefix))?;
             store.delete_account(&name).map_err(|e| match e {
                 StoreError::AccountHasUsers { account, users } => CliError::Usage(format!(
                     "account {account:?} still has {users} user(s); delete them first \
@@ -263,13 +345,8 @@ fn user(config: &mut Config, cmd: UserCommand) -> Result<(), CliError> {
             check_name("user", name, "")?;
             let given = read_key(&key)?;
             if store.account(account)?.is_none() {
-                check_name("account", account, &config.auth.reseller_prefix)?;
-                let id = identity::storage_id(&config.auth.reseller_prefix, None)?;
-                let acc = store.create_account(account, &id, &config.auth.default_backend)?;
-                println!(
-                    "created account {} with storage id {}",
-                    acc.name, acc.storage_id
-                );
+                let backend = config.auth.default_backend.clone();
+                create_account(config, &store, account, None, &backend)?;
             } else if store.user(account, name).is_ok() {
                 return Err(CliError::Usage(format!(
                     "user {user} already exists; to change its key: swiftgate user set-key {user}"

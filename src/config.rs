@@ -32,6 +32,61 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    /// Upstream clusters (`[[backend]]`), by name.
+    #[serde(rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+}
+
+/// An upstream Swift cluster the gateway administers with service (reseller) credentials;
+/// its accounts are served through the gateway's proxy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The cluster's v1 auth URL (`http://host:8080/auth/v1.0`).
+    pub auth_url: String,
+    /// The service user, `account:user`, with `.reseller_admin` upstream.
+    pub user: String,
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+    #[serde(default = "default_reseller_prefix")]
+    pub reseller_prefix: String,
+    /// Where the gateway reaches the cluster's storage (`http://10.0.0.5:8080/v1`), when
+    /// not at the storage URL its auth answers.
+    pub internal_url: Option<String>,
+    #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    /// How long an upstream request may take to answer (its headers).
+    #[serde(default = "default_upstream_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+}
+
+fn default_reseller_prefix() -> String {
+    "AUTH_".into()
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_upstream_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl BackendConfig {
+    /// The service key: inline or from its file.
+    pub fn key(&self) -> Result<String, ConfigError> {
+        match (&self.key, &self.key_file) {
+            (Some(k), None) => Ok(k.clone()),
+            (None, Some(path)) => read_secret_file(path),
+            _ => Err(ConfigError::Invalid(format!(
+                "backend {:?}: give key or key_file, one of them",
+                self.name
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,9 +303,49 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let auth = &self.auth;
-        if auth.default_backend != "local" {
+        let mut names = std::collections::HashSet::new();
+        for b in &self.backends {
+            if b.name == "local" || b.name.is_empty() || !names.insert(b.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "backend name {:?} is empty, reserved (local) or used twice",
+                    b.name
+                )));
+            }
+            if b.kind != "swift" {
+                return Err(ConfigError::Invalid(format!(
+                    "backend {:?}: type {:?} is not known; this build has \"swift\"",
+                    b.name, b.kind
+                )));
+            }
+            for (key, url) in [
+                ("auth_url", Some(&b.auth_url)),
+                ("internal_url", b.internal_url.as_ref()),
+            ] {
+                if let Some(url) = url
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "backend {:?}: {key} = {url:?} must start with http:// or https://",
+                        b.name
+                    )));
+                }
+            }
+            if !b.user.contains(':') {
+                return Err(ConfigError::Invalid(format!(
+                    "backend {:?}: user must be account:user",
+                    b.name
+                )));
+            }
+            if b.key.is_some() == b.key_file.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "backend {:?}: give key or key_file, one of them",
+                    b.name
+                )));
+            }
+        }
+        if auth.default_backend != "local" && !names.contains(auth.default_backend.as_str()) {
             return Err(ConfigError::Invalid(format!(
-                "auth.default_backend = {:?}: the only backend this build has is \"local\"",
+                "auth.default_backend = {:?} names no backend; use \"local\" or a [[backend]] name",
                 auth.default_backend
             )));
         }

@@ -38,6 +38,8 @@ pub enum AdminOp {
     GetUser(String, String),
     PutUser(String, String),
     DeleteUser(String, String),
+    /// `POST /recreate_accounts` (DevAuth): every account again on its cluster.
+    RecreateAccounts,
 }
 
 impl Endpoint {
@@ -106,6 +108,15 @@ pub fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Result<En
     match path {
         "/healthcheck" => return only(method, GET_HEAD).map(|_| Endpoint::Healthcheck),
         "/info" => return only(method, GET_HEAD).map(|_| Endpoint::Info),
+        "/recreate_accounts" if method == Method::POST => {
+            return Ok(Endpoint::Admin(AdminOp::RecreateAccounts));
+        }
+        "/recreate_accounts" => {
+            return Err(Error::MethodNotAllowed {
+                method: method.to_string(),
+                allow: "POST",
+            });
+        }
         "/auth/v1.0" | "/auth/v1.0/" | "/v1.0" | "/v1.0/" | "/auth" | "/auth/" | "/auth/auth"
         | "/auth/auth/" => return v1_auth(method, None),
         _ => {}

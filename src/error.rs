@@ -12,6 +12,8 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     Client,
+    /// An upstream cluster failed or could not be reached.
+    Upstream,
     Internal,
 }
 
@@ -19,6 +21,7 @@ impl Fault {
     pub fn as_str(self) -> &'static str {
         match self {
             Fault::Client => "client",
+            Fault::Upstream => "upstream",
             Fault::Internal => "internal",
         }
     }
@@ -67,6 +70,14 @@ pub enum Error {
     NotImplemented(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// An upstream cluster cannot be reached.
+    #[error("service unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// An upstream answered with something the gateway cannot use.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
+    #[error("gateway timeout: {0}")]
+    GatewayTimeout(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -103,12 +114,21 @@ impl Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Store(e) => e.status(),
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn fault(&self) -> Fault {
+        if matches!(
+            self,
+            Error::UpstreamUnavailable(_) | Error::BadGateway(_) | Error::GatewayTimeout(_)
+        ) {
+            return Fault::Upstream;
+        }
         if self.status().is_server_error() && !matches!(self, Error::NotImplemented(_)) {
             Fault::Internal
         } else {

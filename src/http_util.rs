@@ -107,9 +107,14 @@ impl hyper::body::Body for DeclaredEmpty {
     }
 }
 
+/// An empty body sent with `Content-Length: 0`, whatever the status.
+pub fn declared_empty() -> Body {
+    DeclaredEmpty.boxed()
+}
+
 /// A response with no body and `Content-Length: 0`.
 pub fn status_only(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(DeclaredEmpty.boxed());
+    let mut resp = Response::new(declared_empty());
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));

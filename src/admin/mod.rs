@@ -12,6 +12,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use crate::auth::identity::{Identity, Principal, unix_now};
+use crate::backend::swift::Clusters;
 use crate::config::TokenValidationConfig;
 use crate::endpoint::AdminOp;
 use crate::error::{Error, Result};
@@ -148,12 +149,19 @@ fn no_account(account: &str) -> Error {
     Error::NotFound(format!("no account {account:?}"))
 }
 
+/// Where new accounts go: the configured clusters and the default backend.
+pub struct Backends<'a> {
+    pub clusters: &'a Clusters,
+    pub default: &'a str,
+}
+
 pub async fn handle(
     identity: &Arc<Identity>,
     op: AdminOp,
     caller: &Caller,
     headers: &HeaderMap,
     base_url: &str,
+    backends: Backends<'_>,
 ) -> Result<Response<Body>> {
     match op {
         AdminOp::ListAccounts => {
@@ -196,12 +204,23 @@ pub async fn handle(
                 return Ok(status_only(StatusCode::ACCEPTED));
             }
             let suffix = header_str(headers, "x-account-suffix")?;
-            identity.create_account(&account, suffix).await?;
+            let backend = header_str(headers, "x-account-backend")?.unwrap_or(backends.default);
+            identity
+                .create_account(&account, suffix, backend, backends.clusters)
+                .await?;
             Ok(status_only(StatusCode::CREATED))
+        }
+        AdminOp::RecreateAccounts => {
+            require(caller, "", SUPER_ADMIN, "recreate accounts")?;
+            let (count, failures) = identity.recreate_accounts(backends.clusters).await;
+            Ok(crate::http_util::text(
+                StatusCode::OK,
+                format!("{count} accounts, failures {failures:?}"),
+            ))
         }
         AdminOp::DeleteAccount(account) => {
             require(caller, &account, RESELLER_ADMIN, "delete accounts")?;
-            identity.delete_account(&account).await?;
+            identity.delete_account(&account, backends.clusters).await?;
             Ok(status_only(StatusCode::NO_CONTENT))
         }
         AdminOp::ListGroups(account) => {

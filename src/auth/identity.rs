@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use super::keys::KeyHasher;
 use super::throttle::Throttle;
 use super::token;
+use crate::backend::swift::Clusters;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
@@ -518,21 +519,82 @@ impl Identity {
         read(&self.state).user(account, user).cloned()
     }
 
+    /// Creates an account on `backend`: an upstream cluster's account first, then the
+    /// record, so that a failure leaves nothing half-made and a retry succeeds.
     pub async fn create_account(
         self: &Arc<Self>,
         name: &str,
         suffix: Option<&str>,
+        backend: &str,
+        clusters: &Clusters,
     ) -> Result<AccountRecord> {
         check_name("account", name, &self.reseller_prefix)?;
+        clusters.check(backend)?;
         let storage_id = storage_id(&self.reseller_prefix, suffix)?;
+        if self.account_by_storage_id(&storage_id).is_some() {
+            return Err(StoreError::StorageIdTaken(storage_id).into());
+        }
+        clusters
+            .provision(backend, &storage_id, &self.reseller_prefix)
+            .await?;
         let store = self.store.clone();
-        let (name, backend) = (name.to_owned(), "local".to_owned());
-        let acc = blocking(move || store.create_account(&name, &storage_id, &backend)).await?;
+        let (n, b, id) = (name.to_owned(), backend.to_owned(), storage_id.clone());
+        let created = blocking(move || store.create_account(&n, &id, &b)).await;
+        let acc = match created {
+            Ok(acc) => acc,
+            Err(e) => {
+                // the upstream account was new and is empty: it goes again
+                if let Err(undo) = clusters
+                    .deprovision(backend, &storage_id, &self.reseller_prefix)
+                    .await
+                {
+                    tracing::warn!(account = name, error = %undo, "cannot undo an upstream account");
+                }
+                return Err(e);
+            }
+        };
         self.reload().await?;
         Ok(acc)
     }
 
-    pub async fn delete_account(self: &Arc<Self>, name: &str) -> Result<()> {
+    /// Creates every account on a cluster backend there again (after the cluster was
+    /// wiped, as DevAuth's `recreate_accounts`): how many were tried, and which failed.
+    pub async fn recreate_accounts(&self, clusters: &Clusters) -> (usize, Vec<String>) {
+        let accounts: Vec<_> = self
+            .accounts()
+            .into_iter()
+            .filter(|a| clusters.get(&a.backend).is_some())
+            .collect();
+        let mut failures = Vec::new();
+        for a in &accounts {
+            if let Err(e) = clusters
+                .provision(&a.backend, &a.storage_id, &self.reseller_prefix)
+                .await
+            {
+                tracing::warn!(account = %a.name, error = %e, "cannot recreate an upstream account");
+                failures.push(a.name.clone());
+            }
+        }
+        (accounts.len(), failures)
+    }
+
+    /// Deletes an account without users; on an upstream cluster, only while it holds
+    /// no containers (409), and the upstream account goes with it.
+    pub async fn delete_account(self: &Arc<Self>, name: &str, clusters: &Clusters) -> Result<()> {
+        let acc = self
+            .account(name)
+            .ok_or_else(|| StoreError::NoAccount(name.to_owned()))?;
+        let users = self.users_of(name).len();
+        if users > 0 {
+            return Err(StoreError::AccountHasUsers {
+                account: name.to_owned(),
+                users,
+            }
+            .into());
+        }
+        clusters
+            .deprovision(&acc.backend, &acc.storage_id, &self.reseller_prefix)
+            .await?;
         let store = self.store.clone();
         let name = name.to_owned();
         blocking(move || store.delete_account(&name)).await?;
@@ -566,7 +628,8 @@ impl Identity {
             return Ok(None);
         }
         if self.account(BOOTSTRAP_ACCOUNT).is_none() {
-            self.create_account(BOOTSTRAP_ACCOUNT, None).await?;
+            self.create_account(BOOTSTRAP_ACCOUNT, None, "local", &Clusters::default())
+                .await?;
         }
         let key = super::keys::generate_key();
         let groups = vec![ADMIN_GROUP.to_owned(), RESELLER_ADMIN_GROUP.to_owned()];

@@ -1,3 +1,5 @@
-//! Where accounts' objects live. `local` is the embedded object store.
+//! Where accounts' objects live: `local` is the embedded object store, `swift` an
+//! upstream cluster reached through the proxy.
 
 pub mod local;
+pub mod swift;

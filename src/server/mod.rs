@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::auth::identity::Identity;
 use crate::backend::local::LocalStore;
+use crate::backend::swift::Clusters;
 use crate::config::{Config, ConfigError};
 use crate::request::Connection;
 use crate::store::{Store, StoreError};
@@ -84,6 +85,7 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<GatewayHandle, StartError> {
         let addrs = config.listen_addrs()?;
         config.check_insecure_listeners(&addrs)?;
+        let clusters = Arc::new(Clusters::from_config(&config.backends)?);
         let store = Arc::new(Store::open(&config.data_dir())?);
         let cfg = config.clone();
         let identity = tokio::task::spawn_blocking(move || Identity::open(store, &cfg))
@@ -115,6 +117,7 @@ impl Gateway {
             config,
             identity: identity.clone(),
             local: Arc::new(local),
+            clusters,
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(app, listeners, async {

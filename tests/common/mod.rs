@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use swiftgate::auth::identity::Identity;
+use swiftgate::backend::swift::Clusters;
 use swiftgate::{Config, Gateway, GatewayHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -51,7 +52,7 @@ impl TestGateway {
     pub async fn user(&self, account: &str, user: &str, key: &str, groups: &[&str]) {
         let id = self.identity();
         if id.account(account).is_none() {
-            id.create_account(account, Some(account))
+            id.create_account(account, Some(account), "local", &Clusters::default())
                 .await
                 .expect("account");
         }

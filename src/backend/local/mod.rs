@@ -3,7 +3,7 @@
 //! (`files`); requests are authorized here because container ACLs live with the
 //! containers.
 
-mod acl;
+pub(crate) mod acl;
 mod bulk;
 mod db;
 mod files;

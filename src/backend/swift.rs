@@ -1,0 +1,509 @@
+//! Upstream Swift clusters. The gateway holds a cluster's service (reseller admin)
+//! credentials, creates and deletes accounts there, and proxies storage requests to
+//! it: the client's token is checked here and replaced by the service token, which
+//! never leaves the gateway. Bodies stream in both directions.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::{BackendConfig, ConfigError};
+use crate::error::{Error, Result};
+use crate::http_util::{Body, RequestBody};
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), and the
+/// ones the gateway sets itself.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "host",
+];
+
+/// Header lines accepted in an upstream answer.
+const MAX_UPSTREAM_HEADERS: usize = 512;
+
+/// Credentials of the client, replaced by the service's.
+const CLIENT_CREDENTIALS: &[&str] = &["x-auth-token", "x-storage-token", "x-service-token"];
+
+/// The service session: its token and the cluster's storage base (`…/v1`).
+#[derive(Clone)]
+struct Session {
+    token: String,
+    base: String,
+}
+
+pub struct Cluster {
+    pub name: String,
+    auth_url: String,
+    user: String,
+    key: String,
+    reseller_prefix: String,
+    internal_url: Option<String>,
+    timeout: Duration,
+    client: Client<HttpConnector, Outgoing>,
+    /// Held while logging in, so concurrent requests wait for one login.
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// The cluster's `/info`, and when it was fetched.
+    info: tokio::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("name", &self.name)
+            .field("auth_url", &self.auth_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_replayable(method: &Method, headers: &HeaderMap) -> bool {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return false;
+    }
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
+    ) || headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() == b"0")
+}
+
+/// A request body on its way upstream.
+type Outgoing = UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn empty_body() -> Outgoing {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+impl Cluster {
+    pub fn new(cfg: &BackendConfig) -> std::result::Result<Cluster, ConfigError> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            // an object or container answer carries up to 90 metadata headers and more
+            .http1_max_headers(MAX_UPSTREAM_HEADERS)
+            .build(connector);
+        Ok(Cluster {
+            name: cfg.name.clone(),
+            auth_url: cfg.auth_url.clone(),
+            user: cfg.user.clone(),
+            key: cfg.key()?,
+            reseller_prefix: cfg.reseller_prefix.clone(),
+            internal_url: cfg
+                .internal_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            timeout: cfg.timeout,
+            client,
+            session: tokio::sync::Mutex::new(None),
+            info: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The account name upstream for a gateway storage id (`AUTH_<id>` with the
+    /// gateway's prefix becomes `<cluster prefix><id>`).
+    pub fn upstream_account(&self, storage_id: &str, gateway_prefix: &str) -> String {
+        let suffix = storage_id
+            .strip_prefix(gateway_prefix)
+            .unwrap_or(storage_id);
+        format!("{}{suffix}", self.reseller_prefix)
+    }
+
+    /// Sends one request; an unreachable cluster is 503, a slow one 504.
+    async fn send(&self, req: Request<Outgoing>) -> Result<Response<hyper::body::Incoming>> {
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_) => Err(Error::GatewayTimeout(format!(
+                "the cluster {:?} did not answer within {}",
+                self.name,
+                humantime::format_duration(self.timeout)
+            ))),
+            Ok(Err(e)) => {
+                tracing::warn!(cluster = %self.name, error = ?e, "an upstream request failed");
+                Err(Error::UpstreamUnavailable(format!(
+                    "the cluster {:?} cannot be reached: {}",
+                    self.name,
+                    if e.is_connect() {
+                        "connection refused or timed out"
+                    } else {
+                        "the connection failed"
+                    }
+                )))
+            }
+            Ok(Ok(resp)) => Ok(resp),
+        }
+    }
+
+    /// Logs in with the service credentials (v1 auth).
+    async fn login(&self) -> Result<Session> {
+        let req = Request::get(&self.auth_url)
+            .header("x-auth-user", &self.user)
+            .header("x-auth-key", &self.key)
+            .body(empty_body())
+            .map_err(|e| Error::Internal(format!("auth request: {e}")))?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (token, url) = (header("x-auth-token"), header("x-storage-url"));
+        let _ = resp.into_body().collect().await;
+        match (status.is_success(), token, url) {
+            (true, Some(token), Some(url)) => {
+                let base = match &self.internal_url {
+                    Some(u) => u.clone(),
+                    None => url
+                        .trim_end_matches('/')
+                        .rsplit_once('/')
+                        .map(|(b, _)| b.to_owned())
+                        .unwrap_or(url),
+                };
+                Ok(Session { token, base })
+            }
+            _ => {
+                tracing::warn!(cluster = %self.name, %status, "the cluster refused the service login");
+                Err(Error::BadGateway(format!(
+                    "the cluster {:?} refused the gateway's service login ({status})",
+                    self.name
+                )))
+            }
+        }
+    }
+
+    /// The service session; a new login when there is none or when `stale` is the
+    /// token an upstream just refused.
+    async fn session(&self, stale: Option<&str>) -> Result<Session> {
+        let mut guard = self.session.lock().await;
+        if let Some(s) = guard.as_ref()
+            && stale != Some(s.token.as_str())
+        {
+            return Ok(s.clone());
+        }
+        *guard = None;
+        let s = self.login().await?;
+        *guard = Some(s.clone());
+        Ok(s)
+    }
+
+    /// A bodiless request as the service, retried once with a fresh token after a 401.
+    async fn service_request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<hyper::body::Incoming>> {
+        let mut stale: Option<String> = None;
+        loop {
+            let s = self.session(stale.as_deref()).await?;
+            let mut b = Request::builder()
+                .method(method.clone())
+                .uri(format!("{}/{path}", s.base))
+                .header("x-auth-token", &s.token)
+                .header("content-length", "0");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            let req = b
+                .body(empty_body())
+                .map_err(|e| Error::Internal(format!("upstream request: {e}")))?;
+            let resp = self.send(req).await?;
+            if resp.status() == StatusCode::UNAUTHORIZED && stale.is_none() {
+                stale = Some(s.token);
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Creates the account upstream; an account that exists already is fine.
+    pub async fn create_account(&self, account: &str) -> Result<()> {
+        let resp = self
+            .service_request(Method::PUT, &encode(account), &[])
+            .await?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Error::BadGateway(format!(
+                "the cluster {:?} refused to create account {account} ({status})",
+                self.name
+            )))
+        }
+    }
+
+    /// Deletes the account upstream; 409 while it holds containers.
+    pub async fn delete_account(&self, account: &str) -> Result<()> {
+        let path = encode(account);
+        let head = self.service_request(Method::HEAD, &path, &[]).await?;
+        let status = head.status();
+        let containers = head
+            .headers()
+            .get("x-account-container-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let _ = head.into_body().collect().await;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        if containers > 0 {
+            return Err(Error::Conflict(format!(
+                "account {account} still holds {containers} container(s) on {:?}; delete them first",
+                self.name
+            )));
+        }
+        let resp = self.service_request(Method::DELETE, &path, &[]).await?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(Error::BadGateway(format!(
+                "the cluster {:?} refused to delete account {account} ({status})",
+                self.name
+            )))
+        }
+    }
+
+    /// A container's metadata, as the service sees it: `None` when there is no such
+    /// container.
+    pub async fn container_headers(
+        &self,
+        account: &str,
+        container: &str,
+    ) -> Result<Option<HeaderMap>> {
+        let path = format!("{}/{}", encode(account), encode(container));
+        let resp = self.service_request(Method::HEAD, &path, &[]).await?;
+        let (parts, body) = resp.into_parts();
+        let _ = body.collect().await;
+        match parts.status {
+            s if s.is_success() => Ok(Some(parts.headers)),
+            StatusCode::NOT_FOUND => Ok(None),
+            s => Err(Error::BadGateway(format!(
+                "the cluster {:?} answered {s} for a container's metadata",
+                self.name
+            ))),
+        }
+    }
+
+    /// An account's metadata, as the service sees it (its ACL among them).
+    pub async fn account_headers(&self, account: &str) -> Result<HeaderMap> {
+        let resp = self
+            .service_request(Method::HEAD, &encode(account), &[])
+            .await?;
+        let (parts, body) = resp.into_parts();
+        let _ = body.collect().await;
+        if parts.status.is_success() {
+            Ok(parts.headers)
+        } else {
+            Err(Error::BadGateway(format!(
+                "the cluster {:?} answered {} for account {account}",
+                self.name, parts.status
+            )))
+        }
+    }
+
+    /// The cluster's `/info`, fetched at most once a minute.
+    pub async fn info(&self) -> Option<serde_json::Value> {
+        let mut cached = self.info.lock().await;
+        if let Some((at, v)) = cached.as_ref()
+            && at.elapsed() < Duration::from_secs(60)
+        {
+            return Some(v.clone());
+        }
+        let v = self.fetch_info().await?;
+        *cached = Some((std::time::Instant::now(), v.clone()));
+        Some(v)
+    }
+
+    async fn fetch_info(&self) -> Option<serde_json::Value> {
+        let s = self.session(None).await.ok()?;
+        let root = s.base.trim_end_matches("/v1").to_owned();
+        let req = Request::get(format!("{root}/info"))
+            .body(empty_body())
+            .ok()?;
+        let resp = self.send(req).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&body).ok()
+    }
+
+    /// Forwards a storage request: `path` is what follows the account in the client's
+    /// URL (still percent-encoded), `query` its query string. With `as_service` the
+    /// service token goes along; else the request reaches the cluster anonymous (public
+    /// reads, temporary URLs), and the cluster decides.
+    pub async fn forward<B: RequestBody>(
+        &self,
+        req: Request<B>,
+        account: &str,
+        path: &str,
+        client: IpAddr,
+        as_service: bool,
+    ) -> Result<Response<Body>> {
+        let (parts, body) = req.into_parts();
+        let mut headers = parts.headers.clone();
+        for h in HOP_BY_HOP.iter().chain(CLIENT_CREDENTIALS) {
+            headers.remove(*h);
+        }
+        if let Some(conn) = parts.headers.get(http::header::CONNECTION)
+            && let Ok(list) = conn.to_str()
+        {
+            for name in list.split(',') {
+                headers.remove(name.trim());
+            }
+        }
+        let forwarded = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prev) => format!("{prev}, {client}"),
+            None => client.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&forwarded) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
+        let replayable = is_replayable(&parts.method, &parts.headers);
+        let mut body = Some(
+            body.map_err(|e| std::io::Error::other(e.to_string()))
+                .boxed_unsync(),
+        );
+        let query = parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let mut stale: Option<String> = None;
+        loop {
+            let session = self.session(stale.as_deref()).await?;
+            let uri: Uri = format!("{}/{}{path}{query}", session.base, encode(account))
+                .parse()
+                .map_err(|_| Error::bad_request("the request path cannot be forwarded"))?;
+            let mut upstream = Request::new(body.take().unwrap_or_else(empty_body));
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = uri;
+            *upstream.headers_mut() = headers.clone();
+            if as_service && let Ok(v) = HeaderValue::from_str(&session.token) {
+                upstream.headers_mut().insert("x-auth-token", v);
+            }
+            let resp = self.send(upstream).await?;
+            if as_service
+                && resp.status() == StatusCode::UNAUTHORIZED
+                && stale.is_none()
+                && replayable
+            {
+                let _ = resp.into_body().collect().await;
+                stale = Some(session.token);
+                continue;
+            }
+            let (mut rparts, rbody) = resp.into_parts();
+            for h in HOP_BY_HOP {
+                rparts.headers.remove(*h);
+            }
+            // an empty answer keeps its `Content-Length: 0`, even a 204
+            let body = if rparts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() == b"0")
+            {
+                crate::http_util::declared_empty()
+            } else {
+                rbody.map_err(std::io::Error::other).boxed()
+            };
+            return Ok(Response::from_parts(rparts, body));
+        }
+    }
+}
+
+/// Percent-encodes one path segment.
+fn encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The configured clusters, by name.
+#[derive(Debug, Default)]
+pub struct Clusters(HashMap<String, Arc<Cluster>>);
+
+impl Clusters {
+    pub fn from_config(backends: &[BackendConfig]) -> std::result::Result<Clusters, ConfigError> {
+        backends
+            .iter()
+            .map(|b| Ok((b.name.clone(), Arc::new(Cluster::new(b)?))))
+            .collect::<std::result::Result<_, _>>()
+            .map(Clusters)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.0.get(name)
+    }
+
+    /// Creates the upstream account of a new account on a cluster backend.
+    pub async fn provision(
+        &self,
+        backend: &str,
+        storage_id: &str,
+        gateway_prefix: &str,
+    ) -> Result<()> {
+        match self.0.get(backend) {
+            Some(c) => {
+                c.create_account(&c.upstream_account(storage_id, gateway_prefix))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes the upstream account of an account on a cluster backend.
+    pub async fn deprovision(
+        &self,
+        backend: &str,
+        storage_id: &str,
+        gateway_prefix: &str,
+    ) -> Result<()> {
+        match self.0.get(backend) {
+            Some(c) => {
+                c.delete_account(&c.upstream_account(storage_id, gateway_prefix))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The backend an account is bound to must exist: `local` or a cluster.
+    pub fn check(&self, backend: &str) -> Result<()> {
+        if backend == "local" || self.0.contains_key(backend) {
+            Ok(())
+        } else {
+            Err(Error::bad_request(format!(
+                "no backend {backend:?}; configured: local{}",
+                self.0.keys().map(|k| format!(", {k}")).collect::<String>()
+            )))
+        }
+    }
+}

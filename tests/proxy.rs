@@ -1,0 +1,325 @@
+//! Accounts on an upstream Swift cluster (a real one, started by `scripts/peers`): made
+//! and removed through the gateway, served through its proxy with the cluster's service
+//! credentials kept inside, kept apart, and answered clearly when the cluster fails.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Resp, Swift, TestGateway, repo_root, request, request_with_body, try_request};
+use swiftgate::config::BackendConfig;
+use tokio::io::AsyncWriteExt;
+
+const SUPER: &str = "super-secret-key";
+
+fn cluster(swift: &Swift) -> BackendConfig {
+    BackendConfig {
+        name: "cluster".into(),
+        kind: "swift".into(),
+        auth_url: format!("{}/auth/v1.0", swift.url),
+        user: "admin:admin".into(),
+        key: Some("admin".into()),
+        key_file: None,
+        reseller_prefix: "AUTH_".into(),
+        internal_url: None,
+        connect_timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+async fn gateway(swift: &Swift) -> TestGateway {
+    let backend = cluster(swift);
+    TestGateway::start_with(|c| {
+        c.backends.push(backend);
+        c.auth.super_admin_key = Some(SUPER.into());
+    })
+    .await
+}
+
+async fn admin(gw: &TestGateway, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut h = vec![
+        ("X-Auth-Admin-User", ".super_admin"),
+        ("X-Auth-Admin-Key", SUPER),
+    ];
+    h.extend_from_slice(headers);
+    gw.req(method, &format!("/auth/v2/{path}"), &h).await
+}
+
+/// An account on the cluster, with an admin `owner` and a plain `reader`.
+async fn cluster_account(gw: &TestGateway, name: &str) {
+    let h = [("X-Account-Backend", "cluster"), ("X-Account-Suffix", name)];
+    assert_eq!(admin(gw, "PUT", name, &h).await.status, 201);
+    let owner = [
+        ("X-Auth-User-Key", "ownerkey"),
+        ("X-Auth-User-Admin", "true"),
+    ];
+    assert_eq!(
+        admin(gw, "PUT", &format!("{name}/owner"), &owner)
+            .await
+            .status,
+        201
+    );
+    let reader = [("X-Auth-User-Key", "readerkey")];
+    assert_eq!(
+        admin(gw, "PUT", &format!("{name}/reader"), &reader)
+            .await
+            .status,
+        201
+    );
+}
+
+/// A token of the cluster's own admin, straight from the cluster.
+async fn upstream_token(swift: &Swift) -> String {
+    let r = request(
+        swift.addr(),
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "admin:admin"), ("X-Auth-Key", "admin")],
+    )
+    .await;
+    r.header("x-auth-token").expect("upstream token").to_owned()
+}
+
+async fn call(gw: &TestGateway, token: &str, method: &str, path: &str, body: &[u8]) -> Resp {
+    call_with(gw, token, method, path, &[], body).await
+}
+
+async fn call_with(
+    gw: &TestGateway,
+    token: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut h = vec![("X-Auth-Token", token)];
+    h.extend_from_slice(headers);
+    request_with_body(gw.addr, method, path, &h, body).await
+}
+
+#[tokio::test]
+async fn cluster_accounts_are_proxied_and_kept_apart() {
+    let swift = Swift::start();
+    let gw = gateway(&swift).await;
+    cluster_account(&gw, "alpha").await;
+    cluster_account(&gw, "beta").await;
+    let login = gw
+        .get(
+            "/auth/v1.0",
+            &[("X-Auth-User", "alpha:owner"), ("X-Auth-Key", "ownerkey")],
+        )
+        .await;
+    assert_eq!(
+        login.header("x-storage-url"),
+        Some(format!("{}/v1/AUTH_alpha", gw.url()).as_str()),
+        "clients get the gateway's URL, never the cluster's"
+    );
+    let owner = gw.login("alpha:owner", "ownerkey").await;
+    let reader = gw.login("alpha:reader", "readerkey").await;
+    let other = gw.login("beta:owner", "ownerkey").await;
+    let mut seen = Vec::new();
+
+    let r = call(&gw, &owner, "PUT", "/v1/AUTH_alpha/docs", b"").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = call(&gw, &owner, "PUT", "/v1/AUTH_alpha/docs/a.txt", b"hello").await;
+    assert_eq!(r.status, 201);
+    seen.push(r);
+    let r = call(&gw, &owner, "GET", "/v1/AUTH_alpha/docs/a.txt", b"").await;
+    assert_eq!(r.text(), "hello");
+    seen.push(r);
+    let r = call(&gw, &owner, "GET", "/v1/AUTH_alpha?format=json", b"").await;
+    assert_eq!(r.json()[0]["name"], "docs");
+    seen.push(r);
+
+    // the object is on the cluster, in the account the gateway made there
+    let service = upstream_token(&swift).await;
+    let direct = request(
+        swift.addr(),
+        "GET",
+        "/v1/AUTH_alpha/docs/a.txt",
+        &[("X-Auth-Token", &service)],
+    )
+    .await;
+    assert_eq!(direct.text(), "hello");
+
+    // another account's owner sees nothing of alpha
+    for path in [
+        "/v1/AUTH_alpha",
+        "/v1/AUTH_alpha/docs",
+        "/v1/AUTH_alpha/docs/a.txt",
+    ] {
+        let r = call(&gw, &other, "GET", path, b"").await;
+        assert_eq!(r.status, 403, "{path}");
+        seen.push(r);
+    }
+    // a plain user of the account only through the container's ACL, which it cannot see
+    assert_eq!(
+        call(&gw, &reader, "GET", "/v1/AUTH_alpha/docs/a.txt", b"")
+            .await
+            .status,
+        403
+    );
+    let acl = [("X-Container-Read", "alpha:reader")];
+    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha/docs", &acl, b"").await;
+    assert_eq!(r.status, 204);
+    let r = call(&gw, &reader, "GET", "/v1/AUTH_alpha/docs/a.txt", b"").await;
+    assert_eq!(r.text(), "hello");
+    let r = call(&gw, &reader, "HEAD", "/v1/AUTH_alpha/docs", b"").await;
+    assert_eq!(r.status, 204);
+    assert!(r.header("x-container-read").is_none());
+    seen.push(r);
+    let r = call(&gw, &reader, "PUT", "/v1/AUTH_alpha/docs/b.txt", b"x").await;
+    assert_eq!(r.status, 403);
+    let grab = [("X-Container-Write", "alpha:reader")];
+    let r = call_with(&gw, &reader, "POST", "/v1/AUTH_alpha/docs", &grab, b"").await;
+    assert_eq!(r.status, 403, "a reader cannot give itself write access");
+
+    // what only resellers may do is refused before it reaches the cluster
+    let sysmeta = [("X-Account-Sysmeta-Owner", "me")];
+    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha", &sysmeta, b"").await;
+    assert_eq!(r.status, 403);
+    let quota = [("X-Account-Meta-Quota-Bytes", "1")];
+    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha", &quota, b"").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        call(&gw, &owner, "DELETE", "/v1/AUTH_alpha", b"")
+            .await
+            .status,
+        405
+    );
+
+    // without a token the cluster judges: private is private, public is public
+    let anon = gw.get("/v1/AUTH_alpha/docs/a.txt", &[]).await;
+    assert_eq!(anon.status, 401);
+    let public = [("X-Container-Read", ".r:*")];
+    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha/docs", &public, b"").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        gw.get("/v1/AUTH_alpha/docs/a.txt", &[]).await.text(),
+        "hello"
+    );
+
+    // the service token never leaves the gateway
+    for r in &seen {
+        assert!(!r.text().contains(&service));
+        assert!(r.headers.iter().all(|(_, v)| !v.contains(&service)));
+    }
+
+    // an account goes only without containers, and takes the cluster's account with it
+    assert_eq!(admin(&gw, "DELETE", "alpha/owner", &[]).await.status, 204);
+    assert_eq!(admin(&gw, "DELETE", "alpha/reader", &[]).await.status, 204);
+    assert_eq!(admin(&gw, "DELETE", "alpha", &[]).await.status, 409);
+    let beta_owner = other;
+    assert_eq!(
+        call(&gw, &beta_owner, "GET", "/v1/AUTH_beta", b"")
+            .await
+            .status,
+        204
+    );
+    let direct = |method: &'static str, path: &'static str| {
+        let service = service.clone();
+        let addr = swift.addr();
+        async move { request(addr, method, path, &[("X-Auth-Token", &service)]).await }
+    };
+    assert_eq!(
+        direct("DELETE", "/v1/AUTH_alpha/docs/a.txt").await.status,
+        204
+    );
+    assert_eq!(direct("DELETE", "/v1/AUTH_alpha/docs").await.status, 204);
+    assert_eq!(admin(&gw, "DELETE", "alpha", &[]).await.status, 204);
+    assert!(
+        !direct("HEAD", "/v1/AUTH_alpha")
+            .await
+            .status
+            .to_string()
+            .starts_with('2')
+    );
+}
+
+/// The pid file and config of the cluster's proxy server.
+fn proxy_paths(swift: &Swift) -> (std::path::PathBuf, std::path::PathBuf) {
+    (
+        swift.dir.path().join("run/proxy.pid"),
+        swift.dir.path().join("etc/proxy-server.conf"),
+    )
+}
+
+#[tokio::test]
+async fn a_failing_cluster_is_answered_clearly_and_recovers() {
+    let swift = Swift::start();
+    let gw = gateway(&swift).await;
+    cluster_account(&gw, "gamma").await;
+    let owner = gw.login("gamma:owner", "ownerkey").await;
+    assert_eq!(
+        call(&gw, &owner, "PUT", "/v1/AUTH_gamma/c", b"")
+            .await
+            .status,
+        201
+    );
+
+    // the cluster's proxy stops: 503 at once, and the gateway stays up
+    let (pid_file, conf) = proxy_paths(&swift);
+    let pid = std::fs::read_to_string(&pid_file).expect("proxy pid");
+    let status = std::process::Command::new("kill")
+        .arg(pid.trim())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let r = call(&gw, &owner, "HEAD", "/v1/AUTH_gamma/c", b"").await;
+    assert_eq!(r.status, 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no request hangs"
+    );
+    let r = call(&gw, &owner, "GET", "/v1/AUTH_gamma/c", b"").await;
+    assert!(r.text().contains("cannot be reached"), "{}", r.text());
+    assert_eq!(gw.get("/healthcheck", &[]).await.status, 200);
+
+    // back again: requests succeed without restarting the gateway
+    // started detached, as scripts/peers does, so that swift-stop ends it with the rest
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("nohup \"$0\" \"$1\" >/dev/null 2>&1 & echo $!")
+        .arg(repo_root().join(".peers/venv/bin/swift-proxy-server"))
+        .arg(&conf)
+        .output()
+        .expect("restart the cluster's proxy");
+    std::fs::write(&pid_file, &out.stdout).expect("pid file");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while try_request(swift.addr(), "GET", "/healthcheck", &[], b"")
+        .await
+        .is_none_or(|r| r.status != 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cluster's proxy did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        call(&gw, &owner, "HEAD", "/v1/AUTH_gamma/c", b"")
+            .await
+            .status,
+        204
+    );
+
+    // the cluster forgets every token (memcached flushed): one transparent refresh
+    let conf_text = std::fs::read_to_string(&conf).expect("proxy config");
+    let memcache = conf_text
+        .lines()
+        .find_map(|l| l.strip_prefix("memcache_servers = "))
+        .expect("memcache address")
+        .trim()
+        .to_owned();
+    let mut m = tokio::net::TcpStream::connect(&memcache)
+        .await
+        .expect("memcached");
+    m.write_all(b"flush_all\r\n").await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = call(&gw, &owner, "HEAD", "/v1/AUTH_gamma/c", b"").await;
+    assert_eq!(r.status, 204, "the service token was refreshed once");
+    let r = call(&gw, &owner, "PUT", "/v1/AUTH_gamma/c/o", b"after").await;
+    assert_eq!(r.status, 201);
+}
