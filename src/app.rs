@@ -49,24 +49,6 @@ fn check_header_sizes(headers: &HeaderMap) -> Result<()> {
     Ok(())
 }
 
-/// Headers only an account's owner sees and sets: ACLs and temporary URL keys.
-fn strip_privileged(headers: &mut HeaderMap) {
-    let privileged: Vec<_> = headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.ends_with("x-container-read")
-                || k.ends_with("x-container-write")
-                || k.ends_with("-access-control")
-                || k.contains("-meta-temp-url-key")
-        })
-        .cloned()
-        .collect();
-    for k in privileged {
-        headers.remove(k);
-    }
-}
-
 impl App {
     pub async fn handle<B: RequestBody>(
         self: Arc<Self>,
@@ -292,13 +274,11 @@ impl App {
                     p.label()
                 )));
             }
-            if let Some(h) = req.headers().keys().find(|k| {
-                let k = k.as_str();
-                let k = k
-                    .strip_prefix("x-remove-")
-                    .map_or(k.to_owned(), |r| format!("x-{r}"));
-                k == "x-account-meta-quota-bytes" || local::ACCOUNT_QUOTAS.contains(&k.as_str())
-            }) {
+            if let Some(h) = req
+                .headers()
+                .keys()
+                .find(|k| local::is_quota_header(k.as_str()))
+            {
                 return Err(Error::Forbidden(format!(
                     "only a reseller admin may set an account quota ({h})"
                 )));
@@ -364,11 +344,11 @@ impl App {
         // but for account admins (by ACL), no one else sees ACLs or keys, or sets them:
         // the service token would let them
         if access != AccountAccess::Admin {
-            strip_privileged(req.headers_mut());
+            local::strip_privileged(req.headers_mut());
         }
         let mut resp = cluster.forward(req, &upstream, &rest, client, true).await?;
         if access != AccountAccess::Admin {
-            strip_privileged(resp.headers_mut());
+            local::strip_privileged(resp.headers_mut());
         }
         Ok(resp)
     }

@@ -51,6 +51,32 @@ pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
     "x-account-quota-count-policy-policy-0",
 ];
 
+/// Removes the headers only an account's owner sees and sets: ACLs and temporary URL keys.
+pub(crate) fn strip_privileged(headers: &mut HeaderMap) {
+    let privileged: Vec<_> = headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.ends_with("x-container-read")
+                || k.ends_with("x-container-write")
+                || k.ends_with("-access-control")
+                || k.contains("-meta-temp-url-key")
+        })
+        .cloned()
+        .collect();
+    for k in privileged {
+        headers.remove(k);
+    }
+}
+
+/// Whether a header sets or removes an account quota (a reseller admin's business).
+pub(crate) fn is_quota_header(name: &str) -> bool {
+    let name = name
+        .strip_prefix("x-remove-")
+        .map_or(name.to_owned(), |r| format!("x-{r}"));
+    name == "x-account-meta-quota-bytes" || ACCOUNT_QUOTAS.contains(&name.as_str())
+}
+
 /// Headers stored with an account besides its user metadata.
 const ACCOUNT_EXTRA: &[&str] = &[
     acl::ACCOUNT_ACL,
@@ -301,14 +327,7 @@ impl LocalStore {
             }
             Method::POST => {
                 check_metadata(req.headers(), "account")?;
-                let quota_change = req.headers().keys().any(|k| {
-                    let k = k.as_str();
-                    let k = k
-                        .strip_prefix("x-remove-")
-                        .map_or(k.to_owned(), |r| format!("x-{r}"));
-                    k == "x-account-meta-quota-bytes" || ACCOUNT_QUOTAS.contains(&k.as_str())
-                });
-                if quota_change
+                if req.headers().keys().any(|k| is_quota_header(k.as_str()))
                     && !caller
                         .principal
                         .as_ref()
@@ -639,19 +658,7 @@ fn clean_acl_headers(headers: &HeaderMap, owner: bool) -> Result<HeaderMap> {
     )?;
     let mut h = headers.clone();
     if !owner {
-        let privileged: Vec<_> = h
-            .keys()
-            .filter(|k| {
-                let k = k.as_str();
-                k.ends_with("x-container-read")
-                    || k.ends_with("x-container-write")
-                    || k.contains("container-meta-temp-url-key")
-            })
-            .cloned()
-            .collect();
-        for k in privileged {
-            h.remove(k);
-        }
+        strip_privileged(&mut h);
     }
     for name in ["x-container-read", "x-container-write"] {
         if let Some(v) = headers.get(name) {
