@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Body as _;
 use rand::RngCore;
 use serde_json::json;
@@ -14,11 +14,12 @@ use crate::admin;
 use crate::auth::identity::{Identity, Principal};
 use crate::auth::v1;
 use crate::backend::local::{self, Caller, LocalStore, Target};
-use crate::backend::swift::{Cluster, Clusters};
+use crate::backend::swift::{Clusters, Forward};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, classify};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, first_header, json, text};
+use crate::proxy;
 use crate::request::{Connection, base_url, client_ip};
 
 /// Swift's limit on one header line (`MAX_HEADER_SIZE`).
@@ -47,6 +48,18 @@ fn check_header_sizes(headers: &HeaderMap) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What follows the account in a storage path (`/v1/<account>…`), still percent-encoded.
+fn rest_of_path(path: &str) -> String {
+    let after_version = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map_or("", |(_, r)| r);
+    after_version
+        .find('/')
+        .map_or("", |i| &after_version[i..])
+        .to_owned()
 }
 
 impl App {
@@ -164,13 +177,22 @@ impl App {
                     });
                 };
                 if let Some(cluster) = self.clusters.get(&record.backend) {
+                    let public_base = base()?;
                     let req = Request::from_parts(parts, body);
                     let target = Target {
                         account,
                         container,
                         object,
                     };
-                    return self.proxy(cluster, req, target, principal, client).await;
+                    let rest = rest_of_path(req.uri().path());
+                    let how = Forward {
+                        path: &rest,
+                        client,
+                        as_service: false,
+                        public_base: &public_base,
+                    };
+                    return proxy::handle(cluster, &self.identity, req, target, principal, how)
+                        .await;
                 }
                 let pairs = local::query_pairs(parts.uri.query())?;
                 let temp_url = match (&principal, &container, &object) {
@@ -224,133 +246,6 @@ impl App {
             Endpoint::Healthcheck => Ok(text(StatusCode::OK, "OK")),
             Endpoint::Info => Ok(json(StatusCode::OK, &self.info().await)),
         }
-    }
-
-    /// A storage request for an account on an upstream cluster. The service token the
-    /// gateway adds can do anything there, so the gateway decides first: owners and
-    /// reseller admins pass, other users only through the container's ACLs; requests
-    /// without a token go on without one, for the cluster to judge (public reads,
-    /// temporary URLs).
-    async fn proxy<B: RequestBody>(
-        &self,
-        cluster: &Cluster,
-        req: Request<B>,
-        target: Target,
-        principal: Option<Principal>,
-        client: std::net::IpAddr,
-    ) -> Result<Response<Body>> {
-        let upstream = cluster.upstream_account(&target.account, &self.identity.reseller_prefix);
-        // what follows the account in the client's path, still percent-encoded
-        let rest = {
-            let path = req.uri().path();
-            let after_version = path
-                .trim_start_matches('/')
-                .split_once('/')
-                .map_or("", |(_, r)| r);
-            after_version
-                .find('/')
-                .map_or("", |i| &after_version[i..])
-                .to_owned()
-        };
-        let Some(p) = principal else {
-            return cluster.forward(req, &upstream, &rest, client, false).await;
-        };
-        let method = req.method().clone();
-        if target.container.is_none() && matches!(method, Method::PUT | Method::DELETE) {
-            return Err(Error::MethodNotAllowed {
-                method: method.to_string(),
-                allow: "GET, HEAD, POST",
-            });
-        }
-        let reseller = p.is_reseller_admin();
-        if !reseller {
-            if let Some(h) = req
-                .headers()
-                .keys()
-                .find(|k| k.as_str().contains("-sysmeta-"))
-            {
-                return Err(Error::Forbidden(format!(
-                    "{} may not set system metadata ({h})",
-                    p.label()
-                )));
-            }
-            if let Some(h) = req
-                .headers()
-                .keys()
-                .find(|k| local::is_quota_header(k.as_str()))
-            {
-                return Err(Error::Forbidden(format!(
-                    "only a reseller admin may set an account quota ({h})"
-                )));
-            }
-        }
-        if reseller || (p.storage_id == target.account && p.is_admin()) {
-            return cluster.forward(req, &upstream, &rest, client, true).await;
-        }
-        let mut req = req;
-        let groups: Vec<String> = p.groups_header().split(',').map(str::to_owned).collect();
-        let denied = || {
-            Error::Forbidden(format!(
-                "{} may not do this in {}",
-                p.label(),
-                target.account
-            ))
-        };
-        let read = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-        let account_acl = cluster.account_headers(&upstream).await?;
-        let access = local::acl::account_access(
-            account_acl
-                .get(local::acl::ACCOUNT_ACL)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .as_ref(),
-            &groups,
-        );
-        use local::acl::AccountAccess;
-        let allowed = match (access, &target.container) {
-            (AccountAccess::Admin, _) => true,
-            (AccountAccess::ReadWrite, Some(_)) => true,
-            (AccountAccess::ReadWrite | AccountAccess::ReadOnly, None) => read,
-            (AccountAccess::ReadOnly, Some(_)) => read,
-            (AccountAccess::None, None) => false,
-            (AccountAccess::None, Some(container)) => {
-                // container ACLs: objects read or written, listings read
-                if !read && target.object.is_none() {
-                    return Err(denied());
-                }
-                let meta = cluster
-                    .container_headers(&upstream, container)
-                    .await?
-                    .ok_or_else(denied)?;
-                let name = if read {
-                    "x-container-read"
-                } else {
-                    "x-container-write"
-                };
-                let acl = local::acl::parse(meta.get(name).and_then(|v| v.to_str().ok()));
-                let referer = req
-                    .headers()
-                    .get(http::header::REFERER)
-                    .and_then(|v| v.to_str().ok());
-                acl.has_group(&groups)
-                    || (read
-                        && (target.object.is_some() || acl.listings)
-                        && local::acl::referrer_allowed(referer, &acl.referrers))
-            }
-        };
-        if !allowed {
-            return Err(denied());
-        }
-        // but for account admins (by ACL), no one else sees ACLs or keys, or sets them:
-        // the service token would let them
-        if access != AccountAccess::Admin {
-            local::strip_privileged(req.headers_mut());
-        }
-        let mut resp = cluster.forward(req, &upstream, &rest, client, true).await?;
-        if access != AccountAccess::Admin {
-            local::strip_privileged(resp.headers_mut());
-        }
-        Ok(resp)
     }
 
     /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`;

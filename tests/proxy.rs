@@ -174,6 +174,40 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
     let r = call_with(&gw, &reader, "POST", "/v1/AUTH_alpha/docs", &grab, b"").await;
     assert_eq!(r.status, 403, "a reader cannot give itself write access");
 
+    // the service token could reach any account: what a request points at elsewhere is
+    // judged here, as the cluster would judge the caller
+    let r = call(&gw, &other, "PUT", "/v1/AUTH_beta/mine", b"").await;
+    assert_eq!(r.status, 201);
+    let steal = [
+        ("X-Copy-From", "docs/a.txt"),
+        ("X-Copy-From-Account", "AUTH_alpha"),
+    ];
+    let r = call_with(&gw, &other, "PUT", "/v1/AUTH_beta/mine/copy", &steal, b"").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let link = [
+        ("X-Symlink-Target", "docs/a.txt"),
+        ("X-Symlink-Target-Account", "AUTH_alpha"),
+    ];
+    let r = call_with(&gw, &other, "PUT", "/v1/AUTH_beta/mine/link", &link, b"").await;
+    assert_eq!(r.status, 403);
+    let push = [
+        ("Destination", "mine/pushed"),
+        ("Destination-Account", "AUTH_beta"),
+    ];
+    let r = call_with(&gw, &owner, "COPY", "/v1/AUTH_alpha/docs/a.txt", &push, b"").await;
+    assert_eq!(r.status, 403, "alpha's owner cannot write into beta");
+    // a link made straight on the cluster is followed there, and refused here
+    let sneaky = [
+        ("X-Auth-Token", service.as_str()),
+        ("X-Symlink-Target", "docs/a.txt"),
+        ("X-Symlink-Target-Account", "AUTH_alpha"),
+    ];
+    let r = request_with_body(swift.addr(), "PUT", "/v1/AUTH_beta/mine/link", &sneaky, b"").await;
+    assert_eq!(r.status, 201);
+    let r = call(&gw, &other, "GET", "/v1/AUTH_beta/mine/link", b"").await;
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("hello"));
+
     // what only resellers may do is refused before it reaches the cluster
     let sysmeta = [("X-Account-Sysmeta-Owner", "me")];
     let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha", &sysmeta, b"").await;
@@ -209,13 +243,8 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
     assert_eq!(admin(&gw, "DELETE", "alpha/owner", &[]).await.status, 204);
     assert_eq!(admin(&gw, "DELETE", "alpha/reader", &[]).await.status, 204);
     assert_eq!(admin(&gw, "DELETE", "alpha", &[]).await.status, 409);
-    let beta_owner = other;
-    assert_eq!(
-        call(&gw, &beta_owner, "GET", "/v1/AUTH_beta", b"")
-            .await
-            .status,
-        204
-    );
+    let r = call(&gw, &other, "GET", "/v1/AUTH_beta", b"").await;
+    assert_eq!(r.text(), "mine\n", "beta holds only what beta made");
     let direct = |method: &'static str, path: &'static str| {
         let service = service.clone();
         let addr = swift.addr();

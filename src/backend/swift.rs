@@ -310,6 +310,46 @@ impl Cluster {
         }
     }
 
+    /// The containers an SLO manifest's segments are in.
+    pub async fn manifest_containers(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+    ) -> Result<Vec<String>> {
+        let path = format!(
+            "{}/{}/{}?multipart-manifest=get",
+            encode(account),
+            encode(container),
+            object.split('/').map(encode).collect::<Vec<_>>().join("/")
+        );
+        let resp = self.service_request(Method::GET, &path, &[]).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::BadGateway(format!("reading a manifest: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(Error::BadGateway(format!(
+                "the cluster {:?} answered {status} for a manifest",
+                self.name
+            )));
+        }
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&body)
+            .map_err(|_| Error::BadGateway("a manifest is not JSON".into()))?;
+        let mut containers: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.get("name").and_then(|n| n.as_str()))
+            .filter_map(|n| n.trim_start_matches('/').split('/').next())
+            .map(str::to_owned)
+            .collect();
+        containers.sort();
+        containers.dedup();
+        Ok(containers)
+    }
+
     /// An account's metadata, as the service sees it (its ACL among them).
     pub async fn account_headers(&self, account: &str) -> Result<HeaderMap> {
         let resp = self
@@ -362,10 +402,9 @@ impl Cluster {
         &self,
         req: Request<B>,
         account: &str,
-        path: &str,
-        client: IpAddr,
-        as_service: bool,
+        how: &Forward<'_>,
     ) -> Result<Response<Body>> {
+        let (path, client, as_service) = (how.path, how.client, how.as_service);
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers.clone();
         for h in HOP_BY_HOP.iter().chain(CLIENT_CREDENTIALS) {
@@ -426,6 +465,15 @@ impl Cluster {
             for h in HOP_BY_HOP {
                 rparts.headers.remove(*h);
             }
+            // redirects (static web) name the gateway, not the cluster
+            let origin = session.base.trim_end_matches("/v1");
+            if let Some(loc) = rparts.headers.get(http::header::LOCATION)
+                && let Ok(loc) = loc.to_str()
+                && let Some(rest) = loc.strip_prefix(origin)
+                && let Ok(v) = HeaderValue::from_str(&format!("{}{rest}", how.public_base))
+            {
+                rparts.headers.insert(http::header::LOCATION, v);
+            }
             // an empty answer keeps its `Content-Length: 0`, even a 204
             let body = if rparts
                 .headers
@@ -439,6 +487,17 @@ impl Cluster {
             return Ok(Response::from_parts(rparts, body));
         }
     }
+}
+
+/// How a storage request is forwarded.
+pub struct Forward<'a> {
+    /// What follows the account in the client's path, still percent-encoded.
+    pub path: &'a str,
+    pub client: IpAddr,
+    /// With the service token; else anonymous, for the cluster to judge.
+    pub as_service: bool,
+    /// The gateway's base URL, for redirects.
+    pub public_base: &'a str,
 }
 
 /// Percent-encodes one path segment.

@@ -51,7 +51,8 @@ pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
     "x-account-quota-count-policy-policy-0",
 ];
 
-/// Removes the headers only an account's owner sees and sets: ACLs and temporary URL keys.
+/// Removes the headers only an account's owner sees and sets: ACLs, temporary URL keys
+/// and container sync settings.
 pub(crate) fn strip_privileged(headers: &mut HeaderMap) {
     let privileged: Vec<_> = headers
         .keys()
@@ -61,6 +62,7 @@ pub(crate) fn strip_privileged(headers: &mut HeaderMap) {
                 || k.ends_with("x-container-write")
                 || k.ends_with("-access-control")
                 || k.contains("-meta-temp-url-key")
+                || k.starts_with("x-container-sync-")
         })
         .cloned()
         .collect();
