@@ -134,7 +134,11 @@ async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, target: &Targe
             return Err(judge.denied(&format!("copy to {account}/{dest}")));
         }
     }
-    if let Some(t) = header_str(headers, "x-symlink-target")? {
+    // a dynamic link may point anywhere, and is judged when followed; a static one
+    // needs its target now
+    if let Some(t) = header_str(headers, "x-symlink-target")?
+        && headers.contains_key("x-symlink-target-etag")
+    {
         let account = account_in(headers, "x-symlink-target-account", own)?;
         let c = container_of(t);
         if !judge.may(&account, c.as_deref(), true, false).await? {
