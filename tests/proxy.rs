@@ -6,29 +6,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Resp, Swift, TestGateway, repo_root, request, request_with_body, try_request};
-use swiftgate::config::BackendConfig;
+use common::{
+    Resp, Swift, TestGateway, cluster_backend, repo_root, request, request_with_body, try_request,
+};
 use tokio::io::AsyncWriteExt;
 
 const SUPER: &str = "super-secret-key";
 
-fn cluster(swift: &Swift) -> BackendConfig {
-    BackendConfig {
-        name: "cluster".into(),
-        kind: "swift".into(),
-        auth_url: format!("{}/auth/v1.0", swift.url),
-        user: "admin:admin".into(),
-        key: Some("admin".into()),
-        key_file: None,
-        reseller_prefix: "AUTH_".into(),
-        internal_url: None,
-        connect_timeout: Duration::from_secs(2),
-        timeout: Duration::from_secs(5),
-    }
-}
-
 async fn gateway(swift: &Swift) -> TestGateway {
-    let backend = cluster(swift);
+    let mut backend = cluster_backend(swift);
+    backend.timeout = Duration::from_secs(5);
     TestGateway::start_with(|c| {
         c.backends.push(backend);
         c.auth.super_admin_key = Some(SUPER.into());

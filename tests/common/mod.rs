@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use swiftgate::auth::identity::Identity;
 use swiftgate::backend::swift::Clusters;
+use swiftgate::config::BackendConfig;
 use swiftgate::{Config, Gateway, GatewayHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -50,9 +51,36 @@ impl TestGateway {
 
     /// Creates an account (storage id `AUTH_<name>`) and a user in it.
     pub async fn user(&self, account: &str, user: &str, key: &str, groups: &[&str]) {
+        self.user_on(None, account, user, key, groups).await;
+    }
+
+    /// Creates an account (storage id `AUTH_<name>`) on a cluster backend, and a user in it.
+    pub async fn cluster_user(
+        &self,
+        backend: &BackendConfig,
+        account: &str,
+        user: &str,
+        key: &str,
+        groups: &[&str],
+    ) {
+        self.user_on(Some(backend), account, user, key, groups)
+            .await;
+    }
+
+    async fn user_on(
+        &self,
+        backend: Option<&BackendConfig>,
+        account: &str,
+        user: &str,
+        key: &str,
+        groups: &[&str],
+    ) {
         let id = self.identity();
         if id.account(account).is_none() {
-            id.create_account(account, Some(account), "local", &Clusters::default())
+            let clusters = Clusters::from_config(backend.map(std::slice::from_ref).unwrap_or(&[]))
+                .expect("cluster config");
+            let name = backend.map_or("local", |b| b.name.as_str());
+            id.create_account(account, Some(account), name, &clusters)
                 .await
                 .expect("account");
         }
@@ -259,6 +287,22 @@ impl Drop for Swift {
             .arg("swift-stop")
             .arg(self.dir.path())
             .status();
+    }
+}
+
+/// The real Swift as a gateway backend named `cluster`, with its reseller admin.
+pub fn cluster_backend(swift: &Swift) -> BackendConfig {
+    BackendConfig {
+        name: "cluster".into(),
+        kind: "swift".into(),
+        auth_url: format!("{}/auth/v1.0", swift.url),
+        user: "admin:admin".into(),
+        key: Some("admin".into()),
+        key_file: None,
+        reseller_prefix: "AUTH_".into(),
+        internal_url: None,
+        connect_timeout: std::time::Duration::from_secs(2),
+        timeout: std::time::Duration::from_secs(30),
     }
 }
 
