@@ -126,12 +126,7 @@ async fn copy_row(
     row: &ObjectRow,
     name: String,
 ) -> Result<()> {
-    let files = store.files.clone();
-    let src = row.file.clone();
-    let file = tokio::task::spawn_blocking(move || files.link_copy(&src))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("copying an object body: {e}")))?;
+    let file = store.link_copy(&row.file).await?;
     let copy = ObjectRow {
         name,
         file,
@@ -185,21 +180,7 @@ pub async fn delete(
         before_write(store, account, c, object).await?;
         let archive = archive(store, account, &archive_name).await?;
         let name = format!("{}{}", prefix(object), x_timestamp(headers::now()));
-        let files = store.files.clone();
-        let written = tokio::task::spawn_blocking(move || files.write_bytes(b""))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::Internal(format!("writing a delete marker: {e}")))?;
-        let marker = ObjectRow {
-            name,
-            file: written.id,
-            size: 0,
-            etag: written.md5,
-            content_type: DELETE_MARKER.into(),
-            timestamp: headers::now(),
-            meta: Meta::new(),
-            delete_at: None,
-        };
+        let marker = store.empty_row(name, DELETE_MARKER).await?;
         object::commit(store, &archive, marker).await?;
         return deleted(
             object::delete_plain(store, c, object).await?,

@@ -223,6 +223,34 @@ impl LocalStore {
             .map_err(db_error)
     }
 
+    /// A new body with the same bytes as `file` (a hard link), for a copy of its object.
+    async fn link_copy(&self, file: &str) -> Result<String> {
+        let (files, src) = (self.files.clone(), file.to_owned());
+        tokio::task::spawn_blocking(move || files.link_copy(&src))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(format!("copying an object body: {e}")))
+    }
+
+    /// A zero-byte row (a link or a delete marker) with its own empty body file.
+    async fn empty_row(&self, name: String, content_type: &str) -> Result<db::ObjectRow> {
+        let files = self.files.clone();
+        let written = tokio::task::spawn_blocking(move || files.write_bytes(b""))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::Internal(format!("writing an object body: {e}")))?;
+        Ok(db::ObjectRow {
+            name,
+            file: written.id,
+            size: 0,
+            etag: written.md5,
+            content_type: content_type.to_owned(),
+            timestamp: headers::now(),
+            meta: Meta::new(),
+            delete_at: None,
+        })
+    }
+
     async fn container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>> {
         let (a, n) = (account.to_owned(), name.to_owned());
         self.db(move |db| db.container(&a, &n)).await

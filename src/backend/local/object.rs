@@ -1414,15 +1414,11 @@ async fn copy(
         }
     };
     let (file, size, etag) = match (&served.segments, range) {
-        (None, None) => {
-            let files = store.files.clone();
-            let src_file = source.file.clone();
-            let file = tokio::task::spawn_blocking(move || files.link_copy(&src_file))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
-                .map_err(|e| Error::Internal(format!("copying an object body: {e}")))?;
-            (file, source.size, source.etag.clone())
-        }
+        (None, None) => (
+            store.link_copy(&source.file).await?,
+            source.size,
+            source.etag.clone(),
+        ),
         (segments, range) => {
             let r = range.unwrap_or(ByteRange {
                 start: 0,

@@ -238,25 +238,6 @@ async fn versions_container(
     })
 }
 
-/// A zero-byte row (a link or a delete marker) with its own empty body file.
-async fn empty_row(store: &LocalStore, name: String, content_type: &str) -> Result<ObjectRow> {
-    let files = store.files.clone();
-    let written = tokio::task::spawn_blocking(move || files.write_bytes(b""))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("writing an object body: {e}")))?;
-    Ok(ObjectRow {
-        name,
-        file: written.id,
-        size: 0,
-        etag: written.md5,
-        content_type: content_type.to_owned(),
-        timestamp: headers::now(),
-        meta: Meta::new(),
-        delete_at: None,
-    })
-}
-
 /// An object written while versioning was off becomes a version of its own before the
 /// next versioned write or delete replaces it.
 async fn archive_current(
@@ -271,12 +252,7 @@ async fn archive_current(
     if is_link(&cur) {
         return Ok(());
     }
-    let files = store.files.clone();
-    let src = cur.file.clone();
-    let file = tokio::task::spawn_blocking(move || files.link_copy(&src))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("copying an object body: {e}")))?;
+    let file = store.link_copy(&cur.file).await?;
     let version = ObjectRow {
         name: version_object(object, ticks_of(cur.timestamp)),
         file,
@@ -311,7 +287,7 @@ async fn write_link(
     meta: Meta,
     delete_at: Option<u64>,
 ) -> Result<()> {
-    let mut link = empty_row(store, object.to_owned(), content_type).await?;
+    let mut link = store.empty_row(object.to_owned(), content_type).await?;
     link.meta = meta;
     link.delete_at = delete_at;
     let target = symlink::Target {
@@ -406,7 +382,9 @@ pub async fn delete(
     let hidden = versions_container(store, account, c).await?;
     archive_current(store, c, &hidden, object).await?;
     let ticks = new_version();
-    let mut marker = empty_row(store, version_object(object, ticks), DELETE_MARKER).await?;
+    let mut marker = store
+        .empty_row(version_object(object, ticks), DELETE_MARKER)
+        .await?;
     marker.timestamp = ticks as f64 / TICKS_PER_SECOND;
     object::commit(store, &hidden, marker).await?;
     let id = version_id(ticks);
