@@ -213,20 +213,15 @@ impl Cluster {
         &self,
         method: Method,
         path: &str,
-        headers: &[(&str, &str)],
     ) -> Result<Response<hyper::body::Incoming>> {
         let mut stale: Option<String> = None;
         loop {
             let s = self.session(stale.as_deref()).await?;
-            let mut b = Request::builder()
+            let req = Request::builder()
                 .method(method.clone())
                 .uri(format!("{}/{path}", s.base))
                 .header("x-auth-token", &s.token)
-                .header("content-length", "0");
-            for (k, v) in headers {
-                b = b.header(*k, *v);
-            }
-            let req = b
+                .header("content-length", "0")
                 .body(empty_body())
                 .map_err(|e| Error::Internal(format!("upstream request: {e}")))?;
             let resp = self.send(req).await?;
@@ -238,13 +233,16 @@ impl Cluster {
         }
     }
 
+    /// A service request whose answer's body does not matter: its status and headers.
+    async fn service_call(&self, method: Method, path: &str) -> Result<(StatusCode, HeaderMap)> {
+        let (parts, body) = self.service_request(method, path).await?.into_parts();
+        let _ = body.collect().await;
+        Ok((parts.status, parts.headers))
+    }
+
     /// Creates the account upstream; an account that exists already is fine.
     pub async fn create_account(&self, account: &str) -> Result<()> {
-        let resp = self
-            .service_request(Method::PUT, &encode(account), &[])
-            .await?;
-        let status = resp.status();
-        let _ = resp.into_body().collect().await;
+        let (status, _) = self.service_call(Method::PUT, &encode(account)).await?;
         if status.is_success() {
             Ok(())
         } else {
@@ -258,15 +256,12 @@ impl Cluster {
     /// Deletes the account upstream; 409 while it holds containers.
     pub async fn delete_account(&self, account: &str) -> Result<()> {
         let path = encode(account);
-        let head = self.service_request(Method::HEAD, &path, &[]).await?;
-        let status = head.status();
-        let containers = head
-            .headers()
+        let (status, headers) = self.service_call(Method::HEAD, &path).await?;
+        let containers = headers
             .get("x-account-container-count")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let _ = head.into_body().collect().await;
         if status == StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -276,9 +271,7 @@ impl Cluster {
                 self.name
             )));
         }
-        let resp = self.service_request(Method::DELETE, &path, &[]).await?;
-        let status = resp.status();
-        let _ = resp.into_body().collect().await;
+        let (status, _) = self.service_call(Method::DELETE, &path).await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(())
         } else {
@@ -297,13 +290,10 @@ impl Cluster {
         container: &str,
     ) -> Result<Option<HeaderMap>> {
         let path = format!("{}/{}", encode(account), encode(container));
-        let resp = self.service_request(Method::HEAD, &path, &[]).await?;
-        let (parts, body) = resp.into_parts();
-        let _ = body.collect().await;
-        match parts.status {
-            s if s.is_success() => Ok(Some(parts.headers)),
-            StatusCode::NOT_FOUND => Ok(None),
-            s => Err(Error::BadGateway(format!(
+        match self.service_call(Method::HEAD, &path).await? {
+            (s, headers) if s.is_success() => Ok(Some(headers)),
+            (StatusCode::NOT_FOUND, _) => Ok(None),
+            (s, _) => Err(Error::BadGateway(format!(
                 "the cluster {:?} answered {s} for a container's metadata",
                 self.name
             ))),
@@ -323,7 +313,7 @@ impl Cluster {
             encode(container),
             object.split('/').map(encode).collect::<Vec<_>>().join("/")
         );
-        let resp = self.service_request(Method::GET, &path, &[]).await?;
+        let resp = self.service_request(Method::GET, &path).await?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -352,17 +342,13 @@ impl Cluster {
 
     /// An account's metadata, as the service sees it (its ACL among them).
     pub async fn account_headers(&self, account: &str) -> Result<HeaderMap> {
-        let resp = self
-            .service_request(Method::HEAD, &encode(account), &[])
-            .await?;
-        let (parts, body) = resp.into_parts();
-        let _ = body.collect().await;
-        if parts.status.is_success() {
-            Ok(parts.headers)
+        let (status, headers) = self.service_call(Method::HEAD, &encode(account)).await?;
+        if status.is_success() {
+            Ok(headers)
         } else {
             Err(Error::BadGateway(format!(
-                "the cluster {:?} answered {} for account {account}",
-                self.name, parts.status
+                "the cluster {:?} answered {status} for account {account}",
+                self.name
             )))
         }
     }
