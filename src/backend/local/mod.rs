@@ -329,14 +329,7 @@ impl LocalStore {
                 let a = account.to_owned();
                 let row = self.db(move |db| db.account(&a)).await?;
                 let mut resp = if req.method() == Method::HEAD {
-                    let fmt =
-                        listing::format(&listing::query_pairs(req.uri().query())?, req.headers())?;
-                    let mut r = status_only(StatusCode::NO_CONTENT);
-                    r.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(fmt.content_type()),
-                    );
-                    r
+                    head_answer(req)?
                 } else {
                     self.list_containers(req, account).await?
                 };
@@ -536,14 +529,7 @@ impl LocalStore {
                 let row =
                     row.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
                 let mut resp = if req.method() == Method::HEAD {
-                    let fmt =
-                        listing::format(&listing::query_pairs(req.uri().query())?, req.headers())?;
-                    let mut r = status_only(StatusCode::NO_CONTENT);
-                    r.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(fmt.content_type()),
-                    );
-                    r
+                    head_answer(req)?
                 } else {
                     self.list_objects(req, account, &row).await?
                 };
@@ -630,6 +616,17 @@ impl LocalStore {
         );
         Ok(listing_response(fmt, entries.is_empty(), body))
     }
+}
+
+/// The answer to an account or container HEAD: 204, typed as its listing would be.
+fn head_answer<B>(req: &Request<B>) -> Result<Response<Body>> {
+    let fmt = listing::format(&listing::query_pairs(req.uri().query())?, req.headers())?;
+    let mut r = status_only(StatusCode::NO_CONTENT);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(fmt.content_type()),
+    );
+    Ok(r)
 }
 
 fn listing_response(fmt: Format, empty: bool, body: String) -> Response<Body> {
