@@ -107,6 +107,17 @@ impl hyper::body::Body for DeclaredEmpty {
     }
 }
 
+/// Whether a request body comes chunked; any other transfer coding is refused (501).
+pub fn is_chunked(headers: &HeaderMap) -> Result<bool> {
+    match header_str(headers, "transfer-encoding")? {
+        None => Ok(false),
+        Some(t) if t.trim().eq_ignore_ascii_case("chunked") => Ok(true),
+        Some(t) => Err(Error::NotImplemented(format!(
+            "Transfer-Encoding {t:?} is not supported; use chunked"
+        ))),
+    }
+}
+
 /// An empty body sent with `Content-Length: 0`, whatever the status.
 pub fn declared_empty() -> Body {
     DeclaredEmpty.boxed()

@@ -186,11 +186,7 @@ async fn check_sources(
         let mut parts = decoded.trim_start_matches('/').splitn(4, '/');
         let (_, a, c, o) = (parts.next(), parts.next(), parts.next(), parts.next());
         if let (Some(a), Some(c), Some(o)) = (a, c, o) {
-            let a = judge
-                .identity
-                .account_by_storage_id(a)
-                .map(|acc| acc.storage_id)
-                .unwrap_or_else(|| a.to_owned());
+            let a = a.to_owned();
             if !judge.may(&a, Some(c), true, false).await? {
                 return Err(judge.denied(&format!("read the target of this link ({a}/{c})")));
             }
@@ -253,13 +249,7 @@ pub async fn handle<B: RequestBody>(
             allow: "GET, HEAD, POST",
         });
     }
-    if let Some(te) = header_str(req.headers(), "transfer-encoding")?
-        && !te.trim().eq_ignore_ascii_case("chunked")
-    {
-        return Err(Error::NotImplemented(format!(
-            "Transfer-Encoding {te:?} is not supported; use chunked"
-        )));
-    }
+    crate::http_util::is_chunked(req.headers())?;
     if !p.is_reseller_admin() {
         if let Some(h) = req
             .headers()

@@ -981,15 +981,7 @@ async fn check_put(
             ));
         }
     }
-    let chunked = match header_str(headers, "transfer-encoding")? {
-        None => false,
-        Some(t) if t.trim().eq_ignore_ascii_case("chunked") => true,
-        Some(t) => {
-            return Err(Error::NotImplemented(format!(
-                "Transfer-Encoding {t:?} is not supported; use chunked"
-            )));
-        }
-    };
+    let chunked = crate::http_util::is_chunked(headers)?;
     let length = match header_str(headers, "content-length")? {
         Some(v) => Some(
             v.trim()
