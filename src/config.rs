@@ -45,12 +45,32 @@ pub struct BackendConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// The cluster's v1 auth URL (`http://host:8080/auth/v1.0`).
+    /// The cluster's auth URL: v1 (`http://host:8080/auth/v1.0`) or Keystone v3
+    /// (`http://keystone:5000/v3`).
     pub auth_url: String,
-    /// The service user, `account:user`, with `.reseller_admin` upstream.
+    /// `1` or `3`; by default `3` when `auth_url` ends in `/v3`, else `1`.
+    pub auth_version: Option<u8>,
+    /// v1: the service user, `account:user`, with `.reseller_admin` upstream. Keystone:
+    /// the service user's name, with the cluster's reseller admin role.
+    #[serde(default)]
     pub user: String,
+    /// The v1 key, the Keystone password or the application credential's secret.
     pub key: Option<String>,
     pub key_file: Option<PathBuf>,
+    /// Keystone: the domain of `user` (its name).
+    #[serde(default = "default_domain")]
+    pub user_domain: String,
+    /// Keystone: the project the service token is scoped to (its name).
+    pub project: Option<String>,
+    #[serde(default = "default_domain")]
+    pub project_domain: String,
+    /// Keystone: log in with this application credential (and `key` as its secret)
+    /// instead of a user and a project.
+    pub application_credential_id: Option<String>,
+    /// Keystone: the region and interface of the catalog's `object-store` endpoint.
+    pub region: Option<String>,
+    #[serde(default = "default_interface")]
+    pub interface: String,
     #[serde(default = "default_reseller_prefix")]
     pub reseller_prefix: String,
     /// Where the gateway reaches the cluster's storage (`http://10.0.0.5:8080/v1`), when
@@ -61,6 +81,14 @@ pub struct BackendConfig {
     /// How long an upstream request may take to answer (its headers).
     #[serde(default = "default_upstream_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
+}
+
+fn default_domain() -> String {
+    "Default".into()
+}
+
+fn default_interface() -> String {
+    "public".into()
 }
 
 fn default_reseller_prefix() -> String {
@@ -86,6 +114,84 @@ impl BackendConfig {
                 self.name
             ))),
         }
+    }
+
+    /// Whether the service logs in to Keystone v3 rather than with v1 auth.
+    pub fn keystone(&self) -> bool {
+        match self.auth_version {
+            Some(v) => v == 3,
+            None => self.auth_url.trim_end_matches('/').ends_with("/v3"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |what: &str| {
+            Err(ConfigError::Invalid(format!(
+                "backend {:?}: {what}",
+                self.name
+            )))
+        };
+        if self.kind != "swift" {
+            return invalid(&format!(
+                "type {:?} is not known; this build has \"swift\"",
+                self.kind
+            ));
+        }
+        for (key, url) in [
+            ("auth_url", Some(&self.auth_url)),
+            ("internal_url", self.internal_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return invalid(&format!(
+                    "{key} = {url:?} must start with http:// or https://"
+                ));
+            }
+        }
+        if self.key.is_some() == self.key_file.is_some() {
+            return invalid("give key or key_file, one of them");
+        }
+        if !matches!(self.auth_version, None | Some(1) | Some(3)) {
+            return invalid("auth_version must be 1 or 3");
+        }
+        if !self.keystone() {
+            if !self.user.contains(':') {
+                return invalid("user must be account:user");
+            }
+            if self.project.is_some()
+                || self.application_credential_id.is_some()
+                || self.region.is_some()
+            {
+                return invalid(
+                    "project, application_credential_id and region are for Keystone v3 \
+                     (an auth_url ending in /v3, or auth_version = 3)",
+                );
+            }
+            return Ok(());
+        }
+        match (
+            &self.application_credential_id,
+            self.user.is_empty(),
+            &self.project,
+        ) {
+            (Some(_), true, None) | (None, false, Some(_)) => {}
+            (Some(_), _, _) => {
+                return invalid(
+                    "an application credential carries its own user and project; \
+                     give application_credential_id without user or project",
+                );
+            }
+            (None, _, _) => {
+                return invalid(
+                    "Keystone needs user and project (names), or application_credential_id",
+                );
+            }
+        }
+        if !matches!(self.interface.as_str(), "public" | "internal" | "admin") {
+            return invalid("interface must be public, internal or admin");
+        }
+        Ok(())
     }
 }
 
@@ -311,37 +417,7 @@ impl Config {
                     b.name
                 )));
             }
-            if b.kind != "swift" {
-                return Err(ConfigError::Invalid(format!(
-                    "backend {:?}: type {:?} is not known; this build has \"swift\"",
-                    b.name, b.kind
-                )));
-            }
-            for (key, url) in [
-                ("auth_url", Some(&b.auth_url)),
-                ("internal_url", b.internal_url.as_ref()),
-            ] {
-                if let Some(url) = url
-                    && !(url.starts_with("http://") || url.starts_with("https://"))
-                {
-                    return Err(ConfigError::Invalid(format!(
-                        "backend {:?}: {key} = {url:?} must start with http:// or https://",
-                        b.name
-                    )));
-                }
-            }
-            if !b.user.contains(':') {
-                return Err(ConfigError::Invalid(format!(
-                    "backend {:?}: user must be account:user",
-                    b.name
-                )));
-            }
-            if b.key.is_some() == b.key_file.is_some() {
-                return Err(ConfigError::Invalid(format!(
-                    "backend {:?}: give key or key_file, one of them",
-                    b.name
-                )));
-            }
+            b.validate()?;
         }
         if auth.default_backend != "local" && !names.contains(auth.default_backend.as_str()) {
             return Err(ConfigError::Invalid(format!(
@@ -500,6 +576,50 @@ mod tests {
         assert!(e.to_string().contains("not a duration"), "{e}");
         let e = Config::parse("[server]\ntrusted_proxies = [\"x\"]\n", "t").unwrap_err();
         assert!(e.to_string().contains("neither an IP"), "{e}");
+    }
+
+    #[test]
+    fn cluster_credentials_are_v1_or_keystone() {
+        let backend = |body: &str| {
+            Config::parse(
+                &format!("[[backend]]\nname = \"c\"\ntype = \"swift\"\nkey = \"k\"\n{body}"),
+                "t",
+            )
+        };
+        let c = backend("auth_url = \"http://h/auth/v1.0\"\nuser = \"a:u\"\n").unwrap();
+        assert!(!c.backends[0].keystone());
+        let c = backend("auth_url = \"http://k:5000/v3/\"\nuser = \"gw\"\nproject = \"service\"\n")
+            .unwrap();
+        assert!(c.backends[0].keystone());
+        assert_eq!(c.backends[0].user_domain, "Default");
+        let c = backend("auth_url = \"http://k/identity\"\nauth_version = 3\napplication_credential_id = \"a\"\n")
+            .unwrap();
+        assert!(c.backends[0].keystone());
+        for (body, says) in [
+            (
+                "auth_url = \"http://k/v3\"\nuser = \"gw\"\n",
+                "user and project",
+            ),
+            (
+                "auth_url = \"http://k/v3\"\nuser = \"gw\"\nproject = \"p\"\napplication_credential_id = \"a\"\n",
+                "without user or project",
+            ),
+            (
+                "auth_url = \"http://h/auth/v1.0\"\nuser = \"a:u\"\nregion = \"R\"\n",
+                "for Keystone v3",
+            ),
+            (
+                "auth_url = \"http://k/v3\"\nuser = \"gw\"\nproject = \"p\"\ninterface = \"private\"\n",
+                "interface must be",
+            ),
+            (
+                "auth_url = \"http://k/v3\"\nauth_version = 2\n",
+                "auth_version must be",
+            ),
+        ] {
+            let e = backend(body).unwrap_err();
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Resp, Swift, TestGateway, cluster_backend, repo_root, request, request_with_body, try_request,
+    Keystone, Resp, Swift, TestGateway, cluster_backend, keystone_backend, repo_root, request,
+    request_with_body, try_request,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -34,7 +35,12 @@ async fn admin(gw: &TestGateway, method: &str, path: &str, headers: &[(&str, &st
 
 /// An account on the cluster, with an admin `owner` and a plain `reader`.
 async fn cluster_account(gw: &TestGateway, name: &str) {
-    let h = [("X-Account-Backend", "cluster"), ("X-Account-Suffix", name)];
+    account_on(gw, "cluster", name).await;
+}
+
+/// An account on a backend, with an admin `owner` and a plain `reader`.
+async fn account_on(gw: &TestGateway, backend: &str, name: &str) {
+    let h = [("X-Account-Backend", backend), ("X-Account-Suffix", name)];
     assert_eq!(admin(gw, "PUT", name, &h).await.status, 201);
     let owner = [
         ("X-Auth-User-Key", "ownerkey"),
@@ -339,4 +345,99 @@ async fn a_failing_cluster_is_answered_clearly_and_recovers() {
     assert_eq!(r.status, 204, "the service token was refreshed once");
     let r = call(&gw, &owner, "PUT", "/v1/AUTH_gamma/c/o", b"after").await;
     assert_eq!(r.status, 201);
+}
+
+/// The cluster's service credentials may be Keystone v3 ones, a user's password or an
+/// application credential: the gateway logs in to Keystone, takes the object-store
+/// endpoint from the catalog, and provisions and proxies with that token.
+#[tokio::test]
+async fn keystone_service_credentials_run_a_cluster() {
+    let keystone = Keystone::start();
+    let swift = Swift::start_on(&keystone);
+    let mut nowhere = keystone_backend(&keystone, "ks-nowhere", false);
+    nowhere.region = Some("Nowhere".into());
+    let backends = [
+        keystone_backend(&keystone, "ks", false),
+        keystone_backend(&keystone, "ks-app", true),
+        nowhere,
+    ];
+    let gw = TestGateway::start_with(|c| {
+        c.backends.extend(backends);
+        c.auth.super_admin_key = Some(SUPER.into());
+    })
+    .await;
+    account_on(&gw, "ks", "kpass").await;
+    account_on(&gw, "ks-app", "kapp").await;
+    let mut owners = Vec::new();
+    for account in ["kpass", "kapp"] {
+        let owner = gw.login(&format!("{account}:owner"), "ownerkey").await;
+        let base = format!("/v1/AUTH_{account}/c");
+        assert_eq!(call(&gw, &owner, "PUT", &base, b"").await.status, 201);
+        let r = call(&gw, &owner, "PUT", &format!("{base}/o"), account.as_bytes()).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        owners.push((account, owner));
+    }
+    let (kpass, kapp) = (&owners[0].1, &owners[1].1);
+    for (token, other) in [(kpass, "kapp"), (kapp, "kpass")] {
+        let r = call(&gw, token, "GET", &format!("/v1/AUTH_{other}/c/o"), b"").await;
+        assert_eq!(r.status, 403, "accounts on one Keystone cluster stay apart");
+    }
+
+    // the accounts are on the cluster, as its reseller admin sees them
+    let service = keystone.token("gateway", "gatewaypass", "service").await;
+    for account in ["kpass", "kapp"] {
+        let path = format!("/v1/AUTH_{account}");
+        let r = request(swift.addr(), "HEAD", &path, &[("X-Auth-Token", &service)]).await;
+        assert_eq!(r.status, 204, "{path} upstream");
+        assert_eq!(r.header("x-account-container-count"), Some("1"));
+    }
+
+    // a region the catalog lacks: a clear error, and nothing made
+    let h = [
+        ("X-Account-Backend", "ks-nowhere"),
+        ("X-Account-Suffix", "knowhere"),
+    ];
+    let r = admin(&gw, "PUT", "knowhere", &h).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text().contains("no object-store endpoint") && r.text().contains("Nowhere"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(admin(&gw, "GET", "knowhere", &[]).await.status, 404);
+
+    // disabling the gateway's Keystone user revokes its tokens; once enabled again,
+    // each backend logs in anew, once, unseen by clients
+    let admin_token = keystone.token("admin", "secret", "admin").await;
+    let user = format!("/v3/users/{}", keystone.env["GATEWAY_USER_ID"]);
+    for enabled in [false, true] {
+        let body = serde_json::json!({"user": {"enabled": enabled}}).to_string();
+        let h = [
+            ("X-Auth-Token", admin_token.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let r = request_with_body(keystone.addr(), "PATCH", &user, &h, body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = request(
+        swift.addr(),
+        "HEAD",
+        "/v1/AUTH_kpass",
+        &[("X-Auth-Token", &service)],
+    )
+    .await;
+    assert_eq!(r.status, 401, "the cluster refuses the revoked token");
+    // Keystone revokes by the second: a token issued in the second of the revocation
+    // would be refused too
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (account, owner) in &owners {
+        let r = call(&gw, owner, "GET", &format!("/v1/AUTH_{account}/c/o"), b"").await;
+        assert_eq!(
+            r.status,
+            200,
+            "{account} after the revocation: {}",
+            r.text()
+        );
+        assert_eq!(r.text(), *account);
+    }
 }

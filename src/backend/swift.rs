@@ -1,17 +1,17 @@
 //! Upstream Swift clusters. The gateway holds a cluster's service (reseller admin)
-//! credentials, creates and deletes accounts there, and proxies storage requests to
-//! it: the client's token is checked here and replaced by the service token, which
-//! never leaves the gateway. Bodies stream in both directions.
+//! credentials, v1 or Keystone v3, creates and deletes accounts there, and proxies
+//! storage requests to it: the client's token is checked here and replaced by the
+//! service token, which never leaves the gateway. Bodies stream in both directions.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -42,18 +42,80 @@ const MAX_UPSTREAM_HEADERS: usize = 512;
 /// Credentials of the client, replaced by the service's.
 const CLIENT_CREDENTIALS: &[&str] = &["x-auth-token", "x-storage-token", "x-service-token"];
 
-/// The service session: its token and the cluster's storage base (`…/v1`).
+/// A service token is renewed this long before it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+/// The service session: its token, the cluster's storage base (`…/v1`), and when the
+/// token expires, when the cluster said.
 #[derive(Clone)]
 struct Session {
     token: String,
     base: String,
+    expires: Option<Instant>,
+}
+
+impl Session {
+    fn fresh(&self) -> bool {
+        self.expires
+            .is_none_or(|at| at > Instant::now() + TOKEN_MARGIN)
+    }
+}
+
+/// How the gateway logs in as the cluster's service.
+enum Login {
+    /// v1 auth: `X-Auth-User` / `X-Auth-Key`.
+    V1 { user: String, key: String },
+    /// Keystone v3: a `POST /v3/auth/tokens` body (holding the secret), and which
+    /// `object-store` endpoint of the catalog to use.
+    Keystone {
+        body: serde_json::Value,
+        region: Option<String>,
+        interface: String,
+    },
+}
+
+impl Login {
+    fn new(cfg: &BackendConfig) -> std::result::Result<Login, ConfigError> {
+        let key = cfg.key()?;
+        if !cfg.keystone() {
+            return Ok(Login::V1 {
+                user: cfg.user.clone(),
+                key,
+            });
+        }
+        let identity = match &cfg.application_credential_id {
+            Some(id) => serde_json::json!({
+                "methods": ["application_credential"],
+                "application_credential": {"id": id, "secret": key},
+            }),
+            None => serde_json::json!({
+                "methods": ["password"],
+                "password": {"user": {
+                    "name": cfg.user,
+                    "domain": {"name": cfg.user_domain},
+                    "password": key,
+                }},
+            }),
+        };
+        let mut auth = serde_json::json!({ "identity": identity });
+        if let Some(project) = &cfg.project {
+            auth["scope"] = serde_json::json!({"project": {
+                "name": project,
+                "domain": {"name": cfg.project_domain},
+            }});
+        }
+        Ok(Login::Keystone {
+            body: serde_json::json!({ "auth": auth }),
+            region: cfg.region.clone(),
+            interface: cfg.interface.clone(),
+        })
+    }
 }
 
 pub struct Cluster {
     pub name: String,
     auth_url: String,
-    user: String,
-    key: String,
+    login: Login,
     reseller_prefix: String,
     internal_url: Option<String>,
     timeout: Duration,
@@ -106,9 +168,8 @@ impl Cluster {
             .build(connector);
         Ok(Cluster {
             name: cfg.name.clone(),
-            auth_url: cfg.auth_url.clone(),
-            user: cfg.user.clone(),
-            key: cfg.key()?,
+            auth_url: cfg.auth_url.trim_end_matches('/').to_owned(),
+            login: Login::new(cfg)?,
             reseller_prefix: cfg.reseller_prefix.clone(),
             internal_url: cfg
                 .internal_url
@@ -154,11 +215,40 @@ impl Cluster {
         }
     }
 
-    /// Logs in with the service credentials (v1 auth).
+    /// Logs in with the service credentials.
     async fn login(&self) -> Result<Session> {
+        let session = match &self.login {
+            Login::V1 { user, key } => self.login_v1(user, key).await?,
+            Login::Keystone {
+                body,
+                region,
+                interface,
+            } => {
+                self.login_keystone(body, region.as_deref(), interface)
+                    .await?
+            }
+        };
+        Ok(match &self.internal_url {
+            Some(u) => Session {
+                base: u.clone(),
+                ..session
+            },
+            None => session,
+        })
+    }
+
+    fn refused(&self, status: StatusCode) -> Error {
+        tracing::warn!(cluster = %self.name, %status, "the cluster refused the service login");
+        Error::BadGateway(format!(
+            "the cluster {:?} refused the gateway's service login ({status})",
+            self.name
+        ))
+    }
+
+    async fn login_v1(&self, user: &str, key: &str) -> Result<Session> {
         let req = Request::get(&self.auth_url)
-            .header("x-auth-user", &self.user)
-            .header("x-auth-key", &self.key)
+            .header("x-auth-user", user)
+            .header("x-auth-key", key)
             .body(empty_body())
             .map_err(|e| Error::Internal(format!("auth request: {e}")))?;
         let resp = self.send(req).await?;
@@ -170,26 +260,97 @@ impl Cluster {
                 .map(str::to_owned)
         };
         let (token, url) = (header("x-auth-token"), header("x-storage-url"));
+        let expires = header("x-auth-token-expires")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|secs| Instant::now() + Duration::from_secs(secs));
         let _ = resp.into_body().collect().await;
         match (status.is_success(), token, url) {
-            (true, Some(token), Some(url)) => {
-                let base = match &self.internal_url {
-                    Some(u) => u.clone(),
-                    None => url
-                        .trim_end_matches('/')
-                        .rsplit_once('/')
-                        .map(|(b, _)| b.to_owned())
-                        .unwrap_or(url),
-                };
-                Ok(Session { token, base })
-            }
-            _ => {
-                tracing::warn!(cluster = %self.name, %status, "the cluster refused the service login");
-                Err(Error::BadGateway(format!(
-                    "the cluster {:?} refused the gateway's service login ({status})",
-                    self.name
-                )))
-            }
+            (true, Some(token), Some(url)) => Ok(Session {
+                token,
+                base: storage_base(&url),
+                expires,
+            }),
+            _ => Err(self.refused(status)),
+        }
+    }
+
+    /// Keystone v3: a project-scoped token, and the storage base from the catalog's
+    /// `object-store` endpoint.
+    async fn login_keystone(
+        &self,
+        body: &serde_json::Value,
+        region: Option<&str>,
+        interface: &str,
+    ) -> Result<Session> {
+        let body = Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let req = Request::post(format!("{}/auth/tokens", self.auth_url))
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(body)
+            .map_err(|e| Error::Internal(format!("auth request: {e}")))?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let token = resp
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::BadGateway(format!("reading Keystone's answer: {e}")))?
+            .to_bytes();
+        let token = match (status.is_success(), token) {
+            (true, Some(token)) => token,
+            _ => return Err(self.refused(status)),
+        };
+        let answer: KeystoneAnswer = serde_json::from_slice(&body).map_err(|e| {
+            Error::BadGateway(format!(
+                "the cluster {:?}: Keystone's token answer is not understood: {e}",
+                self.name
+            ))
+        })?;
+        let expires = answer
+            .token
+            .expires_at
+            .as_deref()
+            .and_then(keystone_time)
+            .map(|at| Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default());
+        let url = answer
+            .token
+            .catalog
+            .iter()
+            .filter(|s| s.kind == "object-store")
+            .flat_map(|s| &s.endpoints)
+            .find(|e| {
+                e.interface == interface
+                    && region.is_none_or(|r| {
+                        e.region_id.as_deref() == Some(r) || e.region.as_deref() == Some(r)
+                    })
+            })
+            .map(|e| e.url.clone());
+        match (url, &self.internal_url) {
+            (Some(url), _) => Ok(Session {
+                token,
+                base: storage_base(&url),
+                expires,
+            }),
+            (None, Some(base)) => Ok(Session {
+                token,
+                base: base.clone(),
+                expires,
+            }),
+            (None, None) => Err(Error::BadGateway(format!(
+                "the cluster {:?}: Keystone's catalog has no object-store endpoint for \
+                 interface {interface}{}",
+                self.name,
+                region
+                    .map(|r| format!(" in region {r}"))
+                    .unwrap_or_default()
+            ))),
         }
     }
 
@@ -199,6 +360,7 @@ impl Cluster {
         let mut guard = self.session.lock().await;
         if let Some(s) = guard.as_ref()
             && stale != Some(s.token.as_str())
+            && s.fresh()
         {
             return Ok(s.clone());
         }
@@ -486,6 +648,48 @@ pub struct Forward<'a> {
     pub public_base: &'a str,
 }
 
+/// The storage base (`…/v1`) of an account's storage URL (`…/v1/AUTH_x`).
+fn storage_base(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    url.rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or_else(|| url.to_owned())
+}
+
+/// A Keystone time (`2026-11-22T09:54:37.000000Z`, UTC).
+fn keystone_time(at: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(at.trim_end_matches('Z')).ok()
+}
+
+/// The parts of a Keystone v3 token answer the gateway reads.
+#[derive(serde::Deserialize)]
+struct KeystoneAnswer {
+    token: KeystoneToken,
+}
+
+#[derive(serde::Deserialize)]
+struct KeystoneToken {
+    expires_at: Option<String>,
+    #[serde(default)]
+    catalog: Vec<CatalogService>,
+}
+
+#[derive(serde::Deserialize)]
+struct CatalogService {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    endpoints: Vec<CatalogEndpoint>,
+}
+
+#[derive(serde::Deserialize)]
+struct CatalogEndpoint {
+    interface: String,
+    region_id: Option<String>,
+    region: Option<String>,
+    url: String,
+}
+
 /// Percent-encodes one path segment.
 fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -550,5 +754,24 @@ impl Clusters {
                 self.0.keys().map(|k| format!(", {k}")).collect::<String>()
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keystone_expiry_and_catalog_urls_are_read() {
+        let at = keystone_time("2026-11-22T09:54:37.000000Z").unwrap();
+        assert_eq!(
+            at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            1_795_341_277
+        );
+        assert_eq!(
+            storage_base("http://127.0.0.1:8080/v1/AUTH_28c9"),
+            "http://127.0.0.1:8080/v1"
+        );
+        assert_eq!(storage_base("http://h/v1/AUTH_x/"), "http://h/v1");
     }
 }

@@ -242,6 +242,22 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs `scripts/peers <command> <dir>`; a peer that cannot start fails the test.
+fn peers(command: &str, dir: &Path, env: &[(&str, &Path)]) {
+    let out = Command::new(repo_root().join("scripts/peers"))
+        .arg(command)
+        .arg(dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run scripts/peers");
+    assert!(
+        out.status.success(),
+        "scripts/peers {command} failed (run `scripts/peers install`):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A real OpenStack Swift all-in-one with tempauth, started by `scripts/peers`.
 /// Its absence is a test failure, never a skip: run `scripts/peers install` first.
 pub struct Swift {
@@ -251,21 +267,20 @@ pub struct Swift {
 
 impl Swift {
     pub fn start() -> Swift {
+        Self::start_env(&[])
+    }
+
+    /// A Swift whose users are those of a real Keystone (authtoken + keystoneauth).
+    pub fn start_on(keystone: &Keystone) -> Swift {
+        Self::start_env(&[("SWIFT_KEYSTONE", keystone.dir.path())])
+    }
+
+    fn start_env(env: &[(&str, &Path)]) -> Swift {
         let dir = tempfile::Builder::new()
             .prefix("sg-swift-")
             .tempdir()
             .expect("tempdir");
-        let out = Command::new(repo_root().join("scripts/peers"))
-            .arg("swift-start")
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/peers");
-        assert!(
-            out.status.success(),
-            "a real Swift could not be started (run `scripts/peers install`):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        peers("swift-start", dir.path(), env);
         let url = std::fs::read_to_string(dir.path().join("proxy_url"))
             .expect("proxy_url")
             .trim()
@@ -290,12 +305,109 @@ impl Drop for Swift {
     }
 }
 
+/// A real Keystone v3, started by `scripts/peers` with its seeded users.
+pub struct Keystone {
+    pub dir: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>/v3`
+    pub url: String,
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl Keystone {
+    pub fn start() -> Keystone {
+        let dir = tempfile::Builder::new()
+            .prefix("sg-keystone-")
+            .tempdir()
+            .expect("tempdir");
+        peers("keystone-start", dir.path(), &[]);
+        let env: std::collections::HashMap<String, String> =
+            std::fs::read_to_string(dir.path().join("keystone.env"))
+                .expect("keystone.env")
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        Keystone {
+            url: env["KEYSTONE_URL"].clone(),
+            dir,
+            env,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches("/v3")
+            .parse()
+            .expect("keystone address")
+    }
+
+    /// A project-scoped token for a user of the Default domain.
+    pub async fn token(&self, user: &str, password: &str, project: &str) -> String {
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+        }});
+        let r = request_with_body(
+            self.addr(),
+            "POST",
+            "/v3/auth/tokens",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "Keystone login of {user}: {}", r.text());
+        r.header("x-subject-token").expect("token").to_owned()
+    }
+}
+
+impl Drop for Keystone {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/peers"))
+            .arg("keystone-stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A Swift on a Keystone as a gateway backend: the Keystone user `gateway` (reseller
+/// admin of the cluster) with its password, or its application credential.
+pub fn keystone_backend(keystone: &Keystone, name: &str, app_credential: bool) -> BackendConfig {
+    let mut b = BackendConfig {
+        name: name.into(),
+        auth_url: keystone.url.clone(),
+        user: "gateway".into(),
+        key: Some("gatewaypass".into()),
+        project: Some("service".into()),
+        ..cluster_backend_at("")
+    };
+    if app_credential {
+        b.user = String::new();
+        b.project = None;
+        b.key = Some("gatewayappsecret".into());
+        b.application_credential_id = Some(keystone.env["GATEWAY_APP_CRED_ID"].clone());
+    }
+    b
+}
+
 /// The real Swift as a gateway backend named `cluster`, with its reseller admin.
 pub fn cluster_backend(swift: &Swift) -> BackendConfig {
+    cluster_backend_at(&swift.url)
+}
+
+fn cluster_backend_at(url: &str) -> BackendConfig {
     BackendConfig {
         name: "cluster".into(),
         kind: "swift".into(),
-        auth_url: format!("{}/auth/v1.0", swift.url),
+        auth_url: format!("{url}/auth/v1.0"),
+        auth_version: None,
+        user_domain: "Default".into(),
+        project: None,
+        project_domain: "Default".into(),
+        application_credential_id: None,
+        region: None,
+        interface: "public".into(),
         user: "admin:admin".into(),
         key: Some("admin".into()),
         key_file: None,
