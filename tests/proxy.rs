@@ -227,6 +227,8 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
         "hello"
     );
 
+    expect_continue(&gw, &owner, &other).await;
+
     // the service token never leaves the gateway
     for r in &seen {
         assert!(!r.text().contains(&service));
@@ -257,6 +259,62 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
             .to_string()
             .starts_with('2')
     );
+}
+
+/// `Expect: 100-continue`: a request the gateway refuses is answered before any body
+/// is asked for; an allowed one gets `100 Continue` and its body streams to the cluster.
+async fn expect_continue(gw: &TestGateway, owner: &str, other: &str) {
+    let body = b"sent only after 100 Continue";
+    for (token, expected) in [(other, "403"), (owner, "100")] {
+        let mut conn = tokio::net::TcpStream::connect(gw.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "PUT /v1/AUTH_alpha/docs/continued HTTP/1.1\r\nHost: gw\r\nX-Auth-Token: {token}\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.expect("head");
+        let first = read_head(&mut conn).await;
+        assert!(
+            first.starts_with(&format!("HTTP/1.1 {expected}")),
+            "{first}"
+        );
+        if expected == "100" {
+            conn.write_all(body).await.expect("body");
+            let answer = read_head(&mut conn).await;
+            assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        }
+    }
+    let r = call(gw, owner, "GET", "/v1/AUTH_alpha/docs/continued", b"").await;
+    assert_eq!(r.body, body);
+    assert_eq!(
+        call(gw, owner, "DELETE", "/v1/AUTH_alpha/docs/continued", b"")
+            .await
+            .status,
+        204
+    );
+}
+
+/// Reads one response head (up to its blank line), within a few seconds.
+async fn read_head(conn: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut byte))
+            .await
+            .expect("an answer within 10 s")
+            .expect("read");
+        assert_eq!(
+            n,
+            1,
+            "the connection closed after {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
 
 /// The pid file and config of the cluster's proxy server.
@@ -439,5 +497,60 @@ async fn keystone_service_credentials_run_a_cluster() {
             r.text()
         );
         assert_eq!(r.text(), *account);
+    }
+}
+
+/// curl speaking HTTP/2 (prior knowledge, h2c) to the gateway, for a local account and
+/// for one on the cluster, which the proxy reaches over HTTP/1.1; uploads of declared
+/// and of undeclared length (from a pipe) both arrive whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_clients_are_served_and_proxied() {
+    let swift = Swift::start();
+    let gw = gateway(&swift).await;
+    cluster_account(&gw, "h2c").await;
+    gw.user("h2l", "owner", "ownerkey", &[".admin"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("f");
+    std::fs::write(&file, vec![b'x'; 300_000]).expect("file");
+    for account in ["h2c", "h2l"] {
+        let token = gw.login(&format!("{account}:owner"), "ownerkey").await;
+        let base = format!("{}/v1/AUTH_{account}/c", gw.url());
+        let curl = |args: &[&str], stdin: Option<&std::path::Path>| {
+            let mut cmd = std::process::Command::new("curl");
+            cmd.args(["-sS", "--http2-prior-knowledge", "-H"])
+                .arg(format!("X-Auth-Token: {token}"))
+                .args(["-w", "\n%{http_version} %{http_code}"])
+                .args(args);
+            if let Some(path) = stdin {
+                cmd.stdin(std::fs::File::open(path).expect("stdin"));
+            }
+            let out = cmd.output().expect("curl runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (body, status) = text.rsplit_once('\n').expect("status line");
+            (body.to_owned(), status.to_owned())
+        };
+        assert_eq!(curl(&["-X", "PUT", &base], None).1, "2 201", "{account}");
+        let known = format!("{base}/known");
+        let piped = format!("{base}/piped");
+        assert_eq!(
+            curl(&["-T", file.to_str().unwrap(), &known], None).1,
+            "2 201"
+        );
+        assert_eq!(curl(&["-T", "-", &piped], Some(&file)).1, "2 201");
+        for url in [&known, &piped] {
+            let (body, status) = curl(&[url.as_str()], None);
+            assert_eq!(status, "2 200", "{url}");
+            assert_eq!(body.len(), 300_000, "{url}");
+        }
+        let (listing, status) = curl(&[&base], None);
+        assert_eq!(
+            (listing.as_str(), status.as_str()),
+            ("known\npiped\n", "2 200")
+        );
     }
 }

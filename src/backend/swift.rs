@@ -565,17 +565,8 @@ impl Cluster {
                 headers.remove(name.trim());
             }
         }
-        let forwarded = match parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) => format!("{prev}, {client}"),
-            None => client.to_string(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&forwarded) {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
-        }
+        let https = how.public_base.starts_with("https:");
+        add_forwarded(&mut headers, &parts.headers, client, https);
         let replayable = is_replayable(&parts.method, &parts.headers);
         let mut body = Some(
             body.map_err(|e| std::io::Error::other(e.to_string()))
@@ -633,6 +624,31 @@ impl Cluster {
                 rbody.map_err(std::io::Error::other).boxed()
             };
             return Ok(Response::from_parts(rparts, body));
+        }
+    }
+}
+
+/// Appends the client to `X-Forwarded-For` and `Forwarded` (RFC 7239), after whatever
+/// proxies before the gateway put there.
+fn add_forwarded(out: &mut HeaderMap, incoming: &HeaderMap, client: IpAddr, https: bool) {
+    let proto = if https { "https" } else { "http" };
+    let node = match client {
+        IpAddr::V4(ip) => format!("for={ip};proto={proto}"),
+        IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
+    };
+    for (name, entry) in [
+        (
+            HeaderName::from_static("x-forwarded-for"),
+            client.to_string(),
+        ),
+        (http::header::FORWARDED, node),
+    ] {
+        let value = match incoming.get(&name).and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {entry}"),
+            None => entry,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            out.insert(name, v);
         }
     }
 }
@@ -773,5 +789,27 @@ mod tests {
             "http://127.0.0.1:8080/v1"
         );
         assert_eq!(storage_base("http://h/v1/AUTH_x/"), "http://h/v1");
+    }
+
+    #[test]
+    fn the_client_is_added_to_forwarding_headers() {
+        let mut out = HeaderMap::new();
+        add_forwarded(
+            &mut out,
+            &HeaderMap::new(),
+            "192.0.2.7".parse().unwrap(),
+            false,
+        );
+        assert_eq!(out["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(out["forwarded"], "for=192.0.2.7;proto=http");
+        let mut incoming = HeaderMap::new();
+        incoming.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        incoming.insert("forwarded", HeaderValue::from_static("for=10.0.0.1"));
+        add_forwarded(&mut out, &incoming, "2001:db8::1".parse().unwrap(), true);
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1, 2001:db8::1");
+        assert_eq!(
+            out["forwarded"],
+            "for=10.0.0.1, for=\"[2001:db8::1]\";proto=https"
+        );
     }
 }

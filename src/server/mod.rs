@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -190,6 +191,36 @@ async fn maintain(app: Arc<App>) {
     }
 }
 
+/// An HTTP/2 request in the form the handlers know from HTTP/1.1: `Host` from its
+/// `:authority`; a body of undeclared length is streamed (chunked), and a PUT or POST
+/// that ended with its headers has an empty one.
+fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B> {
+    if req.version() != http::Version::HTTP_2 {
+        return req;
+    }
+    if !req.headers().contains_key(http::header::HOST)
+        && let Some(authority) = req.uri().authority()
+        && let Ok(v) = http::HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
+    if req.headers().contains_key(http::header::CONTENT_LENGTH) {
+        return req;
+    }
+    if !req.body().is_end_stream() {
+        req.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    } else if matches!(*req.method(), http::Method::PUT | http::Method::POST) {
+        req.headers_mut().insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("0"),
+        );
+    }
+    req
+}
+
 /// Serves on `listeners` until `shutdown` completes, then drains open connections.
 pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
@@ -201,13 +232,19 @@ pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Fu
     drop(tx);
     tasks.push(tokio::spawn(maintain(app.clone())));
 
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
+    // HTTP/1.1, and HTTP/2 for clients that open with its preface (h2c)
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
         .header_read_timeout(app.config.server.header_read_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .title_case_headers(true)
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32);
+    let http = Arc::new(http);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -218,11 +255,12 @@ pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Fu
                 let app = app.clone();
                 let service = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(req, conn).await) }
+                    async move { Ok::<_, Infallible>(app.handle(as_http11(req), conn).await) }
                 });
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                let (http, watcher) = (http.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
                     }
                     drop(permit);
