@@ -51,7 +51,7 @@ impl Judge<'_> {
         Ok(local::acl::account_access(
             headers
                 .get(local::acl::ACCOUNT_ACL)
-                .and_then(|v| v.to_str().ok())
+                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
                 .map(str::to_owned)
                 .as_ref(),
             &self.groups,
@@ -101,7 +101,10 @@ impl Judge<'_> {
                 } else {
                     "x-container-read"
                 };
-                let acl = local::acl::parse(meta.get(name).and_then(|v| v.to_str().ok()));
+                let acl = local::acl::parse(
+                    meta.get(name)
+                        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()),
+                );
                 acl.has_group(&self.groups)
                     || (!write
                         && (object || acl.listings)
@@ -110,8 +113,12 @@ impl Judge<'_> {
         })
     }
 
+    fn refusal(&self, what: &str) -> String {
+        format!("{} may not {what}", self.principal.label())
+    }
+
     fn denied(&self, what: &str) -> Error {
-        Error::Forbidden(format!("{} may not {what}", self.principal.label()))
+        Error::Forbidden(self.refusal(what))
     }
 }
 
@@ -144,6 +151,16 @@ async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, target: &Targe
         let account = account_in(headers, "destination-account", own)?;
         let c = container_of(dest);
         if !judge.may(&account, c.as_deref(), true, true).await? {
+            // as in Swift, a copy of nothing is 404 wherever it was to go; the caller
+            // may read the source, so its absence is theirs to know
+            if let (Some(c), Some(o)) = (&target.container, &target.object)
+                && !judge
+                    .cluster
+                    .object_exists(&judge.upstream(own), c, o)
+                    .await?
+            {
+                return Err(Error::NotFound(format!("no object {c}/{o} to copy")));
+            }
             return Err(judge.denied(&format!("copy to {account}/{dest}")));
         }
     }
@@ -176,12 +193,15 @@ async fn check_sources(
     owner: bool,
 ) -> Result<()> {
     let h = resp.headers();
+    // a header that cannot be read cannot be judged: the answer is not sent
+    let header = |name: &str| {
+        header_str(h, name).map_err(|_| {
+            Error::BadGateway(format!("the cluster's answer has an unreadable {name}"))
+        })
+    };
     let mut account = target.account.clone();
     let mut location: Option<(String, String)> = None;
-    if let Some(loc) = h
-        .get(http::header::CONTENT_LOCATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(loc) = header("content-location")? {
         let decoded = percent_decode_str(loc).decode_utf8_lossy().into_owned();
         let mut parts = decoded.trim_start_matches('/').splitn(4, '/');
         let (_, a, c, o) = (parts.next(), parts.next(), parts.next(), parts.next());
@@ -197,7 +217,7 @@ async fn check_sources(
     if owner && account == target.account {
         return Ok(());
     }
-    if let Some(m) = h.get("x-object-manifest").and_then(|v| v.to_str().ok())
+    if let Some(m) = header("x-object-manifest")?
         && !judge
             .may(&account, container_of(m).as_deref(), true, false)
             .await?
@@ -216,9 +236,12 @@ async fn check_sources(
             .cluster
             .manifest_containers(&judge.upstream(&account), &c, &o)
             .await?;
+        // Swift answers 409 when an SLO's segments cannot be loaded
         for s in segments {
             if !judge.may(&account, Some(&s), true, false).await? {
-                return Err(judge.denied("read the segments of this object"));
+                return Err(Error::Conflict(
+                    judge.refusal("read the segments of this object"),
+                ));
             }
         }
     }

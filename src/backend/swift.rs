@@ -462,6 +462,23 @@ impl Cluster {
         }
     }
 
+    /// Whether an object exists, as the service sees it.
+    pub async fn object_exists(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+    ) -> Result<bool> {
+        let path = format!(
+            "{}/{}/{}",
+            encode(account),
+            encode(container),
+            encode_path(object)
+        );
+        let (status, _) = self.service_call(Method::HEAD, &path).await?;
+        Ok(status != StatusCode::NOT_FOUND)
+    }
+
     /// The containers an SLO manifest's segments are in.
     pub async fn manifest_containers(
         &self,
@@ -473,7 +490,7 @@ impl Cluster {
             "{}/{}/{}?multipart-manifest=get",
             encode(account),
             encode(container),
-            object.split('/').map(encode).collect::<Vec<_>>().join("/")
+            encode_path(object)
         );
         let resp = self.service_request(Method::GET, &path).await?;
         let status = resp.status();
@@ -709,6 +726,11 @@ struct CatalogEndpoint {
 /// Percent-encodes one path segment.
 fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Percent-encodes an object name, keeping its slashes.
+fn encode_path(name: &str) -> String {
+    name.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 /// The configured clusters, by name.
