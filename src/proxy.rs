@@ -5,7 +5,7 @@
 //! symlink targets, large-object segments). Requests without a token go on without one,
 //! for the cluster to judge (public reads, temporary URLs).
 
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 
 use crate::auth::identity::{Identity, Principal};
@@ -335,8 +335,25 @@ pub async fn handle<B: RequestBody>(
     check_references(&judge, req.headers(), &target).await?;
     let reads = matches!(method, Method::GET | Method::HEAD);
     let mut resp = cluster.forward(req, &upstream, &how).await?;
-    if reads && resp.status().is_success() {
-        check_sources(&judge, &resp, &target, owner).await?;
+    // a static link whose target changed is 409, but only to who may read the target
+    let broken_link = resp.status() == StatusCode::CONFLICT
+        && resp.headers().contains_key(http::header::CONTENT_LOCATION);
+    if reads
+        && (resp.status().is_success() || broken_link)
+        && let Err(e) = check_sources(&judge, &resp, &target, owner).await
+    {
+        // a link whose target is out of reach still says where it points, as in Swift
+        let location = resp.headers().get(http::header::CONTENT_LOCATION).cloned();
+        let mut refused = match e {
+            e @ (Error::Forbidden(_) | Error::Conflict(_)) => e.into_response(""),
+            e => return Err(e),
+        };
+        if let Some(v) = location {
+            refused
+                .headers_mut()
+                .insert(http::header::CONTENT_LOCATION, v);
+        }
+        return Ok(refused);
     }
     if !owner {
         local::strip_privileged(resp.headers_mut());

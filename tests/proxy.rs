@@ -241,6 +241,11 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
     let r = call(&gw, &other, "GET", "/v1/AUTH_beta/mine/link", b"").await;
     assert_eq!(r.status, 403);
     assert!(!r.text().contains("hello"));
+    assert_eq!(
+        r.header("content-location"),
+        Some("/v1/AUTH_alpha/docs/a.txt"),
+        "a refused link still says where it points"
+    );
 
     // what only resellers may do is refused before it reaches the cluster
     let sysmeta = [("X-Account-Sysmeta-Owner", "me")];
