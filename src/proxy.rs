@@ -137,9 +137,18 @@ fn account_in(headers: &HeaderMap, name: &str, own: &str) -> Result<String> {
     })
 }
 
-/// Checks what a request reaches besides its own path.
-async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, target: &Target) -> Result<()> {
+/// Checks what a request reaches besides its own path; `manifest_get` when a copy is to
+/// copy an SLO manifest itself rather than its data.
+async fn check_references(
+    judge: &Judge<'_>,
+    headers: &HeaderMap,
+    target: &Target,
+    manifest_get: bool,
+) -> Result<()> {
     let own = target.account.as_str();
+    if manifest_get {
+        check_manifest_copy(judge, headers, target).await?;
+    }
     if let Some(src) = header_str(headers, "x-copy-from")? {
         let account = account_in(headers, "x-copy-from-account", own)?;
         let c = container_of(src);
@@ -182,6 +191,77 @@ async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, target: &Targe
         }
     }
     Ok(())
+}
+
+/// What Swift leaves unquoted in a path, besides `/`.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A manifest copied as a manifest into an account the caller does not own: its
+/// segments, which name containers of that account, must be readable there by the caller,
+/// as Swift checks them with the caller's rights (the service could read them all).
+/// Refused segments are listed as Swift's SLO lists them, in a 400.
+async fn check_manifest_copy(
+    judge: &Judge<'_>,
+    headers: &HeaderMap,
+    target: &Target,
+) -> Result<()> {
+    let own = target.account.as_str();
+    let (source_account, source, dest) = match header_str(headers, "x-copy-from")? {
+        Some(src) => {
+            let account = account_in(headers, "x-copy-from-account", own)?;
+            let decoded = percent_decode_str(src).decode_utf8_lossy().into_owned();
+            (account, decoded, own.to_owned())
+        }
+        None => match (
+            header_str(headers, "destination")?,
+            &target.container,
+            &target.object,
+        ) {
+            (Some(_), Some(c), Some(o)) => (
+                own.to_owned(),
+                format!("{c}/{o}"),
+                account_in(headers, "destination-account", own)?,
+            ),
+            _ => return Ok(()),
+        },
+    };
+    if judge.account_access(&dest).await? == AccountAccess::Admin {
+        return Ok(());
+    }
+    let Some((c, o)) = source.trim_start_matches('/').split_once('/') else {
+        return Ok(());
+    };
+    let Some(segments) = judge
+        .cluster
+        .manifest_segments(&judge.upstream(&source_account), c, o)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut refused = String::new();
+    for segment in &segments {
+        let container = segment.trim_start_matches('/').split('/').next();
+        if !judge.may(&dest, container, true, false).await? {
+            let quoted = segment
+                .split('/')
+                .map(|p| percent_encoding::utf8_percent_encode(p, PATH_SEGMENT).to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            refused.push_str(&format!("{quoted}, 403 Forbidden\n"));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Report {
+        status: StatusCode::BAD_REQUEST,
+        body: format!("Errors:\n{refused}"),
+        content_type: "text/plain",
+    })
 }
 
 /// Checks where an answer's data came from: a symlink's target (`Content-Location`) and
@@ -309,6 +389,7 @@ pub async fn handle<B: RequestBody>(
     let versioned = query
         .split('&')
         .any(|kv| kv.split('=').next() == Some("version-id"));
+    let manifest_get = query.split('&').any(|kv| kv == "multipart-manifest=get");
     if !owner {
         if versioned {
             return Err(judge.denied("reach the versions of an object: they are the owner's"));
@@ -332,7 +413,7 @@ pub async fn handle<B: RequestBody>(
         // no one else sees ACLs or keys, or sets them: the service token would let them
         local::strip_privileged(req.headers_mut());
     }
-    check_references(&judge, req.headers(), &target).await?;
+    check_references(&judge, req.headers(), &target, manifest_get).await?;
     let reads = matches!(method, Method::GET | Method::HEAD);
     let mut resp = cluster.forward(req, &upstream, &how).await?;
     // a static link whose target changed is 409, but only to who may read the target

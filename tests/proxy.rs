@@ -194,6 +194,22 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
         assert_eq!(r.status, refused, "{path}: {}", r.text());
         assert!(!r.text().contains("secret"));
     }
+    // the manifest itself, copied into another account: its segments there are judged
+    // with the caller's rights, and each refused one is listed
+    let drop = [("X-Container-Write", "alpha:owner")];
+    let r = call_with(&gw, &other, "PUT", "/v1/AUTH_beta/drop", &drop, b"").await;
+    assert_eq!(r.status, 201);
+    let to_beta = [
+        ("Destination", "drop/copied"),
+        ("Destination-Account", "AUTH_beta"),
+    ];
+    let path = "/v1/AUTH_alpha/docs/slo?multipart-manifest=get";
+    let r = call_with(&gw, &owner, "COPY", path, &to_beta, b"").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.text(), "Errors:\n/s%C3%ABgs/part, 403 Forbidden\n");
+    let r = call(&gw, &other, "DELETE", "/v1/AUTH_beta/drop", b"").await;
+    assert_eq!(r.status, 204);
+
     let r = call_with(&gw, &owner, "POST", segs, &acl, b"").await;
     assert_eq!(r.status, 204);
     for path in ["/v1/AUTH_alpha/docs/dlo", "/v1/AUTH_alpha/docs/slo"] {

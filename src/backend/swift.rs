@@ -486,6 +486,27 @@ impl Cluster {
         container: &str,
         object: &str,
     ) -> Result<Vec<String>> {
+        let mut containers: Vec<String> = self
+            .manifest_segments(account, container, object)
+            .await?
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.trim_start_matches('/').split('/').next())
+            .map(str::to_owned)
+            .collect();
+        containers.sort();
+        containers.dedup();
+        Ok(containers)
+    }
+
+    /// The segments (`/container/object`) of an SLO manifest, as the service reads it;
+    /// `None` when the object is not an SLO.
+    pub async fn manifest_segments(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+    ) -> Result<Option<Vec<String>>> {
         let path = format!(
             "{}/{}/{}?multipart-manifest=get",
             encode(account),
@@ -494,12 +515,19 @@ impl Cluster {
         );
         let resp = self.service_request(Method::GET, &path).await?;
         let status = resp.status();
+        let slo = resp
+            .headers()
+            .get("x-static-large-object")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
         let body = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| Error::BadGateway(format!("reading a manifest: {e}")))?
             .to_bytes();
+        if status == StatusCode::NOT_FOUND || (status.is_success() && !slo) {
+            return Ok(None);
+        }
         if !status.is_success() {
             return Err(Error::BadGateway(format!(
                 "the cluster {:?} answered {status} for a manifest",
@@ -508,15 +536,13 @@ impl Cluster {
         }
         let entries: Vec<serde_json::Value> = serde_json::from_slice(&body)
             .map_err(|_| Error::BadGateway("a manifest is not JSON".into()))?;
-        let mut containers: Vec<String> = entries
-            .iter()
-            .filter_map(|e| e.get("name").and_then(|n| n.as_str()))
-            .filter_map(|n| n.trim_start_matches('/').split('/').next())
-            .map(str::to_owned)
-            .collect();
-        containers.sort();
-        containers.dedup();
-        Ok(containers)
+        Ok(Some(
+            entries
+                .iter()
+                .filter_map(|e| e.get("name").and_then(|n| n.as_str()))
+                .map(str::to_owned)
+                .collect(),
+        ))
     }
 
     /// An account's metadata, as the service sees it (its ACL among them).
