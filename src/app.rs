@@ -163,9 +163,36 @@ impl App {
                 container,
                 object,
             } => {
-                let principal = self.authenticate_storage(headers, &account)?;
+                // OPTIONS needs no token, as in Swift: a cluster answers it itself (CORS
+                // included), the embedded store with the methods it allows
+                let options = parts.method == http::Method::OPTIONS;
+                let mut principal = if options {
+                    None
+                } else {
+                    self.authenticate_storage(headers, &account)?
+                };
+                let owner = self.identity.service_owner(&account);
+                if let Some(owner) = &owner
+                    && let Some(p) = principal.take()
+                {
+                    let service_token = first_header(headers, &["x-service-token"])?;
+                    principal =
+                        Some(
+                            self.identity
+                                .in_service_account(p, &account, owner, service_token),
+                        );
+                }
                 *identity_out = principal.as_ref().map(Principal::label);
-                let Some(record) = self.identity.account_by_storage_id(&account) else {
+                let record = self
+                    .identity
+                    .account_by_storage_id(owner.as_deref().unwrap_or(&account));
+                let local = record
+                    .as_ref()
+                    .is_none_or(|r| self.clusters.get(&r.backend).is_none());
+                if options && local {
+                    return Ok(Self::allowed_methods(container.is_some(), object.is_some()));
+                }
+                let Some(record) = record else {
                     // say "no such account" only to whom may know: anonymous callers
                     // are challenged, others refused, as for accounts that exist
                     return Err(match &principal {
@@ -263,6 +290,19 @@ impl App {
                 })
             }
         }
+    }
+
+    /// The answer to OPTIONS on a path of the embedded store: 200 and what it allows.
+    fn allowed_methods(container: bool, object: bool) -> Response<Body> {
+        let allow = match (container, object) {
+            (_, true) => "GET, HEAD, PUT, POST, DELETE, COPY, OPTIONS",
+            (true, false) => "GET, HEAD, PUT, POST, DELETE, OPTIONS",
+            (false, false) => "GET, HEAD, POST, OPTIONS",
+        };
+        let mut resp = crate::http_util::status_only(StatusCode::OK);
+        resp.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        resp
     }
 
     /// `/info`: what this gateway enforces and supports, in Swift's shape.

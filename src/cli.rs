@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::identity::{self, BOOTSTRAP_ACCOUNT, BOOTSTRAP_USER, check_key, check_name};
 use crate::auth::keys::{KeyHasher, generate_key};
-use crate::backend::swift::Clusters;
+use crate::backend::swift::{Clusters, Prefixes};
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::server::{Gateway, StartError};
 use crate::store::{ADMIN_GROUP, RESELLER_ADMIN_GROUP, Store, StoreError};
@@ -108,6 +108,9 @@ pub enum UserCommand {
         /// Make the user a reseller admin (every account; .reseller_admin)
         #[arg(long)]
         reseller_admin: bool,
+        /// Put the user in a group (repeatable), e.g. the service group
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
     },
     /// List users, of one account or all
     List { account: Option<String> },
@@ -244,7 +247,7 @@ fn create_account(
         return Err(StoreError::AccountExists(name.to_owned()).into());
     }
     let id = identity::storage_id(prefix, suffix)?;
-    upstream(clusters.provision(backend, &id, prefix))?;
+    upstream(clusters.provision(backend, &id, prefixes(config)))?;
     match store.create_account(name, &id, backend) {
         Ok(acc) => {
             println!(
@@ -254,15 +257,22 @@ fn create_account(
             Ok(acc)
         }
         Err(e) => {
-            let _ = upstream(clusters.deprovision(backend, &id, prefix));
+            let _ = upstream(clusters.deprovision(backend, &id, prefixes(config)));
             Err(e.into())
         }
     }
 }
 
+/// The gateway's account prefixes, as configured.
+fn prefixes(config: &Config) -> Prefixes<'_> {
+    Prefixes {
+        reseller: &config.auth.reseller_prefix,
+        service: config.auth.service_prefix.as_deref(),
+    }
+}
+
 fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
     let store = Store::open(&config.data_dir())?;
-    let prefix = &config.auth.reseller_prefix;
     match cmd {
         AccountCommand::Create {
             name,
@@ -281,7 +291,7 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
                     continue;
                 }
                 count += 1;
-                match upstream(clusters.provision(&a.backend, &a.storage_id, prefix)) {
+                match upstream(clusters.provision(&a.backend, &a.storage_id, prefixes(config))) {
                     Ok(()) => println!("recreated {} ({}) on {}", a.name, a.storage_id, a.backend),
                     Err(e) => {
                         eprintln!("cannot recreate {}: {e}", a.name);
@@ -317,7 +327,7 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
                 )));
             }
             let clusters = Clusters::from_config(&config.backends)?;
-            upstream(clusters.deprovision(&acc.backend, &acc.storage_id, prefix))?;
+            upstream(clusters.deprovision(&acc.backend, &acc.storage_id, prefixes(config)))?;
             store.delete_account(&name).map_err(|e| match e {
                 StoreError::AccountHasUsers { account, users } => CliError::Usage(format!(
                     "account {account:?} still has {users} user(s); delete them first \
@@ -340,9 +350,13 @@ fn user(config: &mut Config, cmd: UserCommand) -> Result<(), CliError> {
             key,
             admin,
             reseller_admin,
+            groups: named,
         } => {
             let (account, name) = split_user(&user)?;
             check_name("user", name, "")?;
+            for g in &named {
+                identity::check_group(g)?;
+            }
             let given = read_key(&key)?;
             if store.account(account)?.is_none() {
                 let backend = config.auth.default_backend.clone();
@@ -359,6 +373,7 @@ fn user(config: &mut Config, cmd: UserCommand) -> Result<(), CliError> {
             if reseller_admin {
                 groups.push(RESELLER_ADMIN_GROUP.to_owned());
             }
+            groups.extend(named);
             let k = given.clone().unwrap_or_else(generate_key);
             store.put_user(account, name, &hasher.hash_blocking(&k)?, &groups)?;
             println!("added user {user}");

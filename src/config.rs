@@ -73,6 +73,9 @@ pub struct BackendConfig {
     pub interface: String,
     #[serde(default = "default_reseller_prefix")]
     pub reseller_prefix: String,
+    /// The cluster's prefix of service accounts (`auth.service_prefix`).
+    #[serde(default = "default_service_prefix")]
+    pub service_prefix: String,
     /// Where the gateway reaches the cluster's storage (`http://10.0.0.5:8080/v1`), when
     /// not at the storage URL its auth answers.
     pub internal_url: Option<String>,
@@ -81,6 +84,10 @@ pub struct BackendConfig {
     /// How long an upstream request may take to answer (its headers).
     #[serde(default = "default_upstream_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
+}
+
+fn default_service_prefix() -> String {
+    "SERVICE_".into()
 }
 
 fn default_domain() -> String {
@@ -240,6 +247,11 @@ pub struct AuthConfig {
     pub default_backend: String,
     /// Prefix of storage ids (`AUTH_<id>`) and of tokens (`AUTH_tk…`).
     pub reseller_prefix: String,
+    /// With a prefix such as `SERVICE_`, each account `AUTH_<id>` also has a service
+    /// account `SERVICE_<id>`: its owner reaches it only together with a token of a user
+    /// in `service_group` (in `X-Service-Token`), as OpenStack services store data there.
+    pub service_prefix: Option<String>,
+    pub service_group: String,
     /// How long a verified key is remembered (as a keyed hash) so repeat logins skip argon2.
     #[serde(deserialize_with = "de_duration")]
     pub credential_cache: Duration,
@@ -257,6 +269,8 @@ impl Default for AuthConfig {
             super_admin_key_file: None,
             default_backend: "local".into(),
             reseller_prefix: "AUTH_".into(),
+            service_prefix: None,
+            service_group: "service".into(),
             credential_cache: Duration::from_secs(600),
             throttle: ThrottleConfig::default(),
             argon2: Argon2Config::default(),
@@ -430,13 +444,26 @@ impl Config {
                 "auth.token_life must be above zero and at most auth.max_token_life".into(),
             ));
         }
-        let p = &auth.reseller_prefix;
-        if p.is_empty()
-            || !p.ends_with('_')
-            || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        for (key, p) in [
+            ("reseller_prefix", Some(&auth.reseller_prefix)),
+            ("service_prefix", auth.service_prefix.as_ref()),
+        ] {
+            if let Some(p) = p
+                && (p.is_empty()
+                    || !p.ends_with('_')
+                    || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.{key} = {p:?}: use letters and digits ending in '_', like \"AUTH_\""
+                )));
+            }
+        }
+        if let Some(sp) = &auth.service_prefix
+            && (sp.starts_with(&auth.reseller_prefix)
+                || auth.reseller_prefix.starts_with(sp.as_str()))
         {
             return Err(ConfigError::Invalid(format!(
-                "auth.reseller_prefix = {p:?}: use letters and digits ending in '_', like \"AUTH_\""
+                "auth.service_prefix = {sp:?} must not overlap auth.reseller_prefix"
             )));
         }
         if auth.super_admin_key.is_some() && auth.super_admin_key_file.is_some() {
@@ -619,6 +646,19 @@ mod tests {
         ] {
             let e = backend(body).unwrap_err();
             assert!(e.to_string().contains(says), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn service_prefix_is_checked() {
+        let c = Config::parse("[auth]\nservice_prefix = \"SERVICE_\"\n", "t").unwrap();
+        assert_eq!(c.auth.service_group, "service");
+        for (text, says) in [
+            ("service_prefix = \"SERVICE\"", "ending in '_'"),
+            ("service_prefix = \"AUTH_X_\"", "must not overlap"),
+        ] {
+            let e = Config::parse(&format!("[auth]\n{text}\n"), "t").unwrap_err();
+            assert!(e.to_string().contains(says), "{text}: {e}");
         }
     }
 

@@ -26,7 +26,7 @@ struct Judge<'a> {
 impl Judge<'_> {
     fn upstream(&self, account: &str) -> String {
         self.cluster
-            .upstream_account(account, &self.identity.reseller_prefix)
+            .upstream_account(account, self.identity.prefixes())
     }
 
     /// What the caller may do in an account (a storage id): everything as its owner or
@@ -337,7 +337,7 @@ pub async fn handle<B: RequestBody>(
     principal: Option<Principal>,
     how: Forward<'_>,
 ) -> Result<Response<Body>> {
-    let upstream = cluster.upstream_account(&target.account, &identity.reseller_prefix);
+    let upstream = cluster.upstream_account(&target.account, identity.prefixes());
     let Some(p) = principal else {
         return cluster.forward(req, &upstream, &how).await;
     };

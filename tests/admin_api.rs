@@ -478,3 +478,48 @@ async fn no_super_admin_without_a_configured_key() {
     assert_eq!(r.status, 401);
     assert!(r.text().contains("no super admin key"), "{}", r.text());
 }
+
+/// Groups hold in every account (ACLs and the service group name them), so only the super
+/// admin puts users in them; names are checked; a user changing its own key keeps them.
+#[tokio::test]
+async fn only_the_super_admin_puts_users_in_groups() {
+    let gw = gateway().await;
+    let svc = [
+        ("X-Auth-User-Key", "svckey"),
+        ("X-Auth-User-Groups", "service, ops"),
+    ];
+    for role in [Reseller, AccountAdmin] {
+        let r = call(&gw, role, "PUT", "/auth/v2/acme/svc", &svc).await;
+        assert_eq!(r.status, 403, "{role:?}: {}", r.text());
+        assert!(r.text().contains("only the super admin"), "{}", r.text());
+    }
+    let bad = [("X-Auth-User-Key", "k"), ("X-Auth-User-Groups", ".admin")];
+    let r = call(&gw, Super, "PUT", "/auth/v2/acme/svc", &bad).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not starting with '.'"), "{}", r.text());
+    assert_eq!(
+        call(&gw, Super, "PUT", "/auth/v2/acme/svc", &svc)
+            .await
+            .status,
+        201
+    );
+    let groups = |r: Resp| -> Vec<String> {
+        r.json()["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .map(|g| g["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let r = call(&gw, Super, "GET", "/auth/v2/acme/svc", &[]).await;
+    let listed = groups(r);
+    assert!(listed.contains(&"service".to_owned()) && listed.contains(&"ops".to_owned()));
+    let own = [
+        ("X-Auth-Admin-User", "acme:svc"),
+        ("X-Auth-Admin-Key", "svckey"),
+        ("X-Auth-User-Key", "newkey"),
+    ];
+    assert_eq!(gw.req("PUT", "/auth/v2/acme/svc", &own).await.status, 201);
+    let r = call(&gw, Super, "GET", "/auth/v2/acme/svc", &[]).await;
+    assert_eq!(groups(r), listed, "a new key keeps the groups");
+}

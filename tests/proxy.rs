@@ -466,6 +466,40 @@ async fn a_failing_cluster_is_answered_clearly_and_recovers() {
     assert_eq!(r.status, 201);
 }
 
+/// Service accounts on a cluster: made with the account, named with the cluster's
+/// service prefix, reached only with the owner's token and a service token together.
+#[tokio::test]
+async fn service_accounts_live_on_the_cluster() {
+    let swift = Swift::start();
+    let backend = cluster_backend(&swift);
+    let gw = TestGateway::start_with(|c| {
+        c.backends.push(backend.clone());
+        c.auth.service_prefix = Some("SERVICE_".into());
+    })
+    .await;
+    gw.cluster_user(&backend, "svctest", "owner", "ownerkey", &[".admin"])
+        .await;
+    gw.user("svc", "svc", "svckey", &["service"]).await;
+    let admin = upstream_token(&swift).await;
+    let r = request(
+        swift.addr(),
+        "HEAD",
+        "/v1/SERVICE_svctest",
+        &[("X-Auth-Token", &admin)],
+    )
+    .await;
+    assert_eq!(r.status, 204, "made with the account");
+    common::check_service_account(&gw, "svctest").await;
+    let r = request(
+        swift.addr(),
+        "GET",
+        "/v1/SERVICE_svctest/held/o",
+        &[("X-Auth-Token", &admin)],
+    )
+    .await;
+    assert_eq!(r.text(), "kept", "stored in the cluster's service account");
+}
+
 /// The cluster's service credentials may be Keystone v3 ones, a user's password or an
 /// application credential: the gateway logs in to Keystone, takes the object-store
 /// endpoint from the catalog, and provisions and proxies with that token.

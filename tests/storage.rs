@@ -573,3 +573,13 @@ async fn legacy_versions_location_stacks_and_history_archives() {
         "one versioning mode per container"
     );
 }
+
+/// With `auth.service_prefix`, an account's service account is reached only with its
+/// owner's token and a token of the service group together (Swift's service tokens).
+#[tokio::test]
+async fn service_accounts_need_the_owner_and_a_service_token() {
+    let gw = TestGateway::start_with(|c| c.auth.service_prefix = Some("SERVICE_".into())).await;
+    gw.user("test", "owner", "ownerkey", &[".admin"]).await;
+    gw.user("svc", "svc", "svckey", &["service"]).await;
+    common::check_service_account(&gw, "test").await;
+}

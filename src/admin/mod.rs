@@ -299,6 +299,21 @@ async fn put_user(
     if reseller {
         groups.push(RESELLER_ADMIN_GROUP.to_owned());
     }
+    let named = match first_header(headers, &["x-auth-user-groups"])? {
+        Some(list) => list
+            .split(',')
+            .map(|g| crate::auth::identity::check_group(g.trim()).map(|()| g.trim().to_owned()))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    // group names are the same in every account (ACLs and the service group name them)
+    if !named.is_empty() && caller.rank(account) < SUPER_ADMIN {
+        return Err(Error::Forbidden(
+            "only the super admin may put users in groups; group names hold in every account"
+                .into(),
+        ));
+    }
+    groups.extend(named.iter().cloned());
     let wanted = if reseller {
         RESELLER_ADMIN
     } else if admin {
@@ -328,6 +343,13 @@ async fn put_user(
     }
     if identity.account(account).is_none() {
         return Err(no_account(account));
+    }
+    // a user changing its own key keeps the groups the super admin gave it
+    if own_key_change
+        && named.is_empty()
+        && let Some(u) = &existing
+    {
+        groups.extend(u.groups.iter().filter(|g| !g.starts_with('.')).cloned());
     }
     let key = first_header(headers, &["x-auth-user-key"])?
         .ok_or_else(|| Error::bad_request("X-Auth-User-Key is required"))?;

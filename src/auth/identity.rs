@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use super::keys::KeyHasher;
 use super::throttle::Throttle;
 use super::token;
-use crate::backend::swift::Clusters;
+use crate::backend::swift::{Clusters, Prefixes};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
@@ -156,6 +156,8 @@ pub struct Identity {
     dummy_hash: String,
     super_admin_hash: Option<String>,
     pub reseller_prefix: String,
+    service_prefix: Option<String>,
+    service_group: String,
     token_life: Duration,
     max_token_life: Duration,
     credential_cache: Duration,
@@ -202,6 +204,8 @@ impl Identity {
             dummy_hash,
             super_admin_hash,
             reseller_prefix: config.auth.reseller_prefix.clone(),
+            service_prefix: config.auth.service_prefix.clone(),
+            service_group: config.auth.service_group.clone(),
             token_life: config.auth.token_life,
             max_token_life: config.auth.max_token_life,
             credential_cache: config.auth.credential_cache,
@@ -412,6 +416,51 @@ impl Identity {
         })
     }
 
+    /// For a service account (`SERVICE_<id>`), the account that owns it (`AUTH_<id>`).
+    pub fn service_owner(&self, storage_id: &str) -> Option<String> {
+        let id = storage_id.strip_prefix(self.service_prefix.as_deref()?)?;
+        Some(format!("{}{id}", self.reseller_prefix))
+    }
+
+    /// The gateway's account prefixes, for naming accounts upstream.
+    pub fn prefixes(&self) -> Prefixes<'_> {
+        Prefixes {
+            reseller: &self.reseller_prefix,
+            service: self.service_prefix.as_deref(),
+        }
+    }
+
+    /// The gateway's prefix of service accounts, when they are enabled.
+    pub fn service_prefix(&self) -> Option<&str> {
+        self.service_prefix.as_deref()
+    }
+
+    /// Who the caller is in the service account `account` of `owner`: an admin of the
+    /// owner whose request also carries the token of a user of the service group acts as
+    /// the service account's admin; everyone else stays who they are there.
+    pub fn in_service_account(
+        &self,
+        p: Principal,
+        account: &str,
+        owner: &str,
+        service_token: Option<&str>,
+    ) -> Principal {
+        if p.is_reseller_admin() || p.storage_id != owner || !p.is_admin() {
+            return p;
+        }
+        let service = service_token
+            .and_then(|t| self.validate(t))
+            .is_some_and(|s| s.groups.contains(&self.service_group));
+        if service {
+            Principal {
+                storage_id: account.to_owned(),
+                ..p
+            }
+        } else {
+            p
+        }
+    }
+
     /// The principal a token stands for: a memory lookup, nothing else.
     pub fn validate(&self, token: &str) -> Option<Principal> {
         if token.len() > token::MAX_TOKEN_LENGTH || !token::is_ours(token, &self.reseller_prefix) {
@@ -535,7 +584,7 @@ impl Identity {
             return Err(StoreError::StorageIdTaken(storage_id).into());
         }
         clusters
-            .provision(backend, &storage_id, &self.reseller_prefix)
+            .provision(backend, &storage_id, self.prefixes())
             .await?;
         let store = self.store.clone();
         let (n, b, id) = (name.to_owned(), backend.to_owned(), storage_id.clone());
@@ -545,7 +594,7 @@ impl Identity {
             Err(e) => {
                 // the upstream account was new and is empty: it goes again
                 if let Err(undo) = clusters
-                    .deprovision(backend, &storage_id, &self.reseller_prefix)
+                    .deprovision(backend, &storage_id, self.prefixes())
                     .await
                 {
                     tracing::warn!(account = name, error = %undo, "cannot undo an upstream account");
@@ -568,7 +617,7 @@ impl Identity {
         let mut failures = Vec::new();
         for a in &accounts {
             if let Err(e) = clusters
-                .provision(&a.backend, &a.storage_id, &self.reseller_prefix)
+                .provision(&a.backend, &a.storage_id, self.prefixes())
                 .await
             {
                 tracing::warn!(account = %a.name, error = %e, "cannot recreate an upstream account");
@@ -593,7 +642,7 @@ impl Identity {
             .into());
         }
         clusters
-            .deprovision(&acc.backend, &acc.storage_id, &self.reseller_prefix)
+            .deprovision(&acc.backend, &acc.storage_id, self.prefixes())
             .await?;
         let store = self.store.clone();
         let name = name.to_owned();
@@ -648,6 +697,24 @@ impl Identity {
 
 /// Account and user names: 1 to 256 bytes, no separators, no leading dot (reserved,
 /// as in Swauth), and account names never look like storage ids.
+/// A group a user may be put in: letters, digits, `_`, `-` and `.`, not starting with
+/// `.` (the built-in groups' mark).
+pub fn check_group(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!(
+            "group {name:?}: use up to 64 letters, digits, '_', '-' and '.', not starting with '.'"
+        )))
+    }
+}
+
 pub fn check_name(kind: &str, name: &str, reseller_prefix: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::bad_request(format!(

@@ -117,6 +117,7 @@ pub struct Cluster {
     auth_url: String,
     login: Login,
     reseller_prefix: String,
+    service_prefix: String,
     internal_url: Option<String>,
     timeout: Duration,
     client: Client<HttpConnector, Outgoing>,
@@ -171,6 +172,7 @@ impl Cluster {
             auth_url: cfg.auth_url.trim_end_matches('/').to_owned(),
             login: Login::new(cfg)?,
             reseller_prefix: cfg.reseller_prefix.clone(),
+            service_prefix: cfg.service_prefix.clone(),
             internal_url: cfg
                 .internal_url
                 .as_ref()
@@ -182,13 +184,25 @@ impl Cluster {
         })
     }
 
-    /// The account name upstream for a gateway storage id (`AUTH_<id>` with the
-    /// gateway's prefix becomes `<cluster prefix><id>`).
-    pub fn upstream_account(&self, storage_id: &str, gateway_prefix: &str) -> String {
-        let suffix = storage_id
-            .strip_prefix(gateway_prefix)
+    /// The account name upstream for a gateway storage id: `AUTH_<id>` with the
+    /// gateway's prefix becomes `<cluster prefix><id>`, and a service account
+    /// `SERVICE_<id>` with the gateway's service prefix `<cluster service prefix><id>`.
+    pub fn upstream_account(&self, storage_id: &str, gateway: Prefixes<'_>) -> String {
+        if let Some(id) = gateway.service.and_then(|p| storage_id.strip_prefix(p)) {
+            return format!("{}{id}", self.service_prefix);
+        }
+        let id = storage_id
+            .strip_prefix(gateway.reseller)
             .unwrap_or(storage_id);
-        format!("{}{suffix}", self.reseller_prefix)
+        format!("{}{id}", self.reseller_prefix)
+    }
+
+    /// The upstream service account of an account, when the gateway has them.
+    fn upstream_service_account(&self, storage_id: &str, gateway: Prefixes<'_>) -> Option<String> {
+        let id = storage_id.strip_prefix(gateway.reseller)?;
+        gateway
+            .service
+            .map(|_| format!("{}{id}", self.service_prefix))
     }
 
     /// Sends one request; an unreachable cluster is 503, a slow one 504.
@@ -759,6 +773,14 @@ fn encode_path(name: &str) -> String {
     name.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
+/// The gateway's account prefixes: its reseller prefix, and its service prefix when it
+/// has service accounts.
+#[derive(Debug, Clone, Copy)]
+pub struct Prefixes<'a> {
+    pub reseller: &'a str,
+    pub service: Option<&'a str>,
+}
+
 /// The configured clusters, by name.
 #[derive(Debug, Default)]
 pub struct Clusters(HashMap<String, Arc<Cluster>>);
@@ -776,36 +798,45 @@ impl Clusters {
         self.0.get(name)
     }
 
-    /// Creates the upstream account of a new account on a cluster backend.
+    /// Creates the upstream account of a new account on a cluster backend, and its
+    /// service account when the gateway has them.
     pub async fn provision(
         &self,
         backend: &str,
         storage_id: &str,
-        gateway_prefix: &str,
+        gateway: Prefixes<'_>,
     ) -> Result<()> {
-        match self.0.get(backend) {
-            Some(c) => {
-                c.create_account(&c.upstream_account(storage_id, gateway_prefix))
-                    .await
-            }
-            None => Ok(()),
+        let Some(c) = self.0.get(backend) else {
+            return Ok(());
+        };
+        let main = c.upstream_account(storage_id, gateway);
+        c.create_account(&main).await?;
+        if let Some(service) = c.upstream_service_account(storage_id, gateway)
+            && let Err(e) = c.create_account(&service).await
+        {
+            // refused while it holds containers: an account in use stays
+            let _ = c.delete_account(&main).await;
+            return Err(e);
         }
+        Ok(())
     }
 
-    /// Deletes the upstream account of an account on a cluster backend.
+    /// Deletes the upstream account of an account on a cluster backend, and its service
+    /// account; each is refused while it holds containers.
     pub async fn deprovision(
         &self,
         backend: &str,
         storage_id: &str,
-        gateway_prefix: &str,
+        gateway: Prefixes<'_>,
     ) -> Result<()> {
-        match self.0.get(backend) {
-            Some(c) => {
-                c.delete_account(&c.upstream_account(storage_id, gateway_prefix))
-                    .await
-            }
-            None => Ok(()),
+        let Some(c) = self.0.get(backend) else {
+            return Ok(());
+        };
+        if let Some(service) = c.upstream_service_account(storage_id, gateway) {
+            c.delete_account(&service).await?;
         }
+        c.delete_account(&c.upstream_account(storage_id, gateway))
+            .await
     }
 
     /// The backend an account is bound to must exist: `local` or a cluster.

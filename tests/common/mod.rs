@@ -412,6 +412,7 @@ fn cluster_backend_at(url: &str) -> BackendConfig {
         key: Some("admin".into()),
         key_file: None,
         reseller_prefix: "AUTH_".into(),
+        service_prefix: "SERVICE_".into(),
         internal_url: None,
         connect_timeout: std::time::Duration::from_secs(2),
         timeout: std::time::Duration::from_secs(30),
@@ -420,4 +421,55 @@ fn cluster_backend_at(url: &str) -> BackendConfig {
 
 pub fn swiftgate_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_swiftgate"))
+}
+
+/// The service account `SERVICE_<name>` of the account `AUTH_<name>` (owned by
+/// `<name>:owner`, key `ownerkey`), with `svc:svc` (key `svckey`) in the service group:
+/// reached only with the owner's token and a service token together.
+pub async fn check_service_account(gw: &TestGateway, name: &str) {
+    let owner = gw.login(&format!("{name}:owner"), "ownerkey").await;
+    let service = gw.login("svc:svc", "svckey").await;
+    let base = format!("/v1/SERVICE_{name}/held");
+    let put = |token: &str, service_token: Option<&str>, path: String| {
+        let mut h = vec![("X-Auth-Token", token.to_owned())];
+        if let Some(s) = service_token {
+            h.push(("X-Service-Token", s.to_owned()));
+        }
+        async move {
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            request_with_body(gw.addr, "PUT", &path, &h, b"").await
+        }
+    };
+    for (token, service_token, why) in [
+        (&owner, None, "the owner alone"),
+        (&service, None, "the service alone"),
+        (&service, Some(&service), "the service twice"),
+        (
+            &owner,
+            Some(&owner),
+            "a service token of a user outside the service group",
+        ),
+    ] {
+        let r = put(token, service_token.map(String::as_str), base.clone()).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.text());
+    }
+    assert_eq!(gw.req("PUT", &base, &[]).await.status, 401);
+    let r = put(&owner, Some(&service), base.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let h = [
+        ("X-Auth-Token", owner.as_str()),
+        ("X-Service-Token", service.as_str()),
+    ];
+    let r = request_with_body(gw.addr, "PUT", &format!("{base}/o"), &h, b"kept").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(gw.get(&format!("{base}/o"), &h).await.text(), "kept");
+    let r = gw.req("OPTIONS", &base, &[]).await;
+    assert_eq!(r.status, 200, "OPTIONS needs no token");
+    assert!(r.header("allow").is_some_and(|a| a.contains("PUT")));
+    let own = [("X-Auth-Token", owner.as_str())];
+    let r = gw.get(&format!("/v1/AUTH_{name}/held"), &own).await;
+    assert_eq!(
+        r.status, 404,
+        "the service account is apart from the account"
+    );
 }
