@@ -305,9 +305,9 @@ impl App {
         resp
     }
 
-    /// `/info`: what this gateway enforces and supports, in Swift's shape.
-    /// What `/info` says: the local store's capabilities, or, when new accounts go to a
-    /// cluster, that cluster's (what its clients will meet); with swiftgate's own section.
+    /// `/info`, in Swift's shape: the embedded store's capabilities or, when new accounts
+    /// go to a cluster, that cluster's (what its clients will meet); with swiftgate's own
+    /// section.
     async fn info(&self) -> serde_json::Value {
         let mut info = match self.clusters.get(&self.config.auth.default_backend) {
             Some(cluster) => match cluster.info().await {

@@ -430,11 +430,6 @@ impl Identity {
         }
     }
 
-    /// The gateway's prefix of service accounts, when they are enabled.
-    pub fn service_prefix(&self) -> Option<&str> {
-        self.service_prefix.as_deref()
-    }
-
     /// Who the caller is in the service account `account` of `owner`: an admin of the
     /// owner whose request also carries the token of a user of the service group acts as
     /// the service account's admin; everyone else stays who they are there.
@@ -695,8 +690,6 @@ impl Identity {
     }
 }
 
-/// Account and user names: 1 to 256 bytes, no separators, no leading dot (reserved,
-/// as in Swauth), and account names never look like storage ids.
 /// A group a user may be put in: letters, digits, `_`, `-` and `.`, not starting with
 /// `.` (the built-in groups' mark).
 pub fn check_group(name: &str) -> Result<()> {
@@ -715,6 +708,8 @@ pub fn check_group(name: &str) -> Result<()> {
     }
 }
 
+/// Account and user names: 1 to 256 bytes, no separators, no leading dot (reserved,
+/// as in Swauth), and account names never look like storage ids.
 pub fn check_name(kind: &str, name: &str, reseller_prefix: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::bad_request(format!(
