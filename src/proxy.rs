@@ -34,7 +34,7 @@ impl Judge<'_> {
     /// gateway does not hold on this cluster.
     async fn account_access(&self, account: &str) -> Result<AccountAccess> {
         let p = self.principal;
-        if p.is_reseller_admin() || (p.storage_id == account && p.is_admin()) {
+        if p.owns(account) {
             return Ok(AccountAccess::Admin);
         }
         let ours = self

@@ -54,6 +54,16 @@ impl Principal {
         self.groups.iter().any(|g| g == RESELLER_ADMIN_GROUP)
     }
 
+    /// An admin of the account with this storage id.
+    pub fn administers(&self, storage_id: &str) -> bool {
+        self.storage_id == storage_id && self.is_admin()
+    }
+
+    /// Owns the account: administers it, or is a reseller admin.
+    pub fn owns(&self, storage_id: &str) -> bool {
+        self.is_reseller_admin() || self.administers(storage_id)
+    }
+
     /// `X-Auth-Groups` as DevAuth and Swauth send it: `acct:user,acct`, then the
     /// storage id for account admins (the group that owns the account), then the
     /// remaining groups.
@@ -440,7 +450,7 @@ impl Identity {
         owner: &str,
         service_token: Option<&str>,
     ) -> Principal {
-        if p.is_reseller_admin() || p.storage_id != owner || !p.is_admin() {
+        if p.is_reseller_admin() || !p.administers(owner) {
             return p;
         }
         let service = service_token

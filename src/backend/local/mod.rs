@@ -113,9 +113,7 @@ impl Caller {
     /// Account admins of the account, and reseller admins, own it; so does a temporary
     /// URL signed with an account key, for its one request.
     pub fn owns(&self, account: &str) -> bool {
-        self.principal
-            .as_ref()
-            .is_some_and(|p| p.is_reseller_admin() || (p.storage_id == account && p.is_admin()))
+        self.principal.as_ref().is_some_and(|p| p.owns(account))
             || self
                 .temp_url
                 .as_ref()
