@@ -146,14 +146,15 @@ async fn check_references(
     manifest_get: bool,
 ) -> Result<()> {
     let own = target.account.as_str();
-    if manifest_get {
-        check_manifest_copy(judge, headers, target).await?;
-    }
     if let Some(src) = header_str(headers, "x-copy-from")? {
         let account = account_in(headers, "x-copy-from-account", own)?;
         let c = container_of(src);
         if !judge.may(&account, c.as_deref(), true, false).await? {
             return Err(judge.denied(&format!("copy from {account}/{src}")));
+        }
+        if manifest_get {
+            let src = percent_decode_str(src).decode_utf8_lossy();
+            check_manifest_copy(judge, &account, &src, own).await?;
         }
     }
     if let Some(dest) = header_str(headers, "destination")? {
@@ -171,6 +172,9 @@ async fn check_references(
                 return Err(Error::NotFound(format!("no object {c}/{o} to copy")));
             }
             return Err(judge.denied(&format!("copy to {account}/{dest}")));
+        }
+        if manifest_get && let (Some(c), Some(o)) = (&target.container, &target.object) {
+            check_manifest_copy(judge, own, &format!("{c}/{o}"), &account).await?;
         }
     }
     // a dynamic link may point anywhere, and is judged when followed; a static one
@@ -204,32 +208,14 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
 /// segments, which name containers of that account, must be readable there by the caller,
 /// as Swift checks them with the caller's rights (the service could read them all).
 /// Refused segments are listed as Swift's SLO lists them, in a 400.
+/// `source` is `<container>/<object>` in `source_account`, `dest` the account copied to.
 async fn check_manifest_copy(
     judge: &Judge<'_>,
-    headers: &HeaderMap,
-    target: &Target,
+    source_account: &str,
+    source: &str,
+    dest: &str,
 ) -> Result<()> {
-    let own = target.account.as_str();
-    let (source_account, source, dest) = match header_str(headers, "x-copy-from")? {
-        Some(src) => {
-            let account = account_in(headers, "x-copy-from-account", own)?;
-            let decoded = percent_decode_str(src).decode_utf8_lossy().into_owned();
-            (account, decoded, own.to_owned())
-        }
-        None => match (
-            header_str(headers, "destination")?,
-            &target.container,
-            &target.object,
-        ) {
-            (Some(_), Some(c), Some(o)) => (
-                own.to_owned(),
-                format!("{c}/{o}"),
-                account_in(headers, "destination-account", own)?,
-            ),
-            _ => return Ok(()),
-        },
-    };
-    if judge.account_access(&dest).await? == AccountAccess::Admin {
+    if judge.account_access(dest).await? == AccountAccess::Admin {
         return Ok(());
     }
     let Some((c, o)) = source.trim_start_matches('/').split_once('/') else {
@@ -237,7 +223,7 @@ async fn check_manifest_copy(
     };
     let Some(segments) = judge
         .cluster
-        .manifest_segments(&judge.upstream(&source_account), c, o)
+        .manifest_segments(&judge.upstream(source_account), c, o)
         .await?
     else {
         return Ok(());
@@ -245,7 +231,7 @@ async fn check_manifest_copy(
     let mut refused = String::new();
     for segment in &segments {
         let container = segment.trim_start_matches('/').split('/').next();
-        if !judge.may(&dest, container, true, false).await? {
+        if !judge.may(dest, container, true, false).await? {
             let quoted = segment
                 .split('/')
                 .map(|p| percent_encoding::utf8_percent_encode(p, PATH_SEGMENT).to_string())
