@@ -483,12 +483,7 @@ impl Cluster {
         container: &str,
         object: &str,
     ) -> Result<bool> {
-        let path = format!(
-            "{}/{}/{}",
-            encode(account),
-            encode(container),
-            encode_path(object)
-        );
+        let path = object_path(account, container, object);
         let (status, _) = self.service_call(Method::HEAD, &path).await?;
         Ok(status != StatusCode::NOT_FOUND)
     }
@@ -522,10 +517,8 @@ impl Cluster {
         object: &str,
     ) -> Result<Option<Vec<String>>> {
         let path = format!(
-            "{}/{}/{}?multipart-manifest=get",
-            encode(account),
-            encode(container),
-            encode_path(object)
+            "{}?multipart-manifest=get",
+            object_path(account, container, object)
         );
         let resp = self.service_request(Method::GET, &path).await?;
         let status = resp.status();
@@ -768,9 +761,10 @@ fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// Percent-encodes an object name, keeping its slashes.
-fn encode_path(name: &str) -> String {
-    name.split('/').map(encode).collect::<Vec<_>>().join("/")
+/// `<account>/<container>/<object>`, percent-encoded, the object's slashes kept.
+fn object_path(account: &str, container: &str, object: &str) -> String {
+    let object = object.split('/').map(encode).collect::<Vec<_>>().join("/");
+    format!("{}/{}/{object}", encode(account), encode(container))
 }
 
 /// The gateway's account prefixes: its reseller prefix, and its service prefix when it
