@@ -258,6 +258,23 @@ fn peers(command: &str, dir: &Path, env: &[(&str, &Path)]) {
     );
 }
 
+/// The address of an `http://host:port[/path]` URL of a peer.
+fn addr_of(url: &str) -> SocketAddr {
+    let rest = url.trim_start_matches("http://");
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority
+        .parse()
+        .unwrap_or_else(|_| panic!("a peer's address in {url}"))
+}
+
+/// Runs `scripts/peers <command> <dir>` to stop a peer this test started.
+fn stop_peer(command: &str, dir: &Path) {
+    let _ = Command::new(repo_root().join("scripts/peers"))
+        .arg(command)
+        .arg(dir)
+        .status();
+}
+
 /// A real OpenStack Swift all-in-one with tempauth, started by `scripts/peers`.
 /// Its absence is a test failure, never a skip: run `scripts/peers install` first.
 pub struct Swift {
@@ -289,19 +306,13 @@ impl Swift {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.url
-            .trim_start_matches("http://")
-            .parse()
-            .expect("proxy address")
+        addr_of(&self.url)
     }
 }
 
 impl Drop for Swift {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/peers"))
-            .arg("swift-stop")
-            .arg(self.dir.path())
-            .status();
+        stop_peer("swift-stop", self.dir.path());
     }
 }
 
@@ -335,11 +346,7 @@ impl Keystone {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.url
-            .trim_start_matches("http://")
-            .trim_end_matches("/v3")
-            .parse()
-            .expect("keystone address")
+        addr_of(&self.url)
     }
 
     /// A project-scoped token for a user of the Default domain.
@@ -364,10 +371,7 @@ impl Keystone {
 
 impl Drop for Keystone {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/peers"))
-            .arg("keystone-stop")
-            .arg(self.dir.path())
-            .status();
+        stop_peer("keystone-stop", self.dir.path());
     }
 }
 
