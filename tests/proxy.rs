@@ -74,20 +74,7 @@ async fn upstream_token(swift: &Swift) -> String {
 }
 
 async fn call(gw: &TestGateway, token: &str, method: &str, path: &str, body: &[u8]) -> Resp {
-    call_with(gw, token, method, path, &[], body).await
-}
-
-async fn call_with(
-    gw: &TestGateway,
-    token: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Resp {
-    let mut h = vec![("X-Auth-Token", token)];
-    h.extend_from_slice(headers);
-    request_with_body(gw.addr, method, path, &h, body).await
+    gw.with_token(token, method, path, &[], body).await
 }
 
 #[tokio::test]
@@ -153,7 +140,9 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
         403
     );
     let acl = [("X-Container-Read", "alpha:reader")];
-    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha/docs", &acl, b"").await;
+    let r = gw
+        .with_token(&owner, "POST", "/v1/AUTH_alpha/docs", &acl, b"")
+        .await;
     assert_eq!(r.status, 204);
     let r = call(&gw, &reader, "GET", "/v1/AUTH_alpha/docs/a.txt", b"").await;
     assert_eq!(r.text(), "hello");
@@ -164,7 +153,9 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
     let r = call(&gw, &reader, "PUT", "/v1/AUTH_alpha/docs/b.txt", b"x").await;
     assert_eq!(r.status, 403);
     let grab = [("X-Container-Write", "alpha:reader")];
-    let r = call_with(&gw, &reader, "POST", "/v1/AUTH_alpha/docs", &grab, b"").await;
+    let r = gw
+        .with_token(&reader, "POST", "/v1/AUTH_alpha/docs", &grab, b"")
+        .await;
     assert_eq!(r.status, 403, "a reader cannot give itself write access");
 
     // large objects whose segments are where the reader may not go (a container with a
@@ -174,7 +165,9 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
     let r = call(&gw, &owner, "PUT", &format!("{segs}/part"), b"secret part").await;
     assert_eq!(r.status, 201);
     let dlo = [("X-Object-Manifest", "s\u{eb}gs/part")];
-    let r = call_with(&gw, &owner, "PUT", "/v1/AUTH_alpha/docs/dlo", &dlo, b"").await;
+    let r = gw
+        .with_token(&owner, "PUT", "/v1/AUTH_alpha/docs/dlo", &dlo, b"")
+        .await;
     assert_eq!(r.status, 201);
     let slo = br#"[{"path": "/s\u00ebgs/part"}]"#;
     let r = call(
@@ -197,20 +190,22 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
     // the manifest itself, copied into another account: its segments there are judged
     // with the caller's rights, and each refused one is listed
     let drop = [("X-Container-Write", "alpha:owner")];
-    let r = call_with(&gw, &other, "PUT", "/v1/AUTH_beta/drop", &drop, b"").await;
+    let r = gw
+        .with_token(&other, "PUT", "/v1/AUTH_beta/drop", &drop, b"")
+        .await;
     assert_eq!(r.status, 201);
     let to_beta = [
         ("Destination", "drop/copied"),
         ("Destination-Account", "AUTH_beta"),
     ];
     let path = "/v1/AUTH_alpha/docs/slo?multipart-manifest=get";
-    let r = call_with(&gw, &owner, "COPY", path, &to_beta, b"").await;
+    let r = gw.with_token(&owner, "COPY", path, &to_beta, b"").await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.text(), "Errors:\n/s%C3%ABgs/part, 403 Forbidden\n");
     let r = call(&gw, &other, "DELETE", "/v1/AUTH_beta/drop", b"").await;
     assert_eq!(r.status, 204);
 
-    let r = call_with(&gw, &owner, "POST", segs, &acl, b"").await;
+    let r = gw.with_token(&owner, "POST", segs, &acl, b"").await;
     assert_eq!(r.status, 204);
     for path in ["/v1/AUTH_alpha/docs/dlo", "/v1/AUTH_alpha/docs/slo"] {
         assert_eq!(
@@ -231,7 +226,9 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
         ("X-Copy-From", "docs/a.txt"),
         ("X-Copy-From-Account", "AUTH_alpha"),
     ];
-    let r = call_with(&gw, &other, "PUT", "/v1/AUTH_beta/mine/copy", &steal, b"").await;
+    let r = gw
+        .with_token(&other, "PUT", "/v1/AUTH_beta/mine/copy", &steal, b"")
+        .await;
     assert_eq!(r.status, 403, "{}", r.text());
     let etag = "5d41402abc4b2a76b9719d911017c592";
     let link = [
@@ -239,20 +236,26 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
         ("X-Symlink-Target-Account", "AUTH_alpha"),
         ("X-Symlink-Target-Etag", etag),
     ];
-    let r = call_with(&gw, &other, "PUT", "/v1/AUTH_beta/mine/link", &link, b"").await;
+    let r = gw
+        .with_token(&other, "PUT", "/v1/AUTH_beta/mine/link", &link, b"")
+        .await;
     assert_eq!(r.status, 403, "a static link needs its target readable");
     let push = [
         ("Destination", "mine/pushed"),
         ("Destination-Account", "AUTH_beta"),
     ];
-    let r = call_with(&gw, &owner, "COPY", "/v1/AUTH_alpha/docs/a.txt", &push, b"").await;
+    let r = gw
+        .with_token(&owner, "COPY", "/v1/AUTH_alpha/docs/a.txt", &push, b"")
+        .await;
     assert_eq!(r.status, 403, "alpha's owner cannot write into beta");
     // a dynamic link may point anywhere; following it is judged, before any byte is sent
     let link = [
         ("X-Symlink-Target", "docs/a.txt"),
         ("X-Symlink-Target-Account", "AUTH_alpha"),
     ];
-    let r = call_with(&gw, &other, "PUT", "/v1/AUTH_beta/mine/link", &link, b"").await;
+    let r = gw
+        .with_token(&other, "PUT", "/v1/AUTH_beta/mine/link", &link, b"")
+        .await;
     assert_eq!(r.status, 201);
     let r = call(&gw, &other, "GET", "/v1/AUTH_beta/mine/link", b"").await;
     assert_eq!(r.status, 403);
@@ -265,10 +268,14 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
 
     // what only resellers may do is refused before it reaches the cluster
     let sysmeta = [("X-Account-Sysmeta-Owner", "me")];
-    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha", &sysmeta, b"").await;
+    let r = gw
+        .with_token(&owner, "POST", "/v1/AUTH_alpha", &sysmeta, b"")
+        .await;
     assert_eq!(r.status, 403);
     let quota = [("X-Account-Meta-Quota-Bytes", "1")];
-    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha", &quota, b"").await;
+    let r = gw
+        .with_token(&owner, "POST", "/v1/AUTH_alpha", &quota, b"")
+        .await;
     assert_eq!(r.status, 403);
     assert_eq!(
         call(&gw, &owner, "DELETE", "/v1/AUTH_alpha", b"")
@@ -281,7 +288,9 @@ async fn cluster_accounts_are_proxied_and_kept_apart() {
     let anon = gw.get("/v1/AUTH_alpha/docs/a.txt", &[]).await;
     assert_eq!(anon.status, 401);
     let public = [("X-Container-Read", ".r:*")];
-    let r = call_with(&gw, &owner, "POST", "/v1/AUTH_alpha/docs", &public, b"").await;
+    let r = gw
+        .with_token(&owner, "POST", "/v1/AUTH_alpha/docs", &public, b"")
+        .await;
     assert_eq!(r.status, 204);
     assert_eq!(
         gw.get("/v1/AUTH_alpha/docs/a.txt", &[]).await.text(),

@@ -24,9 +24,8 @@ async fn put(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    let mut h = vec![("X-Auth-Token", token)];
-    h.extend_from_slice(headers);
-    request_with_body(gw.addr, "PUT", &format!("/v1/AUTH_test{path}"), &h, body).await
+    gw.with_token(token, "PUT", &format!("/v1/AUTH_test{path}"), headers, body)
+        .await
 }
 
 async fn get(gw: &TestGateway, token: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Resp {

@@ -102,6 +102,20 @@ impl TestGateway {
         request(self.addr, method, path, headers).await
     }
 
+    /// A request with `X-Auth-Token: token`, more headers and a body.
+    pub async fn with_token(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut h = vec![("X-Auth-Token", token)];
+        h.extend_from_slice(headers);
+        request_with_body(self.addr, method, path, &h, body).await
+    }
+
     /// Logs in and returns the token.
     pub async fn login(&self, user: &str, key: &str) -> String {
         let r = self
@@ -434,39 +448,38 @@ pub async fn check_service_account(gw: &TestGateway, name: &str) {
     let owner = gw.login(&format!("{name}:owner"), "ownerkey").await;
     let service = gw.login("svc:svc", "svckey").await;
     let base = format!("/v1/SERVICE_{name}/held");
-    let put = |token: &str, service_token: Option<&str>, path: String| {
-        let mut h = vec![("X-Auth-Token", token.to_owned())];
-        if let Some(s) = service_token {
-            h.push(("X-Service-Token", s.to_owned()));
-        }
-        async move {
-            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            request_with_body(gw.addr, "PUT", &path, &h, b"").await
-        }
-    };
-    for (token, service_token, why) in [
-        (&owner, None, "the owner alone"),
-        (&service, None, "the service alone"),
-        (&service, Some(&service), "the service twice"),
+    let with_service = [("X-Service-Token", service.as_str())];
+    for (token, extra, why) in [
+        (&owner, &[][..], "the owner alone"),
+        (&service, &[][..], "the service alone"),
+        (
+            &service,
+            &[("X-Service-Token", service.as_str())][..],
+            "the service twice",
+        ),
         (
             &owner,
-            Some(&owner),
+            &[("X-Service-Token", owner.as_str())][..],
             "a service token of a user outside the service group",
         ),
     ] {
-        let r = put(token, service_token.map(String::as_str), base.clone()).await;
+        let r = gw.with_token(token, "PUT", &base, extra, b"").await;
         assert_eq!(r.status, 403, "{why}: {}", r.text());
     }
     assert_eq!(gw.req("PUT", &base, &[]).await.status, 401);
-    let r = put(&owner, Some(&service), base.clone()).await;
+    let r = gw
+        .with_token(&owner, "PUT", &base, &with_service, b"")
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
-    let h = [
-        ("X-Auth-Token", owner.as_str()),
-        ("X-Service-Token", service.as_str()),
-    ];
-    let r = request_with_body(gw.addr, "PUT", &format!("{base}/o"), &h, b"kept").await;
+    let object = format!("{base}/o");
+    let r = gw
+        .with_token(&owner, "PUT", &object, &with_service, b"kept")
+        .await;
     assert_eq!(r.status, 201);
-    assert_eq!(gw.get(&format!("{base}/o"), &h).await.text(), "kept");
+    let r = gw
+        .with_token(&owner, "GET", &object, &with_service, b"")
+        .await;
+    assert_eq!(r.text(), "kept");
     let r = gw.req("OPTIONS", &base, &[]).await;
     assert_eq!(r.status, 200, "OPTIONS needs no token");
     assert!(r.header("allow").is_some_and(|a| a.contains("PUT")));
