@@ -247,20 +247,13 @@ fn create_account(
         return Err(StoreError::AccountExists(name.to_owned()).into());
     }
     let id = identity::storage_id(prefix, suffix)?;
-    upstream(clusters.provision(backend, &id, prefixes(config)))?;
-    match store.create_account(name, &id, backend) {
-        Ok(acc) => {
-            println!(
-                "created account {} with storage id {} on {}",
-                acc.name, acc.storage_id, acc.backend
-            );
-            Ok(acc)
-        }
-        Err(e) => {
-            let _ = upstream(clusters.deprovision(backend, &id, prefixes(config)));
-            Err(e.into())
-        }
-    }
+    let record = async { Ok(store.create_account(name, &id, backend)?) };
+    let acc = upstream(clusters.provision_then(backend, &id, prefixes(config), record))?;
+    println!(
+        "created account {} with storage id {} on {}",
+        acc.name, acc.storage_id, acc.backend
+    );
+    Ok(acc)
 }
 
 /// The gateway's account prefixes, as configured.

@@ -588,25 +588,12 @@ impl Identity {
         if self.account_by_storage_id(&storage_id).is_some() {
             return Err(StoreError::StorageIdTaken(storage_id).into());
         }
-        clusters
-            .provision(backend, &storage_id, self.prefixes())
-            .await?;
         let store = self.store.clone();
         let (n, b, id) = (name.to_owned(), backend.to_owned(), storage_id.clone());
-        let created = blocking(move || store.create_account(&n, &id, &b)).await;
-        let acc = match created {
-            Ok(acc) => acc,
-            Err(e) => {
-                // the upstream account was new and is empty: it goes again
-                if let Err(undo) = clusters
-                    .deprovision(backend, &storage_id, self.prefixes())
-                    .await
-                {
-                    tracing::warn!(account = name, error = %undo, "cannot undo an upstream account");
-                }
-                return Err(e);
-            }
-        };
+        let record = blocking(move || store.create_account(&n, &id, &b));
+        let acc = clusters
+            .provision_then(backend, &storage_id, self.prefixes(), record)
+            .await?;
         self.reload().await?;
         Ok(acc)
     }

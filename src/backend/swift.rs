@@ -815,6 +815,26 @@ impl Clusters {
         Ok(())
     }
 
+    /// Makes an account: its upstream accounts on a cluster backend first, then
+    /// `record`. When recording fails, the upstream accounts just made go again, so a
+    /// failure leaves nothing half-made and a retry succeeds.
+    pub async fn provision_then<T>(
+        &self,
+        backend: &str,
+        storage_id: &str,
+        gateway: Prefixes<'_>,
+        record: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.provision(backend, storage_id, gateway).await?;
+        let recorded = record.await;
+        if recorded.is_err()
+            && let Err(undo) = self.deprovision(backend, storage_id, gateway).await
+        {
+            tracing::warn!(storage_id, error = %undo, "cannot undo an upstream account");
+        }
+        recorded
+    }
+
     /// Deletes the upstream account of an account on a cluster backend, and its service
     /// account; each is refused while it holds containers.
     pub async fn deprovision(
