@@ -408,14 +408,68 @@ async fn a_failing_cluster_is_answered_clearly_and_recovers() {
         201
     );
 
-    // the cluster's proxy stops: 503 at once, and the gateway stays up
     let (pid_file, conf) = proxy_paths(&swift);
     let pid = std::fs::read_to_string(&pid_file).expect("proxy pid");
-    let status = std::process::Command::new("kill")
-        .arg(pid.trim())
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    // the proxy server and its workers
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("kill -s \"$0\" \"$1\" $(pgrep -P \"$1\")")
+            .arg(sig)
+            .arg(pid.trim())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -s {sig}");
+    };
+
+    // a cluster that answers nothing: 504 once the configured timeout (5 s) is over
+    signal("STOP");
+    let started = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(15),
+        call(&gw, &owner, "HEAD", "/v1/AUTH_gamma/c", b""),
+    )
+    .await;
+    let waited = started.elapsed();
+    signal("CONT");
+    let r = r.expect("the gateway gives up on a silent cluster");
+    assert_eq!(r.status, 504);
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+
+    // the cluster's proxy stops while a client keeps asking: every answer comes, 204
+    // before and 503 after, and the gateway stays up
+    let load = {
+        let (addr, token) = (gw.addr, owner.clone());
+        let end = Instant::now() + Duration::from_millis(1500);
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while Instant::now() < end {
+                let h = [("X-Auth-Token", token.as_str())];
+                let r = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    request(addr, "HEAD", "/v1/AUTH_gamma/c", &h),
+                )
+                .await
+                .expect("no request hangs");
+                statuses.push(r.status);
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal("TERM");
+    let statuses = load.await.expect("the client task");
+    assert!(
+        statuses.contains(&204) && statuses.contains(&503),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 204 || *s == 503),
+        "{statuses:?}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let r = call(&gw, &owner, "HEAD", "/v1/AUTH_gamma/c", b"").await;
