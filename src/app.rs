@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, first_header, json, text};
 use crate::proxy;
 use crate::request::{Connection, base_url, client_ip};
+use crate::web;
 
 /// Swift's limit on one header line (`MAX_HEADER_SIZE`).
 pub const MAX_HEADER_SIZE: usize = 8192;
@@ -30,6 +31,7 @@ pub struct App {
     pub identity: Arc<Identity>,
     pub local: Arc<LocalStore>,
     pub clusters: Arc<Clusters>,
+    pub links: web::Links,
 }
 
 fn trans_id() -> String {
@@ -60,6 +62,31 @@ fn rest_of_path(path: &str) -> String {
         .find('/')
         .map_or("", |i| &after_version[i..])
         .to_owned()
+}
+
+/// A small form body (the pages' sign-in forms), refused past `web::MAX_FORM`.
+async fn read_form<B: RequestBody>(mut body: B) -> Result<Vec<u8>> {
+    use http_body_util::BodyExt;
+    let mut form = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Error::bad_request(format!("the form could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if form.len() + data.len() > web::MAX_FORM {
+                return Err(Error::PayloadTooLarge(format!(
+                    "a form may hold {} bytes at most",
+                    web::MAX_FORM
+                )));
+            }
+            form.extend_from_slice(&data);
+        }
+    }
+    Ok(form)
+}
+
+/// A person's failed request as a page, not as Swift's plain text.
+fn page_for(e: Error) -> Result<Response<Body>> {
+    Ok(web::error_page(&e))
 }
 
 impl App {
@@ -149,6 +176,7 @@ impl App {
             Endpoint::V1Auth { account } => {
                 let (resp, who) = v1::handle(
                     &self.identity,
+                    &self.clusters,
                     account.as_deref(),
                     headers,
                     client,
@@ -188,7 +216,7 @@ impl App {
                     .account_by_storage_id(owner.as_deref().unwrap_or(&account));
                 let local = record
                     .as_ref()
-                    .is_none_or(|r| self.clusters.get(&r.backend).is_none());
+                    .is_none_or(|r| self.clusters.is_local(&r.backend));
                 if options && local {
                     return Ok(Self::allowed_methods(container.is_some(), object.is_some()));
                 }
@@ -203,23 +231,32 @@ impl App {
                         Some(p) => Error::Forbidden(format!("{} may not use {account}", p.label())),
                     });
                 };
-                if let Some(cluster) = self.clusters.get(&record.backend) {
+                // whatever the delivery, the gateway's own token works through the proxy
+                if let Some(upstream) = self.clusters.upstream(&record)? {
                     let public_base = base()?;
                     let req = Request::from_parts(parts, body);
-                    let target = Target {
-                        account,
-                        container,
-                        object,
-                    };
                     let rest = rest_of_path(req.uri().path());
                     let how = Forward {
+                        gateway_account: &account,
                         path: &rest,
                         client,
                         as_service: false,
                         public_base: &public_base,
                     };
-                    return proxy::handle(cluster, &self.identity, req, target, principal, how)
-                        .await;
+                    let target = Target {
+                        account: account.clone(),
+                        container,
+                        object,
+                    };
+                    return proxy::handle(
+                        &upstream.cluster,
+                        &self.identity,
+                        req,
+                        target,
+                        principal,
+                        how,
+                    )
+                    .await;
                 }
                 let pairs = local::query_pairs(parts.uri.query())?;
                 let temp_url = match (&principal, &container, &object) {
@@ -270,6 +307,52 @@ impl App {
                 )
                 .await
             }
+            Endpoint::Link { account } => {
+                if parts.method == http::Method::GET {
+                    return Ok(web::link_page(&account));
+                }
+                let form = read_form(body).await?;
+                let public_base = base()?;
+                web::link_start(
+                    &self.identity,
+                    &self.clusters,
+                    &self.links,
+                    &account,
+                    &form,
+                    client,
+                    &public_base,
+                )
+                .await
+                .or_else(page_for)
+            }
+            Endpoint::Callback => {
+                let public_base = base()?;
+                Ok(web::callback(
+                    &self.identity,
+                    &self.clusters,
+                    &self.links,
+                    parts.uri.query(),
+                    &public_base,
+                )
+                .await)
+            }
+            Endpoint::Usage { json: true } => {
+                let p = match self.authenticate_storage(headers, "usage")? {
+                    Some(p) => p,
+                    None => self.authenticate_by_key(headers, client).await?,
+                };
+                *identity_out = Some(p.label());
+                web::usage_json(&self.identity, &self.clusters, &self.local, &p).await
+            }
+            Endpoint::Usage { json: false } => {
+                if parts.method == http::Method::GET {
+                    return Ok(web::usage_page());
+                }
+                let form = read_form(body).await?;
+                web::usage_signed_in(&self.identity, &self.clusters, &self.local, &form, client)
+                    .await
+                    .or_else(page_for)
+            }
             Endpoint::Healthcheck => Ok(text(StatusCode::OK, "OK")),
             Endpoint::Info => Ok(json(StatusCode::OK, &self.info().await)),
         }
@@ -290,6 +373,26 @@ impl App {
                 })
             }
         }
+    }
+
+    /// A caller by `X-Auth-User: ACCOUNT:USER` and `X-Auth-Key`.
+    async fn authenticate_by_key(
+        &self,
+        headers: &HeaderMap,
+        client: std::net::IpAddr,
+    ) -> Result<Principal> {
+        let missing = || {
+            Error::unauthorized(
+                "usage",
+                "send X-Auth-Token, or X-Auth-User (ACCOUNT:USER) and X-Auth-Key",
+            )
+        };
+        let user = first_header(headers, &["x-auth-user"])?.ok_or_else(missing)?;
+        let key = first_header(headers, &["x-auth-key"])?.ok_or_else(missing)?;
+        let (account, name) = user.split_once(':').ok_or_else(missing)?;
+        self.identity
+            .authenticate_key(account, name, key, client)
+            .await
     }
 
     /// The answer to OPTIONS on a path of the embedded store: 200 and what it allows.

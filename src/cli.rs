@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::identity::{self, BOOTSTRAP_ACCOUNT, BOOTSTRAP_USER, check_key, check_name};
 use crate::auth::keys::{KeyHasher, generate_key};
+use crate::backend::credentials::{AccountCredentials, Login};
 use crate::backend::swift::{Clusters, Prefixes};
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::server::{Gateway, StartError};
@@ -46,6 +47,16 @@ pub enum Command {
     /// Revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Link an account to its OAuth2 provider from a headless machine: prints the address
+    /// to open in a browser elsewhere, then takes the code (or the address the browser
+    /// was sent back to) on stdin
+    Link {
+        account: String,
+        /// Where the provider sends the browser back [default: the backend's
+        /// redirect_uri, else <server.public_url>/callback]
+        #[arg(long, value_name = "URL")]
+        redirect_uri: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +93,42 @@ pub enum AccountCommand {
     Delete { name: String },
     /// Create every account of the upstream clusters there again (after a cluster was wiped)
     Recreate,
+    /// Set the upstream credentials of an account on a keystone or v1 backend (stored
+    /// sealed with the credential key, never printed); they are tried before they are kept
+    SetCredentials(CredentialArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    /// The account
+    pub name: String,
+    /// Keystone: the user's name; v1: the upstream ACCOUNT:USER
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Keystone: the user's domain (name)
+    #[arg(long, default_value = "Default")]
+    pub user_domain: String,
+    /// Keystone: the project to scope to (name)
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Keystone: the project's domain (name)
+    #[arg(long, default_value = "Default")]
+    pub project_domain: String,
+    /// Keystone: log in with this application credential instead of user and project
+    #[arg(long, conflicts_with_all = ["user", "project"])]
+    pub application_credential_id: Option<String>,
+    /// Keystone: the catalog region of the object-store endpoint [default: the backend's]
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Keystone: public, internal or admin [default: the backend's]
+    #[arg(long)]
+    pub interface: Option<String>,
+    /// Read the password, v1 key or application credential secret from a file, or - for stdin
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: PathBuf,
+    /// Keep the credentials without trying them upstream first
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +224,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve(config, args),
         Command::Account(cmd) => account(&config, cmd),
         Command::User(cmd) => user(&mut config, cmd),
+        Command::Link {
+            account,
+            redirect_uri,
+        } => link(&config, &account, redirect_uri),
         Command::Token(TokenCommand::Revoke { user }) => {
             let (account, name) = split_user(&user)?;
             let store = Store::open(&config.data_dir())?;
@@ -188,6 +239,80 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The code in what was pasted: the code itself, or the address the provider sent the
+/// browser back to (whose `state` must be ours).
+fn pasted_code(pasted: &str, state: &str) -> Result<String, CliError> {
+    let pasted = pasted.trim();
+    let Some((_, query)) = pasted.split_once('?') else {
+        return Ok(pasted.to_owned());
+    };
+    let pairs = crate::backend::local::query_pairs(Some(query))
+        .map_err(|_| CliError::Usage("the pasted address has an invalid query".into()))?;
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if let Some(error) = get("error") {
+        return Err(CliError::Usage(format!(
+            "the provider did not link the account: {} ({error})",
+            get("error_description").unwrap_or("no reason given")
+        )));
+    }
+    if get("state").is_some_and(|s| s != state) {
+        return Err(CliError::Usage(
+            "the pasted address belongs to another link attempt (its state differs)".into(),
+        ));
+    }
+    get("code")
+        .map(str::to_owned)
+        .ok_or_else(|| CliError::Usage("the pasted address holds no code".into()))
+}
+
+fn link(config: &Config, account: &str, redirect_uri: Option<String>) -> Result<(), CliError> {
+    let store = std::sync::Arc::new(Store::open(&config.data_dir())?);
+    let acc = store
+        .account(account)?
+        .ok_or_else(|| StoreError::NoAccount(account.to_owned()))?;
+    let clusters = Clusters::from_config(config)?.with_store(store.clone());
+    let settings = clusters.oauth(&acc.backend).ok_or_else(|| {
+        CliError::Usage(format!(
+            "account {account} is on backend {:?}, which is not an OAuth2 provider",
+            acc.backend
+        ))
+    })?;
+    let redirect = match (
+        &redirect_uri,
+        &settings.redirect_uri,
+        &config.server.public_url,
+    ) {
+        (Some(u), _, _) | (None, Some(u), _) => u.clone(),
+        (None, None, Some(public)) => format!("{}/callback", public.trim_end_matches('/')),
+        (None, None, None) => {
+            return Err(CliError::Usage(
+                "give --redirect-uri (as registered with the provider), or set server.public_url"
+                    .into(),
+            ));
+        }
+    };
+    let pkce = crate::backend::oauth::pkce();
+    let state = crate::backend::oauth::nonce();
+    println!(
+        "Open this address in a browser and grant access:\n\n  {}\n\nThen paste the code the \
+         gateway's page shows, or the whole address the browser was sent back to:",
+        crate::backend::oauth::authorize_url(settings, &redirect, &state, &pkce.challenge)
+    );
+    let mut pasted = String::new();
+    std::io::stdin().read_line(&mut pasted)?;
+    let code = pasted_code(&pasted, &state)?;
+    let refresh_token =
+        upstream(clusters.link_grant(&acc.backend, &code, &pkce.verifier, &redirect))?;
+    let grant = AccountCredentials {
+        login: Login::OAuth2 { refresh_token },
+        region: None,
+        interface: None,
+    };
+    store.set_credentials(account, &clusters.sealer()?.seal(&acc.storage_id, &grant))?;
+    println!("linked account {account} to {}", acc.backend);
+    Ok(())
+}
+
 fn split_user(s: &str) -> Result<(&str, &str), CliError> {
     s.split_once(':')
         .filter(|(a, u)| !a.is_empty() && !u.is_empty())
@@ -196,6 +321,72 @@ fn split_user(s: &str) -> Result<(&str, &str), CliError> {
                 "{s:?} is not ACCOUNT:USER (for example test:tester)"
             ))
         })
+}
+
+/// A secret from a file, or from stdin for `-`; its trailing newline dropped.
+fn read_secret(path: &Path) -> Result<String, CliError> {
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?
+    };
+    let secret = text.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} holds no secret",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+/// The credentials the arguments describe, for a backend of type `kind`.
+fn account_credentials(kind: &str, args: CredentialArgs) -> Result<AccountCredentials, CliError> {
+    let usage = |m: &str| Err(CliError::Usage(format!("{kind} backend: {m}")));
+    let secret = read_secret(&args.secret_file)?;
+    let login = match (
+        kind,
+        args.user,
+        args.project,
+        args.application_credential_id,
+    ) {
+        ("v1", Some(user), None, None) if args.region.is_none() && args.interface.is_none() => {
+            if split_user(&user).is_err() {
+                return usage("--user must be the upstream ACCOUNT:USER");
+            }
+            Login::V1 { user, key: secret }
+        }
+        ("v1", ..) => return usage("give --user ACCOUNT:USER and --secret-file, nothing else"),
+        ("keystone", None, None, Some(id)) => Login::ApplicationCredential { id, secret },
+        ("keystone", Some(user), Some(project), None) => Login::Password {
+            user,
+            user_domain: args.user_domain,
+            password: secret,
+            project,
+            project_domain: args.project_domain,
+        },
+        ("keystone", ..) => {
+            return usage("give --user and --project, or --application-credential-id");
+        }
+        _ => {
+            return Err(CliError::Usage(format!(
+                "a {kind} backend has no per-account credentials"
+            )));
+        }
+    };
+    if let Some(i) = &args.interface
+        && !matches!(i.as_str(), "public" | "internal" | "admin")
+    {
+        return usage("--interface must be public, internal or admin");
+    }
+    Ok(AccountCredentials {
+        login,
+        region: args.region,
+        interface: args.interface,
+    })
 }
 
 fn read_key(args: &KeyArgs) -> Result<Option<String>, CliError> {
@@ -241,7 +432,7 @@ fn create_account(
 ) -> Result<crate::store::AccountRecord, CliError> {
     let prefix = &config.auth.reseller_prefix;
     check_name("account", name, prefix)?;
-    let clusters = Clusters::from_config(&config.backends)?;
+    let clusters = Clusters::from_config(config)?;
     clusters.check(backend)?;
     if store.account(name)?.is_some() {
         return Err(StoreError::AccountExists(name.to_owned()).into());
@@ -276,7 +467,7 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
             create_account(config, &store, &name, suffix.as_deref(), backend)?;
         }
         AccountCommand::Recreate => {
-            let clusters = Clusters::from_config(&config.backends)?;
+            let clusters = Clusters::from_config(config)?;
             let mut failures = Vec::new();
             let mut count = 0;
             for a in store.accounts()? {
@@ -296,6 +487,34 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
             if !failures.is_empty() {
                 return Err(CliError::Usage(format!("failed: {}", failures.join(", "))));
             }
+        }
+        AccountCommand::SetCredentials(args) => {
+            let name = args.name.clone();
+            let no_check = args.no_check;
+            let mut acc = store
+                .account(&name)?
+                .ok_or_else(|| StoreError::NoAccount(name.clone()))?;
+            let clusters = Clusters::from_config(config)?;
+            let kind = clusters.kind(&acc.backend).unwrap_or("local").to_owned();
+            let creds = account_credentials(&kind, args)?;
+            let sealed = clusters.sealer()?.seal(&acc.storage_id, &creds);
+            acc.credentials = Some(sealed.clone());
+            if !no_check {
+                let up = clusters.upstream(&acc)?.ok_or_else(|| {
+                    CliError::Usage(format!("account {name} is on the local backend"))
+                })?;
+                let found = upstream(up.cluster.direct_credentials(false))?;
+                println!(
+                    "the upstream accepts them: storage at {}",
+                    found.storage_url
+                );
+            }
+            store.set_credentials(&name, &sealed)?;
+            println!(
+                "set the {} credentials of account {name} ({})",
+                acc.backend,
+                creds.describe()
+            );
         }
         AccountCommand::List => {
             let users = store.users(None)?;
@@ -319,7 +538,7 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
                      (swiftgate user list {name}; swiftgate user delete {name}:USER)"
                 )));
             }
-            let clusters = Clusters::from_config(&config.backends)?;
+            let clusters = Clusters::from_config(config)?;
             upstream(clusters.deprovision(&acc.backend, &acc.storage_id, prefixes(config)))?;
             store.delete_account(&name).map_err(|e| match e {
                 StoreError::AccountHasUsers { account, users } => CliError::Usage(format!(

@@ -37,17 +37,43 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
 }
 
-/// An upstream Swift cluster the gateway administers with service (reseller) credentials;
-/// its accounts are served through the gateway's proxy.
+/// Where accounts' objects live, besides the embedded store:
+/// - `swift`: an upstream Swift cluster the gateway administers with service (reseller)
+///   credentials; its accounts are served through the gateway's proxy;
+/// - `keystone`: a Keystone v3 cloud, each account reached with its own credentials;
+/// - `v1`: another v1 auth endpoint, each account reached with its own user and key;
+/// - `oauth2`: a provider that hands out Swift credentials for an OAuth2 grant each
+///   account links once (the HubiC pattern).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// The cluster's auth URL: v1 (`http://host:8080/auth/v1.0`) or Keystone v3
-    /// (`http://keystone:5000/v3`).
+    /// The auth URL: v1 (`http://host:8080/auth/v1.0`) or Keystone v3
+    /// (`http://keystone:5000/v3`); none for `oauth2`.
+    #[serde(default)]
     pub auth_url: String,
+    /// `oauth2`: `"hubic"` fills in HubiC's endpoints and scope.
+    pub preset: Option<String>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    /// `oauth2`: answers `{token, endpoint, expires}` for an access token.
+    pub credentials_url: Option<String>,
+    /// `oauth2`: answers `{quota, used}` for an access token.
+    pub usage_url: Option<String>,
+    /// `oauth2`: the scope asked for, as the provider writes it.
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// `oauth2`: where the provider sends the browser back [default:
+    /// `<server.public_url>/callback`, else the address the link page was opened at].
+    pub redirect_uri: Option<String>,
+    /// `keystone` and `v1`: `direct` (v1 auth hands out the upstream storage URL and
+    /// token) or `proxy` (the gateway's own, and every request goes through it).
+    #[serde(default)]
+    pub delivery: Delivery,
     /// `1` or `3`; by default `3` when `auth_url` ends in `/v3`, else `1`.
     pub auth_version: Option<u8>,
     /// v1: the service user, `account:user`, with `.reseller_admin` upstream. Keystone:
@@ -110,7 +136,138 @@ fn default_upstream_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+/// An OAuth2 provider that hands out Swift credentials, and the gateway as its client.
+#[derive(Clone)]
+pub struct OAuthSettings {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub credentials_url: String,
+    pub usage_url: Option<String>,
+    pub scope: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthSettings")
+            .field("authorize_url", &self.authorize_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Preset {
+    authorize_url: &'static str,
+    token_url: &'static str,
+    credentials_url: &'static str,
+    usage_url: &'static str,
+    scope: &'static str,
+}
+
+/// HubiC's API as its gateways used it (closed in 2022; kept for its shape).
+const HUBIC: Preset = Preset {
+    authorize_url: "https://api.hubic.com/oauth/auth/",
+    token_url: "https://api.hubic.com/oauth/token/",
+    credentials_url: "https://api.hubic.com/1.0/account/credentials",
+    usage_url: "https://api.hubic.com/1.0/account/usage",
+    scope: "usage.r,credentials.r",
+};
+
+/// How an account's data reaches its clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// The client gets the gateway's storage URL and token; the gateway streams every
+    /// request, upstream credentials never leave it.
+    #[default]
+    Proxy,
+    /// The client gets the upstream storage URL and token, and talks to the upstream.
+    Direct,
+}
+
 impl BackendConfig {
+    /// Whether each account brings its own upstream credentials (`keystone`, `v1`),
+    /// rather than the gateway holding service credentials for all (`swift`).
+    pub fn per_account(&self) -> bool {
+        matches!(self.kind.as_str(), "keystone" | "v1" | "oauth2")
+    }
+
+    /// `oauth2`: the provider's endpoints and the client, the preset's filled in.
+    pub fn oauth(&self) -> Result<OAuthSettings, ConfigError> {
+        let invalid =
+            |what: &str| ConfigError::Invalid(format!("backend {:?} (oauth2): {what}", self.name));
+        let preset = match self.preset.as_deref() {
+            None => None,
+            Some("hubic") => Some(HUBIC),
+            Some(other) => {
+                return Err(invalid(&format!(
+                    "preset {other:?} is not known; this build has \"hubic\""
+                )));
+            }
+        };
+        let pick = |own: &Option<String>, preset: Option<&str>, key: &str| {
+            own.clone()
+                .or_else(|| preset.map(str::to_owned))
+                .ok_or_else(|| invalid(&format!("{key} is needed (or a preset)")))
+        };
+        let client_secret = match (&self.client_secret, &self.client_secret_file) {
+            (Some(s), None) => s.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            _ => {
+                return Err(invalid(
+                    "give client_secret or client_secret_file, one of them",
+                ));
+            }
+        };
+        let settings = OAuthSettings {
+            authorize_url: pick(
+                &self.authorize_url,
+                preset.map(|p| p.authorize_url),
+                "authorize_url",
+            )?,
+            token_url: pick(&self.token_url, preset.map(|p| p.token_url), "token_url")?,
+            credentials_url: pick(
+                &self.credentials_url,
+                preset.map(|p| p.credentials_url),
+                "credentials_url",
+            )?,
+            usage_url: self
+                .usage_url
+                .clone()
+                .or_else(|| preset.map(|p| p.usage_url.to_owned())),
+            scope: self
+                .scope
+                .clone()
+                .or_else(|| preset.map(|p| p.scope.to_owned()))
+                .unwrap_or_default(),
+            client_id: self
+                .client_id
+                .clone()
+                .ok_or_else(|| invalid("client_id is needed"))?,
+            client_secret,
+            redirect_uri: self.redirect_uri.clone(),
+        };
+        for url in [
+            &settings.authorize_url,
+            &settings.token_url,
+            &settings.credentials_url,
+        ]
+        .into_iter()
+        .chain(settings.usage_url.as_ref())
+        .chain(settings.redirect_uri.as_ref())
+        {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(&format!(
+                    "{url:?} must start with http:// or https://"
+                )));
+            }
+        }
+        Ok(settings)
+    }
+
     /// The service key: inline or from its file.
     pub fn key(&self) -> Result<String, ConfigError> {
         match (&self.key, &self.key_file) {
@@ -123,8 +280,11 @@ impl BackendConfig {
         }
     }
 
-    /// Whether the service logs in to Keystone v3 rather than with v1 auth.
+    /// Whether logins go to Keystone v3 rather than to v1 auth.
     pub fn keystone(&self) -> bool {
+        if self.per_account() {
+            return self.kind == "keystone";
+        }
         match self.auth_version {
             Some(v) => v == 3,
             None => self.auth_url.trim_end_matches('/').ends_with("/v3"),
@@ -138,11 +298,35 @@ impl BackendConfig {
                 self.name
             )))
         };
-        if self.kind != "swift" {
+        if !matches!(self.kind.as_str(), "swift" | "keystone" | "v1" | "oauth2") {
             return invalid(&format!(
-                "type {:?} is not known; this build has \"swift\"",
+                "type {:?} is not known; use \"swift\", \"keystone\", \"v1\" or \"oauth2\"",
                 self.kind
             ));
+        }
+        let oauth_keys = self.preset.is_some()
+            || self.authorize_url.is_some()
+            || self.token_url.is_some()
+            || self.credentials_url.is_some()
+            || self.usage_url.is_some()
+            || self.scope.is_some()
+            || self.client_id.is_some()
+            || self.client_secret.is_some()
+            || self.client_secret_file.is_some()
+            || self.redirect_uri.is_some();
+        if self.kind == "oauth2" {
+            if !self.auth_url.is_empty() {
+                return invalid(
+                    "an oauth2 backend has no auth_url: give authorize_url, token_url and credentials_url (or a preset)",
+                );
+            }
+            self.oauth()?;
+            return self.validate_per_account();
+        }
+        if oauth_keys {
+            return invalid(
+                "preset, authorize_url, token_url, credentials_url, usage_url, scope, client_id, client_secret and redirect_uri are for oauth2 backends",
+            );
         }
         for (key, url) in [
             ("auth_url", Some(&self.auth_url)),
@@ -155,6 +339,14 @@ impl BackendConfig {
                     "{key} = {url:?} must start with http:// or https://"
                 ));
             }
+        }
+        if self.per_account() {
+            return self.validate_per_account();
+        }
+        if self.delivery == Delivery::Direct {
+            return invalid(
+                "a swift backend is proxy-only: its service token must never leave the gateway",
+            );
         }
         if self.key.is_some() == self.key_file.is_some() {
             return invalid("give key or key_file, one of them");
@@ -197,6 +389,44 @@ impl BackendConfig {
         }
         if !matches!(self.interface.as_str(), "public" | "internal" | "admin") {
             return invalid("interface must be public, internal or admin");
+        }
+        Ok(())
+    }
+
+    /// `keystone` and `v1`: the credentials are each account's, set with
+    /// `swiftgate account set-credentials`, never the backend's.
+    fn validate_per_account(&self) -> Result<(), ConfigError> {
+        let invalid = |what: &str| {
+            Err(ConfigError::Invalid(format!(
+                "backend {:?} ({}): {what}",
+                self.name, self.kind
+            )))
+        };
+        if !self.user.is_empty()
+            || self.key.is_some()
+            || self.key_file.is_some()
+            || self.project.is_some()
+            || self.application_credential_id.is_some()
+        {
+            return invalid(
+                "each account has its own credentials (swiftgate account set-credentials); \
+                 remove user, key, key_file, project and application_credential_id",
+            );
+        }
+        if self.auth_version.is_some() {
+            return invalid("auth_version is for swift backends; the type says it");
+        }
+        if self.kind != "keystone" && self.region.is_some() {
+            return invalid("region is for Keystone");
+        }
+        if !matches!(self.interface.as_str(), "public" | "internal" | "admin") {
+            return invalid("interface must be public, internal or admin");
+        }
+        if self.delivery == Delivery::Direct && self.internal_url.is_some() {
+            return invalid(
+                "internal_url is where the gateway reaches the storage; with direct delivery \
+                 it never does",
+            );
         }
         Ok(())
     }
@@ -244,6 +474,10 @@ pub struct AuthConfig {
     pub max_token_life: Duration,
     pub super_admin_key: Option<String>,
     pub super_admin_key_file: Option<PathBuf>,
+    /// The key that seals accounts' upstream credentials in the store: 32 bytes, in hex
+    /// or base64; inline, from its file, or from `SWIFTGATE_CREDENTIAL_KEY`.
+    pub credential_key: Option<String>,
+    pub credential_key_file: Option<PathBuf>,
     pub default_backend: String,
     /// Prefix of storage ids (`AUTH_<id>`) and of tokens (`AUTH_tk…`).
     pub reseller_prefix: String,
@@ -267,6 +501,8 @@ impl Default for AuthConfig {
             max_token_life: Duration::from_secs(7 * 86_400),
             super_admin_key: None,
             super_admin_key_file: None,
+            credential_key: None,
+            credential_key_file: None,
             default_backend: "local".into(),
             reseller_prefix: "AUTH_".into(),
             service_prefix: None,
@@ -466,6 +702,17 @@ impl Config {
                 "auth.service_prefix = {sp:?} must not overlap auth.reseller_prefix"
             )));
         }
+        let sealed = self.credential_key()?.is_some();
+        if let Some(b) = self.backends.iter().find(|b| b.per_account())
+            && !sealed
+        {
+            return Err(ConfigError::Invalid(format!(
+                "backend {:?} keeps each account's upstream credentials, sealed with \
+                 auth.credential_key_file (or SWIFTGATE_CREDENTIAL_KEY); make one with: \
+                 head -c 32 /dev/urandom | base64 > credential.key && chmod 600 credential.key",
+                b.name
+            )));
+        }
         if auth.super_admin_key.is_some() && auth.super_admin_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "give auth.super_admin_key or auth.super_admin_key_file, not both".into(),
@@ -497,6 +744,30 @@ impl Config {
         Ok(std::env::var("SWIFTGATE_SUPER_ADMIN_KEY")
             .ok()
             .filter(|k| !k.is_empty()))
+    }
+
+    /// The key sealing upstream credentials, when one is configured.
+    pub fn credential_key(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let text = match (&self.auth.credential_key, &self.auth.credential_key_file) {
+            (Some(k), None) => k.clone(),
+            (None, Some(path)) => read_secret_file(path)?,
+            (None, None) => match std::env::var("SWIFTGATE_CREDENTIAL_KEY") {
+                Ok(k) if !k.is_empty() => k,
+                _ => return Ok(None),
+            },
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "give auth.credential_key or auth.credential_key_file, not both".into(),
+                ));
+            }
+        };
+        parse_key32(text.trim()).map(Some).ok_or_else(|| {
+            ConfigError::Invalid(
+                "the credential key must be 32 bytes in hex or base64; make one with: \
+                 head -c 32 /dev/urandom | base64"
+                    .into(),
+            )
+        })
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -544,6 +815,19 @@ impl Config {
 }
 
 /// A secret from a file: trailing newlines trimmed; a file others may read is refused.
+/// 32 bytes written as 64 hex digits or in base64.
+fn parse_key32(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let bytes = if text.len() == 64 {
+        hex::decode(text).ok()?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?
+    };
+    bytes.try_into().ok()
+}
+
 pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read {
@@ -647,6 +931,123 @@ mod tests {
             let e = backend(body).unwrap_err();
             assert!(e.to_string().contains(says), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn per_account_backends_take_no_credentials_and_need_the_sealing_key() {
+        let key = "[auth]\ncredential_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n";
+        let backend = |auth: &str, body: &str| {
+            Config::parse(
+                &format!("{auth}[[backend]]\nname = \"b\"\nauth_url = \"http://k/v3\"\n{body}"),
+                "t",
+            )
+        };
+        let c = backend(
+            key,
+            "type = \"keystone\"\ndelivery = \"direct\"\nregion = \"R\"\n",
+        )
+        .unwrap();
+        let b = &c.backends[0];
+        assert!(b.per_account() && b.keystone() && b.delivery == Delivery::Direct);
+        assert_eq!(
+            c.credential_key().unwrap(),
+            Some(std::array::from_fn(|i| i as u8))
+        );
+        let c = backend(key, "type = \"v1\"\n").unwrap();
+        assert!(!c.backends[0].keystone());
+        assert_eq!(c.backends[0].delivery, Delivery::Proxy);
+        for (auth, body, says) in [
+            ("", "type = \"keystone\"\n", "credential_key_file"),
+            (
+                key,
+                "type = \"keystone\"\nuser = \"u\"\n",
+                "own credentials",
+            ),
+            (
+                key,
+                "type = \"v1\"\nregion = \"R\"\n",
+                "region is for Keystone",
+            ),
+            (
+                key,
+                "type = \"keystone\"\ndelivery = \"fast\"\n",
+                "unknown variant",
+            ),
+            (
+                key,
+                "type = \"keystone\"\ndelivery = \"direct\"\ninternal_url = \"http://i/v1\"\n",
+                "never does",
+            ),
+            (
+                key,
+                "type = \"swift\"\ndelivery = \"direct\"\nkey = \"k\"\n",
+                "proxy-only",
+            ),
+            (key, "type = \"s3\"\n", "not known"),
+            (
+                "[auth]\ncredential_key = \"short\"\n",
+                "type = \"v1\"\n",
+                "32 bytes",
+            ),
+        ] {
+            let e = backend(auth, body).unwrap_err();
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn oauth2_backends_take_a_preset_or_their_endpoints() {
+        let key = "[auth]\ncredential_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n";
+        let backend = |body: &str| {
+            Config::parse(
+                &format!("{key}[[backend]]\nname = \"h\"\ntype = \"oauth2\"\n{body}"),
+                "t",
+            )
+        };
+        let c =
+            backend("preset = \"hubic\"\nclient_id = \"api_x\"\nclient_secret = \"s\"\n").unwrap();
+        let o = c.backends[0].oauth().unwrap();
+        assert_eq!(o.token_url, "https://api.hubic.com/oauth/token/");
+        assert_eq!(o.scope, "usage.r,credentials.r");
+        assert!(c.backends[0].per_account());
+        let c = backend(
+            "preset = \"hubic\"\nclient_id = \"api_x\"\nclient_secret = \"s\"\n\
+             token_url = \"http://p/token\"\nredirect_uri = \"https://gw/callback\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.backends[0].oauth().unwrap().token_url, "http://p/token");
+        for (body, says) in [
+            (
+                "client_id = \"a\"\nclient_secret = \"s\"\n",
+                "authorize_url is needed",
+            ),
+            (
+                "preset = \"hubic\"\nclient_secret = \"s\"\n",
+                "client_id is needed",
+            ),
+            ("preset = \"hubic\"\nclient_id = \"a\"\n", "client_secret"),
+            (
+                "preset = \"dropbox\"\nclient_id = \"a\"\nclient_secret = \"s\"\n",
+                "not known",
+            ),
+            (
+                "preset = \"hubic\"\nclient_id = \"a\"\nclient_secret = \"s\"\nauth_url = \"http://x\"\n",
+                "no auth_url",
+            ),
+            (
+                "preset = \"hubic\"\nclient_id = \"a\"\nclient_secret = \"s\"\nredirect_uri = \"gw/cb\"\n",
+                "must start with http",
+            ),
+        ] {
+            let e = backend(body).unwrap_err();
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
+        let e = Config::parse(
+            &format!("{key}[[backend]]\nname = \"s\"\ntype = \"v1\"\nauth_url = \"http://x\"\nclient_id = \"a\"\n"),
+            "t",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("are for oauth2"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,16 @@ pub enum Endpoint {
     },
     Healthcheck,
     Info,
+    /// `GET|POST /link/<account>`: linking an account to its OAuth2 provider.
+    Link {
+        account: String,
+    },
+    /// `GET /callback`: the OAuth2 provider's answer.
+    Callback,
+    /// `GET|POST /usage` (HTML) and `GET /usage.json`.
+    Usage {
+        json: bool,
+    },
 }
 
 /// The Swauth-shaped admin API under `/auth/v2/`.
@@ -119,7 +129,18 @@ pub fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Result<En
         }
         "/auth/v1.0" | "/auth/v1.0/" | "/v1.0" | "/v1.0/" | "/auth" | "/auth/" | "/auth/auth"
         | "/auth/auth/" => return v1_auth(method, None),
+        "/callback" | "/callback/" => return only(method, GET).map(|_| Endpoint::Callback),
+        "/usage" | "/usage/" => {
+            return get_or_post(method).map(|_| Endpoint::Usage { json: false });
+        }
+        "/usage.json" => return only(method, GET).map(|_| Endpoint::Usage { json: true }),
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/link/") {
+        let account = decode(rest.trim_end_matches('/'))
+            .filter(|a| !a.is_empty() && !a.contains('/'))
+            .ok_or_else(|| Error::NotFound("a link page is /link/<account>".into()))?;
+        return get_or_post(method).map(|_| Endpoint::Link { account });
     }
     if let Some(token) = path.strip_prefix("/token/") {
         return validate_token(method, token);
@@ -139,6 +160,17 @@ pub fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Result<En
         return admin(method, rest);
     }
     Err(Error::NotFound(format!("nothing is served at {path}")))
+}
+
+fn get_or_post(method: &Method) -> Result<()> {
+    if method == Method::GET || method == Method::POST {
+        Ok(())
+    } else {
+        Err(Error::MethodNotAllowed {
+            method: method.to_string(),
+            allow: "GET, POST",
+        })
+    }
 }
 
 fn v1_auth(method: &Method, account: Option<&str>) -> Result<Endpoint> {

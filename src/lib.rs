@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod request;
 pub mod server;
 pub mod store;
+pub mod web;
 
 pub use config::Config;
 pub use server::{Gateway, GatewayHandle};

@@ -24,9 +24,18 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    fn upstream(&self, account: &str) -> String {
+    async fn upstream(&self, account: &str) -> Result<String> {
         self.cluster
             .upstream_account(account, self.identity.prefixes())
+            .await
+    }
+
+    /// Whether the gateway holds `account` on this upstream.
+    fn holds(&self, account: &str) -> bool {
+        self.cluster.holds(
+            account,
+            self.identity.account_by_storage_id(account).as_ref(),
+        )
     }
 
     /// What the caller may do in an account (a storage id): everything as its owner or
@@ -37,16 +46,12 @@ impl Judge<'_> {
         if p.owns(account) {
             return Ok(AccountAccess::Admin);
         }
-        let ours = self
-            .identity
-            .account_by_storage_id(account)
-            .is_some_and(|a| a.backend == self.cluster.name);
-        if !ours {
+        if !self.holds(account) {
             return Ok(AccountAccess::None);
         }
         let headers = self
             .cluster
-            .account_headers(&self.upstream(account))
+            .account_headers(&self.upstream(account).await?)
             .await?;
         Ok(local::acl::account_access(
             headers
@@ -87,11 +92,11 @@ impl Judge<'_> {
             (AccountAccess::ReadWrite | AccountAccess::ReadOnly, None) => !write,
             (AccountAccess::ReadOnly, Some(_)) => !write,
             (AccountAccess::None, None) => false,
-            (AccountAccess::None, Some(_)) if write && !object => false,
+            (AccountAccess::None, Some(_)) if (write && !object) || !self.holds(account) => false,
             (AccountAccess::None, Some(c)) => {
                 let Some(meta) = self
                     .cluster
-                    .container_headers(&self.upstream(account), c)
+                    .container_headers(&self.upstream(account).await?, c)
                     .await?
                 else {
                     return Ok(false);
@@ -166,7 +171,7 @@ async fn check_references(
             if let (Some(c), Some(o)) = (&target.container, &target.object)
                 && !judge
                     .cluster
-                    .object_exists(&judge.upstream(own), c, o)
+                    .object_exists(&judge.upstream(own).await?, c, o)
                     .await?
             {
                 return Err(Error::NotFound(format!("no object {c}/{o} to copy")));
@@ -223,7 +228,7 @@ async fn check_manifest_copy(
     };
     let Some(segments) = judge
         .cluster
-        .manifest_segments(&judge.upstream(source_account), c, o)
+        .manifest_segments(&judge.upstream(source_account).await?, c, o)
         .await?
     else {
         return Ok(());
@@ -300,7 +305,7 @@ async fn check_sources(
         };
         let segments = judge
             .cluster
-            .manifest_containers(&judge.upstream(&account), &c, &o)
+            .manifest_containers(&judge.upstream(&account).await?, &c, &o)
             .await?;
         // Swift answers 409 when an SLO's segments cannot be loaded
         for s in segments {
@@ -323,7 +328,9 @@ pub async fn handle<B: RequestBody>(
     principal: Option<Principal>,
     how: Forward<'_>,
 ) -> Result<Response<Body>> {
-    let upstream = cluster.upstream_account(&target.account, identity.prefixes());
+    let upstream = cluster
+        .upstream_account(&target.account, identity.prefixes())
+        .await?;
     let Some(p) = principal else {
         return cluster.forward(req, &upstream, &how).await;
     };

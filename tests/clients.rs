@@ -4,26 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{Swift, TestGateway, cluster_backend, repo_root};
-
-fn bin(name: &str) -> PathBuf {
-    repo_root().join(".peers/venv/bin").join(name)
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (run scripts/peers install)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{Swift, TestGateway, cluster_backend, peer_bin as bin, repo_root, run, stdout};
 
 /// Deterministic pseudo-random bytes, so a failure can be reproduced.
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -70,10 +53,6 @@ fn swift(gw: &TestGateway, dir: &Path) -> Command {
         .env("ST_USER", "test:tester")
         .env("ST_KEY", "testing");
     c
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -661,6 +661,19 @@ impl Identity {
         Ok(created)
     }
 
+    /// Replaces an account's sealed upstream credentials, seen at once.
+    pub async fn set_credentials(self: &Arc<Self>, account: &str, sealed: Vec<u8>) -> Result<()> {
+        let store = self.store.clone();
+        let account = account.to_owned();
+        blocking(move || store.set_credentials(&account, &sealed)).await?;
+        self.reload().await
+    }
+
+    /// The store, for parts that keep state in it (rotated OAuth2 grants).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// On a store with no users, creates `admin:admin` (account admin and reseller
     /// admin) with a random key, and returns that key; the only time it is seen.
     pub async fn bootstrap_admin(self: &Arc<Self>) -> Result<Option<String>> {

@@ -9,6 +9,8 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::identity::{Identity, LoginRequest, MAX_NAME_LENGTH, unix_now};
+use crate::backend::swift::Clusters;
+use crate::config::Delivery;
 use crate::error::{Error, Result};
 use crate::http_util::{Body, first_header, header_str, header_true, header_value, status_only};
 
@@ -129,8 +131,13 @@ fn requested_lifetime(headers: &HeaderMap) -> Result<Option<Duration>> {
     }
 }
 
+/// v1 auth. Accounts on the embedded store or behind the proxy get a gateway token and
+/// the gateway's storage URL. Accounts with their own upstream credentials have them
+/// checked (a cached upstream session, a fresh one with `X-Auth-New-Token`), and with
+/// direct delivery get the upstream's own storage URL and token instead.
 pub async fn handle(
     identity: &Identity,
+    clusters: &Clusters,
     path_account: Option<&str>,
     headers: &HeaderMap,
     source: std::net::IpAddr,
@@ -145,26 +152,54 @@ pub async fn handle(
         keys: creds.keys,
         source,
     };
+    let who = format!("{}:{}", req.account, req.user);
+    let record = identity.account(&req.account);
+    let own_credentials = record
+        .as_ref()
+        .is_some_and(|r| clusters.kind(&r.backend).is_some_and(|k| k != "swift"));
+    let Some(record) = record.filter(|_| own_credentials) else {
+        let issued = identity.login(&req).await?;
+        let url = format!("{base_url}/v1/{}", issued.storage_id);
+        let left = issued.expires_at.saturating_sub(unix_now());
+        return Ok((answer(&issued.token, &url, Some(left))?, who));
+    };
+    // the key first: nothing about the upstream is said to whom does not hold it
+    identity
+        .verify_key(&req.account, &req.user, &req.keys, source)
+        .await?;
+    let upstream = clusters
+        .upstream(&record)?
+        .ok_or_else(|| Error::Internal(format!("backend {:?} is gone", record.backend)))?;
+    let direct = upstream.cluster.direct_credentials(req.new_token).await?;
+    if upstream.delivery == Delivery::Direct {
+        return Ok((
+            answer(&direct.token, &direct.storage_url, direct.expires_in)?,
+            who,
+        ));
+    }
     let issued = identity.login(&req).await?;
+    let url = format!("{base_url}/v1/{}", issued.storage_id);
+    let left = issued.expires_at.saturating_sub(unix_now());
+    Ok((answer(&issued.token, &url, Some(left))?, who))
+}
+
+/// The success answer: 200, an empty body, the token twice and the storage URL.
+fn answer(token: &str, storage_url: &str, expires_in: Option<u64>) -> Result<Response<Body>> {
     let mut resp = status_only(StatusCode::OK);
     let h = resp.headers_mut();
-    let token = header_value(&issued.token)?;
+    let token = header_value(token)?;
     h.insert("x-auth-token", token.clone());
     h.insert("x-storage-token", token);
-    h.insert(
-        "x-storage-url",
-        header_value(&format!("{base_url}/v1/{}", issued.storage_id))?,
-    );
-    h.insert(
-        "x-auth-token-expires",
-        HeaderValue::from(issued.expires_at.saturating_sub(unix_now())),
-    );
+    h.insert("x-storage-url", header_value(storage_url)?);
+    if let Some(left) = expires_in {
+        h.insert("x-auth-token-expires", HeaderValue::from(left));
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Ok((resp, format!("{}:{}", req.account, req.user)))
+    Ok(resp)
 }
 
 #[cfg(test)]

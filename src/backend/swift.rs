@@ -1,7 +1,10 @@
-//! Upstream Swift clusters. The gateway holds a cluster's service (reseller admin)
-//! credentials, v1 or Keystone v3, creates and deletes accounts there, and proxies
-//! storage requests to it: the client's token is checked here and replaced by the
-//! service token, which never leaves the gateway. Bodies stream in both directions.
+//! Upstream Swift storage. For a `swift` backend the gateway holds the cluster's service
+//! (reseller admin) credentials, v1 or Keystone v3, creates and deletes accounts there,
+//! and proxies storage requests to it: the client's token is checked here and replaced
+//! by the service token, which never leaves the gateway. For `keystone` and `v1`
+//! backends each account logs in with its own sealed credentials, and its clients get
+//! either the upstream's storage URL and token (direct delivery) or the gateway's, with
+//! every request proxied the same way. Bodies stream in both directions.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,9 +19,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::{BackendConfig, ConfigError};
+use super::credentials::{self as creds, AccountCredentials, Sealer};
+use super::oauth;
+use crate::config::{BackendConfig, Config, ConfigError, Delivery, OAuthSettings};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody};
+use crate::store::AccountRecord;
+use crate::store::Store;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), and the
 /// ones the gateway sets itself.
@@ -45,20 +52,53 @@ const CLIENT_CREDENTIALS: &[&str] = &["x-auth-token", "x-storage-token", "x-serv
 /// A service token is renewed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
-/// The service session: its token, the cluster's storage base (`…/v1`), and when the
-/// token expires, when the cluster said.
+/// A login's session: its token, the storage base (`…/v1`), the account its storage URL
+/// names, and when the token expires, when the upstream said.
 #[derive(Clone)]
 struct Session {
     token: String,
     base: String,
+    account: String,
     expires: Option<Instant>,
 }
 
 impl Session {
+    /// A session on the account a storage URL (`…/v1/AUTH_x`) names.
+    fn at(storage_url: &str, token: String, expires: Option<Instant>) -> Session {
+        let (base, account) = split_storage_url(storage_url);
+        Session {
+            token,
+            base,
+            account,
+            expires,
+        }
+    }
+
     fn fresh(&self) -> bool {
         self.expires
             .is_none_or(|at| at > Instant::now() + TOKEN_MARGIN)
     }
+}
+
+/// What v1 auth hands out for direct delivery: the upstream's own storage URL and token.
+pub struct DirectCredentials {
+    pub token: String,
+    pub storage_url: String,
+    /// Seconds left, when the upstream said.
+    pub expires_in: Option<u64>,
+}
+
+/// Which upstream account holds a gateway account.
+#[derive(Debug)]
+enum Naming {
+    /// Service credentials: the gateway's `AUTH_<id>` is `<reseller_prefix><id>` upstream,
+    /// and its `SERVICE_<id>` is `<service_prefix><id>`.
+    Reseller {
+        reseller_prefix: String,
+        service_prefix: String,
+    },
+    /// One account's own credentials: the account its storage URL names.
+    Own { storage_id: String, name: String },
 }
 
 /// How the gateway logs in as the cluster's service.
@@ -72,6 +112,34 @@ enum Login {
         region: Option<String>,
         interface: String,
     },
+    /// An account's OAuth2 grant: Swift credentials from the provider.
+    OAuth2(Box<Grant>),
+}
+
+/// Keeps a rotated refresh token: seals and stores it.
+pub type KeepGrant = Arc<dyn Fn(&str) -> Result<()> + Send + Sync>;
+
+/// An account's OAuth2 grant, and its current access token.
+pub struct Grant {
+    settings: OAuthSettings,
+    refresh_token: tokio::sync::Mutex<String>,
+    access: std::sync::Mutex<Option<(String, Instant)>>,
+    keep: KeepGrant,
+}
+
+impl Grant {
+    /// The access token, while it has more than the margin left.
+    fn access_token(&self) -> Option<String> {
+        let access = self.access.lock().unwrap_or_else(|p| p.into_inner());
+        access
+            .as_ref()
+            .filter(|(_, until)| *until > Instant::now() + TOKEN_MARGIN.min(Duration::from_secs(1)))
+            .map(|(t, _)| t.clone())
+    }
+
+    fn forget_access(&self) {
+        *self.access.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 impl Login {
@@ -110,17 +178,76 @@ impl Login {
             interface: cfg.interface.clone(),
         })
     }
+
+    /// An account's own login on a `keystone`, `v1` or `oauth2` backend.
+    fn for_account(
+        cfg: &BackendConfig,
+        oauth: Option<&OAuthSettings>,
+        creds: &AccountCredentials,
+        keep: KeepGrant,
+    ) -> Result<Login> {
+        use super::credentials::Login as Own;
+        let identity = match &creds.login {
+            Own::OAuth2 { refresh_token } => {
+                let settings = oauth.ok_or_else(|| {
+                    Error::Internal(format!("backend {:?} is not an OAuth2 one", cfg.name))
+                })?;
+                return Ok(Login::OAuth2(Box::new(Grant {
+                    settings: settings.clone(),
+                    refresh_token: tokio::sync::Mutex::new(refresh_token.clone()),
+                    access: std::sync::Mutex::new(None),
+                    keep,
+                })));
+            }
+            Own::V1 { user, key } => {
+                return Ok(Login::V1 {
+                    user: user.clone(),
+                    key: key.clone(),
+                });
+            }
+            Own::Password {
+                user,
+                user_domain,
+                password,
+                project,
+                project_domain,
+            } => serde_json::json!({
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {
+                        "name": user,
+                        "domain": {"name": user_domain},
+                        "password": password,
+                    }},
+                },
+                "scope": {"project": {"name": project, "domain": {"name": project_domain}}},
+            }),
+            Own::ApplicationCredential { id, secret } => serde_json::json!({
+                "identity": {
+                    "methods": ["application_credential"],
+                    "application_credential": {"id": id, "secret": secret},
+                },
+            }),
+        };
+        Ok(Login::Keystone {
+            body: serde_json::json!({ "auth": identity }),
+            region: creds.region.clone().or_else(|| cfg.region.clone()),
+            interface: creds
+                .interface
+                .clone()
+                .unwrap_or_else(|| cfg.interface.clone()),
+        })
+    }
 }
 
 pub struct Cluster {
     pub name: String,
     auth_url: String,
     login: Login,
-    reseller_prefix: String,
-    service_prefix: String,
+    naming: Naming,
     internal_url: Option<String>,
     timeout: Duration,
-    client: Client<HttpConnector, Outgoing>,
+    client: HttpClient,
     /// Held while logging in, so concurrent requests wait for one login.
     session: tokio::sync::Mutex<Option<Session>>,
     /// The cluster's `/info`, and when it was fetched.
@@ -149,7 +276,10 @@ fn is_replayable(method: &Method, headers: &HeaderMap) -> bool {
 }
 
 /// A request body on its way upstream.
-type Outgoing = UnsyncBoxBody<Bytes, std::io::Error>;
+pub type Outgoing = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// The pooled HTTP/1.1 client of a backend.
+pub type HttpClient = Client<HttpConnector, Outgoing>;
 
 fn empty_body() -> Outgoing {
     Empty::<Bytes>::new()
@@ -157,22 +287,25 @@ fn empty_body() -> Outgoing {
         .boxed_unsync()
 }
 
+/// One pooled HTTP/1.1 client per backend.
+fn http_client(cfg: &BackendConfig) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(cfg.connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        // an object or container answer carries up to 90 metadata headers and more
+        .http1_max_headers(MAX_UPSTREAM_HEADERS)
+        .build(connector)
+}
+
 impl Cluster {
-    pub fn new(cfg: &BackendConfig) -> std::result::Result<Cluster, ConfigError> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            // an object or container answer carries up to 90 metadata headers and more
-            .http1_max_headers(MAX_UPSTREAM_HEADERS)
-            .build(connector);
-        Ok(Cluster {
+    fn with(cfg: &BackendConfig, login: Login, naming: Naming, client: HttpClient) -> Cluster {
+        Cluster {
             name: cfg.name.clone(),
             auth_url: cfg.auth_url.trim_end_matches('/').to_owned(),
-            login: Login::new(cfg)?,
-            reseller_prefix: cfg.reseller_prefix.clone(),
-            service_prefix: cfg.service_prefix.clone(),
+            login,
+            naming,
             internal_url: cfg
                 .internal_url
                 .as_ref()
@@ -181,28 +314,92 @@ impl Cluster {
             client,
             session: tokio::sync::Mutex::new(None),
             info: tokio::sync::Mutex::new(None),
-        })
+        }
     }
 
-    /// The account name upstream for a gateway storage id: `AUTH_<id>` with the
-    /// gateway's prefix becomes `<cluster prefix><id>`, and a service account
-    /// `SERVICE_<id>` with the gateway's service prefix `<cluster service prefix><id>`.
-    pub fn upstream_account(&self, storage_id: &str, gateway: Prefixes<'_>) -> String {
-        if let Some(id) = gateway.service.and_then(|p| storage_id.strip_prefix(p)) {
-            return format!("{}{id}", self.service_prefix);
+    /// A `swift` backend: the gateway's service credentials.
+    pub fn new(cfg: &BackendConfig) -> std::result::Result<Cluster, ConfigError> {
+        let naming = Naming::Reseller {
+            reseller_prefix: cfg.reseller_prefix.clone(),
+            service_prefix: cfg.service_prefix.clone(),
+        };
+        Ok(Cluster::with(
+            cfg,
+            Login::new(cfg)?,
+            naming,
+            http_client(cfg),
+        ))
+    }
+
+    /// Whether the gateway account `storage_id` is held here: on the cluster, or the one
+    /// account whose credentials these are.
+    pub fn holds(&self, storage_id: &str, record: Option<&AccountRecord>) -> bool {
+        match &self.naming {
+            Naming::Reseller { .. } => record.is_some_and(|r| r.backend == self.name),
+            Naming::Own {
+                storage_id: own, ..
+            } => own == storage_id,
         }
-        let id = storage_id
-            .strip_prefix(gateway.reseller)
-            .unwrap_or(storage_id);
-        format!("{}{id}", self.reseller_prefix)
+    }
+
+    /// The account name upstream for a gateway storage id. With service credentials,
+    /// `AUTH_<id>` with the gateway's prefix becomes `<cluster prefix><id>`, and a service
+    /// account `SERVICE_<id>` with the gateway's service prefix `<cluster service
+    /// prefix><id>`. With an account's own credentials, the account its storage URL names.
+    pub async fn upstream_account(
+        &self,
+        storage_id: &str,
+        gateway: Prefixes<'_>,
+    ) -> Result<String> {
+        match &self.naming {
+            Naming::Reseller {
+                reseller_prefix,
+                service_prefix,
+            } => {
+                if let Some(id) = gateway.service.and_then(|p| storage_id.strip_prefix(p)) {
+                    return Ok(format!("{service_prefix}{id}"));
+                }
+                let id = storage_id
+                    .strip_prefix(gateway.reseller)
+                    .unwrap_or(storage_id);
+                Ok(format!("{reseller_prefix}{id}"))
+            }
+            Naming::Own {
+                storage_id: own, ..
+            } if own == storage_id => Ok(self.session(None).await?.account),
+            Naming::Own { .. } => Err(Error::Forbidden(format!(
+                "{storage_id} is not reachable with the credentials of the account on backend {:?} \
+                 (service accounts are not available there)",
+                self.name
+            ))),
+        }
     }
 
     /// The upstream service account of an account, when the gateway has them.
     fn upstream_service_account(&self, storage_id: &str, gateway: Prefixes<'_>) -> Option<String> {
+        let Naming::Reseller { service_prefix, .. } = &self.naming else {
+            return None;
+        };
         let id = storage_id.strip_prefix(gateway.reseller)?;
-        gateway
-            .service
-            .map(|_| format!("{}{id}", self.service_prefix))
+        gateway.service.map(|_| format!("{service_prefix}{id}"))
+    }
+
+    /// Direct delivery: the account's upstream storage URL and token, fresh ones when
+    /// `renew` (the client saw them refused, or asked with `X-Auth-New-Token`).
+    pub async fn direct_credentials(&self, renew: bool) -> Result<DirectCredentials> {
+        let stale = if renew {
+            self.session.lock().await.as_ref().map(|s| s.token.clone())
+        } else {
+            None
+        };
+        let s = self.session(stale.as_deref()).await?;
+        Ok(DirectCredentials {
+            storage_url: format!("{}/{}", s.base, s.account),
+            expires_in: s
+                .expires
+                .map(|at| at.saturating_duration_since(Instant::now()).as_secs()),
+            token: s.token,
+        })
     }
 
     /// Sends one request; an unreachable cluster is 503, a slow one 504.
@@ -241,7 +438,19 @@ impl Cluster {
                 self.login_keystone(body, region.as_deref(), interface)
                     .await?
             }
+            Login::OAuth2(grant) => self.login_oauth(grant).await?,
         };
+        let expires_in = session
+            .expires
+            .map(|at| at.saturating_duration_since(Instant::now()).as_secs());
+        match &self.naming {
+            Naming::Reseller { .. } => {
+                tracing::info!(backend = %self.name, expires_in, "logged in upstream as the service");
+            }
+            Naming::Own { storage_id, .. } => {
+                tracing::info!(backend = %self.name, storage_id, expires_in, "logged in upstream for an account");
+            }
+        }
         Ok(match &self.internal_url {
             Some(u) => Session {
                 base: u.clone(),
@@ -252,11 +461,126 @@ impl Cluster {
     }
 
     fn refused(&self, status: StatusCode) -> Error {
-        tracing::warn!(cluster = %self.name, %status, "the cluster refused the service login");
-        Error::BadGateway(format!(
-            "the cluster {:?} refused the gateway's service login ({status})",
+        match &self.naming {
+            Naming::Reseller { .. } => {
+                tracing::warn!(cluster = %self.name, %status, "the cluster refused the service login");
+                Error::BadGateway(format!(
+                    "the cluster {:?} refused the gateway's service login ({status})",
+                    self.name
+                ))
+            }
+            Naming::Own { storage_id, .. } => {
+                tracing::warn!(backend = %self.name, storage_id, %status, "the upstream refused an account's login");
+                let message = format!(
+                    "the upstream {:?} refused this account's credentials ({status}); an admin \
+                     sets them again with: swiftgate account set-credentials",
+                    self.name
+                );
+                if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                    Error::unauthorized(storage_id, message)
+                } else {
+                    Error::BadGateway(message)
+                }
+            }
+        }
+    }
+
+    /// OAuth2: Swift credentials for the access token, refreshed (once) when the
+    /// provider refuses it.
+    async fn login_oauth(&self, grant: &Grant) -> Result<Session> {
+        for _ in 0..2 {
+            let access = match grant.access_token() {
+                Some(a) => a,
+                None => self.refresh_grant(grant).await?,
+            };
+            let found =
+                oauth::credentials(&self.client, self.timeout, &grant.settings, &access).await?;
+            let Some(c) = found else {
+                grant.forget_access();
+                continue;
+            };
+            let expires = c.expires.as_deref().and_then(oauth::rfc3339).map(|at| {
+                Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
+            });
+            return Ok(Session::at(&c.endpoint, c.token, expires));
+        }
+        Err(Error::BadGateway(format!(
+            "the OAuth2 provider of {:?} refuses its own fresh access token",
             self.name
-        ))
+        )))
+    }
+
+    /// A new access token for the grant; a rotated refresh token is kept at once.
+    async fn refresh_grant(&self, grant: &Grant) -> Result<String> {
+        let mut refresh_token = grant.refresh_token.lock().await;
+        // another request may have refreshed while this one waited
+        if let Some(a) = grant.access_token() {
+            return Ok(a);
+        }
+        match oauth::refresh(&self.client, self.timeout, &grant.settings, &refresh_token).await {
+            Ok(t) => {
+                if let Some(rotated) = t.refresh_token.filter(|r| *r != *refresh_token) {
+                    (grant.keep)(&rotated)?;
+                    *refresh_token = rotated;
+                }
+                let life = Duration::from_secs(t.expires_in.unwrap_or(3600));
+                *grant.access.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((t.access_token.clone(), Instant::now() + life));
+                tracing::info!(backend = %self.name, expires_in = life.as_secs(), "refreshed an OAuth2 access token");
+                Ok(t.access_token)
+            }
+            Err(oauth::TokenError::Revoked(said)) => {
+                let (storage_id, name) = match &self.naming {
+                    Naming::Own { storage_id, name } => (storage_id.as_str(), name.as_str()),
+                    Naming::Reseller { .. } => ("", ""),
+                };
+                tracing::warn!(backend = %self.name, storage_id, "the OAuth2 provider refused an account's grant");
+                Err(Error::unauthorized(
+                    name,
+                    format!(
+                        "the OAuth2 provider of {:?} no longer accepts the grant of account \
+                         {name} ({said}); an admin of the account links it again at /link/{name} \
+                         (or with: swiftgate link {name})",
+                        self.name
+                    ),
+                ))
+            }
+            Err(oauth::TokenError::Other(e)) => Err(e),
+        }
+    }
+
+    /// What the account stores upstream and may store: from the OAuth2 provider's usage
+    /// endpoint when it has one, else the upstream account's own counters.
+    pub async fn usage(&self) -> Result<oauth::Usage> {
+        if let Login::OAuth2(grant) = &self.login
+            && let Some(url) = &grant.settings.usage_url
+        {
+            for _ in 0..2 {
+                let access = match grant.access_token() {
+                    Some(a) => a,
+                    None => self.refresh_grant(grant).await?,
+                };
+                match oauth::usage(&self.client, self.timeout, url, &access).await? {
+                    Some(u) => return Ok(u),
+                    None => grant.forget_access(),
+                }
+            }
+            return Err(Error::BadGateway(
+                "the OAuth2 provider refuses its own fresh access token".into(),
+            ));
+        }
+        let account = self.session(None).await?.account;
+        let headers = self.account_headers(&account).await?;
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        Ok(oauth::Usage {
+            used: number("x-account-bytes-used").unwrap_or(0),
+            quota: number("x-account-meta-quota-bytes").unwrap_or(0),
+        })
     }
 
     async fn login_v1(&self, user: &str, key: &str) -> Result<Session> {
@@ -279,11 +603,7 @@ impl Cluster {
             .map(|secs| Instant::now() + Duration::from_secs(secs));
         let _ = resp.into_body().collect().await;
         match (status.is_success(), token, url) {
-            (true, Some(token), Some(url)) => Ok(Session {
-                token,
-                base: storage_base(&url),
-                expires,
-            }),
+            (true, Some(token), Some(url)) => Ok(Session::at(&url, token, expires)),
             _ => Err(self.refused(status)),
         }
     }
@@ -323,7 +643,7 @@ impl Cluster {
         };
         let answer: KeystoneAnswer = serde_json::from_slice(&body).map_err(|e| {
             Error::BadGateway(format!(
-                "the cluster {:?}: Keystone's token answer is not understood: {e}",
+                "the upstream {:?}: Keystone's token answer is not understood: {e}",
                 self.name
             ))
         })?;
@@ -346,19 +666,18 @@ impl Cluster {
                     })
             })
             .map(|e| e.url.clone());
+        let own = matches!(self.naming, Naming::Own { .. });
         match (url, &self.internal_url) {
-            (Some(url), _) => Ok(Session {
-                token,
-                base: storage_base(&url),
-                expires,
-            }),
-            (None, Some(base)) => Ok(Session {
+            (Some(url), _) => Ok(Session::at(&url, token, expires)),
+            // service credentials name accounts themselves; an account's own do not
+            (None, Some(base)) if !own => Ok(Session {
                 token,
                 base: base.clone(),
+                account: String::new(),
                 expires,
             }),
-            (None, None) => Err(Error::BadGateway(format!(
-                "the cluster {:?}: Keystone's catalog has no object-store endpoint for \
+            _ => Err(Error::BadGateway(format!(
+                "the upstream {:?}: Keystone's catalog has no object-store endpoint for \
                  interface {interface}{}",
                 self.name,
                 region
@@ -617,6 +936,20 @@ impl Cluster {
         }
         let https = how.public_base.starts_with("https:");
         add_forwarded(&mut headers, &parts.headers, client, https);
+        // the gateway's name of the account, where a header names it, is the upstream's
+        for name in [
+            "x-copy-from-account",
+            "destination-account",
+            "x-symlink-target-account",
+        ] {
+            if headers
+                .get(name)
+                .is_some_and(|v| v.as_bytes() == how.gateway_account.as_bytes())
+                && let Ok(v) = HeaderValue::from_str(account)
+            {
+                headers.insert(name, v);
+            }
+        }
         let replayable = is_replayable(&parts.method, &parts.headers);
         let mut body = Some(
             body.map_err(|e| std::io::Error::other(e.to_string()))
@@ -654,14 +987,26 @@ impl Cluster {
             for h in HOP_BY_HOP {
                 rparts.headers.remove(*h);
             }
-            // redirects (static web) name the gateway, not the cluster
+            // redirects (static web) and links name the gateway and its account, not the
+            // upstream's
             let origin = session.base.trim_end_matches("/v1");
-            if let Some(loc) = rparts.headers.get(http::header::LOCATION)
-                && let Ok(loc) = loc.to_str()
-                && let Some(rest) = loc.strip_prefix(origin)
-                && let Ok(v) = HeaderValue::from_str(&format!("{}{rest}", how.public_base))
-            {
-                rparts.headers.insert(http::header::LOCATION, v);
+            let upstream_path = format!("/v1/{account}/");
+            let gateway_path = format!("/v1/{}/", how.gateway_account);
+            for name in [http::header::LOCATION, http::header::CONTENT_LOCATION] {
+                let Some(loc) = rparts.headers.get(&name).and_then(|v| v.to_str().ok()) else {
+                    continue;
+                };
+                let (prefix, path) = match loc.strip_prefix(origin) {
+                    Some(rest) if name == http::header::LOCATION => (how.public_base, rest),
+                    _ => ("", loc),
+                };
+                let path = match path.strip_prefix(&upstream_path) {
+                    Some(rest) => format!("{gateway_path}{rest}"),
+                    None => path.to_owned(),
+                };
+                if let Ok(v) = HeaderValue::from_str(&format!("{prefix}{path}")) {
+                    rparts.headers.insert(name, v);
+                }
             }
             // an empty answer keeps its `Content-Length: 0`, even a 204
             let body = if rparts
@@ -705,6 +1050,8 @@ fn add_forwarded(out: &mut HeaderMap, incoming: &HeaderMap, client: IpAddr, http
 
 /// How a storage request is forwarded.
 pub struct Forward<'a> {
+    /// The account's storage id at the gateway.
+    pub gateway_account: &'a str,
     /// What follows the account in the client's path, still percent-encoded.
     pub path: &'a str,
     pub client: IpAddr,
@@ -714,12 +1061,18 @@ pub struct Forward<'a> {
     pub public_base: &'a str,
 }
 
-/// The storage base (`…/v1`) of an account's storage URL (`…/v1/AUTH_x`).
-fn storage_base(url: &str) -> String {
+/// The storage base (`…/v1`) and the account of a storage URL (`…/v1/AUTH_x`).
+fn split_storage_url(url: &str) -> (String, String) {
     let url = url.trim_end_matches('/');
-    url.rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .unwrap_or_else(|| url.to_owned())
+    match url.rsplit_once('/') {
+        Some((base, account)) => (
+            base.to_owned(),
+            percent_encoding::percent_decode_str(account)
+                .decode_utf8_lossy()
+                .into_owned(),
+        ),
+        None => (url.to_owned(), String::new()),
+    }
 }
 
 /// A Keystone time (`2026-11-22T09:54:37.000000Z`, UTC).
@@ -775,21 +1128,251 @@ pub struct Prefixes<'a> {
     pub service: Option<&'a str>,
 }
 
-/// The configured clusters, by name.
-#[derive(Debug, Default)]
-pub struct Clusters(HashMap<String, Arc<Cluster>>);
+/// An account's upstream, and the version of the credentials it was made from (its
+/// OAuth2 grant renews itself in place).
+struct AccountUpstream {
+    version: i64,
+    cluster: Arc<Cluster>,
+}
+
+type AccountUpstreams = Arc<std::sync::Mutex<HashMap<String, AccountUpstream>>>;
+
+/// A `keystone`, `v1` or `oauth2` backend: each account's upstream, made at its first
+/// use from its sealed credentials, and made again when an admin changes them.
+struct AccountBackend {
+    cfg: BackendConfig,
+    client: HttpClient,
+    accounts: AccountUpstreams,
+    /// `oauth2`: the provider and the gateway's client secret.
+    oauth: Option<OAuthSettings>,
+}
+
+/// Where an account's requests go upstream, and how its clients get there.
+pub struct Upstream {
+    pub cluster: Arc<Cluster>,
+    pub delivery: Delivery,
+}
+
+/// The configured upstream backends, by name.
+#[derive(Default)]
+pub struct Clusters {
+    clusters: HashMap<String, Arc<Cluster>>,
+    per_account: HashMap<String, AccountBackend>,
+    sealer: Option<Arc<Sealer>>,
+    /// Where rotated OAuth2 grants are kept.
+    store: Option<Arc<Store>>,
+}
+
+impl std::fmt::Debug for Clusters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clusters")
+            .field("clusters", &self.clusters)
+            .field("per_account", &self.per_account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AccountBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountBackend")
+            .field("name", &self.cfg.name)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Clusters {
-    pub fn from_config(backends: &[BackendConfig]) -> std::result::Result<Clusters, ConfigError> {
-        backends
-            .iter()
-            .map(|b| Ok((b.name.clone(), Arc::new(Cluster::new(b)?))))
-            .collect::<std::result::Result<_, _>>()
-            .map(Clusters)
+    pub fn from_config(config: &Config) -> std::result::Result<Clusters, ConfigError> {
+        let mut out = Clusters {
+            sealer: config
+                .credential_key()?
+                .as_ref()
+                .map(|k| Arc::new(Sealer::new(k))),
+            ..Clusters::default()
+        };
+        for b in &config.backends {
+            if b.per_account() {
+                let backend = AccountBackend {
+                    cfg: b.clone(),
+                    client: http_client(b),
+                    accounts: Default::default(),
+                    oauth: (b.kind == "oauth2").then(|| b.oauth()).transpose()?,
+                };
+                out.per_account.insert(b.name.clone(), backend);
+            } else {
+                out.clusters
+                    .insert(b.name.clone(), Arc::new(Cluster::new(b)?));
+            }
+        }
+        Ok(out)
     }
 
+    /// Keeps rotated OAuth2 grants in `store`.
+    pub fn with_store(mut self, store: Arc<Store>) -> Clusters {
+        self.store = Some(store);
+        self
+    }
+
+    /// A `swift` backend.
     pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
-        self.0.get(name)
+        self.clusters.get(name)
+    }
+
+    /// Whether a backend name is the embedded store (or names nothing configured).
+    pub fn is_local(&self, backend: &str) -> bool {
+        !self.clusters.contains_key(backend) && !self.per_account.contains_key(backend)
+    }
+
+    /// The type of a configured backend.
+    pub fn kind(&self, backend: &str) -> Option<&str> {
+        if self.clusters.contains_key(backend) {
+            return Some("swift");
+        }
+        self.per_account.get(backend).map(|b| b.cfg.kind.as_str())
+    }
+
+    /// The sealer of upstream credentials; an error saying what to configure when none.
+    pub fn sealer(&self) -> Result<&Sealer> {
+        self.sealer.as_deref().ok_or_else(|| {
+            Error::Conflict(
+                "no credential key is configured (auth.credential_key_file): upstream \
+                 credentials cannot be kept"
+                    .into(),
+            )
+        })
+    }
+
+    /// Where an account's storage requests go: `None` for the embedded store.
+    pub fn upstream(&self, record: &AccountRecord) -> Result<Option<Upstream>> {
+        if let Some(c) = self.clusters.get(&record.backend) {
+            return Ok(Some(Upstream {
+                cluster: c.clone(),
+                delivery: Delivery::Proxy,
+            }));
+        }
+        let Some(backend) = self.per_account.get(&record.backend) else {
+            return Ok(None);
+        };
+        let Some(sealed) = &record.credentials else {
+            let how = if backend.oauth.is_some() {
+                format!(
+                    "is not linked to its OAuth2 provider {:?} yet; an admin of the account \
+                     links it at /link/{}",
+                    record.backend, record.name
+                )
+            } else {
+                format!(
+                    "has no credentials for its upstream {:?} yet; an admin sets them with: \
+                     swiftgate account set-credentials {}",
+                    record.backend, record.name
+                )
+            };
+            return Err(Error::unauthorized(
+                &record.name,
+                format!("account {} {how}", record.name),
+            ));
+        };
+        let delivery = backend.cfg.delivery;
+        let mut accounts = backend.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = accounts.get(&record.storage_id)
+            && known.version == record.credentials_version
+        {
+            return Ok(Some(Upstream {
+                cluster: known.cluster.clone(),
+                delivery,
+            }));
+        }
+        let creds = self.sealer()?.open(&record.storage_id, sealed)?;
+        if !creds.fits(&backend.cfg.kind) {
+            return Err(Error::Conflict(format!(
+                "account {} holds credentials of another kind than its {} backend {:?}; set \
+                 them again",
+                record.name, backend.cfg.kind, record.backend
+            )));
+        }
+        let keep = self.keep_grant(record);
+        let login = Login::for_account(&backend.cfg, backend.oauth.as_ref(), &creds, keep)?;
+        let cluster = Arc::new(Cluster::with(
+            &backend.cfg,
+            login,
+            Naming::Own {
+                storage_id: record.storage_id.clone(),
+                name: record.name.clone(),
+            },
+            backend.client.clone(),
+        ));
+        let known = AccountUpstream {
+            version: record.credentials_version,
+            cluster: cluster.clone(),
+        };
+        accounts.insert(record.storage_id.clone(), known);
+        Ok(Some(Upstream { cluster, delivery }))
+    }
+
+    /// `oauth2` backends: the provider's settings.
+    pub fn oauth(&self, backend: &str) -> Option<&OAuthSettings> {
+        self.per_account.get(backend)?.oauth.as_ref()
+    }
+
+    /// Trades an authorization code for a grant: the refresh token to keep.
+    pub async fn link_grant(
+        &self,
+        backend: &str,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<String> {
+        let Some((b, settings)) = self
+            .per_account
+            .get(backend)
+            .and_then(|b| b.oauth.as_ref().map(|s| (b, s)))
+        else {
+            return Err(Error::Conflict(format!(
+                "backend {backend:?} is not an OAuth2 provider"
+            )));
+        };
+        let answer = oauth::exchange_code(
+            &b.client,
+            b.cfg.timeout,
+            settings,
+            code,
+            verifier,
+            redirect_uri,
+        )
+        .await;
+        match answer {
+            Ok(t) => t.refresh_token.ok_or_else(|| {
+                Error::BadGateway(
+                    "the OAuth2 provider gave no refresh token, so the link could not last".into(),
+                )
+            }),
+            Err(oauth::TokenError::Revoked(said)) => Err(Error::bad_request(format!(
+                "the OAuth2 provider refused the authorization code ({said}); start the link again"
+            ))),
+            Err(oauth::TokenError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Seals and stores an account's rotated OAuth2 refresh token, as a renewal of the
+    /// same credentials.
+    fn keep_grant(&self, record: &AccountRecord) -> KeepGrant {
+        let (store, sealer) = (self.store.clone(), self.sealer.clone());
+        let (storage_id, name) = (record.storage_id.clone(), record.name.clone());
+        Arc::new(move |refresh_token: &str| {
+            let (Some(store), Some(sealer)) = (&store, &sealer) else {
+                return Err(Error::Internal(
+                    "no store to keep a rotated OAuth2 grant in".into(),
+                ));
+            };
+            let grant = AccountCredentials {
+                login: creds::Login::OAuth2 {
+                    refresh_token: refresh_token.to_owned(),
+                },
+                region: None,
+                interface: None,
+            };
+            store.renew_credentials(&name, &sealer.seal(&storage_id, &grant))?;
+            Ok(())
+        })
     }
 
     /// Creates the upstream account of a new account on a cluster backend, and its
@@ -800,10 +1383,10 @@ impl Clusters {
         storage_id: &str,
         gateway: Prefixes<'_>,
     ) -> Result<()> {
-        let Some(c) = self.0.get(backend) else {
+        let Some(c) = self.clusters.get(backend) else {
             return Ok(());
         };
-        let main = c.upstream_account(storage_id, gateway);
+        let main = c.upstream_account(storage_id, gateway).await?;
         c.create_account(&main).await?;
         if let Some(service) = c.upstream_service_account(storage_id, gateway)
             && let Err(e) = c.create_account(&service).await
@@ -843,26 +1426,32 @@ impl Clusters {
         storage_id: &str,
         gateway: Prefixes<'_>,
     ) -> Result<()> {
-        let Some(c) = self.0.get(backend) else {
+        let Some(c) = self.clusters.get(backend) else {
             return Ok(());
         };
         if let Some(service) = c.upstream_service_account(storage_id, gateway) {
             c.delete_account(&service).await?;
         }
-        c.delete_account(&c.upstream_account(storage_id, gateway))
+        c.delete_account(&c.upstream_account(storage_id, gateway).await?)
             .await
     }
 
-    /// The backend an account is bound to must exist: `local` or a cluster.
+    /// The backend an account is bound to must exist: `local` or a configured one.
     pub fn check(&self, backend: &str) -> Result<()> {
-        if backend == "local" || self.0.contains_key(backend) {
-            Ok(())
-        } else {
-            Err(Error::bad_request(format!(
-                "no backend {backend:?}; configured: local{}",
-                self.0.keys().map(|k| format!(", {k}")).collect::<String>()
-            )))
+        if backend == "local" || !self.is_local(backend) {
+            return Ok(());
         }
+        let mut names: Vec<&str> = self
+            .clusters
+            .keys()
+            .chain(self.per_account.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort();
+        Err(Error::bad_request(format!(
+            "no backend {backend:?}; configured: local{}",
+            names.iter().map(|k| format!(", {k}")).collect::<String>()
+        )))
     }
 }
 
@@ -878,10 +1467,13 @@ mod tests {
             1_795_341_277
         );
         assert_eq!(
-            storage_base("http://127.0.0.1:8080/v1/AUTH_28c9"),
-            "http://127.0.0.1:8080/v1"
+            split_storage_url("http://127.0.0.1:8080/v1/AUTH_28c9"),
+            ("http://127.0.0.1:8080/v1".into(), "AUTH_28c9".into())
         );
-        assert_eq!(storage_base("http://h/v1/AUTH_x/"), "http://h/v1");
+        assert_eq!(
+            split_storage_url("http://h/v1/AUTH_x/"),
+            ("http://h/v1".into(), "AUTH_x".into())
+        );
     }
 
     #[test]

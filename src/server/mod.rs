@@ -86,8 +86,8 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<GatewayHandle, StartError> {
         let addrs = config.listen_addrs()?;
         config.check_insecure_listeners(&addrs)?;
-        let clusters = Arc::new(Clusters::from_config(&config.backends)?);
         let store = Arc::new(Store::open(&config.data_dir())?);
+        let clusters = Arc::new(Clusters::from_config(&config)?.with_store(store.clone()));
         let cfg = config.clone();
         let identity = tokio::task::spawn_blocking(move || Identity::open(store, &cfg))
             .await
@@ -115,6 +115,7 @@ impl Gateway {
                 source,
             })?;
         let app = Arc::new(App {
+            links: Default::default(),
             config,
             identity: identity.clone(),
             local: Arc::new(local),

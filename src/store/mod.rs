@@ -1,5 +1,6 @@
 //! Where accounts, users and tokens persist. Records here are what is stored:
-//! user keys only as argon2id PHC strings, tokens only as SHA-256 digests.
+//! user keys only as argon2id PHC strings, tokens only as SHA-256 digests, upstream
+//! credentials only sealed.
 
 mod sqlite;
 
@@ -18,6 +19,11 @@ pub struct AccountRecord {
     pub storage_id: String,
     /// Which backend holds the account's objects.
     pub backend: String,
+    /// Its own upstream credentials (`keystone`, `v1` and `oauth2` backends), sealed.
+    pub credentials: Option<Vec<u8>>,
+    /// Counts an admin's changes of `credentials`; their renewals (rotated OAuth2
+    /// refresh tokens) keep it.
+    pub credentials_version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

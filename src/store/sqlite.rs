@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::{AccountRecord, Snapshot, StoreError, TokenRecord, UserRecord};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -34,7 +35,12 @@ CREATE TABLE tokens (
     expires_at  INTEGER NOT NULL
 );
 CREATE INDEX tokens_by_user ON tokens(user_id);
-"#];
+"#,
+    r#"
+ALTER TABLE accounts ADD COLUMN credentials BLOB;
+ALTER TABLE accounts ADD COLUMN credentials_version INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 pub struct Store {
     conn: Mutex<Connection>,
@@ -84,8 +90,9 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let accounts = {
-            let mut st =
-                tx.prepare("SELECT id, name, storage_id, backend FROM accounts ORDER BY name")?;
+            let mut st = tx.prepare(
+                "SELECT id, name, storage_id, backend, credentials, credentials_version FROM accounts ORDER BY name",
+            )?;
             st.query_map([], account_row)?
                 .collect::<Result<Vec<_>, _>>()?
         };
@@ -155,7 +162,35 @@ impl Store {
             name: name.into(),
             storage_id: storage_id.into(),
             backend: backend.into(),
+            credentials: None,
+            credentials_version: 0,
         })
+    }
+
+    /// Sets an account's sealed upstream credentials anew (an admin's change).
+    pub fn set_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE accounts SET credentials = ?2, credentials_version = credentials_version + 1 \
+             WHERE name = ?1",
+            params![name, sealed],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NoAccount(name.into()));
+        }
+        Ok(())
+    }
+
+    /// Replaces an account's sealed credentials with their renewed form (a rotated
+    /// OAuth2 refresh token): the same credentials, so their version stays.
+    pub fn renew_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE accounts SET credentials = ?2 WHERE name = ?1",
+            params![name, sealed],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NoAccount(name.into()));
+        }
+        Ok(())
     }
 
     pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
@@ -348,6 +383,8 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
         name: r.get(1)?,
         storage_id: r.get(2)?,
         backend: r.get(3)?,
+        credentials: r.get(4)?,
+        credentials_version: r.get(5)?,
     })
 }
 
@@ -365,7 +402,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
 fn find_account(tx: &Transaction<'_>, name: &str) -> Result<Option<AccountRecord>, StoreError> {
     Ok(tx
         .query_row(
-            "SELECT id, name, storage_id, backend FROM accounts WHERE name = ?1",
+            "SELECT id, name, storage_id, backend, credentials, credentials_version FROM accounts WHERE name = ?1",
             [name],
             account_row,
         )

@@ -3,6 +3,9 @@
 //! real OpenStack Swift started through `scripts/peers`.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod oauth_provider;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,8 +80,11 @@ impl TestGateway {
     ) {
         let id = self.identity();
         if id.account(account).is_none() {
-            let clusters = Clusters::from_config(backend.map(std::slice::from_ref).unwrap_or(&[]))
-                .expect("cluster config");
+            let config = Config {
+                backends: backend.into_iter().cloned().collect(),
+                ..Config::default()
+            };
+            let clusters = Clusters::from_config(&config).expect("cluster config");
             let name = backend.map_or("local", |b| b.name.as_str());
             id.create_account(account, Some(account), name, &clusters)
                 .await
@@ -256,6 +262,29 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A client installed by `scripts/peers install` (swift, rclone, duplicity).
+pub fn peer_bin(name: &str) -> PathBuf {
+    repo_root().join(".peers/venv/bin").join(name)
+}
+
+/// Runs a command that must succeed; its output.
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (run scripts/peers install)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Runs `scripts/peers <command> <dir>`; a peer that cannot start fails the test.
 fn peers(command: &str, dir: &Path, env: &[(&str, &Path)]) {
     let out = Command::new(repo_root().join("scripts/peers"))
@@ -419,6 +448,17 @@ fn cluster_backend_at(url: &str) -> BackendConfig {
         name: "cluster".into(),
         kind: "swift".into(),
         auth_url: format!("{url}/auth/v1.0"),
+        delivery: Default::default(),
+        preset: None,
+        authorize_url: None,
+        token_url: None,
+        credentials_url: None,
+        usage_url: None,
+        scope: None,
+        client_id: None,
+        client_secret: None,
+        client_secret_file: None,
+        redirect_uri: None,
         auth_version: None,
         user_domain: "Default".into(),
         project: None,

@@ -27,7 +27,7 @@ use self::files::Files;
 use self::headers::{
     check_metadata, http_date, iso, merge_checked, text_value, title_case, x_timestamp,
 };
-use self::listing::{Format, Named, xml_escape};
+use self::listing::{Format, Named};
 use crate::auth::identity::Principal;
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, full, status_only};
@@ -36,7 +36,7 @@ pub use self::bulk::MAX_DELETES_PER_REQUEST;
 pub use self::headers::{
     MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
 };
-pub use self::listing::{LISTING_LIMIT, param, query_pairs};
+pub use self::listing::{LISTING_LIMIT, param, query_pairs, xml_escape};
 pub use self::object::{MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH};
 pub use self::slo::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
 pub use self::symlink::SYMLOOP_MAX;
@@ -190,6 +190,21 @@ fn put_meta(h: &mut HeaderMap, meta: &Meta) {
 }
 
 impl LocalStore {
+    /// Bytes an account stores, and its quota in bytes (0: none).
+    pub async fn usage(&self, account: &str) -> Result<(u64, u64)> {
+        let db = self.db.clone();
+        let account = account.to_owned();
+        let row = tokio::task::spawn_blocking(move || db.account(&account))
+            .await
+            .map_err(|e| Error::Internal(format!("store task failed: {e}")))?
+            .map_err(db_error)?;
+        let quota = ["x-account-meta-quota-bytes", "x-account-quota-bytes"]
+            .iter()
+            .find_map(|k| row.meta.get(*k).and_then(|v| v.parse::<u64>().ok()))
+            .unwrap_or(0);
+        Ok((row.bytes_used, quota))
+    }
+
     /// Opens the store under `data_dir` and sweeps what an earlier crash left behind.
     pub fn open(data_dir: &Path) -> std::result::Result<LocalStore, String> {
         let db = Db::open(&data_dir.join("objects.db")).map_err(|e| e.to_string())?;

@@ -1,0 +1,197 @@
+//! Accounts' own upstream credentials (`keystone` and `v1` backends), sealed at rest
+//! with XChaCha20-Poly1305 under the configured credential key. The account's storage
+//! id is the associated data, so a sealed blob copied to another account does not open.
+//! Nothing here prints a secret: `Debug` shows which kind of credential, not its value.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The first byte of a sealed blob: the format, so a later one can be told apart.
+const FORMAT: u8 = 1;
+const NONCE_LEN: usize = 24;
+
+/// How an account logs in upstream.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Login {
+    /// Keystone v3 password, scoped to a project.
+    Password {
+        user: String,
+        user_domain: String,
+        password: String,
+        project: String,
+        project_domain: String,
+    },
+    /// A Keystone v3 application credential (it carries its user and project).
+    ApplicationCredential { id: String, secret: String },
+    /// v1 auth: `X-Auth-User` / `X-Auth-Key`.
+    V1 { user: String, key: String },
+    /// An OAuth2 grant, linked by an account admin; rotated refresh tokens replace it.
+    OAuth2 { refresh_token: String },
+}
+
+/// An account's upstream credentials, and which catalog endpoint to use (Keystone).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountCredentials {
+    pub login: Login,
+    /// Overrides the backend's region and interface for this account.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub interface: Option<String>,
+}
+
+impl std::fmt::Debug for AccountCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountCredentials")
+            .field("login", &self.describe())
+            .field("region", &self.region)
+            .field("interface", &self.interface)
+            .finish()
+    }
+}
+
+impl AccountCredentials {
+    /// Who logs in, without the secret: for listings and logs.
+    pub fn describe(&self) -> String {
+        match &self.login {
+            Login::Password {
+                user,
+                user_domain,
+                project,
+                project_domain,
+                ..
+            } => format!("password of {user}@{user_domain} for project {project}@{project_domain}"),
+            Login::ApplicationCredential { id, .. } => format!("application credential {id}"),
+            Login::V1 { user, .. } => format!("v1 user {user}"),
+            Login::OAuth2 { .. } => "OAuth2 grant".into(),
+        }
+    }
+
+    /// Whether these credentials suit a backend of type `kind`.
+    pub fn fits(&self, kind: &str) -> bool {
+        match self.login {
+            Login::V1 { .. } => kind == "v1",
+            Login::OAuth2 { .. } => kind == "oauth2",
+            Login::Password { .. } | Login::ApplicationCredential { .. } => kind == "keystone",
+        }
+    }
+}
+
+/// Seals and opens credentials under one key.
+pub struct Sealer {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer")
+    }
+}
+
+impl Sealer {
+    pub fn new(key: &[u8; 32]) -> Sealer {
+        Sealer {
+            cipher: XChaCha20Poly1305::new(key.into()),
+        }
+    }
+
+    /// `FORMAT ‖ nonce ‖ ciphertext`, bound to `storage_id`.
+    pub fn seal(&self, storage_id: &str, creds: &AccountCredentials) -> Vec<u8> {
+        let plain = serde_json::to_vec(creds).expect("credentials serialize");
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: storage_id.as_bytes(),
+                },
+            )
+            .expect("XChaCha20-Poly1305 seals any length this small");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        out.push(FORMAT);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// The credentials sealed for `storage_id`; an error when the blob was sealed under
+    /// another key, for another account, or altered.
+    pub fn open(&self, storage_id: &str, blob: &[u8]) -> Result<AccountCredentials> {
+        let unreadable = || {
+            Error::Internal(format!(
+                "the upstream credentials of {storage_id} do not open with the configured \
+                 credential key (another key, or altered); set them again"
+            ))
+        };
+        let (&format, rest) = blob.split_first().ok_or_else(unreadable)?;
+        if format != FORMAT || rest.len() < NONCE_LEN {
+            return Err(unreadable());
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let plain = self
+            .cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: storage_id.as_bytes(),
+                },
+            )
+            .map_err(|_| unreadable())?;
+        serde_json::from_slice(&plain).map_err(|_| unreadable())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> AccountCredentials {
+        AccountCredentials {
+            login: Login::Password {
+                user: "alice".into(),
+                user_domain: "Default".into(),
+                password: "s3cret-pass".into(),
+                project: "alice".into(),
+                project_domain: "Default".into(),
+            },
+            region: Some("RegionOne".into()),
+            interface: None,
+        }
+    }
+
+    #[test]
+    fn sealed_credentials_open_only_for_their_account_and_key() {
+        let sealer = Sealer::new(&[7; 32]);
+        let blob = sealer.seal("AUTH_a", &creds());
+        assert!(!blob.windows(11).any(|w| w == b"s3cret-pass"));
+        assert_eq!(sealer.open("AUTH_a", &blob).unwrap(), creds());
+        assert!(sealer.open("AUTH_b", &blob).is_err());
+        assert!(Sealer::new(&[8; 32]).open("AUTH_a", &blob).is_err());
+        let mut altered = blob.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(sealer.open("AUTH_a", &altered).is_err());
+        assert!(sealer.open("AUTH_a", &[]).is_err());
+        // two seals of the same credentials differ (fresh nonce)
+        assert_ne!(sealer.seal("AUTH_a", &creds()), blob);
+    }
+
+    #[test]
+    fn debug_and_errors_never_show_the_secret() {
+        let shown = format!("{:?}", creds());
+        assert!(!shown.contains("s3cret-pass"), "{shown}");
+        assert!(shown.contains("alice@Default"));
+        let err = Sealer::new(&[7; 32])
+            .open("AUTH_a", b"\x01short")
+            .unwrap_err();
+        assert!(err.to_string().contains("set them again"));
+    }
+}

@@ -1,0 +1,486 @@
+//! Pages for people, each behind a login: linking an account to its OAuth2 provider
+//! (`/link/<account>`, then the provider, then `/callback`) and what accounts store
+//! (`/usage` as HTML, `/usage.json` for scripts). A link is started by an admin of the
+//! account with their key; the provider is sent a fresh `state` and a PKCE challenge,
+//! and the grant it gives is kept sealed. Provider errors are shown in plain words.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::auth::identity::{Identity, Principal};
+use crate::backend::credentials::{AccountCredentials, Login};
+use crate::backend::local::LocalStore;
+use crate::backend::oauth;
+use crate::backend::swift::Clusters;
+use crate::error::{Error, Result};
+use crate::http_util::{Body, full, json};
+use crate::store::AccountRecord;
+
+/// How long a started link waits for the provider's answer.
+const LINK_LIFE: Duration = Duration::from_secs(600);
+/// Links waiting at once; more are refused until some finish or expire.
+const MAX_PENDING: usize = 1000;
+/// The largest form a page accepts.
+pub const MAX_FORM: usize = 8192;
+
+/// A link on its way through the provider, by its `state`.
+struct Pending {
+    account: String,
+    verifier: String,
+    redirect_uri: String,
+    until: Instant,
+}
+
+#[derive(Default)]
+pub struct Links {
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// Text for HTML: the XML escapes serve.
+fn escape(s: &str) -> String {
+    crate::backend::local::xml_escape(s)
+}
+
+fn path_segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An HTML page; `body` is already escaped.
+fn page(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{t} · swiftgate</title>\
+         <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}\
+         label{{display:block;margin:.6em 0}}input{{margin-left:.5em}}\
+         td,th{{padding:.2em 1em;text-align:left}}</style></head>\
+         <body><h1>{t}</h1>\n{body}\n</body></html>\n",
+        t = escape(title)
+    );
+    let mut resp = Response::new(full(html));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+/// An error as a page: its status and message in plain words.
+pub fn error_page(e: &Error) -> Response<Body> {
+    let status = e.status();
+    let title = match status {
+        StatusCode::UNAUTHORIZED => "Not signed in",
+        StatusCode::FORBIDDEN => "Not allowed",
+        s if s.is_server_error() => "The gateway could not finish",
+        _ => "This did not work",
+    };
+    page(status, title, &format!("<p>{}</p>", escape(&e.to_string())))
+}
+
+fn sign_in_form(action: &str, user_label: &str, button: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}\">\
+         <label>{}<input name=\"user\" autocomplete=\"username\" required></label>\
+         <label>Key<input name=\"key\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">{}</button></form>",
+        escape(action),
+        escape(user_label),
+        escape(button)
+    )
+}
+
+/// `GET /link/<account>`: the sign-in form of an account admin.
+pub fn link_page(account: &str) -> Response<Body> {
+    let action = format!("/link/{}", path_segment(account));
+    let body = format!(
+        "<p>Sign in as an admin of account <b>{}</b>; you will then be sent to its storage \
+         provider to grant access. The grant is kept sealed by this gateway, and Swift clients \
+         keep logging in here with their own keys.</p>{}",
+        escape(account),
+        sign_in_form(
+            &action,
+            "User (of this account)",
+            "Continue to the provider"
+        )
+    );
+    page(StatusCode::OK, &format!("Link account {account}"), &body)
+}
+
+/// A form's fields.
+fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| Error::bad_request("the form is not UTF-8"))?;
+    crate::backend::local::query_pairs(Some(text))
+        .map_err(|_| Error::bad_request("the form is not valid form data"))
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Result<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::bad_request(format!("the form needs {name}")))
+}
+
+/// Checks an admin of `account` (or a reseller admin) by their key.
+async fn sign_in_admin(
+    identity: &Identity,
+    account: &str,
+    fields: &[(String, String)],
+    source: IpAddr,
+) -> Result<String> {
+    let user = field(fields, "user")?;
+    let user = match user.split_once(':') {
+        Some((a, u)) if a == account => u,
+        Some(_) => {
+            return Err(Error::Forbidden(format!(
+                "{user} is not a user of account {account}"
+            )));
+        }
+        None => user,
+    };
+    let key = field(fields, "key")?.to_owned();
+    let record = identity.verify_key(account, user, &[key], source).await?;
+    if !record.is_admin() {
+        return Err(Error::Forbidden(format!(
+            "{account}:{user} is not an admin of account {account}"
+        )));
+    }
+    Ok(user.to_owned())
+}
+
+impl Links {
+    fn start(&self, account: &str, verifier: String, redirect_uri: String) -> Result<String> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        pending.retain(|_, p| p.until > now);
+        if pending.len() >= MAX_PENDING {
+            return Err(Error::Unavailable(
+                "too many links are under way; try again in a few minutes".into(),
+            ));
+        }
+        let state = oauth::nonce();
+        pending.insert(
+            state.clone(),
+            Pending {
+                account: account.to_owned(),
+                verifier,
+                redirect_uri,
+                until: now + LINK_LIFE,
+            },
+        );
+        Ok(state)
+    }
+
+    /// The link a `state` stands for, once.
+    fn take(&self, state: &str) -> Option<Pending> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.remove(state).filter(|p| p.until > Instant::now())
+    }
+}
+
+/// Where the provider sends the browser back.
+pub fn redirect_uri(configured: Option<&str>, public_base: &str) -> String {
+    match configured {
+        Some(u) => u.to_owned(),
+        None => format!("{public_base}/callback"),
+    }
+}
+
+/// `POST /link/<account>`: an admin signed in; off to the provider (303).
+pub async fn link_start(
+    identity: &Identity,
+    clusters: &Clusters,
+    links: &Links,
+    account: &str,
+    form: &[u8],
+    source: IpAddr,
+    public_base: &str,
+) -> Result<Response<Body>> {
+    let fields = form_fields(form)?;
+    sign_in_admin(identity, account, &fields, source).await?;
+    let record = identity
+        .account(account)
+        .ok_or_else(|| Error::NotFound(format!("no account {account}")))?;
+    let settings = clusters.oauth(&record.backend).ok_or_else(|| {
+        Error::Conflict(format!(
+            "account {account} is on backend {:?}, which is not an OAuth2 provider",
+            record.backend
+        ))
+    })?;
+    let redirect = redirect_uri(settings.redirect_uri.as_deref(), public_base);
+    let pkce = oauth::pkce();
+    let state = links.start(account, pkce.verifier, redirect.clone())?;
+    let to = oauth::authorize_url(settings, &redirect, &state, &pkce.challenge);
+    let mut resp = page(
+        StatusCode::SEE_OTHER,
+        "On to the provider",
+        "<p>Continue at the storage provider.</p>",
+    );
+    resp.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&to)
+            .map_err(|_| Error::Internal("the provider's address is not a valid URL".into()))?,
+    );
+    Ok(resp)
+}
+
+/// `GET /callback?code=…&state=…` (or `?error=…`): the provider's answer.
+pub async fn callback(
+    identity: &std::sync::Arc<Identity>,
+    clusters: &Clusters,
+    links: &Links,
+    query: Option<&str>,
+    public_base: &str,
+) -> Response<Body> {
+    match finish_link(identity, clusters, links, query, public_base).await {
+        Ok(resp) => resp,
+        Err(e) => error_page(&e),
+    }
+}
+
+async fn finish_link(
+    identity: &std::sync::Arc<Identity>,
+    clusters: &Clusters,
+    links: &Links,
+    query: Option<&str>,
+    public_base: &str,
+) -> Result<Response<Body>> {
+    let q = crate::backend::local::query_pairs(query)
+        .map_err(|_| Error::bad_request("the provider's answer is not a valid query"))?;
+    let get = |name: &str| {
+        q.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let pending = get("state").and_then(|s| links.take(s));
+    let Some(pending) = pending else {
+        let mut body = "<p>This link attempt is unknown or has expired (links wait ten \
+                        minutes). Start again from the link page of the account.</p>"
+            .to_owned();
+        if let Some(code) = get("code") {
+            body.push_str(&format!(
+                "<p>If you started it with <code>swiftgate link</code>, paste this code \
+                 there: <code>{}</code></p>",
+                escape(code)
+            ));
+        }
+        return Ok(page(StatusCode::BAD_REQUEST, "Unknown link", &body));
+    };
+    let account = pending.account.as_str();
+    if let Some(error) = get("error") {
+        let said = get("error_description").unwrap_or(match error {
+            "access_denied" => "access was not granted",
+            _ => "no reason given",
+        });
+        let body = format!(
+            "<p>The provider did not link account <b>{}</b>: {} <small>({})</small>.</p>\
+             <p><a href=\"/link/{}\">Try again</a></p>",
+            escape(account),
+            escape(said),
+            escape(error),
+            escape(&path_segment(account))
+        );
+        return Ok(page(StatusCode::BAD_REQUEST, "Not linked", &body));
+    }
+    let code = get("code")
+        .ok_or_else(|| Error::bad_request("the provider sent neither a code nor an error"))?;
+    let record = identity
+        .account(account)
+        .ok_or_else(|| Error::NotFound(format!("account {account} is gone")))?;
+    let refresh_token = clusters
+        .link_grant(
+            &record.backend,
+            code,
+            &pending.verifier,
+            &pending.redirect_uri,
+        )
+        .await?;
+    keep_grant(identity, clusters, &record, refresh_token).await?;
+    tracing::info!(account, backend = %record.backend, "linked an account to its OAuth2 provider");
+    let body = format!(
+        "<p>Account <b>{}</b> is linked to <b>{}</b>.</p><p>Swift clients log in with v1 auth \
+         at <code>{}/auth/v1.0</code> as <code>{}:USER</code> and their key.</p>",
+        escape(account),
+        escape(&record.backend),
+        escape(public_base),
+        escape(account)
+    );
+    Ok(page(StatusCode::OK, "Linked", &body))
+}
+
+/// Seals and stores an account's new grant.
+pub async fn keep_grant(
+    identity: &std::sync::Arc<Identity>,
+    clusters: &Clusters,
+    record: &AccountRecord,
+    refresh_token: String,
+) -> Result<()> {
+    let grant = AccountCredentials {
+        login: Login::OAuth2 { refresh_token },
+        region: None,
+        interface: None,
+    };
+    let sealed = clusters.sealer()?.seal(&record.storage_id, &grant);
+    identity.set_credentials(&record.name, sealed).await
+}
+
+/// One account's usage, as shown.
+#[derive(serde::Serialize)]
+struct AccountUsage {
+    account: String,
+    backend: String,
+    used: Option<u64>,
+    quota: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn usage_of(clusters: &Clusters, local: &LocalStore, record: &AccountRecord) -> AccountUsage {
+    let found = match clusters.upstream(record) {
+        Ok(Some(up)) => up.cluster.usage().await.map(|u| (u.used, u.quota)),
+        Ok(None) => local.usage(&record.storage_id).await,
+        Err(e) => Err(e),
+    };
+    let (used, quota, error) = match found {
+        Ok((used, quota)) => (Some(used), (quota > 0).then_some(quota), None),
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    AccountUsage {
+        account: record.name.clone(),
+        backend: record.backend.clone(),
+        used,
+        quota,
+        error,
+    }
+}
+
+/// The accounts a caller may see the usage of: all for a reseller admin, else its own.
+fn visible(identity: &Identity, account: &str, reseller: bool) -> Vec<AccountRecord> {
+    if reseller {
+        identity.accounts()
+    } else {
+        identity.account(account).into_iter().collect()
+    }
+}
+
+/// `GET /usage.json` with a token.
+pub async fn usage_json(
+    identity: &Identity,
+    clusters: &Clusters,
+    local: &LocalStore,
+    principal: &Principal,
+) -> Result<Response<Body>> {
+    let mut out = Vec::new();
+    for record in visible(identity, &principal.account, principal.is_reseller_admin()) {
+        out.push(usage_of(clusters, local, &record).await);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "accounts": out }),
+    ))
+}
+
+/// `GET /usage`: the sign-in form.
+pub fn usage_page() -> Response<Body> {
+    let body = format!(
+        "<p>Sign in to see what your account stores.</p>{}",
+        sign_in_form("/usage", "User (ACCOUNT:USER)", "Show usage")
+    );
+    page(StatusCode::OK, "Usage", &body)
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `POST /usage`: signed in with a key; the table.
+pub async fn usage_signed_in(
+    identity: &Identity,
+    clusters: &Clusters,
+    local: &LocalStore,
+    form: &[u8],
+    source: IpAddr,
+) -> Result<Response<Body>> {
+    let fields = form_fields(form)?;
+    let user = field(&fields, "user")?;
+    let (account, name) = user
+        .split_once(':')
+        .ok_or_else(|| Error::bad_request("give the user as ACCOUNT:USER"))?;
+    let key = field(&fields, "key")?.to_owned();
+    let record = identity.verify_key(account, name, &[key], source).await?;
+    let mut rows = String::new();
+    for r in visible(identity, account, record.is_reseller_admin()) {
+        let u = usage_of(clusters, local, &r).await;
+        let (used, quota) = match (&u.error, u.used) {
+            (Some(e), _) => (format!("unknown: {e}"), String::new()),
+            (None, used) => (
+                used.map(bytes).unwrap_or_default(),
+                u.quota.map(bytes).unwrap_or_else(|| "none".into()),
+            ),
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&u.account),
+            escape(&u.backend),
+            escape(&used),
+            escape(&quota)
+        ));
+    }
+    let body = format!(
+        "<table><tr><th>Account</th><th>Backend</th><th>Used</th><th>Quota</th></tr>{rows}</table>"
+    );
+    Ok(page(StatusCode::OK, "Usage", &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_what_they_show() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;"
+        );
+        assert_eq!(bytes(12), "12 B");
+        assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+
+    #[test]
+    fn a_state_is_used_once_and_expires() {
+        let links = Links::default();
+        let s = links
+            .start("acct", "verifier".into(), "http://gw/callback".into())
+            .unwrap();
+        assert_eq!(links.take(&s).unwrap().account, "acct");
+        assert!(links.take(&s).is_none(), "a state is good once");
+        assert!(links.take("forged").is_none());
+    }
+}
