@@ -233,6 +233,7 @@ impl App {
                 };
                 // whatever the delivery, the gateway's own token works through the proxy
                 if let Some(upstream) = self.clusters.upstream(&record)? {
+                    upstream.cluster.renew_ahead();
                     let public_base = base()?;
                     let req = Request::from_parts(parts, body);
                     let rest = rest_of_path(req.uri().path());

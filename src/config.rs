@@ -67,6 +67,9 @@ pub struct BackendConfig {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub client_secret_file: Option<PathBuf>,
+    /// PEM certificate authorities to trust for `https://` upstreams, instead of the
+    /// system's.
+    pub ca_file: Option<PathBuf>,
     /// `oauth2`: where the provider sends the browser back [default:
     /// `<server.public_url>/callback`, else the address the link page was opened at].
     pub redirect_uri: Option<String>,

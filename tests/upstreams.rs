@@ -485,16 +485,26 @@ async fn oauth2_accounts_are_linked_in_a_browser_and_stay_linked() {
 
 async fn oauth2_link_refresh_and_revoke() {
     let swift = Swift::start();
-    let provider = Provider::start(
+    // over HTTPS, as HubiC was: one backend trusts the provider's certificate authority
+    // (ca_file), the other only the system's
+    let provider = Provider::start_tls(
         swift.addr(),
         ("hidden:keeper", "upstream-key-5f2c9a"),
         Duration::from_secs(2),
     )
     .await;
-    let setup = Setup::start(&provider.backend_toml("hub", "direct")).await;
+    let setup = Setup::start(&format!(
+        "{}{}{}",
+        provider.backend_toml("hub", "direct", true),
+        provider.backend_toml("hub-proxy", "proxy", true),
+        provider.backend_toml("hub-untrusted", "direct", false)
+    ))
+    .await;
     let gw = &setup.gw;
     provider.register(&format!("{}/callback", gw.url()));
     setup.account("cloud", "hub");
+    setup.account("vault", "hub-proxy");
+    setup.account("stranger", "hub-untrusted");
     setup.cli_ok(&["user", "add", "cloud:reader", "--key", "readerkey"], "");
 
     // not linked yet: logins say so
@@ -524,6 +534,15 @@ async fn oauth2_link_refresh_and_revoke() {
     let html = page_with(&browser, "did not link account").await;
     assert!(html.contains("The user refused to grant access"), "{html}");
     assert!(html.contains("access_denied"), "{html}");
+
+    // a provider whose certificate the backend does not trust: nothing is linked, and
+    // the page says why
+    sign_in_to_link(&browser, gw, "stranger", "backupkey").await;
+    page_with(&browser, "swiftgate wants to use your storage").await;
+    browser.click("#accept").await;
+    let html = page_with(&browser, "cannot be reached").await;
+    assert!(html.contains("UnknownIssuer"), "{html}");
+    assert_eq!(setup.login_with("stranger", &[]).await.status, 401);
 
     // and then accepts
     sign_in_to_link(&browser, gw, "cloud", "backupkey").await;
@@ -608,6 +627,76 @@ async fn oauth2_link_refresh_and_revoke() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(provider.counts().0, refreshes + 2);
+
+    // proxy delivery: the gateway's URL and token; the provider's Swift token stays inside
+    sign_in_to_link(&browser, gw, "vault", "backupkey").await;
+    page_with(&browser, "swiftgate wants to use your storage").await;
+    browser.click("#accept").await;
+    page_with(&browser, "is linked to").await;
+    let r = setup.login("vault").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let vault_url = format!("{}/v1/AUTH_vault", gw.url());
+    assert_eq!(r.header("x-storage-url"), Some(vault_url.as_str()));
+    let vault_token = r.header("x-auth-token").unwrap().to_owned();
+    assert_ne!(vault_token, swift_token);
+    let listed = stdout(&run(setup.swift("vault", d).args(["list", "default"])));
+    assert_eq!(listed.trim(), "photo.bin", "the same upstream account, through the proxy");
+    let r = gw
+        .get("/usage.json", &[("X-Auth-Token", vault_token.as_str())])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["accounts"][0]["account"], "vault");
+    let r = gw
+        .with_token(&vault_token, "GET", "/v1/AUTH_vault/default/photo.bin", &[], b"")
+        .await;
+    assert_eq!(r.body, data);
+    assert!(!everything(&[&r]).contains(&swift_token));
+
+    // Swift credentials past half their life are renewed in the background, once for
+    // many logins, which go on with the current token meanwhile
+    provider.set_credentials_life(Some(Duration::from_secs(4)));
+    let r = setup
+        .login_with("cloud", &[("X-Auth-New-Token", "true")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (_, calls) = provider.counts();
+    let logins: Vec<_> = (0..10)
+        .map(|_| {
+            let addr = gw.addr;
+            tokio::spawn(async move {
+                request(
+                    addr,
+                    "GET",
+                    "/auth/v1.0",
+                    &[("X-Auth-User", "cloud:backup"), ("X-Auth-Key", "backupkey")],
+                )
+                .await
+            })
+        })
+        .collect();
+    for l in logins {
+        let r = l.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.header("x-auth-token-expires")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                <= 2
+        );
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    while provider.counts().1 == calls {
+        assert!(Instant::now() < until, "no renewal ahead of expiry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(provider.counts().1, calls + 1, "one renewal for ten logins");
+    let r = setup.login("cloud").await;
+    let left: u64 = r.header("x-auth-token-expires").unwrap().parse().unwrap();
+    assert!(left >= 3, "the renewed credentials serve: {left} s left");
+    provider.set_credentials_life(None);
 
     // the grant is revoked at the provider: a clear 401 that says to link again
     provider.revoke_grants();

@@ -171,6 +171,7 @@ pub async fn handle(
         .upstream(&record)?
         .ok_or_else(|| Error::Internal(format!("backend {:?} is gone", record.backend)))?;
     let direct = upstream.cluster.direct_credentials(req.new_token).await?;
+    upstream.cluster.renew_ahead();
     if upstream.delivery == Delivery::Direct {
         return Ok((
             answer(&direct.token, &direct.storage_url, direct.expires_in)?,

@@ -141,7 +141,8 @@ async fn call(
         Ok(Err(e)) => {
             tracing::warn!(error = ?e, what, "an OAuth2 request failed");
             return Err(Error::UpstreamUnavailable(format!(
-                "the OAuth2 provider's {what} cannot be reached"
+                "the OAuth2 provider's {what} cannot be reached ({})",
+                super::swift::root_cause(&e)
             )));
         }
         Ok(Ok(resp)) => resp,

@@ -53,12 +53,13 @@ const CLIENT_CREDENTIALS: &[&str] = &["x-auth-token", "x-storage-token", "x-serv
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
 /// A login's session: its token, the storage base (`…/v1`), the account its storage URL
-/// names, and when the token expires, when the upstream said.
+/// names, when it was made, and when the token expires, when the upstream said.
 #[derive(Clone)]
 struct Session {
     token: String,
     base: String,
     account: String,
+    made: Instant,
     expires: Option<Instant>,
 }
 
@@ -70,13 +71,32 @@ impl Session {
             token,
             base,
             account,
+            made: Instant::now(),
             expires,
         }
     }
 
-    fn fresh(&self) -> bool {
+    /// The token's whole life, when the upstream said.
+    fn life(&self) -> Option<Duration> {
         self.expires
-            .is_none_or(|at| at > Instant::now() + TOKEN_MARGIN)
+            .map(|at| at.saturating_duration_since(self.made))
+    }
+
+    /// Whether the token may still be used: it has more left than the margin (a tenth
+    /// of its life when that is shorter).
+    fn fresh(&self) -> bool {
+        match (self.expires, self.life()) {
+            (Some(at), Some(life)) => at > Instant::now() + TOKEN_MARGIN.min(life / 10),
+            _ => true,
+        }
+    }
+
+    /// Whether it is past half its life: time to renew it, ahead, in the background.
+    fn due(&self) -> bool {
+        match (self.expires, self.life()) {
+            (Some(at), Some(life)) => at < Instant::now() + life / 2,
+            _ => false,
+        }
     }
 }
 
@@ -248,8 +268,12 @@ pub struct Cluster {
     internal_url: Option<String>,
     timeout: Duration,
     client: HttpClient,
-    /// Held while logging in, so concurrent requests wait for one login.
-    session: tokio::sync::Mutex<Option<Session>>,
+    /// The current session; read without waiting, even while a renewal is under way.
+    session: std::sync::Mutex<Option<Session>>,
+    /// Held while logging in, so concurrent logins make one.
+    logging_in: tokio::sync::Mutex<()>,
+    /// A renewal ahead of expiry runs in the background.
+    renewing: std::sync::atomic::AtomicBool,
     /// The cluster's `/info`, and when it was fetched.
     info: tokio::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>,
 }
@@ -279,7 +303,7 @@ fn is_replayable(method: &Method, headers: &HeaderMap) -> bool {
 pub type Outgoing = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// The pooled HTTP/1.1 client of a backend.
-pub type HttpClient = Client<HttpConnector, Outgoing>;
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Outgoing>;
 
 fn empty_body() -> Outgoing {
     Empty::<Bytes>::new()
@@ -288,15 +312,71 @@ fn empty_body() -> Outgoing {
 }
 
 /// One pooled HTTP/1.1 client per backend.
-fn http_client(cfg: &BackendConfig) -> HttpClient {
+/// One pooled HTTP/1.1 client per backend, for `http://` and `https://` upstreams. TLS
+/// trusts the system's certificate authorities, or only those of the backend's `ca_file`.
+fn http_client(cfg: &BackendConfig) -> std::result::Result<HttpClient, ConfigError> {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(cfg.connect_timeout));
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
+    connector.enforce_http(false);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match &cfg.ca_file {
+        Some(path) => builder.with_tls_config(tls_trusting(&cfg.name, path)?),
+        // without the system's authorities, an https upstream fails its handshake, clearly
+        None => builder.with_native_roots().unwrap_or_else(|_| {
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        }),
+    };
+    let https = builder
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         // an object or container answer carries up to 90 metadata headers and more
         .http1_max_headers(MAX_UPSTREAM_HEADERS)
-        .build(connector)
+        .build(https))
+}
+
+/// TLS that trusts the certificate authorities of one PEM file.
+fn tls_trusting(
+    backend: &str,
+    path: &std::path::Path,
+) -> std::result::Result<rustls::ClientConfig, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    let invalid = |why: String| {
+        ConfigError::Invalid(format!(
+            "backend {backend:?}: ca_file {}: {why}",
+            path.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| invalid(e.to_string()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| invalid(e.to_string()))?;
+        roots.add(cert).map_err(|e| invalid(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid("holds no certificate".into()));
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The innermost cause of a failed upstream request ("Connection refused", "invalid peer
+/// certificate: UnknownIssuer"): it names what to fix, and holds no secret.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 impl Cluster {
@@ -312,7 +392,9 @@ impl Cluster {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             timeout: cfg.timeout,
             client,
-            session: tokio::sync::Mutex::new(None),
+            session: std::sync::Mutex::new(None),
+            logging_in: tokio::sync::Mutex::new(()),
+            renewing: std::sync::atomic::AtomicBool::new(false),
             info: tokio::sync::Mutex::new(None),
         }
     }
@@ -327,7 +409,7 @@ impl Cluster {
             cfg,
             Login::new(cfg)?,
             naming,
-            http_client(cfg),
+            http_client(cfg)?,
         ))
     }
 
@@ -388,7 +470,7 @@ impl Cluster {
     /// `renew` (the client saw them refused, or asked with `X-Auth-New-Token`).
     pub async fn direct_credentials(&self, renew: bool) -> Result<DirectCredentials> {
         let stale = if renew {
-            self.session.lock().await.as_ref().map(|s| s.token.clone())
+            self.current().map(|s| s.token)
         } else {
             None
         };
@@ -413,13 +495,14 @@ impl Cluster {
             Ok(Err(e)) => {
                 tracing::warn!(cluster = %self.name, error = ?e, "an upstream request failed");
                 Err(Error::UpstreamUnavailable(format!(
-                    "the cluster {:?} cannot be reached: {}",
+                    "the upstream {:?} cannot be reached: {} ({})",
                     self.name,
                     if e.is_connect() {
-                        "connection refused or timed out"
+                        "the connection was refused, timed out or not trusted"
                     } else {
                         "the connection failed"
-                    }
+                    },
+                    root_cause(&e)
                 )))
             }
             Ok(Ok(resp)) => Ok(resp),
@@ -671,10 +754,9 @@ impl Cluster {
             (Some(url), _) => Ok(Session::at(&url, token, expires)),
             // service credentials name accounts themselves; an account's own do not
             (None, Some(base)) if !own => Ok(Session {
-                token,
                 base: base.clone(),
                 account: String::new(),
-                expires,
+                ..Session::at(base, token, expires)
             }),
             _ => Err(Error::BadGateway(format!(
                 "the upstream {:?}: Keystone's catalog has no object-store endpoint for \
@@ -687,20 +769,63 @@ impl Cluster {
         }
     }
 
-    /// The service session; a new login when there is none or when `stale` is the
-    /// token an upstream just refused.
+    fn current(&self) -> Option<Session> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn usable(&self, stale: Option<&str>) -> Option<Session> {
+        self.current()
+            .filter(|s| stale != Some(s.token.as_str()) && s.fresh())
+    }
+
+    /// The session; a new login when there is none, when it is about to expire, or when
+    /// `stale` is the token an upstream just refused. Concurrent callers share one login.
     async fn session(&self, stale: Option<&str>) -> Result<Session> {
-        let mut guard = self.session.lock().await;
-        if let Some(s) = guard.as_ref()
-            && stale != Some(s.token.as_str())
-            && s.fresh()
-        {
-            return Ok(s.clone());
+        if let Some(s) = self.usable(stale) {
+            return Ok(s);
         }
-        *guard = None;
+        let _one = self.logging_in.lock().await;
+        // another caller may have logged in meanwhile
+        if let Some(s) = self.usable(stale) {
+            return Ok(s);
+        }
         let s = self.login().await?;
-        *guard = Some(s.clone());
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
         Ok(s)
+    }
+
+    /// Once the session is past half its life, renews it in the background (one renewal
+    /// at a time), so that no request waits for a login; the current token serves
+    /// meanwhile.
+    pub fn renew_ahead(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let Some(current) = self.current().filter(Session::due) else {
+            return;
+        };
+        if self.renewing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            {
+                let _one = me.logging_in.lock().await;
+                let unchanged = me.current().is_some_and(|s| s.token == current.token);
+                if unchanged {
+                    match me.login().await {
+                        Ok(s) => {
+                            *me.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+                        }
+                        Err(e) => {
+                            tracing::warn!(backend = %me.name, error = %e, "renewing an upstream session ahead of expiry failed");
+                        }
+                    }
+                }
+            }
+            me.renewing.store(false, Ordering::Release);
+        });
     }
 
     /// A bodiless request as the service, retried once with a fresh token after a 401.
@@ -1193,7 +1318,7 @@ impl Clusters {
             if b.per_account() {
                 let backend = AccountBackend {
                     cfg: b.clone(),
-                    client: http_client(b),
+                    client: http_client(b)?,
                     accounts: Default::default(),
                     oauth: (b.kind == "oauth2").then(|| b.oauth()).transpose()?,
                 };
@@ -1474,6 +1599,17 @@ mod tests {
             split_storage_url("http://h/v1/AUTH_x/"),
             ("http://h/v1".into(), "AUTH_x".into())
         );
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = tls_trusting("b", &empty).unwrap_err();
+        assert!(e.to_string().contains("holds no certificate"), "{e}");
+        let e = tls_trusting("b", &dir.path().join("missing.pem")).unwrap_err();
+        assert!(e.to_string().contains("missing.pem"), "{e}");
     }
 
     #[test]

@@ -459,6 +459,7 @@ fn cluster_backend_at(url: &str) -> BackendConfig {
         client_secret: None,
         client_secret_file: None,
         redirect_uri: None,
+        ca_file: None,
         auth_version: None,
         user_domain: "Default".into(),
         project: None,

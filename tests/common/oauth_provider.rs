@@ -46,18 +46,49 @@ struct ProviderState {
     access_tokens: HashMap<String, Instant>,
     refreshes: usize,
     credential_calls: usize,
+    /// The life of the Swift credentials handed out, when not the Swift token's own.
+    credentials_life: Option<Duration>,
 }
 
 pub struct Provider {
     pub addr: SocketAddr,
     state: Arc<Mutex<ProviderState>>,
     task: tokio::task::JoinHandle<()>,
+    /// Served over TLS: the PEM file of the authority its certificate comes from.
+    pub ca_file: Option<tempfile::NamedTempFile>,
 }
 
 impl Drop for Provider {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A certificate authority of the test's own, and a certificate it signed for
+/// 127.0.0.1: the server side, and the authority's PEM file for clients to trust.
+fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, tempfile::NamedTempFile) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "swiftgate test provider CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let mut ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut ca_file, ca.pem().as_bytes()).unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_file)
 }
 
 fn random() -> String {
@@ -131,6 +162,31 @@ impl Provider {
         swift_user: (&str, &str),
         access_life: Duration,
     ) -> Provider {
+        Self::serve(swift, swift_user, access_life, false).await
+    }
+
+    /// The same over HTTPS, with a certificate from a certificate authority of its own
+    /// (as a real provider's comes from a public one).
+    pub async fn start_tls(
+        swift: SocketAddr,
+        swift_user: (&str, &str),
+        access_life: Duration,
+    ) -> Provider {
+        Self::serve(swift, swift_user, access_life, true).await
+    }
+
+    async fn serve(
+        swift: SocketAddr,
+        swift_user: (&str, &str),
+        access_life: Duration,
+        tls: bool,
+    ) -> Provider {
+        let (acceptor, ca_file) = if tls {
+            let (acceptor, ca) = tls_acceptor();
+            (Some(acceptor), Some(ca))
+        } else {
+            (None, None)
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(ProviderState {
@@ -144,6 +200,7 @@ impl Provider {
             access_tokens: HashMap::new(),
             refreshes: 0,
             credential_calls: 0,
+            credentials_life: None,
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -152,29 +209,57 @@ impl Provider {
                     return;
                 };
                 let shared = shared.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(handle(&shared, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, service).await;
+                        }
+                        Some(acceptor) => {
+                            // a client that does not trust the certificate leaves here
+                            let Ok(tls) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let io = hyper_util::rt::TokioIo::new(tls);
+                            let _ = http.serve_connection(io, service).await;
+                        }
+                    }
                 });
             }
         });
-        Provider { addr, state, task }
+        Provider {
+            addr,
+            state,
+            task,
+            ca_file,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// The backend's TOML keys for this provider.
-    pub fn backend_toml(&self, name: &str, delivery: &str) -> String {
+    /// The backend's TOML keys for this provider; over TLS, `trusted` says whether the
+    /// backend trusts the provider's certificate authority.
+    pub fn backend_toml(&self, name: &str, delivery: &str, trusted: bool) -> String {
         let u = self.url();
+        let ca = match (&self.ca_file, trusted) {
+            (Some(f), true) => format!("ca_file = \"{}\"\n", f.path().display()),
+            _ => String::new(),
+        };
         format!(
-            "[[backend]]\nname = \"{name}\"\ntype = \"oauth2\"\ndelivery = \"{delivery}\"\n\
+            "[[backend]]\nname = \"{name}\"\ntype = \"oauth2\"\ndelivery = \"{delivery}\"\n{ca}\
              authorize_url = \"{u}/oauth/auth/\"\ntoken_url = \"{u}/oauth/token/\"\n\
              credentials_url = \"{u}/1.0/account/credentials\"\n\
              usage_url = \"{u}/1.0/account/usage\"\nscope = \"usage.r,credentials.r\"\n\
@@ -192,6 +277,12 @@ impl Provider {
         let mut s = self.state.lock().unwrap();
         s.refresh_tokens.clear();
         s.access_tokens.clear();
+    }
+
+    /// Hands out Swift credentials said to expire after `life` (the Swift token's own
+    /// life with `None`).
+    pub fn set_credentials_life(&self, life: Option<Duration>) {
+        self.state.lock().unwrap().credentials_life = life;
     }
 
     /// Refreshes served, and credential requests answered.
@@ -420,7 +511,7 @@ async fn credentials(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_owned();
-    let (swift, (user, key)) = {
+    let (swift, (user, key), life) = {
         let mut s = state.lock().unwrap();
         let live = s
             .access_tokens
@@ -436,7 +527,7 @@ async fn credentials(
         if !usage {
             s.credential_calls += 1;
         }
-        (s.swift, s.swift_user.clone())
+        (s.swift, s.swift_user.clone(), s.credentials_life)
     };
     let login = super::request(
         swift,
@@ -465,12 +556,16 @@ async fn credentials(
             serde_json::json!({"quota": QUOTA, "used": used}),
         );
     }
-    let left: u64 = login
-        .header("x-auth-token-expires")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3600);
+    let left = life.unwrap_or_else(|| {
+        Duration::from_secs(
+            login
+                .header("x-auth-token-expires")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3600),
+        )
+    });
     // HubiC wrote local time with its offset
-    let local = SystemTime::now() + Duration::from_secs(left) + Duration::from_secs(2 * 3600);
+    let local = SystemTime::now() + left + Duration::from_secs(2 * 3600);
     let expires = humantime::format_rfc3339_seconds(local)
         .to_string()
         .replace('Z', "+02:00");
