@@ -640,14 +640,24 @@ async fn oauth2_link_refresh_and_revoke() {
     let vault_token = r.header("x-auth-token").unwrap().to_owned();
     assert_ne!(vault_token, swift_token);
     let listed = stdout(&run(setup.swift("vault", d).args(["list", "default"])));
-    assert_eq!(listed.trim(), "photo.bin", "the same upstream account, through the proxy");
+    assert_eq!(
+        listed.trim(),
+        "photo.bin",
+        "the same upstream account, through the proxy"
+    );
     let r = gw
         .get("/usage.json", &[("X-Auth-Token", vault_token.as_str())])
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["accounts"][0]["account"], "vault");
     let r = gw
-        .with_token(&vault_token, "GET", "/v1/AUTH_vault/default/photo.bin", &[], b"")
+        .with_token(
+            &vault_token,
+            "GET",
+            "/v1/AUTH_vault/default/photo.bin",
+            &[],
+            b"",
+        )
         .await;
     assert_eq!(r.body, data);
     assert!(!everything(&[&r]).contains(&swift_token));
