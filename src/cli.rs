@@ -47,6 +47,9 @@ pub enum Command {
     /// Revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Certificates for trying swiftgate out over TLS
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Link an account to its OAuth2 provider from a headless machine: prints the address
     /// to open in a browser elsewhere, then takes the code (or the address the browser
     /// was sent back to) on stdin
@@ -176,6 +179,26 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Write a self-signed certificate authority, a server certificate it signed, and
+    /// client certificates: for people trying TLS out, and for tests (not for production)
+    Dev {
+        /// Directory to write into (created; existing files are not overwritten)
+        #[arg(long, default_value = "swiftgate-certs")]
+        dir: PathBuf,
+        /// DNS name of the server (repeatable) [default: localhost]
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// IP address of the server (repeatable) [default: 127.0.0.1 and ::1]
+        #[arg(long = "ip", value_name = "IP")]
+        ips: Vec<std::net::IpAddr>,
+        /// A client certificate with this common name, e.g. backup:robot (repeatable)
+        #[arg(long = "client", value_name = "NAME")]
+        clients: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Revoke every token of a user
     Revoke {
@@ -228,6 +251,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             account,
             redirect_uri,
         } => link(&config, &account, redirect_uri),
+        Command::Cert(CertCommand::Dev {
+            dir,
+            names,
+            ips,
+            clients,
+        }) => cert_dev(&dir, names, ips, &clients),
         Command::Token(TokenCommand::Revoke { user }) => {
             let (account, name) = split_user(&user)?;
             let store = Store::open(&config.data_dir())?;
@@ -237,6 +266,99 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Writes a file that must not exist yet; keys readable by their owner only.
+fn write_new(path: &Path, text: &str, private: bool) -> Result<(), CliError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(path)
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn cert_dev(
+    dir: &Path,
+    mut names: Vec<String>,
+    mut ips: Vec<std::net::IpAddr>,
+    clients: &[String],
+) -> Result<(), CliError> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        SanType,
+    };
+    let failed = |e: rcgen::Error| CliError::Usage(format!("cannot make a certificate: {e}"));
+    if names.is_empty() && ips.is_empty() {
+        names.push("localhost".into());
+        ips.extend([
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            std::net::Ipv6Addr::LOCALHOST.into(),
+        ]);
+    }
+    std::fs::create_dir_all(dir)?;
+    let ca_key = KeyPair::generate().map_err(failed)?;
+    let mut ca_params = CertificateParams::default();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "swiftgate development CA");
+    let ca = ca_params.self_signed(&ca_key).map_err(failed)?;
+    write_new(&dir.join("ca.pem"), &ca.pem(), false)?;
+    write_new(&dir.join("ca.key"), &ca_key.serialize_pem(), true)?;
+
+    let key = KeyPair::generate().map_err(failed)?;
+    let mut params = CertificateParams::default();
+    let common = names
+        .first()
+        .cloned()
+        .or_else(|| ips.first().map(|i| i.to_string()))
+        .unwrap_or_default();
+    params.distinguished_name.push(DnType::CommonName, common);
+    for n in &names {
+        params
+            .subject_alt_names
+            .push(SanType::DnsName(n.clone().try_into().map_err(failed)?));
+    }
+    params
+        .subject_alt_names
+        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server = params.signed_by(&key, &ca, &ca_key).map_err(failed)?;
+    write_new(&dir.join("server.pem"), &server.pem(), false)?;
+    write_new(&dir.join("server.key"), &key.serialize_pem(), true)?;
+
+    for name in clients {
+        let key = KeyPair::generate().map_err(failed)?;
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, name.clone());
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &ca, &ca_key).map_err(failed)?;
+        let file = name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+        write_new(&dir.join(format!("client-{file}.pem")), &cert.pem(), false)?;
+        write_new(
+            &dir.join(format!("client-{file}.key")),
+            &key.serialize_pem(),
+            true,
+        )?;
+    }
+    println!(
+        "wrote {}: ca.pem (trust it in clients, e.g. swift --os-cacert), server.pem and \
+         server.key (for [server.tls]){}",
+        dir.display(),
+        if clients.is_empty() {
+            String::new()
+        } else {
+            ", and client-*.pem/.key".into()
+        }
+    );
+    Ok(())
 }
 
 /// The code in what was pasted: the code itself, or the address the provider sent the
@@ -664,13 +786,18 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<(), CliError> {
     runtime.block_on(async move {
         let public_url = config.server.public_url.clone();
         let mut gateway = Gateway::start(config).await?;
-        for addr in gateway.addrs() {
-            eprintln!("swiftgate listening on http://{addr}");
+        for url in gateway.urls() {
+            eprintln!("swiftgate listening on {url}");
         }
         if let Some(key) = gateway.identity().bootstrap_admin().await? {
+            let scheme = if gateway.urls()[0].starts_with("https:") {
+                "https"
+            } else {
+                "http"
+            };
             let base = public_url
                 .map(|u| u.trim_end_matches('/').to_owned())
-                .unwrap_or_else(|| format!("http://{}", reachable(gateway.addrs()[0])));
+                .unwrap_or_else(|| format!("{scheme}://{}", reachable(gateway.addrs()[0])));
             eprintln!(
                 "swiftgate: created the first user, {BOOTSTRAP_ACCOUNT}:{BOOTSTRAP_USER} (account admin and \
                  reseller admin). Its key is shown only this once; try:\n\n    \

@@ -451,6 +451,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     #[serde(deserialize_with = "de_duration")]
     pub header_read_timeout: Duration,
+    /// HTTPS listeners, beside the plain ones of `listen`.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -463,8 +465,33 @@ impl Default for ServerConfig {
             allow_insecure_http: false,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
+}
+
+/// `[server.tls]`: where to listen with TLS (1.2 and 1.3, HTTP/2 by ALPN beside
+/// HTTP/1.1), and the certificate to present. The files are read again on SIGHUP and
+/// when they change, without dropping open connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Addresses to listen on with TLS, e.g. `["[::]:8443"]`.
+    pub listen: Vec<String>,
+    /// The certificate chain (PEM), the server's own first.
+    pub cert: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// How long a client may take to finish its handshake.
+    #[serde(
+        default = "default_handshake_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub handshake_timeout: Duration,
+}
+
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -783,21 +810,26 @@ impl Config {
     /// The listen addresses, parsed; the default when none are configured.
     pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
         if self.server.listen.is_empty() {
+            // with TLS listeners configured, no plain one unless asked for
+            if self.server.tls.is_some() {
+                return Ok(Vec::new());
+            }
             return Ok(vec![
                 DEFAULT_LISTEN.parse().expect("default address parses"),
             ]);
         }
-        self.server
-            .listen
-            .iter()
-            .map(|s| {
-                s.parse::<SocketAddr>().map_err(|_| {
-                    ConfigError::Invalid(format!(
-                        "listen address {s:?} is not HOST:PORT (IPv6 in brackets: \"[::1]:8080\")"
-                    ))
-                })
-            })
-            .collect()
+        parse_addrs(&self.server.listen)
+    }
+
+    /// The TLS listen addresses, parsed.
+    pub fn tls_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        match &self.server.tls {
+            None => Ok(Vec::new()),
+            Some(t) if t.listen.is_empty() => Err(ConfigError::Invalid(
+                "server.tls.listen names no address, e.g. [\"[::]:8443\"]".into(),
+            )),
+            Some(t) => parse_addrs(&t.listen),
+        }
     }
 
     /// Plain HTTP off loopback exposes keys and tokens on the network: refuse it unless
@@ -817,7 +849,18 @@ impl Config {
     }
 }
 
-/// A secret from a file: trailing newlines trimmed; a file others may read is refused.
+fn parse_addrs(list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    list.iter()
+        .map(|s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "listen address {s:?} is not HOST:PORT (IPv6 in brackets: \"[::1]:8080\")"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// 32 bytes written as 64 hex digits or in base64.
 fn parse_key32(text: &str) -> Option<[u8; 32]> {
     use base64::Engine as _;
@@ -831,6 +874,7 @@ fn parse_key32(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
+/// A secret from a file: trailing newlines trimmed; a file others may read is refused.
 pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read {
@@ -1064,6 +1108,37 @@ mod tests {
             let e = Config::parse(&format!("[auth]\n{text}\n"), "t").unwrap_err();
             assert!(e.to_string().contains(says), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn tls_listeners_stand_beside_or_instead_of_plain_ones() {
+        let tls = "[server.tls]\ncert = \"s.pem\"\nkey_file = \"s.key\"\n";
+        let c = Config::parse(&format!("{tls}listen = [\"[::]:8443\"]\n"), "t").unwrap();
+        assert!(
+            c.listen_addrs().unwrap().is_empty(),
+            "no plain listener unless asked"
+        );
+        assert_eq!(
+            c.tls_listen_addrs().unwrap(),
+            vec!["[::]:8443".parse().unwrap()]
+        );
+        assert_eq!(
+            c.server.tls.as_ref().unwrap().handshake_timeout,
+            Duration::from_secs(10)
+        );
+        let c = Config::parse(
+            &format!("[server]\nlisten = [\"127.0.0.1:8080\"]\n{tls}listen = [\"0.0.0.0:8443\"]\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.listen_addrs().unwrap().len(), 1);
+        let e = Config::parse(&format!("{tls}listen = []\n"), "t")
+            .unwrap()
+            .tls_listen_addrs()
+            .unwrap_err();
+        assert!(e.to_string().contains("names no address"), "{e}");
+        let e = Config::parse("[server.tls]\nlisten = []\n", "t").unwrap_err();
+        assert!(e.to_string().contains("cert"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ use crate::http_util::header_str;
 pub struct Connection {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// Whether it came in over TLS.
+    pub tls: bool,
 }
 
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
@@ -93,7 +95,7 @@ pub fn base_url(
         return Ok(u.trim_end_matches('/').to_owned());
     }
     let via_proxy = trusted(conn.peer.ip(), proxies);
-    let mut scheme = "http".to_owned();
+    let mut scheme = if conn.tls { "https" } else { "http" }.to_owned();
     let mut host = None;
     if via_proxy {
         if let Some(p) = forwarded_param(headers, "proto").or_else(|| {
@@ -138,6 +140,7 @@ mod tests {
         Connection {
             peer: peer.parse().unwrap(),
             local: "[::1]:8080".parse().unwrap(),
+            tls: false,
         }
     }
 

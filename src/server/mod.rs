@@ -24,6 +24,8 @@ use crate::config::{Config, ConfigError};
 use crate::request::Connection;
 use crate::store::{Store, StoreError};
 
+mod tls;
+
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Header lines a request may carry: Swift's 90 metadata items and the usual others.
@@ -53,14 +55,26 @@ pub struct Gateway;
 /// A running gateway: its bound addresses, and a way to stop it.
 pub struct GatewayHandle {
     addrs: Vec<SocketAddr>,
+    /// Whether each of `addrs` speaks TLS.
+    tls: Vec<bool>,
     identity: Arc<Identity>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl GatewayHandle {
+    /// The bound addresses: the plain listeners', then the TLS ones'.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Each listener's base URL (`http://…` or `https://…`).
+    pub fn urls(&self) -> Vec<String> {
+        self.addrs
+            .iter()
+            .zip(&self.tls)
+            .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
+            .collect()
     }
 
     pub fn identity(&self) -> &Arc<Identity> {
@@ -86,6 +100,11 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<GatewayHandle, StartError> {
         let addrs = config.listen_addrs()?;
         config.check_insecure_listeners(&addrs)?;
+        let tls_addrs = config.tls_listen_addrs()?;
+        let certificate = match &config.server.tls {
+            Some(t) => Some(tls::Certificate::open(t)?),
+            None => None,
+        };
         let store = Arc::new(Store::open(&config.data_dir())?);
         let clusters = Arc::new(Clusters::from_config(&config)?.with_store(store.clone()));
         let cfg = config.clone();
@@ -100,15 +119,20 @@ impl Gateway {
             .map_err(|e| StartError::Objects(e.to_string()))?
             .map_err(StartError::Objects)?;
         let mut listeners = Vec::new();
-        for addr in addrs {
+        for (addr, tls) in addrs
+            .into_iter()
+            .map(|a| (a, false))
+            .chain(tls_addrs.into_iter().map(|a| (a, true)))
+        {
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Bind { addr, source })?;
-            listeners.push(l);
+            listeners.push((l, tls));
         }
+        let tls_flags: Vec<bool> = listeners.iter().map(|(_, tls)| *tls).collect();
         let bound = listeners
             .iter()
-            .map(|l| l.local_addr())
+            .map(|(l, _)| l.local_addr())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StartError::Bind {
                 addr: "0.0.0.0:0".parse().expect("valid"),
@@ -122,11 +146,12 @@ impl Gateway {
             clusters,
         });
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(app, listeners, async {
+        let task = tokio::spawn(serve(app, listeners, certificate, async {
             let _ = stopped.await;
         }));
         Ok(GatewayHandle {
             addrs: bound,
+            tls: tls_flags,
             identity,
             stop: Some(stop),
             task,
@@ -140,7 +165,12 @@ struct Accepted {
     permit: OwnedSemaphorePermit,
 }
 
-async fn accept_loop(listener: TcpListener, limit: Arc<Semaphore>, tx: mpsc::Sender<Accepted>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: bool,
+    limit: Arc<Semaphore>,
+    tx: mpsc::Sender<Accepted>,
+) {
     let Ok(local) = listener.local_addr() else {
         return;
     };
@@ -153,7 +183,7 @@ async fn accept_loop(listener: TcpListener, limit: Arc<Semaphore>, tx: mpsc::Sen
                 let _ = stream.set_nodelay(true);
                 let accepted = Accepted {
                     stream,
-                    conn: Connection { peer, local },
+                    conn: Connection { peer, local, tls },
                     permit,
                 };
                 if tx.send(accepted).await.is_err() {
@@ -222,16 +252,32 @@ fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B
     req
 }
 
-/// Serves on `listeners` until `shutdown` completes, then drains open connections.
-pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+/// Serves on `listeners` (each plain or TLS) until `shutdown` completes, then drains
+/// open connections.
+async fn serve(
+    app: Arc<App>,
+    listeners: Vec<(TcpListener, bool)>,
+    certificate: Option<Arc<tls::Certificate>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(app.config.server.max_connections));
     let (tx, mut rx) = mpsc::channel::<Accepted>(64);
     let mut tasks: Vec<JoinHandle<()>> = listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept_loop(l, limit.clone(), tx.clone())))
+        .map(|(l, tls)| tokio::spawn(accept_loop(l, tls, limit.clone(), tx.clone())))
         .collect();
     drop(tx);
     tasks.push(tokio::spawn(maintain(app.clone())));
+    let acceptor = certificate.map(|c| {
+        tasks.push(tokio::spawn(c.clone().watch()));
+        tokio_rustls::TlsAcceptor::from(c.server_config())
+    });
+    let handshake_timeout = app
+        .config
+        .server
+        .tls
+        .as_ref()
+        .map_or(Duration::from_secs(10), |t| t.handshake_timeout);
 
     // HTTP/1.1, and HTTP/2 for clients that open with its preface (h2c)
     let mut http = auto::Builder::new(TokioExecutor::new());
@@ -259,9 +305,32 @@ pub async fn serve(app: Arc<App>, listeners: Vec<TcpListener>, shutdown: impl Fu
                     async move { Ok::<_, Infallible>(app.handle(as_http11(req), conn).await) }
                 });
                 let (http, watcher) = (http.clone(), graceful.watcher());
+                let acceptor = acceptor.clone().filter(|_| conn.tls);
                 tokio::spawn(async move {
-                    let connection = http.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(connection).await {
+                    let result = match acceptor {
+                        None => {
+                            let connection = http.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection).await
+                        }
+                        Some(acceptor) => {
+                            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                            match handshake.await {
+                                Ok(Ok(tls)) => {
+                                    let connection = http.serve_connection(TokioIo::new(tls), service);
+                                    watcher.watch(connection).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed");
+                                    Ok(())
+                                }
+                                Err(_) => {
+                                    tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
+                                    Ok(())
+                                }
+                            }
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
                     }
                     drop(permit);

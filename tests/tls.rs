@@ -1,0 +1,243 @@
+//! swiftgate over TLS, with certificates from `swiftgate cert dev`: the real `swift`
+//! client with `--os-cacert`, rclone with `--ca-cert`, curl over HTTP/2 (ALPN) and
+//! HTTP/1.1; old TLS versions and unknown authorities refused; a certificate replaced
+//! on disk serves new connections while a download on an older one completes.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{TestGateway, peer_bin, run, stdout, swiftgate_bin};
+use swiftgate::config::TlsConfig;
+
+fn cert_dev(dir: &Path) {
+    run(Command::new(swiftgate_bin())
+        .args(["cert", "dev", "--dir"])
+        .arg(dir));
+}
+
+/// A gateway with a plain listener and a TLS one; the TLS URL.
+async fn tls_gateway(certs: &Path) -> (TestGateway, String) {
+    let tls = TlsConfig {
+        listen: vec!["127.0.0.1:0".into()],
+        cert: certs.join("server.pem"),
+        key_file: certs.join("server.key"),
+        handshake_timeout: Duration::from_secs(5),
+    };
+    let gw = TestGateway::start_with(|c| c.server.tls = Some(tls)).await;
+    let urls = gw.handle.as_ref().unwrap().urls();
+    assert_eq!(urls[0], gw.url(), "the plain listener first");
+    let https = urls[1].clone();
+    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    (gw, https)
+}
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-s", "-S"])
+        .args(args)
+        .output()
+        .expect("curl runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_over_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let certs = d.join("certs");
+    cert_dev(&certs);
+    let ca = certs.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let (_gw, https) = tls_gateway(&certs).await;
+    let auth = format!("{https}/auth/v1.0");
+
+    // v1 auth over TLS: the storage URL says https
+    let out = curl(&[
+        "--cacert",
+        ca,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "X-Auth-User: test:tester",
+        "-H",
+        "X-Auth-Key: testing",
+        &auth,
+    ]);
+    let head = stdout(&out);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("x-storage-url: {https}/v1/auth_test")),
+        "{head}"
+    );
+
+    // HTTP/2 by ALPN, HTTP/1.1 when asked; TLS 1.1 and an unknown authority refused
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = curl(&[
+            "--cacert",
+            ca,
+            flag,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            &format!("{https}/info"),
+        ]);
+        assert_eq!(stdout(&out), format!("{version} 200"), "{flag}");
+    }
+    let old = curl(&["--cacert", ca, "--tls-max", "1.1", &format!("{https}/info")]);
+    assert!(!old.status.success(), "TLS 1.1 must be refused");
+    let untrusted = curl(&[&format!("{https}/info")]);
+    assert_eq!(
+        untrusted.status.code(),
+        Some(60),
+        "an unknown authority is refused"
+    );
+
+    // python-swiftclient
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(d.join("blob.bin"), &data).unwrap();
+    let swift = |args: &[&str]| {
+        let mut c = Command::new(peer_bin("swift"));
+        c.current_dir(d)
+            .args([
+                "--os-cacert",
+                ca,
+                "-A",
+                &auth,
+                "-U",
+                "test:tester",
+                "-K",
+                "testing",
+            ])
+            .args(args);
+        c
+    };
+    run(&mut swift(&["upload", "tls", "blob.bin"]));
+    let listed = stdout(&run(&mut swift(&["list", "tls"])));
+    assert_eq!(listed.trim(), "blob.bin");
+    run(&mut swift(&[
+        "download", "tls", "blob.bin", "-o", "back.bin",
+    ]));
+    assert_eq!(std::fs::read(d.join("back.bin")).unwrap(), data);
+
+    // rclone
+    let src = d.join("tree");
+    for i in 0..4 {
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join(format!("f{i}")), format!("file {i}\n").repeat(500)).unwrap();
+    }
+    let rclone = |args: &[&str]| {
+        let mut c = Command::new(peer_bin("rclone"));
+        c.current_dir(d)
+            .env("RCLONE_CONFIG", "/dev/null")
+            .env("RCLONE_CONFIG_GW_TYPE", "swift")
+            .env("RCLONE_CONFIG_GW_AUTH", &auth)
+            .env("RCLONE_CONFIG_GW_USER", "test:tester")
+            .env("RCLONE_CONFIG_GW_KEY", "testing")
+            .args(["--ca-cert", ca])
+            .args(args);
+        c
+    };
+    run(&mut rclone(&["copy", "tree", "gw:tree"]));
+    run(&mut rclone(&["check", "tree", "gw:tree"]));
+    run(&mut rclone(&["purge", "gw:tree"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_certificate_serves_new_connections_while_a_download_completes() {
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let (live, next) = (d.join("live"), d.join("next"));
+    cert_dev(&live);
+    cert_dev(&next);
+    let (old_ca, new_ca) = (live.join("old-ca.pem"), next.join("ca.pem"));
+    std::fs::copy(live.join("ca.pem"), &old_ca).unwrap();
+    let (gw, https) = tls_gateway(&live).await;
+    let token = gw.login("test:tester", "testing").await;
+    let big: Vec<u8> = (0..64 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let r = gw
+        .with_token(&token, "PUT", "/v1/AUTH_test/c", &[], b"")
+        .await;
+    assert_eq!(r.status, 201);
+    let r = gw
+        .with_token(&token, "PUT", "/v1/AUTH_test/c/big", &[], &big)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // a slow download over the current certificate
+    let url = format!("{https}/v1/AUTH_test/c/big");
+    let out = d.join("big.out");
+    let mut download = Command::new("curl")
+        .args(["-s", "-S", "-f", "--limit-rate", "16M", "--cacert"])
+        .arg(&old_ca)
+        .args(["-H", &format!("X-Auth-Token: {token}"), "-o"])
+        .arg(&out)
+        .arg(&url)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        download.try_wait().unwrap().is_none(),
+        "the download is under way"
+    );
+
+    // the new certificate and key replace the files
+    for f in ["server.key", "server.pem"] {
+        let tmp = live.join(format!("{f}.new"));
+        std::fs::copy(next.join(f), &tmp).unwrap();
+        std::fs::rename(&tmp, live.join(f)).unwrap();
+    }
+    let info = format!("{https}/info");
+    let new_ca = new_ca.to_str().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !curl(&["--cacert", new_ca, "-o", "/dev/null", &info])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < until,
+            "new connections never saw the new certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stale = curl(&[
+        "--cacert",
+        old_ca.to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        &info,
+    ]);
+    assert!(
+        !stale.status.success(),
+        "new connections get the new certificate only"
+    );
+
+    let status = download.wait().unwrap();
+    assert!(
+        status.success(),
+        "the download over the old certificate completes"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), big);
+}
+
+#[test]
+fn cert_dev_does_not_overwrite() {
+    let work = tempfile::tempdir().unwrap();
+    cert_dev(work.path());
+    let again = Command::new(swiftgate_bin())
+        .args(["cert", "dev", "--dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("ca.pem"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
