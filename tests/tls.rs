@@ -241,3 +241,28 @@ fn cert_dev_does_not_overwrite() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_and_ipv4_listeners_at_once() {
+    let gw = TestGateway::start_with(|c| c.server.listen.push("[::1]:0".into())).await;
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    let urls = gw.handle.as_ref().unwrap().urls();
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    for (addr, url) in gw.handle.as_ref().unwrap().addrs().iter().zip(&urls) {
+        let r = common::request(
+            *addr,
+            "GET",
+            "/auth/v1.0",
+            &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{url}");
+        // the storage URL names the address the client used, IPv6 in brackets
+        let expected = format!("{url}/v1/AUTH_test");
+        assert_eq!(r.header("x-storage-url"), Some(expected.as_str()));
+        let token = r.header("x-auth-token").unwrap();
+        let r = common::request(*addr, "HEAD", "/v1/AUTH_test", &[("X-Auth-Token", token)]).await;
+        assert_eq!(r.status, 204, "{url}");
+    }
+    assert!(urls[1].starts_with("http://[::1]:"), "{urls:?}");
+}

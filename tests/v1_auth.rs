@@ -199,7 +199,11 @@ async fn repeat_logins_reuse_the_token_and_new_token_revokes_it() {
 
 #[tokio::test]
 async fn token_lifetime_is_honoured_up_to_the_cap() {
-    let gw = TestGateway::start_with(|c| c.auth.max_token_life = Duration::from_secs(3600)).await;
+    let gw = TestGateway::start_with(|c| {
+        c.auth.token_life = Duration::from_secs(600);
+        c.auth.max_token_life = Duration::from_secs(3600);
+    })
+    .await;
     gw.user("test", "tester", "testing", &[]).await;
     gw.user("test", "other", "k2", &[]).await;
     let r = gw

@@ -50,7 +50,70 @@ pub enum StartError {
     },
 }
 
+/// Starts gateways: `Gateway::builder()…start().await`, or `Gateway::start(config)`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), swiftgate::server::StartError> {
+/// let gateway = swiftgate::Gateway::builder()
+///     .listen("127.0.0.1:0")
+///     .data_dir("/tmp/swiftgate-data")
+///     .start()
+///     .await?;
+/// println!("serving at {}", gateway.urls()[0]);
+/// gateway.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Gateway;
+
+/// A gateway's configuration, built in code.
+#[derive(Debug, Default)]
+pub struct GatewayBuilder {
+    config: Config,
+}
+
+impl GatewayBuilder {
+    /// Starts from a whole configuration (as read from TOML).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// A plain listener (repeatable); port 0 picks a free port.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.config.server.listen.push(addr.into());
+        self
+    }
+
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.server.data_dir = Some(dir.into());
+        self
+    }
+
+    /// TLS listeners and their certificate.
+    pub fn tls(mut self, tls: crate::config::TlsConfig) -> Self {
+        self.config.server.tls = Some(tls);
+        self
+    }
+
+    /// An upstream backend (repeatable).
+    pub fn backend(mut self, backend: crate::config::BackendConfig) -> Self {
+        self.config.backends.push(backend);
+        self
+    }
+
+    /// Any other setting.
+    pub fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// Checks the configuration, opens the store, binds and serves.
+    pub async fn start(self) -> Result<GatewayHandle, StartError> {
+        self.config.validate()?;
+        Gateway::start(self.config).await
+    }
+}
 
 /// A running gateway: its bound addresses, and a way to stop it.
 pub struct GatewayHandle {
@@ -96,6 +159,10 @@ impl GatewayHandle {
 }
 
 impl Gateway {
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
     /// Opens the store, binds the configured listeners and starts serving.
     pub async fn start(config: Config) -> Result<GatewayHandle, StartError> {
         let addrs = config.listen_addrs()?;

@@ -31,11 +31,13 @@ impl TestGateway {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::default();
-        config.server.listen = vec!["127.0.0.1:0".into()];
-        config.server.data_dir = Some(dir.path().to_path_buf());
-        tweak(&mut config);
-        let handle = Gateway::start(config).await.expect("gateway starts");
+        let handle = Gateway::builder()
+            .listen("127.0.0.1:0")
+            .data_dir(dir.path())
+            .configure(tweak)
+            .start()
+            .await
+            .expect("gateway starts");
         let addr = handle.addrs()[0];
         TestGateway {
             handle: Some(handle),
