@@ -32,6 +32,8 @@ pub struct App {
     pub local: Arc<LocalStore>,
     pub clusters: Arc<Clusters>,
     pub links: web::Links,
+    /// The TLS listeners' certificates, and what client certificates stand for.
+    pub tls: Option<Arc<crate::server::tls::Certificate>>,
 }
 
 fn trans_id() -> String {
@@ -117,6 +119,17 @@ impl App {
                 (e.into_response(&trans_id), fault)
             }
         };
+        // an answer to HEAD has no body (HTTP/2 would reset a stream that sent one); the
+        // length stays declared
+        if method == http::Method::HEAD && resp.body().size_hint().exact() != Some(0) {
+            if let Some(n) = resp.body().size_hint().exact()
+                && !resp.headers().contains_key(http::header::CONTENT_LENGTH)
+            {
+                resp.headers_mut()
+                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            *resp.body_mut() = crate::http_util::declared_empty();
+        }
         if keep_alive {
             resp.headers_mut().insert(
                 http::header::CONNECTION,
@@ -181,6 +194,10 @@ impl App {
                     headers,
                     client,
                     &base()?,
+                    self.tls
+                        .as_ref()
+                        .filter(|t| t.binds_tokens())
+                        .and(conn.client_cert),
                 )
                 .await?;
                 *identity_out = Some(who);
@@ -197,7 +214,7 @@ impl App {
                 let mut principal = if options {
                     None
                 } else {
-                    self.authenticate_storage(headers, &account)?
+                    self.authenticate_storage(headers, &account, &conn)?
                 };
                 let owner = self.identity.service_owner(&account);
                 if let Some(owner) = &owner
@@ -338,7 +355,7 @@ impl App {
                 .await)
             }
             Endpoint::Usage { json: true } => {
-                let p = match self.authenticate_storage(headers, "usage")? {
+                let p = match self.authenticate_storage(headers, "usage", &conn)? {
                     Some(p) => p,
                     None => self.authenticate_by_key(headers, client).await?,
                 };
@@ -359,21 +376,53 @@ impl App {
         }
     }
 
-    /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`;
-    /// `None` without a token (public containers), 401 for a bad one.
+    /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`, else
+    /// from a client certificate that acts as a user; `None` without either (public
+    /// containers), 401 for a bad token.
     fn authenticate_storage(
         &self,
         headers: &HeaderMap,
         account: &str,
+        conn: &Connection,
     ) -> Result<Option<Principal>> {
         match first_header(headers, &["x-auth-token", "x-storage-token"])? {
-            None => Ok(None),
+            None => self.certificate_caller(conn, account),
             Some(token) => {
-                self.identity.validate(token).map(Some).ok_or_else(|| {
+                let p = self.identity.validate(token).ok_or_else(|| {
                     Error::unauthorized(account, "the token is invalid or has expired")
-                })
+                })?;
+                if let Some(bound) = self.identity.binding(token)
+                    && conn.client_cert != Some(bound)
+                {
+                    return Err(Error::unauthorized(
+                        account,
+                        "this token works only over a connection with the client certificate \
+                         it was issued to",
+                    ));
+                }
+                Ok(Some(p))
             }
         }
+    }
+
+    /// The user a connection's client certificate acts as.
+    fn certificate_caller(&self, conn: &Connection, realm: &str) -> Result<Option<Principal>> {
+        let (Some(tls), Some(fingerprint)) = (&self.tls, &conn.client_cert) else {
+            return Ok(None);
+        };
+        let Some(user) = tls.user_of(fingerprint) else {
+            return Ok(None);
+        };
+        let (account, name) = user.split_once(':').unwrap_or((&user, ""));
+        self.identity
+            .principal_of(account, name)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::unauthorized(
+                    realm,
+                    format!("the client certificate acts as {user}, who does not exist"),
+                )
+            })
     }
 
     /// A caller by `X-Auth-User: ACCOUNT:USER` and `X-Auth-Key`.

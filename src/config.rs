@@ -488,6 +488,98 @@ pub struct TlsConfig {
         deserialize_with = "de_duration"
     )]
     pub handshake_timeout: Duration,
+    /// PEM certificate authorities whose client certificates are accepted (re-read like
+    /// the certificate).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// `none`, `optional` (the default with `client_ca`) or `required`.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+    /// When given, only these client certificates (`sha256:<hex of the DER>`).
+    #[serde(default)]
+    pub client_fingerprints: Vec<String>,
+    /// A client certificate whose subject CN is `ACCOUNT:USER` acts as that user.
+    #[serde(default)]
+    pub map_subject_cn: bool,
+    /// Client certificates acting as users, by fingerprint.
+    #[serde(default, rename = "identity")]
+    pub identities: Vec<CertIdentity>,
+    /// Tokens issued over a connection with a client certificate work only with it.
+    #[serde(default)]
+    pub bind_tokens: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    None,
+    Optional,
+    Required,
+}
+
+/// `[[server.tls.identity]]`: a client certificate that acts as a user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertIdentity {
+    /// `sha256:<hex>`
+    pub fingerprint: String,
+    /// `ACCOUNT:USER`
+    pub user: String,
+}
+
+/// `sha256:<64 hex digits>` (colons between bytes allowed, any case) as bytes.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hexa: String = text
+        .strip_prefix("sha256:")?
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
+    hex::decode(hexa.to_ascii_lowercase()).ok()?.try_into().ok()
+}
+
+impl TlsConfig {
+    /// How client certificates are asked for.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.client_auth.unwrap_or(if self.client_ca.is_some() {
+            ClientAuth::Optional
+        } else {
+            ClientAuth::None
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("server.tls: {m}")));
+        if self.client_auth() != ClientAuth::None && self.client_ca.is_none() {
+            return invalid("client_auth needs client_ca, the authorities to check against".into());
+        }
+        if self.client_auth() == ClientAuth::None
+            && (!self.client_fingerprints.is_empty()
+                || self.map_subject_cn
+                || self.bind_tokens
+                || !self.identities.is_empty())
+        {
+            return invalid(
+                "client_fingerprints, map_subject_cn, bind_tokens and identity need client certificates \
+                 (client_ca, client_auth optional or required)"
+                    .into(),
+            );
+        }
+        for f in self
+            .client_fingerprints
+            .iter()
+            .chain(self.identities.iter().map(|i| &i.fingerprint))
+        {
+            if parse_fingerprint(f).is_none() {
+                return invalid(format!("{f:?} is not sha256:<64 hex digits>"));
+            }
+        }
+        for i in &self.identities {
+            if !i.user.contains(':') {
+                return invalid(format!("identity user {:?} is not ACCOUNT:USER", i.user));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_handshake_timeout() -> Duration {
@@ -731,6 +823,9 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "auth.service_prefix = {sp:?} must not overlap auth.reseller_prefix"
             )));
+        }
+        if let Some(tls) = &self.server.tls {
+            tls.validate()?;
         }
         let sealed = self.credential_key()?.is_some();
         if let Some(b) = self.backends.iter().find(|b| b.per_account())
@@ -1139,6 +1234,30 @@ mod tests {
         assert!(e.to_string().contains("names no address"), "{e}");
         let e = Config::parse("[server.tls]\nlisten = []\n", "t").unwrap_err();
         assert!(e.to_string().contains("cert"), "{e}");
+        for (extra, says) in [
+            ("client_auth = \"required\"\n", "needs client_ca"),
+            ("map_subject_cn = true\n", "need client certificates"),
+            (
+                "client_ca = \"ca.pem\"\nclient_fingerprints = [\"sha256:zz\"]\n",
+                "is not sha256:",
+            ),
+            (
+                "client_ca = \"ca.pem\"\n[[server.tls.identity]]\nfingerprint = \"sha256:00\"\nuser = \"u\"\n",
+                "is not sha256:",
+            ),
+        ] {
+            let e =
+                Config::parse(&format!("{tls}listen = [\"[::]:8443\"]\n{extra}"), "t").unwrap_err();
+            assert!(e.to_string().contains(says), "{extra}: {e}");
+        }
+        let f = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(parse_fingerprint(&f), Some([0xab; 32]));
+        let c = Config::parse(
+            &format!("{tls}listen = [\"[::]:8443\"]\nclient_ca = \"ca.pem\"\n[[server.tls.identity]]\nfingerprint = \"{f}\"\nuser = \"a:u\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.server.tls.unwrap().client_auth(), ClientAuth::Optional);
     }
 
     #[test]

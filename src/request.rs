@@ -16,6 +16,8 @@ pub struct Connection {
     pub local: SocketAddr,
     /// Whether it came in over TLS.
     pub tls: bool,
+    /// The SHA-256 of the client certificate it presented, verified.
+    pub client_cert: Option<[u8; 32]>,
 }
 
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
@@ -141,6 +143,7 @@ mod tests {
             peer: peer.parse().unwrap(),
             local: "[::1]:8080".parse().unwrap(),
             tls: false,
+            client_cert: None,
         }
     }
 

@@ -13,19 +13,45 @@ use common::{TestGateway, peer_bin, run, stdout, swiftgate_bin};
 use swiftgate::config::TlsConfig;
 
 fn cert_dev(dir: &Path) {
-    run(Command::new(swiftgate_bin())
-        .args(["cert", "dev", "--dir"])
-        .arg(dir));
+    cert_dev_with(dir, &[]);
 }
 
-/// A gateway with a plain listener and a TLS one; the TLS URL.
-async fn tls_gateway(certs: &Path) -> (TestGateway, String) {
-    let tls = TlsConfig {
+fn cert_dev_with(dir: &Path, args: &[&str]) {
+    run(Command::new(swiftgate_bin())
+        .args(["cert", "dev", "--dir"])
+        .arg(dir)
+        .args(args));
+}
+
+/// `sha256:<hex>` of a PEM certificate's DER.
+fn fingerprint(pem: &Path) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(pem).unwrap();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(der.as_ref())))
+}
+
+fn tls_config(certs: &Path) -> TlsConfig {
+    TlsConfig {
         listen: vec!["127.0.0.1:0".into()],
         cert: certs.join("server.pem"),
         key_file: certs.join("server.key"),
         handshake_timeout: Duration::from_secs(5),
-    };
+        client_ca: None,
+        client_auth: None,
+        client_fingerprints: Vec::new(),
+        map_subject_cn: false,
+        identities: Vec::new(),
+        bind_tokens: false,
+    }
+}
+
+/// A gateway with a plain listener and a TLS one; the TLS URL.
+async fn tls_gateway(certs: &Path) -> (TestGateway, String) {
+    tls_gateway_with(tls_config(certs)).await
+}
+
+async fn tls_gateway_with(tls: TlsConfig) -> (TestGateway, String) {
     let gw = TestGateway::start_with(|c| c.server.tls = Some(tls)).await;
     let urls = gw.handle.as_ref().unwrap().urls();
     assert_eq!(urls[0], gw.url(), "the plain listener first");
@@ -265,4 +291,172 @@ async fn ipv6_and_ipv4_listeners_at_once() {
         assert_eq!(r.status, 204, "{url}");
     }
     assert!(urls[1].starts_with("http://[::1]:"), "{urls:?}");
+}
+
+/// curl over TLS with the gateway's authority and, when given, a client certificate
+/// (`DIR/client-NAME`); its exit code and the HTTP status.
+fn curl_as(certs: &Path, client: Option<(&Path, &str)>, url: &str) -> (Option<i32>, String) {
+    let ca = certs.join("ca.pem");
+    let mut args = vec![
+        "--cacert".to_owned(),
+        ca.display().to_string(),
+        "-o".into(),
+        "/dev/null".into(),
+        "-w".into(),
+        "%{http_code}".into(),
+    ];
+    if let Some((dir, name)) = client {
+        args.extend([
+            "--cert".into(),
+            dir.join(format!("client-{name}.pem")).display().to_string(),
+            "--key".into(),
+            dir.join(format!("client-{name}.key")).display().to_string(),
+        ]);
+    }
+    args.push(url.to_owned());
+    let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (out.status.code(), stdout(&out))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_required_and_acting_as_users() {
+    let work = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (work.path().join("ours"), work.path().join("theirs"));
+    cert_dev_with(
+        &ours,
+        &[
+            "--client",
+            "test:tester",
+            "--client",
+            "ghost:nobody",
+            "--client",
+            "robot",
+        ],
+    );
+    cert_dev_with(&theirs, &["--client", "test:tester"]);
+    let mut tls = tls_config(&ours);
+    tls.client_ca = Some(ours.join("ca.pem"));
+    tls.client_auth = Some(swiftgate::config::ClientAuth::Required);
+    tls.map_subject_cn = true;
+    let (_gw, https) = tls_gateway_with(tls).await;
+    let account = format!("{https}/v1/AUTH_test");
+
+    // no certificate, or one from another authority: refused at the handshake
+    let (code, _) = curl_as(&ours, None, &account);
+    assert_ne!(code, Some(0), "a client without a certificate got in");
+    let (code, _) = curl_as(&ours, Some((&theirs, "test_tester")), &account);
+    assert_ne!(code, Some(0), "a certificate of another authority got in");
+
+    // a certificate whose CN is a user acts as that user, without a token
+    let (code, status) = curl_as(&ours, Some((&ours, "test_tester")), &account);
+    assert_eq!((code, status.as_str()), (Some(0), "204"));
+    // one naming a user that does not exist: 401; one naming no user: anonymous
+    let (_, status) = curl_as(&ours, Some((&ours, "ghost_nobody")), &account);
+    assert_eq!(status, "401");
+    let (_, status) = curl_as(&ours, Some((&ours, "robot")), &account);
+    assert_eq!(status, "401", "an anonymous caller is challenged");
+    let (_, status) = curl_as(&ours, Some((&ours, "robot")), &format!("{https}/info"));
+    assert_eq!(status, "200");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_optional_by_fingerprint_with_an_allow_list() {
+    let work = tempfile::tempdir().unwrap();
+    let certs = work.path().join("certs");
+    cert_dev_with(&certs, &["--client", "backup", "--client", "other"]);
+    let backup = fingerprint(&certs.join("client-backup.pem"));
+    let mut tls = tls_config(&certs);
+    tls.client_ca = Some(certs.join("ca.pem"));
+    tls.client_fingerprints = vec![backup.clone()];
+    tls.identities = vec![swiftgate::config::CertIdentity {
+        fingerprint: backup.to_uppercase().replace("SHA256:", "sha256:"),
+        user: "test:tester".into(),
+    }];
+    let (_gw, https) = tls_gateway_with(tls).await;
+    let account = format!("{https}/v1/AUTH_test");
+
+    // optional: without a certificate a client gets in, and is anonymous
+    let (code, status) = curl_as(&certs, None, &account);
+    assert_eq!((code, status.as_str()), (Some(0), "401"));
+    // the listed certificate acts as its user
+    let (_, status) = curl_as(&certs, Some((&certs, "backup")), &account);
+    assert_eq!(status, "204");
+    // a certificate of the right authority, but not in the allow-list: no answer
+    let (code, status) = curl_as(&certs, Some((&certs, "other")), &account);
+    assert_ne!(code, Some(0), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_bound_to_a_certificate_works_only_with_it() {
+    let work = tempfile::tempdir().unwrap();
+    let certs = work.path().join("certs");
+    cert_dev_with(&certs, &["--client", "one", "--client", "two"]);
+    let mut tls = tls_config(&certs);
+    tls.client_ca = Some(certs.join("ca.pem"));
+    tls.bind_tokens = true;
+    let (gw, https) = tls_gateway_with(tls).await;
+    let ca = certs.join("ca.pem").display().to_string();
+    let with_cert = |name: Option<&str>| {
+        let mut a = vec!["--cacert".to_owned(), ca.clone()];
+        if let Some(n) = name {
+            a.extend([
+                "--cert".into(),
+                certs.join(format!("client-{n}.pem")).display().to_string(),
+                "--key".into(),
+                certs.join(format!("client-{n}.key")).display().to_string(),
+            ]);
+        }
+        a
+    };
+    let login = |cert: Option<&str>| {
+        let mut a = with_cert(cert);
+        a.extend(
+            [
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "-H",
+                "X-Auth-User: test:tester",
+                "-H",
+                "X-Auth-Key: testing",
+            ]
+            .map(str::to_owned),
+        );
+        a.push(format!("{https}/auth/v1.0"));
+        let out = curl(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        stdout(&out)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("x-auth-token: ")
+                    .or(l.strip_prefix("X-Auth-Token: "))
+            })
+            .map(|t| t.trim().to_owned())
+            .expect("a token")
+    };
+    let head = |cert: Option<&str>, token: &str| {
+        let mut a = with_cert(cert);
+        a.extend(["-I", "-o", "/dev/null", "-w", "%{http_code}", "-H"].map(str::to_owned));
+        a.push(format!("X-Auth-Token: {token}"));
+        a.push(format!("{https}/v1/AUTH_test"));
+        stdout(&curl(&a.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+
+    let bound = login(Some("one"));
+    assert_eq!(head(Some("one"), &bound), "204");
+    assert_eq!(head(Some("two"), &bound), "401", "another certificate");
+    assert_eq!(head(None, &bound), "401", "no certificate");
+    let plain = gw
+        .req("HEAD", "/v1/AUTH_test", &[("X-Auth-Token", bound.as_str())])
+        .await;
+    assert_eq!(plain.status, 401, "the plain listener");
+
+    // a login without a certificate gets a token that is not bound
+    let free = login(None);
+    assert_ne!(free, bound);
+    assert_eq!(head(Some("two"), &free), "204");
+    let plain = gw
+        .req("HEAD", "/v1/AUTH_test", &[("X-Auth-Token", free.as_str())])
+        .await;
+    assert_eq!(plain.status, 204);
 }

@@ -93,6 +93,8 @@ pub struct LoginRequest {
     pub new_token: bool,
     pub lifetime: Option<Duration>,
     pub source: IpAddr,
+    /// Bind the token to this client certificate (SHA-256).
+    pub bound_to: Option<[u8; 32]>,
 }
 
 pub struct Issued {
@@ -112,6 +114,7 @@ struct IssuedToken {
     token: String,
     digest: [u8; 32],
     expires_at: u64,
+    bound_to: Option<[u8; 32]>,
 }
 
 #[derive(Default)]
@@ -380,6 +383,7 @@ impl Identity {
             st.issued.remove(&id);
         } else if let Some(t) = read(&self.state).issued.get(&user.id)
             && t.expires_at > now + 1
+            && t.bound_to == req.bound_to
         {
             return Ok(Issued {
                 token: t.token.clone(),
@@ -397,6 +401,7 @@ impl Identity {
             digest: token::digest(&token),
             user_id: user.id,
             expires_at: now + life.as_secs(),
+            bound_to: req.bound_to,
         };
         let store = self.store.clone();
         let stored = record.clone();
@@ -415,6 +420,7 @@ impl Identity {
                 token: token.clone(),
                 digest: record.digest,
                 expires_at: record.expires_at,
+                bound_to: record.bound_to,
             },
         );
         let expires_at = record.expires_at;
@@ -479,6 +485,14 @@ impl Identity {
         }
         let user = st.users.get(&record.user_id)?;
         st.principal(user, record.expires_at)
+    }
+
+    /// The client certificate a token works with only, when it is bound to one.
+    pub fn binding(&self, token: &str) -> Option<[u8; 32]> {
+        read(&self.state)
+            .tokens
+            .get(&token::digest(token))?
+            .bound_to
     }
 
     /// The principal for a verified key (admin API callers).
@@ -567,6 +581,13 @@ impl Identity {
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// A user as a caller without a token (a client certificate that acts as it).
+    pub fn principal_of(&self, account: &str, user: &str) -> Option<Principal> {
+        let st = read(&self.state);
+        let u = st.user(account, user)?;
+        st.principal(u, unix_now())
     }
 
     pub fn user(&self, account: &str, user: &str) -> Option<UserRecord> {

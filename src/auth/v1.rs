@@ -142,6 +142,7 @@ pub async fn handle(
     headers: &HeaderMap,
     source: std::net::IpAddr,
     base_url: &str,
+    bind_to: Option<[u8; 32]>,
 ) -> Result<(Response<Body>, String)> {
     let creds = credentials(path_account, headers)?;
     let req = LoginRequest {
@@ -151,6 +152,7 @@ pub async fn handle(
         user: creds.user,
         keys: creds.keys,
         source,
+        bound_to: bind_to,
     };
     let who = format!("{}:{}", req.account, req.user);
     let record = identity.account(&req.account);

@@ -24,7 +24,7 @@ use crate::config::{Config, ConfigError};
 use crate::request::Connection;
 use crate::store::{Store, StoreError};
 
-mod tls;
+pub mod tls;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -207,6 +207,7 @@ impl Gateway {
             })?;
         let app = Arc::new(App {
             links: Default::default(),
+            tls: certificate.clone(),
             config,
             identity: identity.clone(),
             local: Arc::new(local),
@@ -250,7 +251,12 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let accepted = Accepted {
                     stream,
-                    conn: Connection { peer, local, tls },
+                    conn: Connection {
+                        peer,
+                        local,
+                        tls,
+                        client_cert: None,
+                    },
                     permit,
                 };
                 if tx.send(accepted).await.is_err() {
@@ -319,6 +325,26 @@ fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B
     req
 }
 
+/// Serves HTTP/1.1 and HTTP/2 on one connection until it ends or the gateway drains.
+async fn serve_on<I>(
+    http: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+    app: Arc<App>,
+    conn: Connection,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.handle(as_http11(req), conn).await) }
+    });
+    watcher
+        .watch(http.serve_connection(TokioIo::new(io), service))
+        .await
+}
+
 /// Serves on `listeners` (each plain or TLS) until `shutdown` completes, then drains
 /// open connections.
 async fn serve(
@@ -335,10 +361,7 @@ async fn serve(
         .collect();
     drop(tx);
     tasks.push(tokio::spawn(maintain(app.clone())));
-    let acceptor = certificate.map(|c| {
-        tasks.push(tokio::spawn(c.clone().watch()));
-        tokio_rustls::TlsAcceptor::from(c.server_config())
-    });
+    let tls = certificate.inspect(|c| tasks.push(tokio::spawn(c.clone().watch())));
     let handshake_timeout = app
         .config
         .server
@@ -365,27 +388,26 @@ async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = rx.recv() => {
-                let Some(Accepted { stream, conn, permit }) = accepted else { break };
+                let Some(Accepted { stream, mut conn, permit }) = accepted else { break };
                 let app = app.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(as_http11(req), conn).await) }
-                });
                 let (http, watcher) = (http.clone(), graceful.watcher());
-                let acceptor = acceptor.clone().filter(|_| conn.tls);
+                let tls = tls.clone().filter(|_| conn.tls);
                 tokio::spawn(async move {
-                    let result = match acceptor {
-                        None => {
-                            let connection = http.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(connection).await
-                        }
-                        Some(acceptor) => {
-                            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                    let result = match tls {
+                        None => serve_on(&http, watcher, stream, app, conn).await,
+                        Some(tls) => {
+                            let handshake = tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream));
                             match handshake.await {
-                                Ok(Ok(tls)) => {
-                                    let connection = http.serve_connection(TokioIo::new(tls), service);
-                                    watcher.watch(connection).await
-                                }
+                                Ok(Ok(stream)) => match tls.client_of(&stream) {
+                                    Ok(client) => {
+                                        conn.client_cert = client;
+                                        serve_on(&http, watcher, stream, app, conn).await
+                                    }
+                                    Err(why) => {
+                                        tracing::info!(peer = %conn.peer, why, "client certificate refused");
+                                        Ok(())
+                                    }
+                                },
                                 Ok(Err(e)) => {
                                     tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed");
                                     Ok(())

@@ -1,19 +1,26 @@
 //! TLS on the HTTPS listeners: rustls, TLS 1.2 and 1.3 only, HTTP/2 offered by ALPN
-//! beside HTTP/1.1. The certificate is read again on SIGHUP and when its files change;
-//! a new one serves new handshakes at once, open connections keep theirs, and a file
-//! that does not load leaves the current certificate in place.
+//! beside HTTP/1.1. The certificate and the client authorities are read again on SIGHUP
+//! and when their files change; new handshakes use them at once, open connections keep
+//! theirs, and files that do not load leave the current ones in place.
+//!
+//! Client certificates, when asked for, are verified against the client authorities,
+//! then optionally against an allow-list of fingerprints; one may act as a user (by its
+//! fingerprint, or by a subject CN of `ACCOUNT:USER`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use std::collections::HashMap;
+
 use rustls::crypto::ring::sign::any_supported_type;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
 
-use crate::config::{ConfigError, TlsConfig};
+use crate::config::{ClientAuth, ConfigError, TlsConfig, parse_fingerprint};
 
 /// How often the certificate files are looked at for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
@@ -36,38 +43,120 @@ fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     Ok(certified)
 }
 
-/// The certificate every handshake gets; replaced whole on reload.
+/// The client authorities of a PEM file.
+fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?
+    {
+        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no certificate", path.display()));
+    }
+    Ok(roots)
+}
+
+/// The listeners' TLS: the certificate every handshake gets, the client authorities,
+/// and what client certificates stand for.
 #[derive(Debug)]
 pub struct Certificate {
     current: RwLock<Arc<CertifiedKey>>,
+    config: RwLock<Arc<rustls::ServerConfig>>,
     cert: PathBuf,
     key: PathBuf,
+    client_ca: Option<PathBuf>,
+    client_auth: ClientAuth,
+    allowed: Vec<[u8; 32]>,
+    identities: HashMap<[u8; 32], String>,
+    map_subject_cn: bool,
+    bind_tokens: bool,
+    /// The subject CN of each client certificate seen, by fingerprint.
+    subjects: RwLock<HashMap<[u8; 32], Option<String>>>,
 }
 
-impl ResolvesServerCert for Certificate {
+/// Hands the current certificate to every handshake (weakly: the configuration it
+/// sits in belongs to the certificate).
+#[derive(Debug)]
+struct Resolver(std::sync::Weak<Certificate>);
+
+impl ResolvesServerCert for Resolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        )
+        let certificate = self.0.upgrade()?;
+        let current = certificate
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Some(current)
     }
 }
 
 impl Certificate {
     pub fn open(cfg: &TlsConfig) -> Result<Arc<Certificate>, ConfigError> {
-        let loaded = load(&cfg.cert, &cfg.key_file)
-            .map_err(|e| ConfigError::Invalid(format!("server.tls: {e}")))?;
-        Ok(Arc::new(Certificate {
+        let invalid = |e: String| ConfigError::Invalid(format!("server.tls: {e}"));
+        let loaded = load(&cfg.cert, &cfg.key_file).map_err(invalid)?;
+        let fingerprints = |list: Vec<&String>| {
+            list.into_iter()
+                .filter_map(|f| parse_fingerprint(f))
+                .collect::<Vec<_>>()
+        };
+        let cert = Arc::new(Certificate {
             current: RwLock::new(Arc::new(loaded)),
+            config: RwLock::new(Arc::new(
+                rustls::ServerConfig::builder()
+                    .with_no_client_auth()
+                    .with_cert_resolver(Arc::new(NoCertificate)),
+            )),
             cert: cfg.cert.clone(),
             key: cfg.key_file.clone(),
-        }))
+            client_ca: cfg.client_ca.clone(),
+            client_auth: cfg.client_auth(),
+            allowed: fingerprints(cfg.client_fingerprints.iter().collect()),
+            identities: cfg
+                .identities
+                .iter()
+                .filter_map(|i| Some((parse_fingerprint(&i.fingerprint)?, i.user.clone())))
+                .collect(),
+            map_subject_cn: cfg.map_subject_cn,
+            bind_tokens: cfg.bind_tokens,
+            subjects: RwLock::new(HashMap::new()),
+        });
+        let config = cert.build_config().map_err(invalid)?;
+        *cert.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        Ok(cert)
     }
 
-    /// Reads the files again; on failure the current certificate stays.
-    pub fn reload(&self) {
+    /// The rustls configuration: the current certificate by the resolver, and the
+    /// client authorities as read now.
+    fn build_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, String> {
+        let builder = rustls::ServerConfig::builder();
+        let builder = match (&self.client_ca, self.client_auth) {
+            (Some(ca), ClientAuth::Optional | ClientAuth::Required) => {
+                let roots = Arc::new(load_roots(ca)?);
+                let verifier = WebPkiClientVerifier::builder(roots);
+                let verifier = if self.client_auth == ClientAuth::Optional {
+                    verifier.allow_unauthenticated()
+                } else {
+                    verifier
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| format!("client authorities: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(Resolver(Arc::downgrade(self))));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Reads the files again; on failure the current certificate and authorities stay.
+    pub fn reload(self: &Arc<Self>) {
         match load(&self.cert, &self.key) {
             Ok(new) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
@@ -77,14 +166,26 @@ impl Certificate {
                 tracing::warn!(error = %e, "the TLS certificate did not load; the current one stays");
             }
         }
+        if self.client_ca.is_some() {
+            match self.build_config() {
+                Ok(c) => *self.config.write().unwrap_or_else(|p| p.into_inner()) = c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the client authorities did not load; the current ones stay");
+                }
+            }
+        }
     }
 
-    fn modified(&self) -> Option<(SystemTime, SystemTime)> {
+    fn modified(&self) -> Option<Vec<SystemTime>> {
         let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        Some((m(&self.cert)?, m(&self.key)?))
+        [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|p| m(p))
+            .collect()
     }
 
-    /// Reloads on SIGHUP and when either file changes, until the task is dropped.
+    /// Reloads on SIGHUP and when a file changes, until the task is dropped.
     pub async fn watch(self: Arc<Self>) {
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -112,12 +213,79 @@ impl Certificate {
         }
     }
 
-    /// The rustls configuration of the listeners.
-    pub fn server_config(self: &Arc<Self>) -> Arc<rustls::ServerConfig> {
-        let mut config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(config)
+    /// An acceptor with the current configuration.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(
+            self.config
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+
+    /// The fingerprint of the client certificate a connection presented (verified by
+    /// rustls); an error names why a certificate is not let in.
+    pub fn client_of<IO>(
+        &self,
+        stream: &tokio_rustls::server::TlsStream<IO>,
+    ) -> Result<Option<[u8; 32]>, &'static str> {
+        let Some(cert) = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        else {
+            return Ok(None);
+        };
+        let fingerprint: [u8; 32] = Sha256::digest(cert.as_ref()).into();
+        if !self.allowed.is_empty() && !self.allowed.contains(&fingerprint) {
+            return Err("its fingerprint is not in client_fingerprints");
+        }
+        if self.map_subject_cn {
+            let mut subjects = self.subjects.write().unwrap_or_else(|p| p.into_inner());
+            subjects
+                .entry(fingerprint)
+                .or_insert_with(|| subject_cn(cert.as_ref()));
+        }
+        Ok(Some(fingerprint))
+    }
+
+    /// Whether tokens issued over a client certificate are bound to it.
+    pub fn binds_tokens(&self) -> bool {
+        self.bind_tokens
+    }
+
+    /// The user (`ACCOUNT:USER`) a client certificate acts as, if any.
+    pub fn user_of(&self, fingerprint: &[u8; 32]) -> Option<String> {
+        if let Some(user) = self.identities.get(fingerprint) {
+            return Some(user.clone());
+        }
+        if !self.map_subject_cn {
+            return None;
+        }
+        self.subjects
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(fingerprint)
+            .cloned()
+            .flatten()
+            .filter(|cn| cn.contains(':'))
+    }
+}
+
+/// The subject's common name of a DER certificate.
+fn subject_cn(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
+}
+
+/// Stands in until the real resolver is built (never asked).
+#[derive(Debug)]
+struct NoCertificate;
+
+impl ResolvesServerCert for NoCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        None
     }
 }

@@ -54,6 +54,8 @@ pub struct TokenRecord {
     pub user_id: i64,
     /// Unix seconds.
     pub expires_at: u64,
+    /// The SHA-256 of the client certificate it works with only, when bound to one.
+    pub bound_to: Option<[u8; 32]>,
 }
 
 /// Everything the gateway keeps in memory, read in one transaction.

@@ -40,6 +40,9 @@ CREATE INDEX tokens_by_user ON tokens(user_id);
 ALTER TABLE accounts ADD COLUMN credentials BLOB;
 ALTER TABLE accounts ADD COLUMN credentials_version INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+ALTER TABLE tokens ADD COLUMN bound_to BLOB;
+"#,
 ];
 
 pub struct Store {
@@ -103,23 +106,29 @@ impl Store {
             st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?
         };
         let tokens = {
-            let mut st =
-                tx.prepare("SELECT digest, user_id, expires_at FROM tokens WHERE expires_at > ?1")?;
+            let mut st = tx.prepare(
+                "SELECT digest, user_id, expires_at, bound_to FROM tokens WHERE expires_at > ?1",
+            )?;
             let rows = st
                 .query_map([now()], |r| {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, i64>(2)?,
+                        r.get::<_, Option<Vec<u8>>>(3)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .filter_map(|(digest, user_id, expires_at)| {
+                .filter_map(|(digest, user_id, expires_at, bound_to)| {
                     Some(TokenRecord {
                         digest: digest.try_into().ok()?,
                         user_id,
                         expires_at: expires_at as u64,
+                        bound_to: match bound_to {
+                            None => None,
+                            Some(b) => Some(b.try_into().ok()?),
+                        },
                     })
                 })
                 .collect()
@@ -330,8 +339,13 @@ impl Store {
 
     pub fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO tokens (digest, user_id, expires_at) VALUES (?1, ?2, ?3)",
-            params![&token.digest[..], token.user_id, token.expires_at as i64],
+            "INSERT INTO tokens (digest, user_id, expires_at, bound_to) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                &token.digest[..],
+                token.user_id,
+                token.expires_at as i64,
+                token.bound_to.as_ref().map(|b| &b[..])
+            ],
         )?;
         Ok(())
     }
@@ -450,6 +464,7 @@ mod tests {
                 digest: [7; 32],
                 user_id: u.id,
                 expires_at: (now() + 60) as u64,
+                bound_to: None,
             })
             .unwrap();
         store
@@ -457,6 +472,7 @@ mod tests {
                 digest: [8; 32],
                 user_id: u.id,
                 expires_at: (now() - 1) as u64,
+                bound_to: None,
             })
             .unwrap();
         let snap = store.snapshot().unwrap();
