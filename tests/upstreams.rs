@@ -663,13 +663,14 @@ async fn oauth2_link_refresh_and_revoke() {
     assert!(!everything(&[&r]).contains(&swift_token));
 
     // Swift credentials past half their life are renewed in the background, once for
-    // many logins, which go on with the current token meanwhile
-    provider.set_credentials_life(Some(Duration::from_secs(4)));
+    // many logins, which are served meanwhile (by the current ones, or the renewed ones
+    // once they are in)
+    provider.set_credentials_life(Some(Duration::from_secs(8)));
     let r = setup
         .login_with("cloud", &[("X-Auth-New-Token", "true")])
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(4400)).await;
     let (_, calls) = provider.counts();
     let logins: Vec<_> = (0..10)
         .map(|_| {
@@ -688,24 +689,23 @@ async fn oauth2_link_refresh_and_revoke() {
     for l in logins {
         let r = l.await.unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
-        assert!(
-            r.header("x-auth-token-expires")
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-                <= 2
-        );
+        assert!(r.header("x-auth-token-expires").is_some());
     }
-    let until = Instant::now() + Duration::from_secs(5);
-    while provider.counts().1 == calls {
-        assert!(Instant::now() < until, "no renewal ahead of expiry");
+    // the renewed credentials come to serve logins
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = setup.login("cloud").await;
+        let left: u64 = r.header("x-auth-token-expires").unwrap().parse().unwrap();
+        if left >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no renewal ahead of expiry ({left} s left)"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(provider.counts().1, calls + 1, "one renewal for ten logins");
-    let r = setup.login("cloud").await;
-    let left: u64 = r.header("x-auth-token-expires").unwrap().parse().unwrap();
-    assert!(left >= 3, "the renewed credentials serve: {left} s left");
     provider.set_credentials_life(None);
 
     // the grant is revoked at the provider: a clear 401 that says to link again
