@@ -425,11 +425,7 @@ fn link(config: &Config, account: &str, redirect_uri: Option<String>) -> Result<
     let code = pasted_code(&pasted, &state)?;
     let refresh_token =
         upstream(clusters.link_grant(&acc.backend, &code, &pkce.verifier, &redirect))?;
-    let grant = AccountCredentials {
-        login: Login::OAuth2 { refresh_token },
-        region: None,
-        interface: None,
-    };
+    let grant = AccountCredentials::oauth2(refresh_token);
     store.set_credentials(account, &clusters.sealer()?.seal(&acc.storage_id, &grant))?;
     println!("linked account {account} to {}", acc.backend);
     Ok(())

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::auth::identity::{Identity, Principal};
-use crate::backend::credentials::{AccountCredentials, Login};
+use crate::backend::credentials::AccountCredentials;
 use crate::backend::local::LocalStore;
 use crate::backend::oauth;
 use crate::backend::swift::Clusters;
@@ -331,11 +331,7 @@ pub async fn keep_grant(
     record: &AccountRecord,
     refresh_token: String,
 ) -> Result<()> {
-    let grant = AccountCredentials {
-        login: Login::OAuth2 { refresh_token },
-        region: None,
-        interface: None,
-    };
+    let grant = AccountCredentials::oauth2(refresh_token);
     let sealed = clusters.sealer()?.seal(&record.storage_id, &grant);
     identity.set_credentials(&record.name, sealed).await
 }

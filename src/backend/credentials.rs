@@ -56,6 +56,15 @@ impl std::fmt::Debug for AccountCredentials {
 }
 
 impl AccountCredentials {
+    /// An OAuth2 grant: its refresh token.
+    pub fn oauth2(refresh_token: String) -> AccountCredentials {
+        AccountCredentials {
+            login: Login::OAuth2 { refresh_token },
+            region: None,
+            interface: None,
+        }
+    }
+
     /// Who logs in, without the secret: for listings and logs.
     pub fn describe(&self) -> String {
         match &self.login {

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::credentials::{self as creds, AccountCredentials, Sealer};
+use super::credentials::{AccountCredentials, Sealer};
 use super::oauth;
 use crate::config::{BackendConfig, Config, ConfigError, Delivery, OAuthSettings};
 use crate::error::{Error, Result};
@@ -568,29 +568,40 @@ impl Cluster {
         }
     }
 
-    /// OAuth2: Swift credentials for the access token, refreshed (once) when the
-    /// provider refuses it.
-    async fn login_oauth(&self, grant: &Grant) -> Result<Session> {
+    /// Calls the provider with the grant's access token; when the provider refuses it
+    /// (`None`), once more with a fresh one.
+    async fn with_access<T, F>(&self, grant: &Grant, call: impl Fn(String) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<Option<T>>>,
+    {
         for _ in 0..2 {
             let access = match grant.access_token() {
                 Some(a) => a,
                 None => self.refresh_grant(grant).await?,
             };
-            let found =
-                oauth::credentials(&self.client, self.timeout, &grant.settings, &access).await?;
-            let Some(c) = found else {
-                grant.forget_access();
-                continue;
-            };
-            let expires = c.expires.as_deref().and_then(oauth::rfc3339).map(|at| {
-                Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
-            });
-            return Ok(Session::at(&c.endpoint, c.token, expires));
+            match call(access).await? {
+                Some(answer) => return Ok(answer),
+                None => grant.forget_access(),
+            }
         }
         Err(Error::BadGateway(format!(
             "the OAuth2 provider of {:?} refuses its own fresh access token",
             self.name
         )))
+    }
+
+    /// OAuth2: Swift credentials for the access token.
+    async fn login_oauth(&self, grant: &Grant) -> Result<Session> {
+        let c = self
+            .with_access(grant, |access| async move {
+                oauth::credentials(&self.client, self.timeout, &grant.settings, &access).await
+            })
+            .await?;
+        let expires =
+            c.expires.as_deref().and_then(oauth::rfc3339).map(|at| {
+                Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
+            });
+        Ok(Session::at(&c.endpoint, c.token, expires))
     }
 
     /// A new access token for the grant; a rotated refresh token is kept at once.
@@ -638,19 +649,11 @@ impl Cluster {
         if let Login::OAuth2(grant) = &self.login
             && let Some(url) = &grant.settings.usage_url
         {
-            for _ in 0..2 {
-                let access = match grant.access_token() {
-                    Some(a) => a,
-                    None => self.refresh_grant(grant).await?,
-                };
-                match oauth::usage(&self.client, self.timeout, url, &access).await? {
-                    Some(u) => return Ok(u),
-                    None => grant.forget_access(),
-                }
-            }
-            return Err(Error::BadGateway(
-                "the OAuth2 provider refuses its own fresh access token".into(),
-            ));
+            return self
+                .with_access(grant, |access| async move {
+                    oauth::usage(&self.client, self.timeout, url, &access).await
+                })
+                .await;
         }
         let account = self.session(None).await?.account;
         let headers = self.account_headers(&account).await?;
@@ -802,7 +805,15 @@ impl Cluster {
     /// meanwhile.
     pub fn renew_ahead(self: &Arc<Self>) {
         use std::sync::atomic::Ordering;
-        let Some(current) = self.current().filter(Session::due) else {
+        // on every request: look in place, copy only the token of a session that is due
+        let due = {
+            let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            session
+                .as_ref()
+                .filter(|s| s.due())
+                .map(|s| s.token.clone())
+        };
+        let Some(due) = due else {
             return;
         };
         if self.renewing.swap(true, Ordering::AcqRel) {
@@ -812,7 +823,7 @@ impl Cluster {
         tokio::spawn(async move {
             {
                 let _one = me.logging_in.lock().await;
-                let unchanged = me.current().is_some_and(|s| s.token == current.token);
+                let unchanged = me.current().is_some_and(|s| s.token == due);
                 if unchanged {
                     match me.login().await {
                         Ok(s) => {
@@ -1488,13 +1499,7 @@ impl Clusters {
                     "no store to keep a rotated OAuth2 grant in".into(),
                 ));
             };
-            let grant = AccountCredentials {
-                login: creds::Login::OAuth2 {
-                    refresh_token: refresh_token.to_owned(),
-                },
-                region: None,
-                interface: None,
-            };
+            let grant = AccountCredentials::oauth2(refresh_token.to_owned());
             store.renew_credentials(&name, &sealer.seal(&storage_id, &grant))?;
             Ok(())
         })

@@ -99,23 +99,20 @@ impl Certificate {
     pub fn open(cfg: &TlsConfig) -> Result<Arc<Certificate>, ConfigError> {
         let invalid = |e: String| ConfigError::Invalid(format!("server.tls: {e}"));
         let loaded = load(&cfg.cert, &cfg.key_file).map_err(invalid)?;
-        let fingerprints = |list: Vec<&String>| {
-            list.into_iter()
-                .filter_map(|f| parse_fingerprint(f))
-                .collect::<Vec<_>>()
-        };
-        let cert = Arc::new(Certificate {
+        let client_auth = cfg.client_auth();
+        let verifier = client_verifier(cfg.client_ca.as_deref(), client_auth).map_err(invalid)?;
+        Ok(Arc::new_cyclic(|me| Certificate {
             current: RwLock::new(Arc::new(loaded)),
-            config: RwLock::new(Arc::new(
-                rustls::ServerConfig::builder()
-                    .with_no_client_auth()
-                    .with_cert_resolver(Arc::new(NoCertificate)),
-            )),
+            config: RwLock::new(server_config(verifier, me.clone())),
             cert: cfg.cert.clone(),
             key: cfg.key_file.clone(),
             client_ca: cfg.client_ca.clone(),
-            client_auth: cfg.client_auth(),
-            allowed: fingerprints(cfg.client_fingerprints.iter().collect()),
+            client_auth,
+            allowed: cfg
+                .client_fingerprints
+                .iter()
+                .filter_map(|f| parse_fingerprint(f))
+                .collect(),
             identities: cfg
                 .identities
                 .iter()
@@ -124,35 +121,7 @@ impl Certificate {
             map_subject_cn: cfg.map_subject_cn,
             bind_tokens: cfg.bind_tokens,
             subjects: RwLock::new(HashMap::new()),
-        });
-        let config = cert.build_config().map_err(invalid)?;
-        *cert.config.write().unwrap_or_else(|p| p.into_inner()) = config;
-        Ok(cert)
-    }
-
-    /// The rustls configuration: the current certificate by the resolver, and the
-    /// client authorities as read now.
-    fn build_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, String> {
-        let builder = rustls::ServerConfig::builder();
-        let builder = match (&self.client_ca, self.client_auth) {
-            (Some(ca), ClientAuth::Optional | ClientAuth::Required) => {
-                let roots = Arc::new(load_roots(ca)?);
-                let verifier = WebPkiClientVerifier::builder(roots);
-                let verifier = if self.client_auth == ClientAuth::Optional {
-                    verifier.allow_unauthenticated()
-                } else {
-                    verifier
-                };
-                let verifier = verifier
-                    .build()
-                    .map_err(|e| format!("client authorities: {e}"))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            _ => builder.with_no_client_auth(),
-        };
-        let mut config = builder.with_cert_resolver(Arc::new(Resolver(Arc::downgrade(self))));
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        }))
     }
 
     /// Reads the files again; on failure the current certificate and authorities stay.
@@ -167,8 +136,11 @@ impl Certificate {
             }
         }
         if self.client_ca.is_some() {
-            match self.build_config() {
-                Ok(c) => *self.config.write().unwrap_or_else(|p| p.into_inner()) = c,
+            match client_verifier(self.client_ca.as_deref(), self.client_auth) {
+                Ok(v) => {
+                    let c = server_config(v, Arc::downgrade(self));
+                    *self.config.write().unwrap_or_else(|p| p.into_inner()) = c;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "the client authorities did not load; the current ones stay");
                 }
@@ -280,12 +252,39 @@ fn subject_cn(der: &[u8]) -> Option<String> {
     cn.as_str().ok().map(str::to_owned)
 }
 
-/// Stands in until the real resolver is built (never asked).
-#[derive(Debug)]
-struct NoCertificate;
+/// The verifier of client certificates, as the client authorities read now: `None` when
+/// none are asked for.
+fn client_verifier(
+    client_ca: Option<&Path>,
+    client_auth: ClientAuth,
+) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, String> {
+    let (Some(ca), ClientAuth::Optional | ClientAuth::Required) = (client_ca, client_auth) else {
+        return Ok(None);
+    };
+    let verifier = WebPkiClientVerifier::builder(Arc::new(load_roots(ca)?));
+    let verifier = if client_auth == ClientAuth::Optional {
+        verifier.allow_unauthenticated()
+    } else {
+        verifier
+    };
+    verifier
+        .build()
+        .map(Some)
+        .map_err(|e| format!("client authorities: {e}"))
+}
 
-impl ResolvesServerCert for NoCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        None
-    }
+/// The listeners' rustls configuration: the current certificate by the resolver, the
+/// client verifier, HTTP/2 and HTTP/1.1 by ALPN.
+fn server_config(
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    certificate: std::sync::Weak<Certificate>,
+) -> Arc<rustls::ServerConfig> {
+    let builder = rustls::ServerConfig::builder();
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(Resolver(certificate)));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
 }
