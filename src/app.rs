@@ -3,6 +3,7 @@
 //! and every request leaves one access-log line (never a token or key).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -19,6 +20,7 @@ use crate::config::Config;
 use crate::endpoint::{Endpoint, classify};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, first_header, json, text};
+use crate::policy::{self, Checked, Policies};
 use crate::proxy;
 use crate::request::{Connection, base_url, client_ip};
 use crate::web;
@@ -32,6 +34,7 @@ pub struct App {
     pub local: Arc<LocalStore>,
     pub clusters: Arc<Clusters>,
     pub links: web::Links,
+    pub policies: Policies,
     /// The TLS listeners' certificates, and what client certificates stand for.
     pub tls: Option<Arc<crate::server::tls::Certificate>>,
 }
@@ -86,6 +89,20 @@ async fn read_form<B: RequestBody>(mut body: B) -> Result<Vec<u8>> {
     Ok(form)
 }
 
+/// Reads what is left of a small refused body, so the client, still sending it, reads
+/// the refusal instead of a reset connection; larger bodies are left unread.
+async fn drain<B: RequestBody>(mut body: B) {
+    use http_body_util::BodyExt;
+    const SMALL: u64 = 64 * 1024;
+    if body.size_hint().upper().is_none_or(|n| n > SMALL) {
+        return;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+}
+
 /// A person's failed request as a page, not as Swift's plain text.
 fn page_for(e: Error) -> Result<Response<Body>> {
     Ok(web::error_page(&e))
@@ -112,11 +129,12 @@ impl App {
             .route(req, conn, client, &mut endpoint, &mut identity)
             .await;
         // who was at fault for a failed request: the client, or the gateway
-        let (mut resp, fault) = match result {
-            Ok(resp) => (resp, "-"),
+        let (mut resp, fault, rule) = match result {
+            Ok(resp) => (resp, "-", None),
             Err(e) => {
                 let fault = e.fault().as_str();
-                (e.into_response(&trans_id), fault)
+                let rule = e.rule().map(str::to_owned);
+                (e.into_response(&trans_id), fault, rule)
             }
         };
         // an answer to HEAD has no body (HTTP/2 would reset a stream that sent one); the
@@ -154,6 +172,7 @@ impl App {
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             identity = identity.as_deref().unwrap_or("-"),
             fault,
+            rule = rule.as_deref().unwrap_or("-"),
             trans_id = %trans_id,
         );
         resp
@@ -245,65 +264,44 @@ impl App {
                         Some(p) if p.is_reseller_admin() => {
                             Error::NotFound(format!("no account {account}"))
                         }
-                        Some(p) => Error::Forbidden(format!("{} may not use {account}", p.label())),
+                        Some(p) => Error::Denied {
+                            status: StatusCode::FORBIDDEN,
+                            rule: "foreign-account".into(),
+                            reason: format!("{} may not use {account}", p.label()),
+                        },
                     });
                 };
-                // whatever the delivery, the gateway's own token works through the proxy
-                if let Some(upstream) = self.clusters.upstream(&record)? {
-                    upstream.cluster.renew_ahead();
-                    let public_base = base()?;
-                    let req = Request::from_parts(parts, body);
-                    let rest = rest_of_path(req.uri().path());
-                    let how = Forward {
-                        gateway_account: &account,
-                        path: &rest,
-                        client,
-                        as_service: false,
-                        public_base: &public_base,
-                    };
-                    let target = Target {
-                        account: account.clone(),
-                        container,
-                        object,
-                    };
-                    return proxy::handle(
-                        &upstream.cluster,
-                        &self.identity,
-                        req,
-                        target,
-                        principal,
-                        how,
-                    )
-                    .await;
-                }
                 let pairs = local::query_pairs(parts.uri.query())?;
-                let temp_url = match (&principal, &container, &object) {
-                    (None, Some(c), Some(o)) if local::param(&pairs, "temp_url_sig").is_some() => {
-                        Some(
-                            self.local
-                                .temp_url_scope(&account, c, o, &parts.method, &pairs, client)
-                                .await?,
-                        )
-                    }
-                    _ => None,
-                };
-                let mut caller = Caller {
-                    principal,
-                    referer: headers
-                        .get(http::header::REFERER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned),
-                    temp_url,
-                    account_access: Default::default(),
-                };
                 let target = Target {
                     account,
                     container,
                     object,
                 };
-                self.local
-                    .handle(Request::from_parts(parts, body), target, &mut caller)
-                    .await
+                let over = Arc::new(AtomicBool::new(false));
+                let (body, limit) = self
+                    .police(
+                        &parts,
+                        body,
+                        &target,
+                        &pairs,
+                        principal.as_ref(),
+                        &conn,
+                        &over,
+                    )
+                    .await?;
+                // an upload stopped at a policy's limit fails in the store or upstream;
+                // the client is told why
+                let result = self
+                    .store(
+                        parts, body, target, pairs, principal, client, &conn, &record,
+                    )
+                    .await;
+                match limit {
+                    Some((n, rule)) if over.load(Ordering::Relaxed) => {
+                        Err(policy::too_large(n, &rule))
+                    }
+                    _ => result,
+                }
             }
             Endpoint::Admin(op) => {
                 let caller = admin::authenticate(&self.identity, headers, client).await?;
@@ -374,6 +372,132 @@ impl App {
             Endpoint::Healthcheck => Ok(text(StatusCode::OK, "OK")),
             Endpoint::Info => Ok(json(StatusCode::OK, &self.info().await)),
         }
+    }
+
+    /// Judges a storage request by the policies; the body comes back ready for the
+    /// backend (read and judged when it names places), with the upload limit in force.
+    #[allow(clippy::too_many_arguments)]
+    async fn police<B: RequestBody>(
+        &self,
+        parts: &http::request::Parts,
+        body: B,
+        target: &Target,
+        pairs: &[(String, String)],
+        principal: Option<&Principal>,
+        conn: &Connection,
+        over: &Arc<AtomicBool>,
+    ) -> Result<(Checked<B>, Option<(u64, String)>)> {
+        let account_name = |id: &str| {
+            let owner = self.identity.service_owner(id);
+            self.identity
+                .account_by_storage_id(owner.as_deref().unwrap_or(id))
+                .map(|r| r.name)
+        };
+        let ask = policy::Ask {
+            method: &parts.method,
+            target,
+            headers: &parts.headers,
+            query: pairs,
+            account_name: &account_name,
+        };
+        let caller = policy::Caller {
+            principal,
+            certificate: conn.client_cert.as_ref(),
+        };
+        let verdict = match self.policies.judge(caller, &ask) {
+            Ok(v) => v,
+            Err(e) => {
+                drain(body).await;
+                return Err(e);
+            }
+        };
+        let limit = verdict
+            .max_upload
+            .filter(|_| parts.method == http::Method::PUT);
+        if let Some((n, rule)) = &limit
+            && crate::http_util::header_str(&parts.headers, "content-length")?
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|len| len > *n)
+        {
+            drain(body).await;
+            return Err(policy::too_large(*n, rule));
+        }
+        let cap = limit.as_ref().map(|(n, _)| *n);
+        let body = match verdict.body {
+            None => Checked::stream(body, cap, over.clone()),
+            Some(check) => {
+                let bytes = policy::read_judged(body).await?;
+                self.policies.judge_body(caller, &ask, check, &bytes)?;
+                Checked::judged(bytes, cap, over.clone())
+            }
+        };
+        Ok((body, limit))
+    }
+
+    /// A storage request the policies allowed, to the account's backend.
+    #[allow(clippy::too_many_arguments)]
+    async fn store<B: RequestBody>(
+        &self,
+        parts: http::request::Parts,
+        body: B,
+        target: Target,
+        pairs: Vec<(String, String)>,
+        principal: Option<Principal>,
+        client: std::net::IpAddr,
+        conn: &Connection,
+        record: &crate::store::AccountRecord,
+    ) -> Result<Response<Body>> {
+        // whatever the delivery, the gateway's own token works through the proxy
+        if let Some(upstream) = self.clusters.upstream(record)? {
+            upstream.cluster.renew_ahead();
+            let cfg = &self.config.server;
+            let public_base = base_url(
+                cfg.public_url.as_deref(),
+                conn,
+                &parts.headers,
+                &cfg.trusted_proxies,
+            )?;
+            let req = Request::from_parts(parts, body);
+            let rest = rest_of_path(req.uri().path());
+            let account = target.account.clone();
+            let how = Forward {
+                gateway_account: &account,
+                path: &rest,
+                client,
+                as_service: false,
+                public_base: &public_base,
+            };
+            return proxy::handle(
+                &upstream.cluster,
+                &self.identity,
+                req,
+                target,
+                principal,
+                how,
+            )
+            .await;
+        }
+        let temp_url = match (&principal, &target.container, &target.object) {
+            (None, Some(c), Some(o)) if local::param(&pairs, "temp_url_sig").is_some() => Some(
+                self.local
+                    .temp_url_scope(&target.account, c, o, &parts.method, &pairs, client)
+                    .await?,
+            ),
+            _ => None,
+        };
+        let mut caller = Caller {
+            principal,
+            referer: parts
+                .headers
+                .get(http::header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            temp_url,
+            account_access: Default::default(),
+        };
+        self.local
+            .handle(Request::from_parts(parts, body), target, &mut caller)
+            .await
     }
 
     /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`, else

@@ -35,6 +35,114 @@ pub struct Config {
     /// Upstream clusters (`[[backend]]`), by name.
     #[serde(rename = "backend")]
     pub backends: Vec<BackendConfig>,
+    /// Limits on what users, groups or client certificates may do on the storage path
+    /// (`[[policy]]`).
+    #[serde(rename = "policy")]
+    pub policies: Vec<PolicyConfig>,
+    /// Requests refused whoever sends them (`[[deny]]`).
+    #[serde(rename = "deny")]
+    pub denies: Vec<DenyConfig>,
+}
+
+/// `[[policy]]`: limits for the callers it is attached to (one of `identity`, `group`,
+/// `cert_fingerprint`). Every policy attached to a caller must allow a request. Lists
+/// left empty do not limit; names in `accounts` and `containers` may hold `*` and `?`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Named in refusals; `policy N` (from 1, in file order) when absent.
+    pub name: Option<String>,
+    /// `ACCOUNT:USER`
+    pub identity: Option<String>,
+    /// A group of the caller (`.admin` included).
+    pub group: Option<String>,
+    /// A client certificate (`sha256:<hex of the DER>`), whoever the request acts as.
+    pub cert_fingerprint: Option<String>,
+    /// Accounts, by storage id (`AUTH_…`) or name.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub containers: Vec<String>,
+    /// Object names must start with one of these; container listings must ask for one.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Only GET, HEAD and OPTIONS.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Largest upload body, in bytes or with a unit (`"5 GiB"`, `"100 MB"`).
+    #[serde(default, deserialize_with = "de_size")]
+    pub max_upload: Option<u64>,
+}
+
+/// `[[deny]]`: requests refused for everyone, reseller admins included. A rule refuses a
+/// request when every criterion it gives matches: the method, the account, container and
+/// object names (of the request's path, or of an object it copies, links or lists as
+/// segments), a header present, a query parameter present.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyConfig {
+    pub name: String,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default)]
+    pub containers: Vec<String>,
+    #[serde(default)]
+    pub objects: Vec<String>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub query: Vec<String>,
+}
+
+/// A size in bytes: a number, or a string with a decimal (`kB`, `MB`, `GB`, `TB`) or
+/// binary (`KiB`, `MiB`, `GiB`, `TiB`) unit.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1000,
+        "mb" | "m" => 1000_u64.pow(2),
+        "gb" | "g" => 1000_u64.pow(3),
+        "tb" | "t" => 1000_u64.pow(4),
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit; write e.g. \"5 GiB\" or \"100 MB\""
+            ));
+        }
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write e.g. \"5 GiB\" or \"100 MB\""))?;
+    let bytes = n * factor as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(Some(n)),
+        Size::Text(t) => parse_size(&t).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// Where accounts' objects live, besides the embedded store:
@@ -780,6 +888,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        crate::policy::Policies::new(&self.policies, &self.denies)?;
         let auth = &self.auth;
         let mut names = std::collections::HashSet::new();
         for b in &self.backends {

@@ -36,6 +36,14 @@ pub enum Error {
     Unauthorized { realm: String, message: String },
     #[error("{0}")]
     Forbidden(String),
+    /// Refused by a rule of the gateway's policy (403), or over a policy's upload size
+    /// limit (413); the rule is named in the answer and in the access log.
+    #[error("denied by {rule}: {reason}")]
+    Denied {
+        status: StatusCode,
+        rule: String,
+        reason: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{method} is not allowed here; allowed: {allow}")]
@@ -101,6 +109,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Denied { status, .. } => *status,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
@@ -119,6 +128,14 @@ impl Error {
             Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Store(e) => e.status(),
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The policy rule that refused the request, if one did.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Error::Denied { rule, .. } => Some(rule),
+            _ => None,
         }
     }
 
@@ -177,6 +194,12 @@ impl Error {
             }
             Error::TooManyRequests { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            // answers to HEAD have no body: the rule is named in a header too
+            Error::Denied { rule, .. } => {
+                if let Ok(v) = HeaderValue::from_str(rule) {
+                    headers.insert("x-denied-by", v);
+                }
             }
             _ => {}
         }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod http_util;
+pub mod policy;
 pub mod proxy;
 pub mod request;
 pub mod server;

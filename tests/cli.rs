@@ -313,12 +313,27 @@ fn json_logs_and_access_lines_without_secrets() {
         .status
         .success()
     );
+    // the configuration comes on stdin, with a deny rule
     let mut child = Command::new(swiftgate_bin())
         .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args([
+            "--config",
+            "-",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"[[deny]]\nname = \"no-sync\"\nheaders = [\"x-container-sync-to\"]\n",
+    )
+    .unwrap();
     let mut reader = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -339,8 +354,22 @@ fn json_logs_and_access_lines_without_secrets() {
         )
         .await;
         let token = r.header("x-auth-token").unwrap().to_owned();
+        let storage = r.header("x-storage-url").unwrap().to_owned();
         common::request(addr, "GET", &format!("/token/{token}"), &[]).await;
         common::request(addr, "HEAD", "/v1/AUTH_x", &[("X-Auth-Token", &token)]).await;
+        let sync = [
+            ("X-Auth-Token", token.as_str()),
+            ("X-Container-Sync-To", "http://elsewhere.example/v1/a/c"),
+        ];
+        let account = storage.rsplit('/').next().unwrap().to_owned();
+        let r = common::request(addr, "POST", &format!("/v1/{account}/c"), &sync).await;
+        assert_eq!(
+            (r.status, r.text()),
+            (
+                403,
+                format!("denied by deny no-sync: POST {account}/c is refused")
+            )
+        );
         token
     });
     let _ = Command::new("kill")
@@ -354,8 +383,11 @@ fn json_logs_and_access_lines_without_secrets() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["target"] == "swiftgate::access")
         .collect();
-    assert_eq!(access.len(), 3, "{logs}");
+    assert_eq!(access.len(), 4, "{logs}");
     assert_eq!(access[0]["fields"]["status"], 200);
+    assert_eq!(access[0]["fields"]["rule"], "-");
+    assert_eq!(access[2]["fields"]["rule"], "foreign-account");
+    assert_eq!(access[3]["fields"]["rule"], "deny no-sync");
     assert_eq!(access[0]["fields"]["identity"], "t:u");
     assert_eq!(access[1]["fields"]["path"], "/token/<token>");
     assert!(

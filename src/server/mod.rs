@@ -206,6 +206,7 @@ impl Gateway {
                 source,
             })?;
         let app = Arc::new(App {
+            policies: crate::policy::Policies::new(&config.policies, &config.denies)?,
             links: Default::default(),
             tls: certificate.clone(),
             config,
