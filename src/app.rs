@@ -41,7 +41,7 @@ pub struct App {
 
 fn trans_id() -> String {
     let mut raw = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
+    rand::thread_rng().fill_bytes(&mut raw);
     format!("tx{}", hex::encode(raw))
 }
 
@@ -206,7 +206,7 @@ impl App {
         };
         match endpoint {
             Endpoint::V1Auth { account } => {
-                let (resp, who) = v1::handle(
+                let (resp, who) = Box::pin(v1::handle(
                     &self.identity,
                     &self.clusters,
                     account.as_deref(),
@@ -217,7 +217,7 @@ impl App {
                         .as_ref()
                         .filter(|t| t.binds_tokens())
                         .and(conn.client_cert),
-                )
+                ))
                 .await?;
                 *identity_out = Some(who);
                 Ok(resp)
@@ -304,32 +304,40 @@ impl App {
                 }
             }
             Endpoint::Admin(op) => {
-                let caller = admin::authenticate(&self.identity, headers, client).await?;
+                let caller = Box::pin(admin::authenticate(&self.identity, headers, client)).await?;
                 *identity_out = Some(caller.label());
                 let backends = admin::Backends {
                     clusters: &self.clusters,
                     default: &self.config.auth.default_backend,
                 };
-                admin::handle(&self.identity, op, &caller, headers, &base()?, backends).await
+                Box::pin(admin::handle(
+                    &self.identity,
+                    op,
+                    &caller,
+                    headers,
+                    &base()?,
+                    backends,
+                ))
+                .await
             }
             Endpoint::ValidateToken { token } => {
-                admin::validate_token(
+                Box::pin(admin::validate_token(
                     &self.identity,
                     &self.config.auth.token_validation,
                     &token,
                     headers,
                     client,
                     identity_out,
-                )
+                ))
                 .await
             }
             Endpoint::Link { account } => {
                 if parts.method == http::Method::GET {
                     return Ok(web::link_page(&account));
                 }
-                let form = read_form(body).await?;
+                let form = Box::pin(read_form(body)).await?;
                 let public_base = base()?;
-                web::link_start(
+                Box::pin(web::link_start(
                     &self.identity,
                     &self.clusters,
                     &self.links,
@@ -337,40 +345,52 @@ impl App {
                     &form,
                     client,
                     &public_base,
-                )
+                ))
                 .await
                 .or_else(page_for)
             }
             Endpoint::Callback => {
                 let public_base = base()?;
-                Ok(web::callback(
+                Ok(Box::pin(web::callback(
                     &self.identity,
                     &self.clusters,
                     &self.links,
                     parts.uri.query(),
                     &public_base,
-                )
+                ))
                 .await)
             }
             Endpoint::Usage { json: true } => {
                 let p = match self.authenticate_storage(headers, "usage", &conn)? {
                     Some(p) => p,
-                    None => self.authenticate_by_key(headers, client).await?,
+                    None => Box::pin(self.authenticate_by_key(headers, client)).await?,
                 };
                 *identity_out = Some(p.label());
-                web::usage_json(&self.identity, &self.clusters, &self.local, &p).await
+                Box::pin(web::usage_json(
+                    &self.identity,
+                    &self.clusters,
+                    &self.local,
+                    &p,
+                ))
+                .await
             }
             Endpoint::Usage { json: false } => {
                 if parts.method == http::Method::GET {
                     return Ok(web::usage_page());
                 }
-                let form = read_form(body).await?;
-                web::usage_signed_in(&self.identity, &self.clusters, &self.local, &form, client)
-                    .await
-                    .or_else(page_for)
+                let form = Box::pin(read_form(body)).await?;
+                Box::pin(web::usage_signed_in(
+                    &self.identity,
+                    &self.clusters,
+                    &self.local,
+                    &form,
+                    client,
+                ))
+                .await
+                .or_else(page_for)
             }
             Endpoint::Healthcheck => Ok(text(StatusCode::OK, "OK")),
-            Endpoint::Info => Ok(json(StatusCode::OK, &self.info().await)),
+            Endpoint::Info => Ok(json(StatusCode::OK, &Box::pin(self.info()).await)),
         }
     }
 
@@ -467,21 +487,27 @@ impl App {
                 as_service: false,
                 public_base: &public_base,
             };
-            return proxy::handle(
+            return Box::pin(proxy::handle(
                 &upstream.cluster,
                 &self.identity,
                 req,
                 target,
                 principal,
                 how,
-            )
+            ))
             .await;
         }
         let temp_url = match (&principal, &target.container, &target.object) {
             (None, Some(c), Some(o)) if local::param(&pairs, "temp_url_sig").is_some() => Some(
-                self.local
-                    .temp_url_scope(&target.account, c, o, &parts.method, &pairs, client)
-                    .await?,
+                Box::pin(self.local.temp_url_scope(
+                    &target.account,
+                    c,
+                    o,
+                    &parts.method,
+                    &pairs,
+                    client,
+                ))
+                .await?,
             ),
             _ => None,
         };

@@ -338,8 +338,10 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle(as_http11(req), conn).await) }
+        // the request's future is large: boxed once, it is not moved again on its way
+        // into a task
+        let handled = Box::pin(app.clone().handle(as_http11(req), conn));
+        async move { Ok::<_, Infallible>(handled.await) }
     });
     watcher
         .watch(http.serve_connection(TokioIo::new(io), service))

@@ -4,8 +4,9 @@
 //! object or the new one, never a torn one. Container counters change in the same
 //! transaction as the object rows they count.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -159,15 +160,25 @@ fn successor(prefix: &str) -> Option<String> {
     None
 }
 
+/// One row of a query whose statement is compiled once per connection.
+fn cached_row<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn account_head(conn: &Connection, account: &str) -> rusqlite::Result<(f64, Meta)> {
-    Ok(conn
-        .query_row(
-            "SELECT created, meta FROM accounts WHERE storage_id = ?1",
-            [account],
-            |r| Ok((r.get::<_, f64>(0)?, parse_meta(&r.get::<_, String>(1)?))),
-        )
-        .optional()?
-        .unwrap_or_default())
+    Ok(cached_row(
+        conn,
+        "SELECT created, meta FROM accounts WHERE storage_id = ?1",
+        [account],
+        |r| Ok((r.get::<_, f64>(0)?, parse_meta(&r.get::<_, String>(1)?))),
+    )
+    .optional()?
+    .unwrap_or_default())
 }
 
 /// Changes stored metadata; `Err` refuses the change (nothing is written).
@@ -177,6 +188,39 @@ impl<F: FnOnce(&mut Meta) -> Result<(), String>> MetaUpdate for F {}
 pub struct Db {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
+    /// Counts the commits; rows read since the last one answer again without SQLite.
+    generation: AtomicU64,
+    recent: Mutex<Recent>,
+}
+
+/// Container and object rows (or their absence) read under one generation of the
+/// database. A read records the generation before it asks SQLite, and every commit moves
+/// the generation on after it is done, so a row kept is never older than the last commit
+/// it is used after.
+#[derive(Default)]
+struct Recent {
+    generation: u64,
+    containers: HashMap<String, Option<ContainerRow>>,
+    objects: HashMap<(i64, String), Option<ObjectRow>>,
+}
+
+/// Rows kept per generation at most; past it, the older ones are let go.
+const RECENT_ROWS: usize = 16 * 1024;
+
+impl Recent {
+    /// Makes the cache hold `generation`'s rows; false when that generation is past.
+    fn at(&mut self, generation: u64) -> bool {
+        if generation > self.generation {
+            self.containers.clear();
+            self.objects.clear();
+            self.generation = generation;
+        }
+        generation == self.generation
+    }
+}
+
+fn container_key(account: &str, name: &str) -> String {
+    format!("{account}/{name}")
 }
 
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -234,7 +278,8 @@ fn find_container(
     account: &str,
     name: &str,
 ) -> rusqlite::Result<Option<ContainerRow>> {
-    tx.query_row(
+    cached_row(
+        tx,
         &format!("SELECT {CONTAINER_COLS} FROM containers WHERE account = ?1 AND name = ?2"),
         params![account, name],
         container_row,
@@ -247,7 +292,8 @@ fn find_object(
     container_id: i64,
     name: &str,
 ) -> rusqlite::Result<Option<ObjectRow>> {
-    tx.query_row(
+    cached_row(
+        tx,
         &format!("SELECT {OBJECT_COLS} FROM objects WHERE container_id = ?1 AND name = ?2"),
         params![container_id, name],
         object_row,
@@ -298,7 +344,7 @@ impl Db {
         let mut writer = open_conn(path)?;
         let known = MIGRATIONS.len() as i64;
         let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = cached_row(&tx, "PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
             return Err(DbError::TooNew(path.display().to_string()));
         }
@@ -313,6 +359,8 @@ impl Db {
         Ok(Db {
             writer: Mutex::new(writer),
             readers,
+            generation: AtomicU64::new(0),
+            recent: Mutex::new(Recent::default()),
         })
     }
 
@@ -335,17 +383,29 @@ impl Db {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(out)
+    }
+
+    fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// An account's metadata and counters (summed over its containers).
     pub fn account(&self, account: &str) -> Result<AccountRow, DbError> {
         let conn = self.reader();
         let (created, meta) = account_head(&conn, account)?;
-        let (container_count, object_count, bytes_used) = conn.query_row(
+        let (container_count, object_count, bytes_used) = cached_row(
+            &conn,
             "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1",
             [account],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
         )?;
         Ok(AccountRow {
             created,
@@ -369,13 +429,13 @@ impl Db {
         update: impl MetaUpdate,
     ) -> Result<Result<(), String>, DbError> {
         self.write(|tx| {
-            let meta = tx
-                .query_row(
-                    "SELECT meta FROM accounts WHERE storage_id = ?1",
-                    [account],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?;
+            let meta = cached_row(
+                tx,
+                "SELECT meta FROM accounts WHERE storage_id = ?1",
+                [account],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?;
             let mut meta = meta.map(|m| parse_meta(&m)).unwrap_or_default();
             if let Err(e) = update(&mut meta) {
                 return Ok(Err(e));
@@ -390,7 +450,22 @@ impl Db {
     }
 
     pub fn container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>, DbError> {
-        Ok(find_container(&self.reader(), account, name)?)
+        let generation = self.generation.load(Ordering::Acquire);
+        let key = container_key(account, name);
+        {
+            let mut recent = self.recent();
+            if recent.at(generation)
+                && let Some(row) = recent.containers.get(&key)
+            {
+                return Ok(row.clone());
+            }
+        }
+        let row = find_container(&self.reader(), account, name)?;
+        let mut recent = self.recent();
+        if recent.at(generation) && recent.containers.len() < RECENT_ROWS {
+            recent.containers.insert(key, row.clone());
+        }
+        Ok(row)
     }
 
     /// Creates a container, or updates an existing one's metadata; true when created.
@@ -443,7 +518,8 @@ impl Db {
             let Some(c) = find_container(tx, account, name)? else {
                 return Ok(None);
             };
-            let any: bool = tx.query_row(
+            let any: bool = cached_row(
+                tx,
                 "SELECT EXISTS(SELECT 1 FROM objects WHERE container_id = ?1)",
                 [c.id],
                 |r| r.get(0),
@@ -490,7 +566,22 @@ impl Db {
     }
 
     pub fn object(&self, container_id: i64, name: &str) -> Result<Option<ObjectRow>, DbError> {
-        Ok(find_object(&self.reader(), container_id, name)?)
+        let generation = self.generation.load(Ordering::Acquire);
+        let key = (container_id, name.to_owned());
+        {
+            let mut recent = self.recent();
+            if recent.at(generation)
+                && let Some(row) = recent.objects.get(&key)
+            {
+                return Ok(row.clone());
+            }
+        }
+        let row = find_object(&self.reader(), container_id, name)?;
+        let mut recent = self.recent();
+        if recent.at(generation) && recent.objects.len() < RECENT_ROWS {
+            recent.objects.insert(key, row.clone());
+        }
+        Ok(row)
     }
 
     /// Makes `row` the object's current version. Fails with `Ok(Err(()))` when the
@@ -501,7 +592,7 @@ impl Db {
         row: &ObjectRow,
     ) -> Result<Result<Option<String>, ()>, DbError> {
         self.write(|tx| {
-            let exists: bool = tx.query_row(
+            let exists: bool = cached_row(tx,
                 "SELECT EXISTS(SELECT 1 FROM containers WHERE id = ?1)",
                 [container_id],
                 |r| r.get(0),
@@ -590,10 +681,60 @@ impl Db {
 
     /// Whether any object row uses this body file.
     pub fn file_in_use(&self, file: &str) -> Result<bool, DbError> {
-        Ok(self.reader().query_row(
+        Ok(cached_row(
+            &self.reader(),
             "SELECT EXISTS(SELECT 1 FROM objects WHERE file = ?1)",
             [file],
             |r| r.get(0),
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, etag: &str) -> ObjectRow {
+        ObjectRow {
+            name: name.into(),
+            file: format!("f{etag}"),
+            size: 1,
+            etag: etag.into(),
+            content_type: "text/plain".into(),
+            timestamp: 1.0,
+            meta: Meta::new(),
+            delete_at: None,
+        }
+    }
+
+    #[test]
+    fn rows_kept_in_memory_never_outlive_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("objects.db")).unwrap();
+        assert!(db.container("AUTH_a", "c").unwrap().is_none());
+        db.put_container("AUTH_a", "c", 1.0, |_: &mut Meta| Ok(()))
+            .unwrap()
+            .unwrap();
+        let c = db
+            .container("AUTH_a", "c")
+            .unwrap()
+            .expect("seen after its commit");
+        assert_eq!(c.object_count, 0);
+        assert!(db.object(c.id, "o").unwrap().is_none());
+        db.put_object(c.id, &row("o", "one")).unwrap().unwrap();
+        assert_eq!(db.object(c.id, "o").unwrap().unwrap().etag, "one");
+        assert_eq!(db.object(c.id, "o").unwrap().unwrap().etag, "one");
+        assert_eq!(
+            db.container("AUTH_a", "c").unwrap().unwrap().object_count,
+            1
+        );
+        db.put_object(c.id, &row("o", "two")).unwrap().unwrap();
+        assert_eq!(db.object(c.id, "o").unwrap().unwrap().etag, "two");
+        db.delete_object(c.id, "o").unwrap();
+        assert!(db.object(c.id, "o").unwrap().is_none());
+        assert_eq!(
+            db.container("AUTH_a", "c").unwrap().unwrap().object_count,
+            0
+        );
     }
 }

@@ -4,9 +4,11 @@
 //! committed. Whatever a crash leaves behind (temporary files, renamed files no row
 //! points to) is swept at start.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -26,7 +28,19 @@ const CHUNK: usize = 256 << 10;
 
 pub struct Files {
     root: PathBuf,
+    /// Small bodies read lately, by file id. A body file never changes once written,
+    /// so an id always names the same bytes.
+    small: Mutex<SmallBodies>,
 }
+
+#[derive(Default)]
+struct SmallBodies {
+    bytes: usize,
+    by_id: HashMap<String, Bytes>,
+}
+
+/// Memory for small bodies kept; past it, they are all let go and kept anew.
+const SMALL_BODIES: usize = 32 << 20;
 
 /// The body file of a PUT and its hash: idle between chunks, or busy with one. A chunk
 /// is hashed and written on two blocking threads at once.
@@ -154,7 +168,38 @@ impl Files {
         std::fs::create_dir_all(root.join("tmp"))?;
         Ok(Files {
             root: root.to_path_buf(),
+            small: Mutex::default(),
         })
+    }
+
+    fn small(&self) -> std::sync::MutexGuard<'_, SmallBodies> {
+        self.small.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A small body read before.
+    pub fn kept(&self, id: &str) -> Option<Bytes> {
+        self.small().by_id.get(id).cloned()
+    }
+
+    /// Keeps a small body for the next reads of its file.
+    pub fn keep(&self, id: &str, body: Bytes) {
+        let mut small = self.small();
+        if small.bytes + body.len() > SMALL_BODIES {
+            small.by_id.clear();
+            small.bytes = 0;
+        }
+        small.bytes += body.len();
+        if let Some(old) = small.by_id.insert(id.to_owned(), body) {
+            small.bytes -= old.len();
+        }
+    }
+
+    /// Lets a body go with its file.
+    fn forget(&self, id: &str) {
+        let mut small = self.small();
+        if let Some(old) = small.by_id.remove(id) {
+            small.bytes -= old.len();
+        }
     }
 
     pub fn path(&self, id: &str) -> PathBuf {
@@ -284,6 +329,7 @@ impl Files {
 
     /// Removes a committed body that no row points to any more.
     pub fn remove(&self, id: &str) {
+        self.forget(id);
         if let Err(e) = std::fs::remove_file(self.path(id))
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -363,8 +363,10 @@ pub async fn handle<B: RequestBody>(
         && let Some(v) = listing::param(&pairs, "version-id")
     {
         let v = v.to_owned();
-        return versioning::with_version(store, req, account, container, c, object, &v, caller)
-            .await;
+        return Box::pin(versioning::with_version(
+            store, req, account, container, c, object, &v, caller,
+        ))
+        .await;
     }
     match method {
         Method::GET | Method::HEAD => {
@@ -382,19 +384,19 @@ pub async fn handle<B: RequestBody>(
                 let src_account = header_str(req.headers(), "x-copy-from-account")?
                     .unwrap_or(account)
                     .to_owned();
-                return copy(
+                return Box::pin(copy(
                     store,
                     req.headers(),
                     req.uri().query(),
                     (&src_account, &sc, &so),
                     (account, container, object),
                     caller,
-                )
+                ))
                 .await;
             }
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
-            put(store, req, account, &c, object, caller).await
+            Box::pin(put(store, req, account, &c, object, caller)).await
         }
         ref m if m.as_str() == "COPY" => {
             let dest = header_str(req.headers(), "destination")?
@@ -403,26 +405,34 @@ pub async fn handle<B: RequestBody>(
             let dest_account = header_str(req.headers(), "destination-account")?
                 .unwrap_or(account)
                 .to_owned();
-            copy(
+            Box::pin(copy(
                 store,
                 req.headers(),
                 req.uri().query(),
                 (account, container, object),
                 (&dest_account, &dc, &dobj),
                 caller,
-            )
+            ))
             .await
         }
         Method::POST => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            post(store, req.headers(), &c, object).await
+            Box::pin(post(store, req.headers(), &c, object)).await
         }
         Method::DELETE => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
             if listing::param(&pairs, "multipart-manifest") == Some("delete") {
-                return slo::delete(store, req.headers(), account, &c, object, caller).await;
+                return Box::pin(slo::delete(
+                    store,
+                    req.headers(),
+                    account,
+                    &c,
+                    object,
+                    caller,
+                ))
+                .await;
             }
             if let Some(v) = header_str(req.headers(), "x-if-delete-at")? {
                 let want: u64 = v
@@ -439,9 +449,9 @@ pub async fn handle<B: RequestBody>(
                 }
             }
             if versioning::enabled(&c) {
-                return versioning::delete(store, account, &c, object).await;
+                return Box::pin(versioning::delete(store, account, &c, object)).await;
             }
-            history::delete(store, account, &c, object).await
+            Box::pin(history::delete(store, account, &c, object)).await
         }
         _ => Err(Error::MethodNotAllowed {
             method: method.to_string(),
@@ -497,35 +507,37 @@ async fn load(
     store: &LocalStore,
     container: &ContainerRow,
     object: &str,
-    wants_body: impl FnOnce(&ObjectRow) -> bool + Send + 'static,
+    wants_body: impl FnOnce(&ObjectRow) -> bool,
 ) -> Result<Option<(ObjectRow, Option<Loaded>)>> {
-    let (db, files) = (store.db.clone(), store.files.clone());
-    let (id, name) = (container.id, object.to_owned());
+    // on the calling thread: an indexed read, and for a small body one read of a file
+    // the page cache most likely holds, cost less than two trips through the blocking pool
+    let row = store
+        .db
+        .object(container.id, object)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let now = headers::now();
-    tokio::task::spawn_blocking(move || -> Result<Option<(ObjectRow, Option<Loaded>)>> {
-        let row = db
-            .object(id, &name)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let Some(row) = row.filter(|r| r.delete_at.is_none_or(|at| (at as f64) > now)) else {
-            return Ok(None);
-        };
-        if !wants_body(&row) {
-            return Ok(Some((row, None)));
+    let Some(row) = row.filter(|r| r.delete_at.is_none_or(|at| (at as f64) > now)) else {
+        return Ok(None);
+    };
+    if !wants_body(&row) {
+        return Ok(Some((row, None)));
+    }
+    if let Some(body) = store.files.kept(&row.file) {
+        return Ok(Some((row, Some(Loaded::Small(body)))));
+    }
+    let missing = |e: std::io::Error| Error::Internal(format!("object body missing: {e}"));
+    let mut file = File::open(store.files.path(&row.file)).map_err(missing)?;
+    let body = match file.metadata().map_err(missing)?.len() {
+        n if n <= SMALL_BODY => {
+            let mut buf = Vec::with_capacity(n as usize);
+            std::io::Read::read_to_end(&mut file, &mut buf).map_err(missing)?;
+            let body = Bytes::from(buf);
+            store.files.keep(&row.file, body.clone());
+            Loaded::Small(body)
         }
-        let missing = |e: std::io::Error| Error::Internal(format!("object body missing: {e}"));
-        let mut file = File::open(files.path(&row.file)).map_err(missing)?;
-        let body = match file.metadata().map_err(missing)?.len() {
-            n if n <= SMALL_BODY => {
-                let mut buf = Vec::with_capacity(n as usize);
-                std::io::Read::read_to_end(&mut file, &mut buf).map_err(missing)?;
-                Loaded::Small(Bytes::from(buf))
-            }
-            _ => Loaded::File(file),
-        };
-        Ok(Some((row, Some(body))))
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
+        _ => Loaded::File(file),
+    };
+    Ok(Some((row, Some(body))))
 }
 
 /// The current, unexpired version of an object.
@@ -577,6 +589,11 @@ async fn dlo_segments(
         }
     }
     Ok(segments)
+}
+
+/// Whether an object is served as its own body: no large object to assemble.
+fn served_whole(row: &ObjectRow, manifest_get: bool) -> bool {
+    !row.meta.contains_key("x-object-manifest") && !slo::is_slo(row) && !manifest_get
 }
 
 async fn served(
@@ -795,7 +812,17 @@ async fn read_at<B: RequestBody>(
     }
     let raw_manifest =
         manifest_get && slo::is_slo(&row) && listing::param(&pairs, "format") == Some("raw");
-    let served = served(store, account, row, manifest_get, caller).await?;
+    let served = if served_whole(&row, manifest_get) {
+        Served {
+            etag: row.etag.clone(),
+            size: row.size,
+            segments: None,
+            parts: None,
+            row,
+        }
+    } else {
+        Box::pin(served(store, account, row, manifest_get, caller)).await?
+    };
     let mut h = HeaderMap::new();
     let row = &served.row;
     if manifest_get && slo::is_slo(row) && !raw_manifest {
@@ -823,7 +850,7 @@ async fn read_at<B: RequestBody>(
         return Ok(without_body(status, h));
     }
     if raw_manifest {
-        let segments = slo::manifest(store, row).await?;
+        let segments = Box::pin(slo::manifest(store, row)).await?;
         let body = slo::raw_form(&segments).to_string();
         set(&mut h, "content-length", body.len());
         set(&mut h, "etag", hex::encode(Md5::digest(body.as_bytes())));
