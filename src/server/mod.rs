@@ -24,6 +24,7 @@ use crate::config::{Config, ConfigError};
 use crate::request::Connection;
 use crate::store::{Store, StoreError};
 
+mod batch;
 pub mod tls;
 
 /// How long in-flight requests may take to finish once shutdown starts.
@@ -399,11 +400,15 @@ async fn serve(
                     let result = match tls {
                         None => serve_on(&http, watcher, stream, app, conn).await,
                         Some(tls) => {
+                            let stream = batch::Batched::new(stream);
                             let handshake = tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream));
                             match handshake.await {
-                                Ok(Ok(stream)) => match tls.client_of(&stream) {
+                                Ok(Ok(mut stream)) => match tls.client_of(&stream) {
                                     Ok(client) => {
                                         conn.client_cert = client;
+                                        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                            stream.get_mut().0.gather();
+                                        }
                                         serve_on(&http, watcher, stream, app, conn).await
                                     }
                                     Err(why) => {
