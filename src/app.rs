@@ -124,10 +124,21 @@ impl App {
             .headers()
             .get(http::header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
+        let stalled = req
+            .extensions()
+            .get::<crate::server::timing::Stalled>()
+            .cloned();
         let (mut endpoint, mut identity) = (None, None);
-        let result = self
+        let mut result = self
             .route(req, conn, client, &mut endpoint, &mut identity)
             .await;
+        // a body that stopped coming fails wherever it was read; the client is told why
+        if stalled.is_some_and(|s| s.0.load(std::sync::atomic::Ordering::Relaxed)) {
+            result = Err(Error::RequestTimeout(format!(
+                "the request body stopped coming for {:?}; it was not stored",
+                self.config.server.body_timeout
+            )));
+        }
         // who was at fault for a failed request: the client, or the gateway
         let (mut resp, fault, rule) = match result {
             Ok(resp) => (resp, "-", None),
@@ -304,7 +315,13 @@ impl App {
                 }
             }
             Endpoint::Admin(op) => {
-                let caller = Box::pin(admin::authenticate(&self.identity, headers, client)).await?;
+                let caller = Box::pin(admin::authenticate(
+                    &self.identity,
+                    headers,
+                    client,
+                    conn.client_cert,
+                ))
+                .await?;
                 *identity_out = Some(caller.label());
                 let backends = admin::Backends {
                     clusters: &self.clusters,
@@ -327,6 +344,7 @@ impl App {
                     &token,
                     headers,
                     client,
+                    conn.client_cert,
                     identity_out,
                 ))
                 .await

@@ -557,8 +557,16 @@ pub struct ServerConfig {
     /// Required to listen on a non-loopback address without TLS.
     pub allow_insecure_http: bool,
     pub max_connections: usize,
+    /// How long a client may take to send a request's head; also how long a kept-alive
+    /// HTTP/1.1 connection may wait for its next request.
     #[serde(deserialize_with = "de_duration")]
     pub header_read_timeout: Duration,
+    /// A connection with no request in progress and no bytes moving is closed after this.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
+    /// A request body that sends nothing for this long is given up (408).
+    #[serde(deserialize_with = "de_duration")]
+    pub body_timeout: Duration,
     /// HTTPS listeners, beside the plain ones of `listen`.
     pub tls: Option<TlsConfig>,
 }
@@ -573,6 +581,8 @@ impl Default for ServerConfig {
             allow_insecure_http: false,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            body_timeout: Duration::from_secs(60),
             tls: None,
         }
     }
@@ -1054,15 +1064,58 @@ impl Config {
 }
 
 fn parse_addrs(list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
-    list.iter()
-        .map(|s| {
-            s.parse::<SocketAddr>().map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "listen address {s:?} is not HOST:PORT (IPv6 in brackets: \"[::1]:8080\")"
-                ))
-            })
-        })
-        .collect()
+    list.iter().map(|s| parse_listen(s)).collect()
+}
+
+/// A listen address: `HOST:PORT`, IPv6 in brackets, with a scope for link-local ones by
+/// interface name or index (`[fe80::1%eth0]:8443`).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid(format!("listen address {s:?} {why}"));
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let scoped = s
+        .strip_prefix('[')
+        .and_then(|r| r.split_once("]:"))
+        .and_then(|(host, port)| Some((host.split_once('%')?, port)));
+    let Some(((ip, zone), port)) = scoped else {
+        return Err(invalid(
+            "is not HOST:PORT (IPv6 in brackets: \"[::1]:8080\", \"[fe80::1%eth0]:8443\")".into(),
+        ));
+    };
+    let ip: std::net::Ipv6Addr = ip
+        .parse()
+        .map_err(|_| invalid(format!("has {ip:?}, which is not an IPv6 address")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(format!("has {port:?}, which is not a port")))?;
+    let index = interface_index(zone).ok_or_else(|| {
+        invalid(format!(
+            "names the interface {zone:?}, which this machine lacks"
+        ))
+    })?;
+    Ok(std::net::SocketAddrV6::new(ip, port, 0, index).into())
+}
+
+/// Where the kernel lists network interfaces (Linux).
+const INTERFACES: &str = "/sys/class/net";
+
+/// The index of a network interface, by name.
+fn interface_index(name: &str) -> Option<u32> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let text = std::fs::read_to_string(Path::new(INTERFACES).join(name).join("ifindex")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// The name of a network interface, by index.
+pub fn interface_name(index: u32) -> Option<String> {
+    std::fs::read_dir(INTERFACES)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| interface_index(name) == Some(index))
 }
 
 /// 32 bytes written as 64 hex digits or in base64.

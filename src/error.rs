@@ -64,6 +64,8 @@ pub enum Error {
     #[error("{0}")]
     LengthRequired(String),
     #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     Unprocessable(String),
@@ -116,6 +118,7 @@ impl Error {
             Error::Report { status, .. } => *status,
             Error::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Error::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
+            Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,

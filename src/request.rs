@@ -78,11 +78,37 @@ fn valid_host(h: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
 }
 
-fn format_addr(addr: SocketAddr) -> String {
+/// An address as the host part of a URL: IPv6 in brackets, a link-local one with its
+/// scope (`[fe80::1%25eth0]:8443`, RFC 6874).
+pub fn format_addr(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) if a.scope_id() != 0 => format!(
+            "[{}%25{}]:{}",
+            a.ip(),
+            crate::config::interface_name(a.scope_id()).unwrap_or_else(|| a.scope_id().to_string()),
+            a.port()
+        ),
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
+}
+
+/// A link-local IPv6 host as clients send it (without a scope, which means nothing to
+/// the server) gets the scope of the listener that took the connection, so URLs built
+/// from it work from the client's side of that link.
+fn with_scope(host: String, local: SocketAddr) -> String {
+    let SocketAddr::V6(l) = local else {
+        return host;
+    };
+    let Some((ip, rest)) = host.strip_prefix('[').and_then(|h| h.split_once(']')) else {
+        return host;
+    };
+    if l.scope_id() == 0 || ip.parse::<std::net::Ipv6Addr>().ok() != Some(*l.ip()) {
+        return host;
+    }
+    let scope =
+        crate::config::interface_name(l.scope_id()).unwrap_or_else(|| l.scope_id().to_string());
+    format!("[{ip}%25{scope}]{rest}")
 }
 
 /// The URL clients reach the gateway at: `public_url` when configured, else the
@@ -130,7 +156,7 @@ pub fn base_url(
     if !valid_host(&host) {
         return Err(Error::bad_request(format!("invalid Host header {host:?}")));
     }
-    Ok(format!("{scheme}://{host}"))
+    Ok(format!("{scheme}://{}", with_scope(host, conn.local)))
 }
 
 #[cfg(test)]

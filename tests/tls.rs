@@ -293,6 +293,83 @@ async fn ipv6_and_ipv4_listeners_at_once() {
     assert!(urls[1].starts_with("http://[::1]:"), "{urls:?}");
 }
 
+/// A link-local IPv6 address of this machine and its interface, from the kernel's list.
+fn link_local() -> (String, String) {
+    let list = std::fs::read_to_string("/proc/net/if_inet6").expect("/proc/net/if_inet6");
+    list.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 6 && f[3] == "20" && f[0].starts_with("fe80"))
+        .map(|f| {
+            let groups: Vec<String> = (0..8)
+                .map(|i| {
+                    format!(
+                        "{:x}",
+                        u16::from_str_radix(&f[0][i * 4..i * 4 + 4], 16).unwrap()
+                    )
+                })
+                .collect();
+            let ip: std::net::Ipv6Addr = groups.join(":").parse().unwrap();
+            (ip.to_string(), f[5].to_owned())
+        })
+        .expect(
+            "this test needs a network interface with an IPv6 link-local address (fe80::/10); \
+             /proc/net/if_inet6 lists none",
+        )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_local_ipv6_with_an_interface_scope() {
+    let (ip, interface) = link_local();
+    let listen = format!("[{ip}%{interface}]:0");
+    let bad = swiftgate::config::parse_listen(&format!("[{ip}%nosuchif9]:8443")).unwrap_err();
+    assert!(bad.to_string().contains("nosuchif9"), "{bad}");
+    let gw = TestGateway::start_with(move |c| {
+        c.server.listen.push(listen);
+        c.server.allow_insecure_http = true;
+    })
+    .await;
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    let url = gw.handle.as_ref().unwrap().urls()[1].clone();
+    assert!(
+        url.starts_with(&format!("http://[{ip}%25{interface}]:")),
+        "{url}"
+    );
+    // the storage URL keeps the scope, so clients on that link can use it
+    let out = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "X-Auth-User: test:tester",
+        "-H",
+        "X-Auth-Key: testing",
+        &format!("{url}/auth/v1.0"),
+    ]);
+    let head = stdout(&out);
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {head}"))
+    };
+    let storage = header("x-storage-url");
+    assert_eq!(storage, format!("{url}/v1/AUTH_test"));
+    let out = curl(&[
+        "-I",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("X-Auth-Token: {}", header("x-auth-token")),
+        &storage,
+    ]);
+    assert_eq!(stdout(&out), "204");
+}
+
 /// curl over TLS with the gateway's authority and, when given, a client certificate
 /// (`DIR/client-NAME`); its exit code and the HTTP status.
 fn curl_as(certs: &Path, client: Option<(&Path, &str)>, url: &str) -> (Option<i32>, String) {
@@ -394,7 +471,15 @@ async fn a_token_bound_to_a_certificate_works_only_with_it() {
     let mut tls = tls_config(&certs);
     tls.client_ca = Some(certs.join("ca.pem"));
     tls.bind_tokens = true;
-    let (gw, https) = tls_gateway_with(tls).await;
+    // token validation for a cluster, from loopback
+    let gw = TestGateway::start_with(|c| {
+        c.server.tls = Some(tls);
+        c.auth.token_validation.addresses =
+            vec![swiftgate::config::parse_net("127.0.0.1").unwrap()];
+    })
+    .await;
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    let https = gw.handle.as_ref().unwrap().urls()[1].clone();
     let ca = certs.join("ca.pem").display().to_string();
     let with_cert = |name: Option<&str>| {
         let mut a = vec!["--cacert".to_owned(), ca.clone()];
@@ -450,6 +535,19 @@ async fn a_token_bound_to_a_certificate_works_only_with_it() {
         .req("HEAD", "/v1/AUTH_test", &[("X-Auth-Token", bound.as_str())])
         .await;
     assert_eq!(plain.status, 401, "the plain listener");
+    // the admin API holds to the binding too
+    let admin = |cert: Option<&str>, token: &str| {
+        let mut a = with_cert(cert);
+        a.extend(["-o", "/dev/null", "-w", "%{http_code}", "-H"].map(str::to_owned));
+        a.push(format!("X-Auth-Token: {token}"));
+        a.push(format!("{https}/auth/v2/test"));
+        stdout(&curl(&a.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    assert_eq!(admin(Some("one"), &bound), "200");
+    assert_eq!(admin(Some("two"), &bound), "401");
+    // and a cluster asking to validate it cannot show the certificate
+    let r = gw.get(&format!("/token/{bound}"), &[]).await;
+    assert_eq!(r.status, 404, "{}", r.text());
 
     // a login without a certificate gets a token that is not bound
     let free = login(None);
@@ -459,4 +557,105 @@ async fn a_token_bound_to_a_certificate_works_only_with_it() {
         .req("HEAD", "/v1/AUTH_test", &[("X-Auth-Token", free.as_str())])
         .await;
     assert_eq!(plain.status, 204);
+    let r = gw.get(&format!("/token/{free}"), &[]).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+/// curl's status for `url`, trusting `ca`.
+fn status_with_ca(ca: &Path, url: &str) -> String {
+    let out = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        url,
+    ]);
+    stdout(&out)
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sighup_reloads_the_certificate() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let (old, new) = (d.join("old"), d.join("new"));
+    cert_dev(&old);
+    cert_dev(&new);
+    // the files the gateway reads, and a copy keeping their first modification time
+    let live = d.join("live");
+    std::fs::create_dir(&live).unwrap();
+    for f in ["server.pem", "server.key"] {
+        run(Command::new("cp")
+            .arg("-p")
+            .arg(old.join(f))
+            .arg(live.join(f)));
+    }
+    let config = d.join("swiftgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n[server.tls]\nlisten = [\"127.0.0.1:0\"]\n\
+             cert = \"{}\"\nkey_file = \"{}\"\n",
+            d.join("data").display(),
+            live.join("server.pem").display(),
+            live.join("server.key").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Killed(
+        Command::new(swiftgate_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("swiftgate exited").unwrap();
+        if let Some(u) = line.strip_prefix("swiftgate listening on ") {
+            break u.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let info = format!("{url}/info");
+    assert_eq!(status_with_ca(&old.join("ca.pem"), &info), "200");
+
+    // new files with the old modification times: only the signal can tell
+    for f in ["server.pem", "server.key"] {
+        std::fs::copy(new.join(f), live.join(f)).unwrap();
+        run(Command::new("touch")
+            .arg("-r")
+            .arg(old.join(f))
+            .arg(live.join(f)));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        status_with_ca(&old.join("ca.pem"), &info),
+        "200",
+        "without the signal, the certificate in use stays"
+    );
+    run(Command::new("kill").args(["-HUP", &child.0.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status_with_ca(&new.join("ca.pem"), &info) != "200" {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not load the new certificate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(status_with_ca(&old.join("ca.pem"), &info), "200");
 }

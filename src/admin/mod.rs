@@ -81,6 +81,7 @@ pub async fn authenticate(
     identity: &Identity,
     headers: &HeaderMap,
     source: IpAddr,
+    certificate: Option<[u8; 32]>,
 ) -> Result<Caller> {
     if let Some(user) = first_header(headers, &["x-auth-admin-user"])? {
         let user = percent_decode_str(user).decode_utf8_lossy().into_owned();
@@ -103,10 +104,22 @@ pub async fn authenticate(
         return Ok(Caller::User(p));
     }
     match first_header(headers, &["x-auth-token", "x-storage-token"])? {
-        Some(token) => identity
-            .validate(token)
-            .map(Caller::User)
-            .ok_or_else(|| Error::unauthorized("unknown", "the token is invalid or has expired")),
+        Some(token) => {
+            let p = identity.validate(token).ok_or_else(|| {
+                Error::unauthorized("unknown", "the token is invalid or has expired")
+            })?;
+            if identity
+                .binding(token)
+                .is_some_and(|bound| certificate != Some(bound))
+            {
+                return Err(Error::unauthorized(
+                    "unknown",
+                    "this token works only over a connection with the client certificate \
+                     it was issued to",
+                ));
+            }
+            Ok(Caller::User(p))
+        }
         None => Err(Error::unauthorized(
             "unknown",
             "send X-Auth-Admin-User and X-Auth-Admin-Key, or X-Auth-Token",
@@ -366,10 +379,11 @@ pub async fn validate_token(
     token: &str,
     headers: &HeaderMap,
     source: IpAddr,
+    certificate: Option<[u8; 32]>,
     caller_label: &mut Option<String>,
 ) -> Result<Response<Body>> {
     if !cfg.addresses.iter().any(|n| n.contains(&source)) {
-        let caller = authenticate(identity, headers, source).await?;
+        let caller = authenticate(identity, headers, source, certificate).await?;
         let allowed = match &caller {
             Caller::SuperAdmin => true,
             Caller::User(p) => p.groups.iter().any(|g| cfg.groups.contains(g)),
@@ -383,8 +397,11 @@ pub async fn validate_token(
         }
         *caller_label = Some(caller.label());
     }
+    // a token bound to a client certificate is good only at the gateway, over that
+    // certificate: whoever asks here cannot show it
     let p = identity
         .validate(token)
+        .filter(|_| identity.binding(token).is_none())
         .ok_or_else(|| Error::NotFound("no such token, or it has expired".into()))?;
     let mut resp = status_only(StatusCode::NO_CONTENT);
     let h = resp.headers_mut();

@@ -25,6 +25,7 @@ use crate::request::Connection;
 use crate::store::{Store, StoreError};
 
 mod batch;
+pub mod timing;
 pub mod tls;
 
 /// How long in-flight requests may take to finish once shutdown starts.
@@ -137,7 +138,10 @@ impl GatewayHandle {
         self.addrs
             .iter()
             .zip(&self.tls)
-            .map(|(a, tls)| format!("{}://{a}", if *tls { "https" } else { "http" }))
+            .map(|(a, tls)| {
+                let scheme = if *tls { "https" } else { "http" };
+                format!("{scheme}://{}", crate::request::format_addr(*a))
+            })
             .collect()
     }
 
@@ -334,19 +338,38 @@ async fn serve_on<I>(
     io: I,
     app: Arc<App>,
     conn: Connection,
+    activity: Arc<timing::Activity>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let (idle_timeout, body_timeout) = (
+        app.config.server.idle_timeout,
+        app.config.server.body_timeout,
+    );
+    let requests = activity.clone();
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let in_flight = requests.begin();
+        let stalled = timing::Stalled::default();
+        let mut req = req.map(|b| timing::Timed::new(b, body_timeout, stalled.clone()));
+        req.extensions_mut().insert(stalled);
         // the request's future is large: boxed once, it is not moved again on its way
         // into a task
         let handled = Box::pin(app.clone().handle(as_http11(req), conn));
-        async move { Ok::<_, Infallible>(handled.await) }
+        async move {
+            let resp = handled.await;
+            drop(in_flight);
+            Ok::<_, Infallible>(resp)
+        }
     });
-    watcher
-        .watch(http.serve_connection(TokioIo::new(io), service))
-        .await
+    let served = watcher.watch(http.serve_connection(TokioIo::new(io), service));
+    tokio::select! {
+        result = served => result,
+        () = activity.idle(idle_timeout) => {
+            tracing::debug!(peer = %conn.peer, "idle connection closed");
+            Ok(())
+        }
+    }
 }
 
 /// Serves on `listeners` (each plain or TLS) until `shutdown` completes, then drains
@@ -397,8 +420,10 @@ async fn serve(
                 let (http, watcher) = (http.clone(), graceful.watcher());
                 let tls = tls.clone().filter(|_| conn.tls);
                 tokio::spawn(async move {
+                    let activity = timing::Activity::new();
+                    let stream = timing::Tracked::new(stream, activity.clone());
                     let result = match tls {
-                        None => serve_on(&http, watcher, stream, app, conn).await,
+                        None => serve_on(&http, watcher, stream, app, conn, activity).await,
                         Some(tls) => {
                             let stream = batch::Batched::new(stream);
                             let handshake = tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream));
@@ -409,7 +434,7 @@ async fn serve(
                                         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                                             stream.get_mut().0.gather();
                                         }
-                                        serve_on(&http, watcher, stream, app, conn).await
+                                        serve_on(&http, watcher, stream, app, conn, activity).await
                                     }
                                     Err(why) => {
                                         tracing::info!(peer = %conn.peer, why, "client certificate refused");

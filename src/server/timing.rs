@@ -1,0 +1,205 @@
+//! Time limits on a connection beyond the header read timeout: a connection with no
+//! request in progress and no bytes moving is closed after the idle timeout (HTTP/2 has
+//! no other such limit), and a request body that stops coming is given up after the body
+//! timeout.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// When a connection last moved bytes, and how many of its requests are in progress.
+pub struct Activity {
+    start: Instant,
+    /// Milliseconds from `start` to the last read or write.
+    last: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// A request in progress until the guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Completes once the connection has been idle for `timeout`.
+    pub async fn idle(&self, timeout: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let quiet = last.elapsed();
+            if quiet >= timeout && self.in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let wait = timeout
+                .saturating_sub(quiet)
+                .max(Duration::from_millis(100));
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A socket that records its activity.
+pub struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+        activity.touch();
+        Tracked { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        Poll::Ready(r)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, data))?;
+        self.activity.touch();
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        self.activity.touch();
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Set on a request whose body stopped coming for the body timeout.
+#[derive(Clone, Default)]
+pub struct Stalled(pub Arc<AtomicBool>);
+
+/// A request body that fails when nothing of it comes for `timeout`.
+pub struct Timed<B> {
+    inner: B,
+    timeout: Duration,
+    /// Runs while the body is awaited; made on the first wait, then reset.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    stalled: Stalled,
+}
+
+impl<B> Timed<B> {
+    pub fn new(inner: B, timeout: Duration, stalled: Stalled) -> Timed<B> {
+        Timed {
+            inner,
+            timeout,
+            timer: None,
+            armed: false,
+            stalled,
+        }
+    }
+}
+
+impl<B> Body for Timed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.armed = false;
+                Poll::Ready(frame.map(|f| f.map_err(|e| std::io::Error::other(e.to_string()))))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let timer = match (&mut this.timer, this.armed) {
+                    (Some(t), true) => t,
+                    (Some(t), false) => {
+                        t.as_mut().reset(Instant::now() + timeout);
+                        t
+                    }
+                    (None, _) => this.timer.insert(Box::pin(tokio::time::sleep(timeout))),
+                };
+                this.armed = true;
+                ready!(timer.as_mut().poll(cx));
+                this.stalled.0.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no byte of the request body came for {timeout:?}"),
+                ))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
