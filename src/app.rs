@@ -117,7 +117,9 @@ impl App {
         let started = Instant::now();
         let trans_id = trans_id();
         let method = req.method().clone();
-        let raw_path = req.uri().path().to_owned();
+        // what only the access log needs is kept only when it is written
+        let logged = tracing::enabled!(target: "swiftgate::access", tracing::Level::INFO);
+        let raw_path = logged.then(|| req.uri().path().to_owned());
         let client = client_ip(&conn, req.headers(), &self.config.server.trusted_proxies);
         // eventlet (Swift) echoes a client's explicit keep-alive; some clients look for it
         let keep_alive = req
@@ -130,7 +132,13 @@ impl App {
             .cloned();
         let (mut endpoint, mut identity) = (None, None);
         let mut result = self
-            .route(req, conn, client, &mut endpoint, &mut identity)
+            .route(
+                req,
+                conn,
+                client,
+                logged.then_some(&mut endpoint),
+                &mut identity,
+            )
             .await;
         // a body that stopped coming fails wherever it was read; the client is told why
         if stalled.is_some_and(|s| s.0.load(std::sync::atomic::Ordering::Relaxed)) {
@@ -165,10 +173,15 @@ impl App {
                 HeaderValue::from_static("keep-alive"),
             );
         }
-        if let Ok(v) = HeaderValue::from_str(&trans_id) {
+        if let Ok(mut v) = HeaderValue::from_str(&trans_id) {
+            // never the same twice: HTTP/2 need not keep it in its header table
+            v.set_sensitive(true);
             resp.headers_mut().insert("x-trans-id", v.clone());
             resp.headers_mut().insert("x-openstack-request-id", v);
         }
+        let Some(raw_path) = raw_path else {
+            return resp;
+        };
         let path = match &endpoint {
             Some(e) => e.log_path(&raw_path),
             None => "<unparsed>".into(),
@@ -194,7 +207,7 @@ impl App {
         req: Request<B>,
         conn: Connection,
         client: std::net::IpAddr,
-        endpoint_out: &mut Option<Endpoint>,
+        endpoint_out: Option<&mut Option<Endpoint>>,
         identity_out: &mut Option<String>,
     ) -> Result<Response<Body>> {
         let (parts, body) = req.into_parts();
@@ -205,7 +218,9 @@ impl App {
             parts.uri.path(),
             &self.identity.reseller_prefix,
         )?;
-        *endpoint_out = Some(endpoint.clone());
+        if let Some(out) = endpoint_out {
+            *out = Some(endpoint.clone());
+        }
         let cfg = &self.config.server;
         let base = || {
             base_url(
