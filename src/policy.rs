@@ -846,54 +846,21 @@ mod tests {
         let other = principal("backup", "admin", &[".admin"]);
         let v = ask(&p, Some(&robot), "PUT", "AUTH_backup/backups1/daily/x", &[]).unwrap();
         assert_eq!(v.max_upload, Some((1 << 20, "policy robot".into())));
-        assert_eq!(
-            rule(ask(
-                &p,
-                Some(&robot),
-                "DELETE",
-                "AUTH_backup/backups1/daily/x",
-                &[]
-            )),
-            "policy robot"
-        );
-        assert_eq!(
-            rule(ask(
-                &p,
-                Some(&robot),
-                "GET",
-                "AUTH_backup/other/daily/x",
-                &[]
-            )),
-            "policy robot"
-        );
-        assert_eq!(
-            rule(ask(
-                &p,
-                Some(&robot),
-                "GET",
-                "AUTH_backup/backups/weekly/x",
-                &[]
-            )),
-            "policy robot"
-        );
-        assert_eq!(
-            rule(ask(&p, Some(&robot), "GET", "AUTH_backup", &[])),
-            "policy robot"
-        );
-        assert!(
-            ask(
-                &p,
-                Some(&robot),
-                "GET",
-                "AUTH_backup/backups?prefix=daily/2026",
-                &[]
-            )
-            .is_ok()
-        );
-        assert_eq!(
-            rule(ask(&p, Some(&robot), "GET", "AUTH_backup/backups", &[])),
-            "policy robot"
-        );
+        for (method, path) in [
+            ("DELETE", "AUTH_backup/backups1/daily/x"),
+            ("GET", "AUTH_backup/other/daily/x"),
+            ("GET", "AUTH_backup/backups/weekly/x"),
+            ("GET", "AUTH_backup"),
+            ("GET", "AUTH_backup/backups"),
+        ] {
+            assert_eq!(
+                rule(ask(&p, Some(&robot), method, path, &[])),
+                "policy robot",
+                "{method} {path}"
+            );
+        }
+        let listing = "AUTH_backup/backups?prefix=daily/2026";
+        assert!(ask(&p, Some(&robot), "GET", listing, &[]).is_ok());
         assert!(ask(&p, Some(&robot), "HEAD", "AUTH_backup/backups", &[]).is_ok());
         assert!(ask(&p, Some(&other), "DELETE", "AUTH_backup/other/x", &[]).is_ok());
     }

@@ -9,10 +9,9 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{Swift, TestGateway, cluster_backend, run, swiftgate_bin};
-use swiftgate::config::{ClientAuth, DenyConfig, PolicyConfig, TlsConfig};
+use common::{Swift, TestGateway, cluster_backend, fingerprint, run, swiftgate_bin, tls_config};
+use swiftgate::config::{ClientAuth, DenyConfig, PolicyConfig};
 
 /// Who sends a row's request.
 #[derive(Clone, Copy, Debug)]
@@ -74,13 +73,8 @@ const fn no(
     rule: &'static str,
 ) -> Row {
     Row {
-        who,
-        method,
-        path,
-        headers,
-        body,
-        status: 403,
         rule: Some(rule),
+        ..ok(who, method, path, headers, body, 403)
     }
 }
 
@@ -424,28 +418,6 @@ fn rows() -> Vec<Row> {
     ]
 }
 
-fn tls_config(certs: &Path) -> TlsConfig {
-    TlsConfig {
-        listen: vec!["127.0.0.1:0".into()],
-        cert: certs.join("server.pem"),
-        key_file: certs.join("server.key"),
-        handshake_timeout: Duration::from_secs(5),
-        client_ca: Some(certs.join("ca.pem")),
-        client_auth: Some(ClientAuth::Optional),
-        client_fingerprints: Vec::new(),
-        map_subject_cn: true,
-        identities: Vec::new(),
-        bind_tokens: false,
-    }
-}
-
-fn fingerprint(pem: &Path) -> String {
-    use rustls_pki_types::pem::PemObject;
-    use sha2::Digest;
-    let der = rustls_pki_types::CertificateDer::from_pem_file(pem).unwrap();
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(der.as_ref())))
-}
-
 const ACCOUNTS: [&str; 2] = ["team", "cteam"];
 
 fn policies(certs: &Path) -> Vec<PolicyConfig> {
@@ -592,7 +564,10 @@ async fn the_policy_matrix_holds_for_local_and_proxied_accounts() {
     }
     run(Command::new(swiftgate_bin()).args(&args));
     let (policies, denies) = (policies(&certs), denies());
-    let tls = tls_config(&certs);
+    let mut tls = tls_config(&certs);
+    tls.client_ca = Some(certs.join("ca.pem"));
+    tls.client_auth = Some(ClientAuth::Optional);
+    tls.map_subject_cn = true;
     let cluster = backend.clone();
     let gw = TestGateway::start_with(move |c| {
         c.backends.push(cluster);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{TestGateway, peer_bin, run, stdout, swiftgate_bin};
+use common::{TestGateway, fingerprint, peer_bin, run, stdout, swiftgate_bin, tls_config};
 use swiftgate::config::TlsConfig;
 
 fn cert_dev(dir: &Path) {
@@ -21,29 +21,6 @@ fn cert_dev_with(dir: &Path, args: &[&str]) {
         .args(["cert", "dev", "--dir"])
         .arg(dir)
         .args(args));
-}
-
-/// `sha256:<hex>` of a PEM certificate's DER.
-fn fingerprint(pem: &Path) -> String {
-    use rustls_pki_types::pem::PemObject;
-    use sha2::Digest;
-    let der = rustls_pki_types::CertificateDer::from_pem_file(pem).unwrap();
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(der.as_ref())))
-}
-
-fn tls_config(certs: &Path) -> TlsConfig {
-    TlsConfig {
-        listen: vec!["127.0.0.1:0".into()],
-        cert: certs.join("server.pem"),
-        key_file: certs.join("server.key"),
-        handshake_timeout: Duration::from_secs(5),
-        client_ca: None,
-        client_auth: None,
-        client_fingerprints: Vec::new(),
-        map_subject_cn: false,
-        identities: Vec::new(),
-        bind_tokens: false,
-    }
 }
 
 /// A gateway with a plain listener and a TLS one; the TLS URL.
@@ -59,6 +36,23 @@ async fn tls_gateway_with(tls: TlsConfig) -> (TestGateway, String) {
     assert!(https.starts_with("https://127.0.0.1:"), "{https}");
     gw.user("test", "tester", "testing", &[".admin"]).await;
     (gw, https)
+}
+
+/// The answer's head to a v1 login of `test:tester` with curl.
+fn curl_login(extra: &[&str], auth_url: &str) -> String {
+    let mut args = extra.to_vec();
+    args.extend([
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "X-Auth-User: test:tester",
+        "-H",
+        "X-Auth-Key: testing",
+        auth_url,
+    ]);
+    stdout(&curl(&args))
 }
 
 fn curl(args: &[&str]) -> Output {
@@ -81,20 +75,7 @@ async fn clients_over_tls() {
     let auth = format!("{https}/auth/v1.0");
 
     // v1 auth over TLS: the storage URL says https
-    let out = curl(&[
-        "--cacert",
-        ca,
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        "-H",
-        "X-Auth-User: test:tester",
-        "-H",
-        "X-Auth-Key: testing",
-        &auth,
-    ]);
-    let head = stdout(&out);
+    let head = curl_login(&["--cacert", ca], &auth);
     assert!(
         head.to_ascii_lowercase()
             .contains(&format!("x-storage-url: {https}/v1/auth_test")),
@@ -335,18 +316,7 @@ async fn link_local_ipv6_with_an_interface_scope() {
         "{url}"
     );
     // the storage URL keeps the scope, so clients on that link can use it
-    let out = curl(&[
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        "-H",
-        "X-Auth-User: test:tester",
-        "-H",
-        "X-Auth-Key: testing",
-        &format!("{url}/auth/v1.0"),
-    ]);
-    let head = stdout(&out);
+    let head = curl_login(&[], &format!("{url}/auth/v1.0"));
     let header = |name: &str| {
         head.lines()
             .find_map(|l| {

@@ -533,3 +533,27 @@ pub async fn check_service_account(gw: &TestGateway, name: &str) {
         "the service account is apart from the account"
     );
 }
+
+/// `sha256:<hex>` of a PEM certificate's DER.
+pub fn fingerprint(pem: &Path) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(pem).unwrap();
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(der.as_ref())))
+}
+
+/// A TLS listener on a free loopback port with the certificate of `swiftgate cert dev`.
+pub fn tls_config(certs: &Path) -> swiftgate::config::TlsConfig {
+    swiftgate::config::TlsConfig {
+        listen: vec!["127.0.0.1:0".into()],
+        cert: certs.join("server.pem"),
+        key_file: certs.join("server.key"),
+        handshake_timeout: std::time::Duration::from_secs(5),
+        client_ca: None,
+        client_auth: None,
+        client_fingerprints: Vec::new(),
+        map_subject_cn: false,
+        identities: Vec::new(),
+        bind_tokens: false,
+    }
+}

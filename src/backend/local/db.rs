@@ -450,20 +450,34 @@ impl Db {
     }
 
     pub fn container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>, DbError> {
+        self.remembered(
+            |r| &mut r.containers,
+            container_key(account, name),
+            |conn| find_container(conn, account, name),
+        )
+    }
+
+    /// A row from memory when nothing was committed since it was read, else from SQLite
+    /// (and then kept).
+    fn remembered<K: std::hash::Hash + Eq, V: Clone>(
+        &self,
+        rows: impl Fn(&mut Recent) -> &mut HashMap<K, Option<V>>,
+        key: K,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<Option<V>>,
+    ) -> Result<Option<V>, DbError> {
         let generation = self.generation.load(Ordering::Acquire);
-        let key = container_key(account, name);
         {
             let mut recent = self.recent();
             if recent.at(generation)
-                && let Some(row) = recent.containers.get(&key)
+                && let Some(row) = rows(&mut recent).get(&key)
             {
                 return Ok(row.clone());
             }
         }
-        let row = find_container(&self.reader(), account, name)?;
+        let row = read(&self.reader())?;
         let mut recent = self.recent();
-        if recent.at(generation) && recent.containers.len() < RECENT_ROWS {
-            recent.containers.insert(key, row.clone());
+        if recent.at(generation) && rows(&mut recent).len() < RECENT_ROWS {
+            rows(&mut recent).insert(key, row.clone());
         }
         Ok(row)
     }
@@ -566,22 +580,11 @@ impl Db {
     }
 
     pub fn object(&self, container_id: i64, name: &str) -> Result<Option<ObjectRow>, DbError> {
-        let generation = self.generation.load(Ordering::Acquire);
-        let key = (container_id, name.to_owned());
-        {
-            let mut recent = self.recent();
-            if recent.at(generation)
-                && let Some(row) = recent.objects.get(&key)
-            {
-                return Ok(row.clone());
-            }
-        }
-        let row = find_object(&self.reader(), container_id, name)?;
-        let mut recent = self.recent();
-        if recent.at(generation) && recent.objects.len() < RECENT_ROWS {
-            recent.objects.insert(key, row.clone());
-        }
-        Ok(row)
+        self.remembered(
+            |r| &mut r.objects,
+            (container_id, name.to_owned()),
+            |conn| find_object(conn, container_id, name),
+        )
     }
 
     /// Makes `row` the object's current version. Fails with `Ok(Err(()))` when the
