@@ -274,6 +274,38 @@ async fn ipv6_and_ipv4_listeners_at_once() {
     assert!(urls[1].starts_with("http://[::1]:"), "{urls:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wildcard_ipv6_listener_takes_both_families_where_the_os_allows() {
+    let gw = TestGateway::start_with(|c| {
+        c.server.listen.push("[::]:0".into());
+        c.server.allow_insecure_http = true;
+    })
+    .await;
+    let port = gw.handle.as_ref().unwrap().addrs()[1].port();
+    let v6only = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").expect("bindv6only");
+    let r = common::request(
+        format!("[::1]:{port}").parse().unwrap(),
+        "GET",
+        "/healthcheck",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v4 = common::try_request(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        "GET",
+        "/healthcheck",
+        &[],
+        b"",
+    )
+    .await;
+    match v6only.trim() {
+        // the kernel maps IPv4 onto the IPv6 socket
+        "0" => assert_eq!(v4.map(|r| r.status), Some(200)),
+        _ => assert!(v4.is_none(), "IPv6-only sockets take no IPv4"),
+    }
+}
+
 /// A link-local IPv6 address of this machine and its interface, from the kernel's list.
 fn link_local() -> (String, String) {
     let list = std::fs::read_to_string("/proc/net/if_inet6").expect("/proc/net/if_inet6");
