@@ -1,7 +1,9 @@
-//! The socket under an HTTP/2 connection, with its writes gathered. Responses to a
-//! connection's concurrent streams are made by separate tasks and each would be flushed
-//! on its own; here a flush first lets the other ready tasks run (one `yield_now`), so the
-//! responses they finish meanwhile leave in the same system call.
+//! HTTP/2 answers gathered into fewer system calls. A stream is first run where its
+//! connection accepts it, and only becomes a task of its own if it must wait (most
+//! answers from memory never do), so the answers to a batch of streams are all queued
+//! before the connection writes. The socket under the connection gathers writes: a flush
+//! first lets other ready tasks run (one `yield_now`), so answers they finish meanwhile
+//! leave in the same system call.
 
 use std::future::Future;
 use std::io::IoSlice;
@@ -14,6 +16,26 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const GATHERED: usize = 256 * 1024;
 
 type Yield = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs a spawned future once where it is handed over, and as a task only if it is not
+/// done by then.
+#[derive(Clone, Copy, Default)]
+pub struct InlineFirst;
+
+impl<F> hyper::rt::Executor<F> for InlineFirst
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let mut fut = Box::pin(fut);
+        // a future that waits registers the waker of its next poll, which the task makes
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if fut.as_mut().poll(&mut cx).is_pending() {
+            tokio::spawn(fut);
+        }
+    }
+}
 
 pub struct Batched<S> {
     inner: S,
@@ -132,6 +154,29 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_stream_runs_where_it_is_handed_over_and_waits_as_a_task() {
+        use hyper::rt::Executor;
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        InlineFirst.execute(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            "done before execute returned"
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        InlineFirst.execute(async move {
+            let _ = rx.await;
+            let _ = done_tx.send(());
+        });
+        tx.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), done_rx)
+            .await
+            .expect("the waiting stream was woken as a task")
+            .unwrap();
+    }
 
     #[tokio::test]
     async fn gathered_writes_leave_in_order_at_flush_and_shutdown() {

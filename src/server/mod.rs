@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
@@ -333,7 +333,7 @@ fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B
 
 /// Serves HTTP/1.1 and HTTP/2 on one connection until it ends or the gateway drains.
 async fn serve_on<I>(
-    http: &auto::Builder<TokioExecutor>,
+    http: &auto::Builder<batch::InlineFirst>,
     watcher: hyper_util::server::graceful::Watcher,
     io: I,
     app: Arc<App>,
@@ -397,7 +397,7 @@ async fn serve(
         .map_or(Duration::from_secs(10), |t| t.handshake_timeout);
 
     // HTTP/1.1, and HTTP/2 for clients that open with its preface (h2c)
-    let mut http = auto::Builder::new(TokioExecutor::new());
+    let mut http = auto::Builder::new(batch::InlineFirst);
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.server.header_read_timeout)
