@@ -570,21 +570,11 @@ impl App {
     ) -> Result<Option<Principal>> {
         match first_header(headers, &["x-auth-token", "x-storage-token"])? {
             None => self.certificate_caller(conn, account),
-            Some(token) => {
-                let p = self.identity.validate(token).ok_or_else(|| {
-                    Error::unauthorized(account, "the token is invalid or has expired")
-                })?;
-                if let Some(bound) = self.identity.binding(token)
-                    && conn.client_cert != Some(bound)
-                {
-                    return Err(Error::unauthorized(
-                        account,
-                        "this token works only over a connection with the client certificate \
-                         it was issued to",
-                    ));
-                }
-                Ok(Some(p))
-            }
+            Some(token) => self
+                .identity
+                .validate_over(token, conn.client_cert)
+                .map(Some)
+                .map_err(|why| Error::unauthorized(account, why)),
         }
     }
 

@@ -104,22 +104,10 @@ pub async fn authenticate(
         return Ok(Caller::User(p));
     }
     match first_header(headers, &["x-auth-token", "x-storage-token"])? {
-        Some(token) => {
-            let p = identity.validate(token).ok_or_else(|| {
-                Error::unauthorized("unknown", "the token is invalid or has expired")
-            })?;
-            if identity
-                .binding(token)
-                .is_some_and(|bound| certificate != Some(bound))
-            {
-                return Err(Error::unauthorized(
-                    "unknown",
-                    "this token works only over a connection with the client certificate \
-                     it was issued to",
-                ));
-            }
-            Ok(Caller::User(p))
-        }
+        Some(token) => identity
+            .validate_over(token, certificate)
+            .map(Caller::User)
+            .map_err(|why| Error::unauthorized("unknown", why)),
         None => Err(Error::unauthorized(
             "unknown",
             "send X-Auth-Admin-User and X-Auth-Admin-Key, or X-Auth-Token",
@@ -400,9 +388,8 @@ pub async fn validate_token(
     // a token bound to a client certificate is good only at the gateway, over that
     // certificate: whoever asks here cannot show it
     let p = identity
-        .validate(token)
-        .filter(|_| identity.binding(token).is_none())
-        .ok_or_else(|| Error::NotFound("no such token, or it has expired".into()))?;
+        .validate_over(token, None)
+        .map_err(|_| Error::NotFound("no such token, or it has expired".into()))?;
     let mut resp = status_only(StatusCode::NO_CONTENT);
     let h = resp.headers_mut();
     h.insert(

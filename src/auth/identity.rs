@@ -472,8 +472,32 @@ impl Identity {
         }
     }
 
-    /// The principal a token stands for: a memory lookup, nothing else.
+    /// The principal a token stands for, whatever connection it came over: a memory
+    /// lookup, nothing else.
     pub fn validate(&self, token: &str) -> Option<Principal> {
+        self.lookup(token).map(|(p, _)| p)
+    }
+
+    /// The principal a token stands for when presented over a connection with
+    /// `certificate` (a token bound to a client certificate works only with it); else
+    /// why not, in words for the client.
+    pub fn validate_over(
+        &self,
+        token: &str,
+        certificate: Option<[u8; 32]>,
+    ) -> Result<Principal, &'static str> {
+        match self.lookup(token) {
+            None => Err("the token is invalid or has expired"),
+            Some((_, Some(bound))) if certificate != Some(bound) => Err(
+                "this token works only over a connection with the client certificate it was \
+                 issued to",
+            ),
+            Some((p, _)) => Ok(p),
+        }
+    }
+
+    /// A live token's principal and the certificate it is bound to, if any.
+    fn lookup(&self, token: &str) -> Option<(Principal, Option<[u8; 32]>)> {
         if token.len() > token::MAX_TOKEN_LENGTH || !token::is_ours(token, &self.reseller_prefix) {
             return None;
         }
@@ -484,15 +508,7 @@ impl Identity {
             return None;
         }
         let user = st.users.get(&record.user_id)?;
-        st.principal(user, record.expires_at)
-    }
-
-    /// The client certificate a token works with only, when it is bound to one.
-    pub fn binding(&self, token: &str) -> Option<[u8; 32]> {
-        read(&self.state)
-            .tokens
-            .get(&token::digest(token))?
-            .bound_to
+        Some((st.principal(user, record.expires_at)?, record.bound_to))
     }
 
     /// The principal for a verified key (admin API callers).
