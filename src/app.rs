@@ -70,37 +70,11 @@ fn rest_of_path(path: &str) -> String {
 }
 
 /// A small form body (the pages' sign-in forms), refused past `web::MAX_FORM`.
-async fn read_form<B: RequestBody>(mut body: B) -> Result<Vec<u8>> {
-    use http_body_util::BodyExt;
-    let mut form = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| Error::bad_request(format!("the form could not be read: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if form.len() + data.len() > web::MAX_FORM {
-                return Err(Error::PayloadTooLarge(format!(
-                    "a form may hold {} bytes at most",
-                    web::MAX_FORM
-                )));
-            }
-            form.extend_from_slice(&data);
-        }
-    }
-    Ok(form)
-}
-
-/// Reads what is left of a small refused body, so the client, still sending it, reads
-/// the refusal instead of a reset connection; larger bodies are left unread.
-async fn drain<B: RequestBody>(mut body: B) {
-    use http_body_util::BodyExt;
-    const SMALL: u64 = 64 * 1024;
-    if body.size_hint().upper().is_none_or(|n| n > SMALL) {
-        return;
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-        while let Some(Ok(_)) = body.frame().await {}
+async fn read_form<B: RequestBody>(body: B) -> Result<bytes::Bytes> {
+    crate::http_util::read_limited(body, web::MAX_FORM, "the form could not be read", || {
+        Error::PayloadTooLarge(format!("a form may hold {} bytes at most", web::MAX_FORM))
     })
-    .await;
+    .await
 }
 
 /// A person's failed request as a page, not as Swift's plain text.
@@ -460,7 +434,7 @@ impl App {
         let verdict = match self.policies.judge(caller, &ask) {
             Ok(v) => v,
             Err(e) => {
-                drain(body).await;
+                policy::drain(body).await;
                 return Err(e);
             }
         };
@@ -472,14 +446,25 @@ impl App {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .is_some_and(|len| len > *n)
         {
-            drain(body).await;
+            policy::drain(body).await;
             return Err(policy::too_large(*n, rule));
         }
         let cap = limit.as_ref().map(|(n, _)| *n);
         let body = match verdict.body {
             None => Checked::stream(body, cap, over.clone()),
             Some(check) => {
-                let bytes = policy::read_judged(body).await?;
+                let bytes = crate::http_util::read_limited(
+                    body,
+                    policy::MAX_JUDGED_BODY,
+                    "reading the request body",
+                    || {
+                        Error::PayloadTooLarge(format!(
+                            "a body the policy must read may hold {} bytes at most",
+                            policy::MAX_JUDGED_BODY
+                        ))
+                    },
+                )
+                .await?;
                 self.policies.judge_body(caller, &ask, check, &bytes)?;
                 Checked::judged(bytes, cap, over.clone())
             }

@@ -20,6 +20,27 @@ impl<B: hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Unpin + Send
 /// Response bodies: in memory, or streamed from disk (where reads can fail).
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
+/// A whole request body of at most `limit` bytes: `too_large` is the refusal past it; a
+/// body that cannot be read is a 400 saying `unreadable` and why.
+pub async fn read_limited<B: RequestBody>(
+    mut body: B,
+    limit: usize,
+    unreadable: &str,
+    too_large: impl FnOnce() -> Error,
+) -> Result<Bytes> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::bad_request(format!("{unreadable}: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})

@@ -645,9 +645,21 @@ pub struct Checked<B> {
     over: Arc<AtomicBool>,
 }
 
-/// How much of a body past its limit is still read, so that a client sending a little
-/// too much reads the refusal rather than a reset.
+/// How much of a refused body is still read, so that a client sending a little reads
+/// the refusal rather than a reset: all of a body this small, or this much past a limit.
 const DRAINED: u64 = 64 * 1024;
+
+/// Reads out a small refused body (see `DRAINED`); larger ones are left unread.
+pub async fn drain<B: RequestBody>(mut body: B) {
+    use http_body_util::BodyExt;
+    if body.size_hint().upper().is_none_or(|n| n > DRAINED) {
+        return;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+}
 
 enum Source<B> {
     Stream(B),
@@ -725,25 +737,6 @@ impl<B: RequestBody> hyper::body::Body for Checked<B> {
             Source::Judged(None) => SizeHint::with_exact(0),
         }
     }
-}
-
-/// Reads a body a policy must see, up to `MAX_JUDGED_BODY`.
-pub async fn read_judged<B: RequestBody>(mut body: B) -> Result<Bytes, Error> {
-    use http_body_util::BodyExt;
-    let mut out = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| Error::bad_request(format!("reading the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > MAX_JUDGED_BODY {
-                return Err(Error::PayloadTooLarge(format!(
-                    "a body the policy must read may hold {MAX_JUDGED_BODY} bytes at most"
-                )));
-            }
-            out.extend_from_slice(&data);
-        }
-    }
-    Ok(out.freeze())
 }
 
 /// The refusal of an upload over a policy's limit.

@@ -2,7 +2,6 @@
 //! line), and the report format it shares with SLO manifest operations.
 
 use http::{HeaderMap, HeaderValue, Response, header};
-use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
@@ -10,7 +9,7 @@ use super::listing::xml_escape;
 use super::object::{authorize, encode};
 use super::{Caller, LocalStore, history, versioning};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody, full};
+use crate::http_util::{Body, RequestBody, full, read_limited};
 
 pub const MAX_DELETES_PER_REQUEST: usize = 10_000;
 const MAX_PATH_LENGTH: usize = 1024 + 256 + 2;
@@ -193,25 +192,18 @@ pub async fn delete_one(
 pub async fn bulk_delete<B: RequestBody>(
     store: &LocalStore,
     headers: &HeaderMap,
-    mut body: B,
+    body: B,
     account: &str,
     caller: &Caller,
 ) -> Result<Response<Body>> {
     let fmt = accept_format(headers);
-    let mut raw = Vec::new();
-    let limit = MAX_DELETES_PER_REQUEST * (MAX_PATH_LENGTH + 1);
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| Error::bad_request(format!("reading the request body failed: {e}")))?;
-        if let Ok(d) = frame.into_data() {
-            raw.extend_from_slice(&d);
-            if raw.len() > limit {
-                return Err(Error::PayloadTooLarge(
-                    "too many paths to delete in one request".into(),
-                ));
-            }
-        }
-    }
+    let raw = read_limited(
+        body,
+        MAX_DELETES_PER_REQUEST * (MAX_PATH_LENGTH + 1),
+        "reading the request body failed",
+        || Error::PayloadTooLarge("too many paths to delete in one request".into()),
+    )
+    .await?;
     let text = String::from_utf8_lossy(&raw);
     let paths: Vec<&str> = text
         .lines()

@@ -6,7 +6,6 @@
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +16,7 @@ use super::headers::{self, iso};
 use super::object::{Segment, authorize, current, not_found};
 use super::{Caller, LocalStore};
 use crate::error::{Error, Result};
-use crate::http_util::RequestBody;
+use crate::http_util::{RequestBody, read_limited};
 
 pub const MAX_MANIFEST_SEGMENTS: usize = 1000;
 pub const MAX_MANIFEST_SIZE: usize = 8 * 1024 * 1024;
@@ -209,7 +208,7 @@ async fn lookup(
 pub async fn put<B: RequestBody>(
     store: &LocalStore,
     headers: &HeaderMap,
-    mut body: B,
+    body: B,
     account: &str,
     container: &str,
     object: &str,
@@ -221,19 +220,13 @@ pub async fn put<B: RequestBody>(
             allow: "GET, HEAD, PUT, POST, DELETE, COPY",
         });
     }
-    let mut raw = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| Error::bad_request(format!("reading the manifest failed: {e}")))?;
-        if let Ok(d) = frame.into_data() {
-            raw.extend_from_slice(&d);
-            if raw.len() > MAX_MANIFEST_SIZE {
-                return Err(Error::PayloadTooLarge(format!(
-                    "Manifest File > {MAX_MANIFEST_SIZE} bytes"
-                )));
-            }
-        }
-    }
+    let raw = read_limited(
+        body,
+        MAX_MANIFEST_SIZE,
+        "reading the manifest failed",
+        || Error::PayloadTooLarge(format!("Manifest File > {MAX_MANIFEST_SIZE} bytes")),
+    )
+    .await?;
     let requested = parse_input(&raw)?;
     if requested.iter().filter(|r| r.path.is_some()).count() > MAX_MANIFEST_SEGMENTS {
         return Err(Error::PayloadTooLarge(format!(
