@@ -55,6 +55,14 @@ fn curl_login(extra: &[&str], auth_url: &str) -> String {
     stdout(&curl(&args))
 }
 
+/// A header's value in a response head as curl prints it.
+fn header_in(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
 fn curl(args: &[&str]) -> Output {
     Command::new("curl")
         .args(["-s", "-S"])
@@ -76,9 +84,9 @@ async fn clients_over_tls() {
 
     // v1 auth over TLS: the storage URL says https
     let head = curl_login(&["--cacert", ca], &auth);
-    assert!(
-        head.to_ascii_lowercase()
-            .contains(&format!("x-storage-url: {https}/v1/auth_test")),
+    assert_eq!(
+        header_in(&head, "x-storage-url"),
+        Some(format!("{https}/v1/AUTH_test")),
         "{head}"
     );
 
@@ -349,14 +357,8 @@ async fn link_local_ipv6_with_an_interface_scope() {
     );
     // the storage URL keeps the scope, so clients on that link can use it
     let head = curl_login(&[], &format!("{url}/auth/v1.0"));
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("no {name} in {head}"))
-    };
+    let header =
+        |name: &str| header_in(&head, name).unwrap_or_else(|| panic!("no {name} in {head}"));
     let storage = header("x-storage-url");
     assert_eq!(storage, format!("{url}/v1/AUTH_test"));
     let out = curl(&[
@@ -375,14 +377,18 @@ async fn link_local_ipv6_with_an_interface_scope() {
 /// curl over TLS with the gateway's authority and, when given, a client certificate
 /// (`DIR/client-NAME`); its exit code and the HTTP status.
 fn curl_as(certs: &Path, client: Option<(&Path, &str)>, url: &str) -> (Option<i32>, String) {
-    let ca = certs.join("ca.pem");
+    let mut args = tls_args(certs, client);
+    args.extend(["-o", "/dev/null", "-w", "%{http_code}", url].map(str::to_owned));
+    let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (out.status.code(), stdout(&out))
+}
+
+/// curl's arguments to trust the authority in `certs` and, when given, to present the
+/// client certificate `DIR/client-NAME`.
+fn tls_args(certs: &Path, client: Option<(&Path, &str)>) -> Vec<String> {
     let mut args = vec![
         "--cacert".to_owned(),
-        ca.display().to_string(),
-        "-o".into(),
-        "/dev/null".into(),
-        "-w".into(),
-        "%{http_code}".into(),
+        certs.join("ca.pem").display().to_string(),
     ];
     if let Some((dir, name)) = client {
         args.extend([
@@ -392,9 +398,7 @@ fn curl_as(certs: &Path, client: Option<(&Path, &str)>, url: &str) -> (Option<i3
             dir.join(format!("client-{name}.key")).display().to_string(),
         ]);
     }
-    args.push(url.to_owned());
-    let out = curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    (out.status.code(), stdout(&out))
+    args
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -482,44 +486,14 @@ async fn a_token_bound_to_a_certificate_works_only_with_it() {
     .await;
     gw.user("test", "tester", "testing", &[".admin"]).await;
     let https = gw.handle.as_ref().unwrap().urls()[1].clone();
-    let ca = certs.join("ca.pem").display().to_string();
-    let with_cert = |name: Option<&str>| {
-        let mut a = vec!["--cacert".to_owned(), ca.clone()];
-        if let Some(n) = name {
-            a.extend([
-                "--cert".into(),
-                certs.join(format!("client-{n}.pem")).display().to_string(),
-                "--key".into(),
-                certs.join(format!("client-{n}.key")).display().to_string(),
-            ]);
-        }
-        a
-    };
+    let with_cert = |name: Option<&str>| tls_args(&certs, name.map(|n| (certs.as_path(), n)));
     let login = |cert: Option<&str>| {
-        let mut a = with_cert(cert);
-        a.extend(
-            [
-                "-D",
-                "-",
-                "-o",
-                "/dev/null",
-                "-H",
-                "X-Auth-User: test:tester",
-                "-H",
-                "X-Auth-Key: testing",
-            ]
-            .map(str::to_owned),
+        let a = with_cert(cert);
+        let head = curl_login(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            &format!("{https}/auth/v1.0"),
         );
-        a.push(format!("{https}/auth/v1.0"));
-        let out = curl(&a.iter().map(String::as_str).collect::<Vec<_>>());
-        stdout(&out)
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("x-auth-token: ")
-                    .or(l.strip_prefix("X-Auth-Token: "))
-            })
-            .map(|t| t.trim().to_owned())
-            .expect("a token")
+        header_in(&head, "x-auth-token").expect("a token")
     };
     let head = |cert: Option<&str>, token: &str| {
         let mut a = with_cert(cert);
