@@ -372,6 +372,42 @@ where
     }
 }
 
+/// The TLS side of a new connection: its handshake within `timeout`, and its client
+/// certificate, noted in `conn`. `None`, logged, when the connection is to be dropped.
+async fn accept_tls<S>(
+    tls: &tls::Certificate,
+    stream: S,
+    timeout: Duration,
+    conn: &mut Connection,
+) -> Option<tokio_rustls::server::TlsStream<batch::Batched<S>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let handshake = tls.acceptor().accept(batch::Batched::new(stream));
+    let mut stream = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
+            return None;
+        }
+    };
+    match tls.client_of(&stream) {
+        Ok(client) => conn.client_cert = client,
+        Err(why) => {
+            tracing::info!(peer = %conn.peer, why, "client certificate refused");
+            return None;
+        }
+    }
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        stream.get_mut().0.gather();
+    }
+    Some(stream)
+}
+
 /// Serves on `listeners` (each plain or TLS) until `shutdown` completes, then drains
 /// open connections.
 async fn serve(
@@ -425,30 +461,11 @@ async fn serve(
                     let result = match tls {
                         None => serve_on(&http, watcher, stream, app, conn, activity).await,
                         Some(tls) => {
-                            let stream = batch::Batched::new(stream);
-                            let handshake = tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream));
-                            match handshake.await {
-                                Ok(Ok(mut stream)) => match tls.client_of(&stream) {
-                                    Ok(client) => {
-                                        conn.client_cert = client;
-                                        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                            stream.get_mut().0.gather();
-                                        }
-                                        serve_on(&http, watcher, stream, app, conn, activity).await
-                                    }
-                                    Err(why) => {
-                                        tracing::info!(peer = %conn.peer, why, "client certificate refused");
-                                        Ok(())
-                                    }
-                                },
-                                Ok(Err(e)) => {
-                                    tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed");
-                                    Ok(())
-                                }
-                                Err(_) => {
-                                    tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
-                                    Ok(())
-                                }
+                            let accepted =
+                                accept_tls(&tls, stream, handshake_timeout, &mut conn).await;
+                            match accepted {
+                                Some(s) => serve_on(&http, watcher, s, app, conn, activity).await,
+                                None => Ok(()),
                             }
                         }
                     };
