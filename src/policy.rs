@@ -22,9 +22,10 @@ use wildmatch::WildMatch;
 
 use crate::auth::identity::Principal;
 use crate::backend::local::Target;
+use crate::backend::local::param;
 use crate::config::{ConfigError, DenyConfig, PolicyConfig, parse_fingerprint};
 use crate::error::Error;
-use crate::http_util::RequestBody;
+use crate::http_util::{RequestBody, header_str};
 
 /// Largest body the gateway reads to judge what it names (an SLO manifest, a bulk delete).
 pub const MAX_JUDGED_BODY: usize = 16 * 1024 * 1024;
@@ -141,6 +142,20 @@ struct Place {
 }
 
 impl Place {
+    /// A place a header or a body names as `<container>[/<object>]` in `account`.
+    fn named(account: String, value: &str, method: Method, via: &'static str) -> Place {
+        let (container, object) = split_reference(value);
+        Place {
+            account,
+            container,
+            object,
+            prefix: false,
+            method,
+            listing: None,
+            via,
+        }
+    }
+
     fn describe(&self) -> String {
         let mut s = self.account.clone();
         for part in [&self.container, &self.object].into_iter().flatten() {
@@ -210,20 +225,8 @@ fn split_reference(value: &str) -> (Option<String>, Option<String>) {
     (container, object)
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 fn has_param(query: &[(String, String)], name: &str) -> bool {
-    query.iter().any(|(k, _)| k == name)
-}
-
-fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    param(query, name).is_some()
 }
 
 impl Policies {
@@ -304,21 +307,16 @@ impl Policies {
     /// naming the rule.
     pub fn judge(&self, caller: Caller<'_>, ask: &Ask<'_>) -> Result<Verdict, Error> {
         let reseller = caller.principal.is_some_and(Principal::is_reseller_admin);
-        let places = places(ask);
+        let places = places(ask)?;
         if !reseller {
             builtin(ask, &places)?;
-        }
-        for d in &self.denies {
-            d.check(ask, &places)?;
         }
         let mine: Vec<&Policy> = self.policies.iter().filter(|p| p.holds(caller)).collect();
         // a bulk delete reaches the paths its body lists, not its own
         let bulk_delete = *ask.method == Method::POST && has_param(ask.query, "bulk-delete");
+        self.check(&mine, ask, &places, &places[usize::from(bulk_delete)..])?;
         let mut verdict = Verdict::default();
         for p in &mine {
-            for place in places.iter().skip(usize::from(bulk_delete)) {
-                p.check(place, ask)?;
-            }
             if let Some(n) = p.max_upload
                 && verdict.max_upload.as_ref().is_none_or(|(m, _)| n < *m)
             {
@@ -373,16 +371,9 @@ impl Policies {
                 };
                 for s in &segments {
                     if let Some(path) = s.get("path").and_then(|p| p.as_str()) {
-                        let (container, object) = split_reference(path);
-                        places.push(Place {
-                            account: account.clone(),
-                            container,
-                            object,
-                            prefix: false,
-                            method: Method::GET,
-                            listing: None,
-                            via: "a manifest segment",
-                        });
+                        let at =
+                            Place::named(account.clone(), path, Method::GET, "a manifest segment");
+                        places.push(at);
                     }
                 }
             }
@@ -392,27 +383,31 @@ impl Policies {
                     if line.is_empty() {
                         continue;
                     }
-                    let (container, object) = split_reference(line);
-                    if container.is_none() {
-                        continue;
+                    let at = Place::named(account.clone(), line, Method::DELETE, "the bulk delete");
+                    if at.container.is_some() {
+                        places.push(at);
                     }
-                    places.push(Place {
-                        account: account.clone(),
-                        container,
-                        object,
-                        prefix: false,
-                        method: Method::DELETE,
-                        listing: None,
-                        via: "the bulk delete",
-                    });
                 }
             }
         }
+        let mine: Vec<&Policy> = self.policies.iter().filter(|p| p.holds(caller)).collect();
+        self.check(&mine, ask, &places, &places)
+    }
+
+    /// The deny rules over `places`, then the caller's policies over `limited` (the
+    /// places a request reaches as itself).
+    fn check(
+        &self,
+        mine: &[&Policy],
+        ask: &Ask<'_>,
+        places: &[Place],
+        limited: &[Place],
+    ) -> Result<(), Error> {
         for d in &self.denies {
-            d.check(ask, &places)?;
+            d.check(ask, places)?;
         }
-        for p in self.policies.iter().filter(|p| p.holds(caller)) {
-            for place in &places {
+        for p in mine {
+            for place in limited {
                 p.check(place, ask)?;
             }
         }
@@ -421,13 +416,14 @@ impl Policies {
 }
 
 /// Every place a request reaches: its path, and what its headers name.
-fn places(ask: &Ask<'_>) -> Vec<Place> {
+fn places(ask: &Ask<'_>) -> Result<Vec<Place>, Error> {
     let t = ask.target;
     let own = &t.account;
-    let account_in = |name: &str| {
-        header(ask.headers, name)
+    let header = |name: &str| header_str(ask.headers, name);
+    let account_in = |name: &str| -> Result<String, Error> {
+        Ok(header(name)?
             .map(|a| percent_decode_str(a).decode_utf8_lossy().into_owned())
-            .unwrap_or_else(|| own.clone())
+            .unwrap_or_else(|| own.clone()))
     };
     let listing = (*ask.method == Method::GET && t.container.is_some() && t.object.is_none())
         .then(|| param(ask.query, "prefix").unwrap_or("").to_owned());
@@ -440,49 +436,26 @@ fn places(ask: &Ask<'_>) -> Vec<Place> {
         listing,
         via: "the path",
     }];
-    let mut reference = |value: &str, account: String, method: Method, prefix: bool, via| {
-        let (container, object) = split_reference(value);
-        out.push(Place {
-            account,
-            container,
-            object: object.or_else(|| prefix.then(String::new)),
-            prefix,
-            method,
-            listing: None,
-            via,
-        });
-    };
-    if let Some(v) = header(ask.headers, "x-copy-from") {
-        reference(
-            v,
-            account_in("x-copy-from-account"),
-            Method::GET,
-            false,
-            "X-Copy-From",
-        );
+    if let Some(v) = header("x-copy-from")? {
+        let account = account_in("x-copy-from-account")?;
+        out.push(Place::named(account, v, Method::GET, "X-Copy-From"));
     }
-    if let Some(v) = header(ask.headers, "destination") {
-        reference(
-            v,
-            account_in("destination-account"),
-            Method::PUT,
-            false,
-            "Destination",
-        );
+    if let Some(v) = header("destination")? {
+        let account = account_in("destination-account")?;
+        out.push(Place::named(account, v, Method::PUT, "Destination"));
     }
-    if let Some(v) = header(ask.headers, "x-symlink-target") {
-        reference(
-            v,
-            account_in("x-symlink-target-account"),
-            Method::GET,
-            false,
-            "X-Symlink-Target",
-        );
+    if let Some(v) = header("x-symlink-target")? {
+        let account = account_in("x-symlink-target-account")?;
+        out.push(Place::named(account, v, Method::GET, "X-Symlink-Target"));
     }
-    if let Some(v) = header(ask.headers, "x-object-manifest") {
-        reference(v, own.clone(), Method::GET, true, "X-Object-Manifest");
+    if let Some(v) = header("x-object-manifest")? {
+        // the segments' prefix; none is the whole container
+        let mut at = Place::named(own.clone(), v, Method::GET, "X-Object-Manifest");
+        at.object.get_or_insert_default();
+        at.prefix = true;
+        out.push(at);
     }
-    out
+    Ok(out)
 }
 
 /// The rules in force for everyone but reseller admins.
