@@ -192,12 +192,8 @@ fn put_meta(h: &mut HeaderMap, meta: &Meta) {
 impl LocalStore {
     /// Bytes an account stores, and its quota in bytes (0: none).
     pub async fn usage(&self, account: &str) -> Result<(u64, u64)> {
-        let db = self.db.clone();
         let account = account.to_owned();
-        let row = tokio::task::spawn_blocking(move || db.account(&account))
-            .await
-            .map_err(|e| Error::Internal(format!("store task failed: {e}")))?
-            .map_err(db_error)?;
+        let row = self.db(move |db| db.account(&account)).await?;
         let quota = ["x-account-meta-quota-bytes", "x-account-quota-bytes"]
             .iter()
             .find_map(|k| row.meta.get(*k).and_then(|v| v.parse::<u64>().ok()))

@@ -301,6 +301,19 @@ struct Served {
     parts: Option<Vec<u64>>,
 }
 
+impl Served {
+    /// An object served as its own body.
+    fn whole(row: ObjectRow) -> Served {
+        Served {
+            etag: row.etag.clone(),
+            size: row.size,
+            segments: None,
+            parts: None,
+            row,
+        }
+    }
+}
+
 /// What `?part-number=N` selects.
 enum Part {
     All,
@@ -650,13 +663,7 @@ async fn served(
             row,
         });
     }
-    Ok(Served {
-        etag: row.etag.clone(),
-        size: row.size,
-        segments: None,
-        parts: None,
-        row,
-    })
+    Ok(Served::whole(row))
 }
 
 /// The pieces that make up `range` of a body laid out as `segments`.
@@ -813,13 +820,7 @@ async fn read_at<B: RequestBody>(
     let raw_manifest =
         manifest_get && slo::is_slo(&row) && listing::param(&pairs, "format") == Some("raw");
     let served = if served_whole(&row, manifest_get) {
-        Served {
-            etag: row.etag.clone(),
-            size: row.size,
-            segments: None,
-            parts: None,
-            row,
-        }
+        Served::whole(row)
     } else {
         Box::pin(served(store, account, row, manifest_get, caller)).await?
     };
