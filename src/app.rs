@@ -23,6 +23,7 @@ use crate::http_util::{Body, RequestBody, first_header, json, text};
 use crate::policy::{self, Checked, Policies};
 use crate::proxy;
 use crate::request::{Connection, base_url, client_ip};
+use crate::swift::tempurl;
 use crate::web;
 
 /// Swift's limit on one header line (`MAX_HEADER_SIZE`).
@@ -90,6 +91,10 @@ impl App {
     ) -> Response<Body> {
         let started = Instant::now();
         let trans_id = trans_id();
+        let refused = req
+            .extensions()
+            .get::<crate::server::head::Refusal>()
+            .is_some();
         let method = req.method().clone();
         // what only the access log needs is kept only when it is written
         let logged = tracing::enabled!(target: "swiftgate::access", tracing::Level::INFO);
@@ -147,6 +152,11 @@ impl App {
                 HeaderValue::from_static("keep-alive"),
             );
         }
+        // no answer is to be read as another type than it says (error texts, listings)
+        resp.headers_mut().insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
         if let Ok(mut v) = HeaderValue::from_str(&trans_id) {
             // never the same twice: HTTP/2 need not keep it in its header table
             v.set_sensitive(true);
@@ -163,7 +173,7 @@ impl App {
         tracing::info!(
             target: "swiftgate::access",
             client = %client,
-            method = %method,
+            method = if refused { "-" } else { method.as_str() },
             path = %path,
             status = resp.status().as_u16(),
             bytes = resp.body().size_hint().exact().unwrap_or_default(),
@@ -184,6 +194,12 @@ impl App {
         endpoint_out: Option<&mut Option<Endpoint>>,
         identity_out: &mut Option<String>,
     ) -> Result<Response<Body>> {
+        if let Some(r) = req.extensions().get::<crate::server::head::Refusal>() {
+            return Err(Error::Malformed {
+                status: r.status,
+                message: r.message.clone(),
+            });
+        }
         let (parts, body) = req.into_parts();
         let headers = &parts.headers;
         check_header_sizes(headers)?;
@@ -233,7 +249,7 @@ impl App {
                 let mut principal = if options {
                     None
                 } else {
-                    self.authenticate_storage(headers, &account, &conn)?
+                    self.authenticate_storage(headers, &account, &conn).await?
                 };
                 let owner = self.identity.service_owner(&account);
                 if let Some(owner) = &owner
@@ -272,6 +288,13 @@ impl App {
                     });
                 };
                 let pairs = local::query_pairs(parts.uri.query())?;
+                if principal.is_none()
+                    && tempurl::presented(&pairs)
+                    && let Err(e) = tempurl::check_request(headers, &pairs)
+                {
+                    policy::drain(body).await;
+                    return Err(e);
+                }
                 let target = Target {
                     account,
                     container,
@@ -368,7 +391,7 @@ impl App {
                 .await)
             }
             Endpoint::Usage { json: true } => {
-                let p = match self.authenticate_storage(headers, "usage", &conn)? {
+                let p = match self.authenticate_storage(headers, "usage", &conn).await? {
                     Some(p) => p,
                     None => Box::pin(self.authenticate_by_key(headers, client)).await?,
                 };
@@ -516,7 +539,7 @@ impl App {
             .await;
         }
         let temp_url = match (&principal, &target.container, &target.object) {
-            (None, Some(c), Some(o)) if local::param(&pairs, "temp_url_sig").is_some() => Some(
+            (None, Some(c), Some(o)) if tempurl::presented(&pairs) => Some(
                 Box::pin(self.local.temp_url_scope(
                     &target.account,
                     c,
@@ -540,21 +563,26 @@ impl App {
             account_access: Default::default(),
         };
         self.local
-            .handle(Request::from_parts(parts, body), target, &mut caller)
+            .handle(
+                Request::from_parts(parts, body),
+                target,
+                &mut caller,
+                record.created_at as f64,
+            )
             .await
     }
 
     /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`, else
     /// from a client certificate that acts as a user; `None` without either (public
     /// containers), 401 for a bad token.
-    fn authenticate_storage(
+    async fn authenticate_storage(
         &self,
         headers: &HeaderMap,
         account: &str,
         conn: &Connection,
     ) -> Result<Option<Principal>> {
         match first_header(headers, &["x-auth-token", "x-storage-token"])? {
-            None => self.certificate_caller(conn, account),
+            None => self.certificate_caller(conn, account).await,
             Some(token) => self
                 .identity
                 .validate_over(token, conn.client_cert)
@@ -564,7 +592,11 @@ impl App {
     }
 
     /// The user a connection's client certificate acts as.
-    fn certificate_caller(&self, conn: &Connection, realm: &str) -> Result<Option<Principal>> {
+    async fn certificate_caller(
+        &self,
+        conn: &Connection,
+        realm: &str,
+    ) -> Result<Option<Principal>> {
         let (Some(tls), Some(fingerprint)) = (&self.tls, &conn.client_cert) else {
             return Ok(None);
         };
@@ -572,6 +604,7 @@ impl App {
             return Ok(None);
         };
         let (account, name) = user.split_once(':').unwrap_or((&user, ""));
+        self.identity.look_for(account, name).await;
         self.identity
             .principal_of(account, name)
             .map(Some)
@@ -649,8 +682,8 @@ impl App {
                 "max_meta_value_length": local::MAX_META_VALUE_LENGTH,
                 "max_meta_count": local::MAX_META_COUNT,
                 "max_meta_overall_size": local::MAX_META_OVERALL_SIZE,
-                "max_object_name_length": local::MAX_OBJECT_NAME_LENGTH,
-                "max_container_name_length": local::MAX_CONTAINER_NAME_LENGTH,
+                "max_object_name_length": crate::swift::names::MAX_OBJECT_NAME_LENGTH,
+                "max_container_name_length": crate::swift::names::MAX_CONTAINER_NAME_LENGTH,
                 "max_account_name_length": crate::auth::identity::MAX_NAME_LENGTH,
                 "container_listing_limit": local::LISTING_LIMIT,
                 "account_listing_limit": local::LISTING_LIMIT,

@@ -755,12 +755,17 @@ impl Default for AuthConfig {
     }
 }
 
-/// Failed logins allowed per window before further attempts get 429.
+/// Failed logins allowed per window before further attempts get 429 (see
+/// `auth::throttle` for how they keep a user's owner in).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
-    pub failures_per_user: u32,
+    /// From one address, for one user.
+    pub failures_per_user_address: u32,
+    /// From one address (an IPv6 /64), for all users.
     pub failures_per_address: u32,
+    /// For one user, from every address but those it logged in from lately.
+    pub failures_per_user: u32,
     #[serde(deserialize_with = "de_duration")]
     pub window: Duration,
 }
@@ -768,8 +773,9 @@ pub struct ThrottleConfig {
 impl Default for ThrottleConfig {
     fn default() -> Self {
         ThrottleConfig {
-            failures_per_user: 10,
+            failures_per_user_address: 10,
             failures_per_address: 30,
+            failures_per_user: 1000,
             window: Duration::from_secs(300),
         }
     }
@@ -915,6 +921,18 @@ impl Config {
                 "auth.default_backend = {:?} names no backend; use \"local\" or a [[backend]] name",
                 auth.default_backend
             )));
+        }
+        let t = &auth.throttle;
+        if t.failures_per_user_address == 0
+            || t.failures_per_address == 0
+            || t.failures_per_user < t.failures_per_user_address
+            || t.window.is_zero()
+        {
+            return Err(ConfigError::Invalid(
+                "auth.throttle: the limits must be above zero, failures_per_user at least \
+                 failures_per_user_address, and the window longer than zero"
+                    .into(),
+            ));
         }
         if auth.token_life.is_zero() || auth.max_token_life < auth.token_life {
             return Err(ConfigError::Invalid(

@@ -76,6 +76,9 @@ pub enum Error {
     PreconditionFailed(String),
     #[error("{message}")]
     TooManyRequests { retry_after: u64, message: String },
+    /// A request head refused before it was parsed (400, 431, 501, 505): the client's.
+    #[error("{message}")]
+    Malformed { status: StatusCode, message: String },
     #[error("{0}")]
     NotImplemented(String),
     #[error("service unavailable: {0}")]
@@ -124,6 +127,7 @@ impl Error {
             Error::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Malformed { status, .. } => *status,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -149,7 +153,9 @@ impl Error {
         ) {
             return Fault::Upstream;
         }
-        if self.status().is_server_error() && !matches!(self, Error::NotImplemented(_)) {
+        if self.status().is_server_error()
+            && !matches!(self, Error::NotImplemented(_) | Error::Malformed { .. })
+        {
             Fault::Internal
         } else {
             Fault::Client
@@ -178,13 +184,14 @@ impl Error {
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             return resp;
         }
+        // plain text, never HTML: a message may hold what the request named (Swift types
+        // its answers text/html; a name holding markup would run on the gateway's origin)
         let mut resp = Response::new(full(Bytes::from(message)));
         *resp.status_mut() = status;
         let headers = resp.headers_mut();
-        // Swift's error answers are typed text/html whatever their body; clients rely on it
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=UTF-8"),
+            HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         match &self {
             Error::Unauthorized { realm, .. } => {

@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod request;
 pub mod server;
 pub mod store;
+pub mod swift;
 pub mod web;
 
 pub use config::Config;

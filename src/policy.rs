@@ -17,15 +17,16 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use hyper::body::{Frame, SizeHint};
-use percent_encoding::percent_decode_str;
 use wildmatch::WildMatch;
 
 use crate::auth::identity::Principal;
 use crate::backend::local::Target;
-use crate::backend::local::param;
 use crate::config::{ConfigError, DenyConfig, PolicyConfig, parse_fingerprint};
 use crate::error::Error;
 use crate::http_util::{RequestBody, header_str};
+use crate::swift::names::{self, Reference};
+use crate::swift::query;
+use crate::swift::query::param;
 
 /// Largest body the gateway reads to judge what it names (an SLO manifest, a bulk delete).
 pub const MAX_JUDGED_BODY: usize = 16 * 1024 * 1024;
@@ -142,13 +143,12 @@ struct Place {
 }
 
 impl Place {
-    /// A place a header or a body names as `<container>[/<object>]` in `account`.
-    fn named(account: String, value: &str, method: Method, via: &'static str) -> Place {
-        let (container, object) = split_reference(value);
+    /// A place a header or a body names in `account`.
+    fn named(account: String, named: Reference, method: Method, via: &'static str) -> Place {
         Place {
             account,
-            container,
-            object,
+            container: Some(named.container),
+            object: (!named.object.is_empty()).then_some(named.object),
             prefix: false,
             method,
             listing: None,
@@ -214,15 +214,6 @@ fn glob_names(list: &[WildMatch]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `<container>/<object>` of a header, percent-decoded; the object may be absent.
-fn split_reference(value: &str) -> (Option<String>, Option<String>) {
-    let decoded = percent_decode_str(value).decode_utf8_lossy();
-    let mut parts = decoded.trim_start_matches('/').splitn(2, '/');
-    let container = parts.next().filter(|c| !c.is_empty()).map(str::to_owned);
-    let object = parts.next().filter(|o| !o.is_empty()).map(str::to_owned);
-    (container, object)
 }
 
 fn has_param(query: &[(String, String)], name: &str) -> bool {
@@ -313,7 +304,7 @@ impl Policies {
         }
         let mine: Vec<&Policy> = self.policies.iter().filter(|p| p.holds(caller)).collect();
         // a bulk delete reaches the paths its body lists, not its own
-        let bulk_delete = *ask.method == Method::POST && has_param(ask.query, "bulk-delete");
+        let bulk_delete = query::is_bulk_delete(ask.method, ask.query);
         self.check(&mine, ask, &places, &places[usize::from(bulk_delete)..])?;
         let mut verdict = Verdict::default();
         for p in &mine {
@@ -369,10 +360,14 @@ impl Policies {
                 let Ok(serde_json::Value::Array(segments)) = serde_json::from_slice(body) else {
                     return Ok(());
                 };
+                // segment paths are text, as the store reads them; one it cannot read
+                // is refused there
                 for s in &segments {
-                    if let Some(path) = s.get("path").and_then(|p| p.as_str()) {
+                    if let Some(path) = s.get("path").and_then(|p| p.as_str())
+                        && let Ok(named) = Reference::from_text(path, "a manifest segment")
+                    {
                         let at =
-                            Place::named(account.clone(), path, Method::GET, "a manifest segment");
+                            Place::named(account.clone(), named, Method::GET, "a manifest segment");
                         places.push(at);
                     }
                 }
@@ -383,8 +378,10 @@ impl Policies {
                     if line.is_empty() {
                         continue;
                     }
-                    let at = Place::named(account.clone(), line, Method::DELETE, "the bulk delete");
-                    if at.container.is_some() {
+                    // a path the store cannot read is refused there, in its answer
+                    if let Ok(named) = Reference::parse(line, "a path to delete") {
+                        let at =
+                            Place::named(account.clone(), named, Method::DELETE, "the bulk delete");
                         places.push(at);
                     }
                 }
@@ -421,9 +418,10 @@ fn places(ask: &Ask<'_>) -> Result<Vec<Place>, Error> {
     let own = &t.account;
     let header = |name: &str| header_str(ask.headers, name);
     let account_in = |name: &str| -> Result<String, Error> {
-        Ok(header(name)?
-            .map(|a| percent_decode_str(a).decode_utf8_lossy().into_owned())
-            .unwrap_or_else(|| own.clone()))
+        match header(name)? {
+            Some(a) => names::account(a, name),
+            None => Ok(own.clone()),
+        }
     };
     let listing = (*ask.method == Method::GET && t.container.is_some() && t.object.is_none())
         .then(|| param(ask.query, "prefix").unwrap_or("").to_owned());
@@ -438,19 +436,28 @@ fn places(ask: &Ask<'_>) -> Result<Vec<Place>, Error> {
     }];
     if let Some(v) = header("x-copy-from")? {
         let account = account_in("x-copy-from-account")?;
-        out.push(Place::named(account, v, Method::GET, "X-Copy-From"));
+        let named = Reference::object(v, "X-Copy-From")?;
+        out.push(Place::named(account, named, Method::GET, "X-Copy-From"));
     }
     if let Some(v) = header("destination")? {
         let account = account_in("destination-account")?;
-        out.push(Place::named(account, v, Method::PUT, "Destination"));
+        let named = Reference::object(v, "Destination")?;
+        out.push(Place::named(account, named, Method::PUT, "Destination"));
     }
     if let Some(v) = header("x-symlink-target")? {
         let account = account_in("x-symlink-target-account")?;
-        out.push(Place::named(account, v, Method::GET, "X-Symlink-Target"));
+        let named = Reference::object(v, "X-Symlink-Target")?;
+        out.push(Place::named(
+            account,
+            named,
+            Method::GET,
+            "X-Symlink-Target",
+        ));
     }
     if let Some(v) = header("x-object-manifest")? {
         // the segments' prefix; none is the whole container
-        let mut at = Place::named(own.clone(), v, Method::GET, "X-Object-Manifest");
+        let named = Reference::parse(v, "X-Object-Manifest")?;
+        let mut at = Place::named(own.clone(), named, Method::GET, "X-Object-Manifest");
         at.object.get_or_insert_default();
         at.prefix = true;
         out.push(at);
@@ -461,7 +468,10 @@ fn places(ask: &Ask<'_>) -> Result<Vec<Place>, Error> {
 /// The rules in force for everyone but reseller admins.
 fn builtin(ask: &Ask<'_>, places: &[Place]) -> Result<(), Error> {
     let t = ask.target;
-    if t.container.is_none() && matches!(*ask.method, Method::PUT | Method::DELETE) {
+    if t.container.is_none()
+        && matches!(*ask.method, Method::PUT | Method::DELETE)
+        && !query::is_bulk_delete(ask.method, ask.query)
+    {
         return Err(denial(
             "account-write",
             format!(

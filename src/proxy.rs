@@ -5,14 +5,16 @@
 //! symlink targets, large-object segments). Requests without a token go on without one,
 //! for the cluster to judge (public reads, temporary URLs).
 
+use std::collections::HashMap;
+
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use percent_encoding::percent_decode_str;
 
 use crate::auth::identity::{Identity, Principal};
 use crate::backend::local::{self, Target, acl::AccountAccess};
-use crate::backend::swift::{Cluster, Forward};
+use crate::backend::swift::{Cluster, Forward, Listed};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, header_str};
+use crate::swift::{names, query};
 
 /// Who asks, and what they may reach on one cluster.
 struct Judge<'a> {
@@ -127,39 +129,49 @@ impl Judge<'_> {
     }
 }
 
-/// `<container>/<object>` of a header, percent-decoded.
+/// The container a header names (`<container>[/<object>]`, percent-encoded); `None` for
+/// a value that names none, which is judged as the whole account.
 fn container_of(value: &str) -> Option<String> {
-    let decoded = percent_decode_str(value).decode_utf8().ok()?;
-    let c = decoded.trim_start_matches('/').split('/').next()?;
-    (!c.is_empty()).then(|| c.to_owned())
+    names::Reference::parse(value, "a reference")
+        .ok()
+        .map(|r| r.container)
 }
 
 /// An account named in a header (`X-Copy-From-Account`, …), else the request's own.
 fn account_in(headers: &HeaderMap, name: &str, own: &str) -> Result<String> {
-    Ok(match header_str(headers, name)? {
-        Some(a) => percent_decode_str(a).decode_utf8_lossy().into_owned(),
-        None => own.to_owned(),
-    })
+    match header_str(headers, name)? {
+        Some(a) => names::account(a, name),
+        None => Ok(own.to_owned()),
+    }
 }
 
-/// Checks what a request reaches besides its own path; `manifest_get` when a copy is to
-/// copy an SLO manifest itself rather than its data.
+/// Checks what a request reaches besides its own path. A copy reads its source as a GET
+/// would, links and segments included, unless it copies a manifest or a link itself.
 async fn check_references(
     judge: &Judge<'_>,
     headers: &HeaderMap,
     target: &Target,
-    manifest_get: bool,
+    pairs: &[(String, String)],
 ) -> Result<()> {
     let own = target.account.as_str();
+    let manifest_get = query::param(pairs, "multipart-manifest") == Some("get");
     if let Some(src) = header_str(headers, "x-copy-from")? {
         let account = account_in(headers, "x-copy-from-account", own)?;
-        let c = container_of(src);
-        if !judge.may(&account, c.as_deref(), true, false).await? {
+        let source = names::Reference::object(src, "X-Copy-From")?;
+        if !judge
+            .may(&account, Some(&source.container), true, false)
+            .await?
+        {
             return Err(judge.denied(&format!("copy from {account}/{src}")));
         }
         if manifest_get {
-            let src = percent_decode_str(src).decode_utf8_lossy();
-            check_manifest_copy(judge, &account, &src, own).await?;
+            let path = format!("{}/{}", source.container, source.object);
+            check_manifest_copy(judge, &account, &path, own).await?;
+        } else if follows(pairs) {
+            let at = located(&account, source, pairs);
+            Trace::new(judge)
+                .object(at, &account, 0, Reached::Link)
+                .await?;
         }
     }
     if let Some(dest) = header_str(headers, "destination")? {
@@ -178,8 +190,18 @@ async fn check_references(
             }
             return Err(judge.denied(&format!("copy to {account}/{dest}")));
         }
-        if manifest_get && let (Some(c), Some(o)) = (&target.container, &target.object) {
-            check_manifest_copy(judge, own, &format!("{c}/{o}"), &account).await?;
+        if let (Some(c), Some(o)) = (&target.container, &target.object) {
+            if manifest_get {
+                check_manifest_copy(judge, own, &format!("{c}/{o}"), &account).await?;
+            } else if follows(pairs) {
+                let source = names::Reference {
+                    container: c.clone(),
+                    object: o.clone(),
+                };
+                Trace::new(judge)
+                    .object(located(own, source, pairs), own, 0, Reached::Link)
+                    .await?;
+            }
         }
     }
     // a dynamic link may point anywhere, and is judged when followed; a static one
@@ -228,15 +250,23 @@ async fn check_manifest_copy(
     };
     let Some(segments) = judge
         .cluster
-        .manifest_segments(&judge.upstream(source_account).await?, c, o)
+        .manifest_segments(&judge.upstream(source_account).await?, c, o, None)
         .await?
     else {
         return Ok(());
     };
+    let names: Vec<String> = segments.into_iter().map(|s| s.name).collect();
+    readable_segments(judge, dest, &names).await
+}
+
+/// Segments (`/container/object`) a manifest in `account` names must be readable there
+/// by the caller, as Swift checks them with the caller's rights (the service could read
+/// them all). Refused segments are listed as Swift's SLO lists them, in a 400.
+async fn readable_segments(judge: &Judge<'_>, account: &str, segments: &[String]) -> Result<()> {
     let mut refused = String::new();
-    for segment in &segments {
+    for segment in segments {
         let container = segment.trim_start_matches('/').split('/').next();
-        if !judge.may(dest, container, true, false).await? {
+        if !judge.may(account, container, true, false).await? {
             let quoted = segment
                 .split('/')
                 .map(|p| percent_encoding::utf8_percent_encode(p, PATH_SEGMENT).to_string())
@@ -255,68 +285,416 @@ async fn check_manifest_copy(
     })
 }
 
-/// Checks where an answer's data came from: a symlink's target (`Content-Location`) and
-/// a large object's segments. Nothing of the body has been sent yet.
-async fn check_sources(
+/// The body of a manifest upload by someone other than the account's owner, read to
+/// judge its segments, then sent on as it came.
+async fn judged_manifest<B: RequestBody>(
     judge: &Judge<'_>,
-    resp: &Response<Body>,
-    target: &Target,
-    owner: bool,
-) -> Result<()> {
-    let h = resp.headers();
-    // a header that cannot be read cannot be judged: the answer is not sent
-    let header = |name: &str| {
-        header_str(h, name).map_err(|_| {
-            Error::BadGateway(format!("the cluster's answer has an unreadable {name}"))
-        })
+    account: &str,
+    body: B,
+) -> Result<http_body_util::Full<bytes::Bytes>> {
+    let bytes = crate::http_util::read_limited(
+        body,
+        local::MAX_MANIFEST_SIZE,
+        "reading the manifest",
+        || {
+            Error::PayloadTooLarge(format!(
+                "a manifest may hold {} bytes at most",
+                local::MAX_MANIFEST_SIZE
+            ))
+        },
+    )
+    .await?;
+    // a manifest the cluster cannot read is refused there
+    let paths: Vec<String> = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Array(segments)) => segments
+            .iter()
+            .filter_map(|s| s.get("path")?.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
     };
-    let mut account = target.account.clone();
-    let mut location: Option<(String, String)> = None;
-    if let Some(loc) = header("content-location")? {
-        let decoded = percent_decode_str(loc).decode_utf8_lossy().into_owned();
-        let mut parts = decoded.trim_start_matches('/').splitn(4, '/');
-        let (_, a, c, o) = (parts.next(), parts.next(), parts.next(), parts.next());
-        if let (Some(a), Some(c), Some(o)) = (a, c, o) {
-            let a = a.to_owned();
-            if !judge.may(&a, Some(c), true, false).await? {
-                return Err(judge.denied(&format!("read the target of this link ({a}/{c})")));
-            }
-            account = a;
-            location = Some((c.to_owned(), o.to_owned()));
+    readable_segments(judge, account, &paths).await?;
+    Ok(http_body_util::Full::new(bytes))
+}
+
+/// How deep links and segments are followed to judge a read, and how many lookups one
+/// read may cost; beyond either, the read is refused. Swift itself follows ten levels of
+/// nested manifests, each segment through two links: at most 32 hops.
+const TRACE_DEPTH: usize = 40;
+const TRACE_LOOKUPS: usize = 1000;
+
+/// How a place a read reaches is named, for the refusal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    Link,
+    /// A segment of a static large object: Swift answers 409 when one cannot be read.
+    SloSegment,
+    DloSegment,
+}
+
+/// One read's references, followed as Swift follows them with the service's rights
+/// (links, the segments of large objects, and what those are in turn), each judged for
+/// the caller.
+struct Trace<'a, 'b> {
+    judge: &'a Judge<'b>,
+    lookups: usize,
+    readable: HashMap<(String, String), bool>,
+}
+
+type Traced<'t> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 't>>;
+
+impl<'a, 'b> Trace<'a, 'b> {
+    fn new(judge: &'a Judge<'b>) -> Self {
+        Trace {
+            judge,
+            lookups: 0,
+            readable: HashMap::new(),
         }
     }
-    if owner && account == target.account {
-        return Ok(());
+
+    fn spend(&mut self) -> Result<()> {
+        self.lookups += 1;
+        if self.lookups > TRACE_LOOKUPS {
+            return Err(Error::Conflict(format!(
+                "this object reaches more than {TRACE_LOOKUPS} others through links and \
+                 segments: more than the gateway checks for one read"
+            )));
+        }
+        Ok(())
     }
-    if let Some(m) = header("x-object-manifest")?
-        && !judge
-            .may(&account, container_of(m).as_deref(), true, false)
-            .await?
-    {
-        return Err(judge.denied("read the segments of this object"));
-    }
-    if h.get("x-static-large-object")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
-    {
-        let (c, o) = match (&location, &target.container, &target.object) {
-            (Some((c, o)), _, _) => (c.clone(), o.clone()),
-            (None, Some(c), Some(o)) => (c.clone(), o.clone()),
-            _ => return Ok(()),
+
+    /// Whether the caller may read a container, or else the refusal for `how` it was reached.
+    async fn judge(&mut self, account: &str, container: &str, how: Reached) -> Result<()> {
+        let key = (account.to_owned(), container.to_owned());
+        let ok = match self.readable.get(&key) {
+            Some(ok) => *ok,
+            None => {
+                let ok = self
+                    .judge
+                    .may(account, Some(container), true, false)
+                    .await?;
+                self.readable.insert(key, ok);
+                ok
+            }
         };
-        let segments = judge
+        if ok {
+            return Ok(());
+        }
+        Err(match how {
+            Reached::Link => self.judge.denied(&format!(
+                "read the target of this link ({account}/{container})"
+            )),
+            Reached::SloSegment => {
+                Error::Conflict(self.judge.refusal("read the segments of this object"))
+            }
+            Reached::DloSegment => self.judge.denied("read the segments of this object"),
+        })
+    }
+
+    /// The object `at` and all that Swift reads with it. `base` is the account the
+    /// request named, where Swift finds the segments of every manifest it reaches; they
+    /// are judged there and in the manifest's own account.
+    fn object(
+        &mut self,
+        at: names::Location,
+        base: &'a str,
+        depth: usize,
+        how: Reached,
+    ) -> Traced<'_>
+    where
+        'b: 'a,
+    {
+        Box::pin(async move {
+            if depth > TRACE_DEPTH {
+                return Err(Error::Conflict(format!(
+                    "links and segments nest more than {TRACE_DEPTH} deep here"
+                )));
+            }
+            self.judge(&at.account, &at.container, how).await?;
+            self.spend()?;
+            let cluster = self.judge.cluster;
+            let upstream = self.judge.upstream(&at.account).await?;
+            let Some(h) = cluster
+                .object_meta(&upstream, &at.container, &at.object, at.version.as_deref())
+                .await?
+            else {
+                return Ok(());
+            };
+            let header = |name: &str| {
+                header_str(&h, name).map_err(|_| {
+                    Error::BadGateway(format!("the cluster's answer has an unreadable {name}"))
+                })
+            };
+            if let Some(t) = header("x-symlink-target")? {
+                let account = match header("x-symlink-target-account")? {
+                    Some(a) => names::account(a, "X-Symlink-Target-Account")?,
+                    None => at.account.clone(),
+                };
+                let target = names::Location::parse(&format!("/v1/{account}/{t}"))
+                    .ok_or_else(|| unreadable("X-Symlink-Target", t))?;
+                let how = if how == Reached::SloSegment {
+                    how
+                } else {
+                    Reached::Link
+                };
+                return self.object(target, base, depth + 1, how).await;
+            }
+            if h.get("x-static-large-object")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+            {
+                return self.slo(&at, &upstream, base, depth).await;
+            }
+            if let Some(m) = header("x-object-manifest")? {
+                let m = m.to_owned();
+                return self.dlo(&at, &m, base, depth).await;
+            }
+            Ok(())
+        })
+    }
+
+    async fn slo(
+        &mut self,
+        at: &names::Location,
+        upstream: &str,
+        base: &'a str,
+        depth: usize,
+    ) -> Result<()> {
+        self.spend()?;
+        let segments = self
+            .judge
             .cluster
-            .manifest_containers(&judge.upstream(&account).await?, &c, &o)
-            .await?;
-        // Swift answers 409 when an SLO's segments cannot be loaded
+            .manifest_segments(upstream, &at.container, &at.object, at.version.as_deref())
+            .await?
+            .unwrap_or_default();
+        let mut by_container: HashMap<String, Vec<(String, bool)>> = HashMap::new();
         for s in segments {
-            if !judge.may(&account, Some(&s), true, false).await? {
-                return Err(Error::Conflict(
-                    judge.refusal("read the segments of this object"),
-                ));
+            let r = names::Reference::from_text(&s.name, "a manifest segment")
+                .map_err(|_| unreadable("segment", &s.name))?;
+            for account in [base, at.account.as_str()] {
+                self.judge(account, &r.container, Reached::SloSegment)
+                    .await?;
+            }
+            by_container
+                .entry(r.container)
+                .or_default()
+                .push((r.object, s.sub_slo));
+        }
+        for (container, objects) in by_container {
+            let listed = self.listed(base, &container, &objects).await?;
+            for (object, sub_slo) in objects {
+                // a plain object of its own bytes refers to nothing; anything else is looked at
+                let plain = listed
+                    .get(&object)
+                    .is_some_and(|l| l.bytes > 0 && l.symlink_path.is_none() && !l.slo);
+                if plain && !sub_slo {
+                    continue;
+                }
+                let seg = names::Location {
+                    account: base.to_owned(),
+                    container: container.clone(),
+                    object,
+                    version: None,
+                };
+                self.object(seg, base, depth + 1, Reached::SloSegment)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The listing entries of `objects` in a container, from the pages under their
+    /// common prefix.
+    async fn listed(
+        &mut self,
+        account: &str,
+        container: &str,
+        objects: &[(String, bool)],
+    ) -> Result<HashMap<String, Listed>> {
+        let mut prefix = objects.first().map(|(o, _)| o.clone()).unwrap_or_default();
+        for (o, _) in objects {
+            while !o.starts_with(&prefix) {
+                prefix.pop();
+            }
+        }
+        let wanted: std::collections::HashSet<&str> =
+            objects.iter().map(|(o, _)| o.as_str()).collect();
+        let upstream = self.judge.upstream(account).await?;
+        let mut found = HashMap::new();
+        let mut marker = String::new();
+        while found.len() < wanted.len() {
+            let page = self
+                .page(&upstream, container, &prefix, &mut marker)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for l in page {
+                if wanted.contains(l.name.as_str()) {
+                    found.insert(l.name.clone(), l);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The listing page after `marker` (moved on to its last name) under `prefix`.
+    async fn page(
+        &mut self,
+        upstream: &str,
+        container: &str,
+        prefix: &str,
+        marker: &mut String,
+    ) -> Result<Vec<Listed>> {
+        self.spend()?;
+        let page = self
+            .judge
+            .cluster
+            .listing(upstream, container, prefix, marker)
+            .await?;
+        if let Some(last) = page.last() {
+            marker.clone_from(&last.name);
+        }
+        Ok(page)
+    }
+
+    async fn dlo(
+        &mut self,
+        at: &names::Location,
+        manifest: &str,
+        base: &'a str,
+        depth: usize,
+    ) -> Result<()> {
+        let r = names::Reference::parse(manifest, "X-Object-Manifest")
+            .map_err(|_| unreadable("X-Object-Manifest", manifest))?;
+        for account in [base, at.account.as_str()] {
+            self.judge(account, &r.container, Reached::DloSegment)
+                .await?;
+        }
+        let upstream = self.judge.upstream(base).await?;
+        let mut marker = String::new();
+        loop {
+            let page = self
+                .page(&upstream, &r.container, &r.object, &mut marker)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for l in page {
+                if let Some(p) = &l.symlink_path {
+                    let target =
+                        names::Location::parse(p).ok_or_else(|| unreadable("symlink_path", p))?;
+                    self.object(target, base, depth + 1, Reached::Link).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A manifest deleted with its segments (`?multipart-manifest=delete`) by someone other
+/// than the account's owner: the cluster deletes the segments, those of nested manifests
+/// too, with the service's rights, so each must be the caller's to delete.
+async fn deletable_segments(
+    judge: &Judge<'_>,
+    account: &str,
+    container: &str,
+    object: &str,
+) -> Result<()> {
+    let upstream = judge.upstream(account).await?;
+    let mut pending = vec![(container.to_owned(), object.to_owned(), 0)];
+    let mut judged = std::collections::HashSet::new();
+    let mut lookups = 0;
+    while let Some((c, o, depth)) = pending.pop() {
+        lookups += 1;
+        if lookups > TRACE_LOOKUPS || depth > TRACE_DEPTH {
+            return Err(Error::Conflict(
+                "this manifest nests too many others for the gateway to check".into(),
+            ));
+        }
+        let Some(segments) = judge
+            .cluster
+            .manifest_segments(&upstream, &c, &o, None)
+            .await?
+        else {
+            continue;
+        };
+        for s in segments {
+            let r = names::Reference::from_text(&s.name, "a manifest segment")
+                .map_err(|_| unreadable("segment", &s.name))?;
+            if judged.insert(r.container.clone())
+                && !judge.may(account, Some(&r.container), true, true).await?
+            {
+                return Err(judge.denied(&format!(
+                    "delete the segments of this manifest in {}",
+                    r.container
+                )));
+            }
+            if s.sub_slo {
+                pending.push((r.container, r.object, depth + 1));
             }
         }
     }
     Ok(())
+}
+
+/// A cluster's answer that names what the gateway cannot read is not passed on.
+fn unreadable(what: &str, value: &str) -> Error {
+    Error::BadGateway(format!(
+        "the cluster names a {what} the gateway cannot read: {value:?}"
+    ))
+}
+
+/// Whether Swift follows what the object at a request's path links to or is made of:
+/// not when the request asks for the manifest or the link itself.
+fn follows(pairs: &[(String, String)]) -> bool {
+    query::param(pairs, "multipart-manifest") != Some("get")
+        && query::param(pairs, "symlink") != Some("get")
+}
+
+/// The object at `account/reference`, in the version the request names.
+fn located(account: &str, r: names::Reference, pairs: &[(String, String)]) -> names::Location {
+    names::Location {
+        account: account.to_owned(),
+        container: r.container,
+        object: r.object,
+        version: query::param(pairs, "version-id").map(str::to_owned),
+    }
+}
+
+/// Checks where an answer's data came from, before any of its body is sent: when the
+/// answer shows a link or a large object, everything the object reaches, as Swift read it
+/// with the service's rights.
+async fn check_sources(
+    judge: &Judge<'_>,
+    resp: &Response<Body>,
+    target: &Target,
+    pairs: &[(String, String)],
+) -> Result<()> {
+    let h = resp.headers();
+    let (Some(c), Some(o)) = (&target.container, &target.object) else {
+        return Ok(());
+    };
+    let large = h.contains_key("x-object-manifest") || h.contains_key("x-static-large-object");
+    // a versioned object's own version is its own data
+    let elsewhere = match header_str(h, "content-location") {
+        Ok(None) => false,
+        Ok(Some(loc)) => names::Location::parse(loc)
+            .is_none_or(|at| (&at.account, &at.container, &at.object) != (&target.account, c, o)),
+        Err(_) => true,
+    };
+    if !follows(pairs) || !(large || elsewhere) {
+        return Ok(());
+    }
+    let at = located(
+        &target.account,
+        names::Reference {
+            container: c.clone(),
+            object: o.clone(),
+        },
+        pairs,
+    );
+    Trace::new(judge)
+        .object(at, &target.account, 0, Reached::Link)
+        .await
 }
 
 /// A storage request for an account on an upstream cluster.
@@ -339,7 +717,10 @@ pub async fn handle<B: RequestBody>(
         ..how
     };
     let method = req.method().clone();
-    if target.container.is_none() && matches!(method, Method::PUT | Method::DELETE) {
+    let pairs = query::query_pairs(req.uri().query())?;
+    // a bulk delete, on whatever path, is the account's: its body names what it reaches
+    let bulk = query::is_bulk_delete(&method, &pairs);
+    if target.container.is_none() && matches!(method, Method::PUT | Method::DELETE) && !bulk {
         return Err(Error::MethodNotAllowed {
             method: method.to_string(),
             allow: "GET, HEAD, POST",
@@ -378,25 +759,17 @@ pub async fn handle<B: RequestBody>(
     let owner = access == AccountAccess::Admin;
     // a COPY reads its path and writes its destination
     let write = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "COPY");
-    let query = req.uri().query().unwrap_or_default();
-    let versioned = query
-        .split('&')
-        .any(|kv| kv.split('=').next() == Some("version-id"));
-    let manifest_get = query.split('&').any(|kv| kv == "multipart-manifest=get");
+    let manifest = query::param(&pairs, "multipart-manifest");
     if !owner {
-        if versioned {
+        if query::param(&pairs, "version-id").is_some() {
             return Err(judge.denied("reach the versions of an object: they are the owner's"));
-        }
-        let manifest_put = query.split('&').any(|kv| kv == "multipart-manifest=put");
-        if manifest_put {
-            return Err(judge.denied("upload a manifest here: only the account's owner may"));
         }
         let allowed = judge
             .allowed(
                 access,
                 &target.account,
-                target.container.as_deref(),
-                target.object.is_some(),
+                target.container.as_deref().filter(|_| !bulk),
+                target.object.is_some() && !bulk,
                 write,
             )
             .await?;
@@ -406,15 +779,30 @@ pub async fn handle<B: RequestBody>(
         // no one else sees ACLs or keys, or sets them: the service token would let them
         local::strip_privileged(req.headers_mut());
     }
-    check_references(&judge, req.headers(), &target, manifest_get).await?;
+    check_references(&judge, req.headers(), &target, &pairs).await?;
+    if !owner
+        && method == Method::DELETE
+        && manifest == Some("delete")
+        && let (Some(c), Some(o)) = (&target.container, &target.object)
+    {
+        deletable_segments(&judge, &target.account, c, o).await?;
+    }
     let reads = matches!(method, Method::GET | Method::HEAD);
-    let mut resp = cluster.forward(req, &upstream, &how).await?;
+    let mut resp = if manifest == Some("put") && !owner {
+        let (parts, body) = req.into_parts();
+        let body = judged_manifest(&judge, &target.account, body).await?;
+        cluster
+            .forward(Request::from_parts(parts, body), &upstream, &how)
+            .await?
+    } else {
+        cluster.forward(req, &upstream, &how).await?
+    };
     // a static link whose target changed is 409, but only to who may read the target
     let broken_link = resp.status() == StatusCode::CONFLICT
         && resp.headers().contains_key(http::header::CONTENT_LOCATION);
     if reads
         && (resp.status().is_success() || broken_link)
-        && let Err(e) = check_sources(&judge, &resp, &target, owner).await
+        && let Err(e) = check_sources(&judge, &resp, &target, &pairs).await
     {
         // a link whose target is out of reach still says where it points, as in Swift
         let location = resp.headers().get(http::header::CONTENT_LOCATION).cloned();

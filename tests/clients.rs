@@ -196,9 +196,27 @@ async fn rclone_copy_check_sync_purge_with(gw: &TestGateway) {
         String::from_utf8_lossy(&diff.stdout)
     );
 
+    // a chunked object moved: copied, then its old segments deleted in bulk (DELETE)
+    run(rclone(gw, d).args(["moveto", "gw:backup/large.bin", "gw:backup/moved.bin"]));
+    let moved = run(rclone(gw, d).args(["cat", "gw:backup/moved.bin"])).stdout;
+    assert!(
+        moved == bytes(12 * 1024 * 1024 + 5, 99),
+        "the moved object reads back"
+    );
+
     run(rclone(gw, d).args(["purge", "gw:backup"]));
     let dirs = stdout(&run(rclone(gw, d).args(["lsd", "gw:"])));
     assert!(!dirs.split_whitespace().any(|w| w == "backup"), "{dirs}");
+    // and no segment is left behind
+    let left = rclone(gw, d)
+        .args(["lsf", "-R", "gw:backup_segments"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "segments left after purge: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

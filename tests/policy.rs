@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
-use common::{Swift, TestGateway, cluster_backend, fingerprint, run, swiftgate_bin, tls_config};
-use swiftgate::config::{ClientAuth, DenyConfig, PolicyConfig};
+use common::curl::{Client, Payload};
+use common::{Swift, TestGateway, cluster_backend, dev_certificates, fingerprint};
+use swiftgate::config::{DenyConfig, PolicyConfig};
 
 /// Who sends a row's request.
 #[derive(Clone, Copy, Debug)]
@@ -24,22 +23,13 @@ enum Who {
     Reseller,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Payload {
-    Nothing,
-    Bytes(&'static [u8]),
-    /// `Transfer-Encoding: chunked`, without a length.
-    Chunked(usize),
-    Length(usize),
-}
-
 struct Row {
     who: Who,
     method: &'static str,
     /// After `/v1/<account>`; or, starting with `!`, after `/v1/`.
     path: &'static str,
     headers: &'static [&'static str],
-    body: Payload,
+    body: Payload<'static>,
     status: u16,
     /// The rule a refusal names.
     rule: Option<&'static str>,
@@ -50,7 +40,7 @@ const fn ok(
     method: &'static str,
     path: &'static str,
     headers: &'static [&'static str],
-    body: Payload,
+    body: Payload<'static>,
     status: u16,
 ) -> Row {
     Row {
@@ -69,7 +59,7 @@ const fn no(
     method: &'static str,
     path: &'static str,
     headers: &'static [&'static str],
-    body: Payload,
+    body: Payload<'static>,
     rule: &'static str,
 ) -> Row {
     Row {
@@ -472,82 +462,6 @@ fn denies() -> Vec<DenyConfig> {
     ]
 }
 
-struct Client {
-    https: String,
-    certs: PathBuf,
-}
-
-impl Client {
-    /// One request with curl over TLS: status and body.
-    fn send(
-        &self,
-        cert: Option<&str>,
-        token: Option<&str>,
-        method: &str,
-        path: &str,
-        headers: &[&str],
-        body: Payload,
-    ) -> (u16, String) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-S", "-i", "--cacert"])
-            .arg(self.certs.join("ca.pem"))
-            .args(["-w", "\n%{http_code}"]);
-        if let Some(name) = cert {
-            cmd.arg("--cert")
-                .arg(self.certs.join(format!("client-{name}.pem")))
-                .arg("--key")
-                .arg(self.certs.join(format!("client-{name}.key")));
-        }
-        if let Some(t) = token {
-            cmd.args(["-H", &format!("X-Auth-Token: {t}")]);
-        }
-        for h in headers {
-            cmd.args(["-H", h]);
-        }
-        let mut stdin = None;
-        match (method, body) {
-            ("HEAD", _) => {
-                cmd.arg("--head");
-            }
-            (_, Nothing) => {
-                cmd.args(["-X", method]);
-            }
-            (_, Bytes(b)) => {
-                cmd.args(["-X", method, "--data-binary", "@-"]);
-                stdin = Some(b.to_vec());
-            }
-            (_, Length(n)) => {
-                cmd.args(["-X", method, "--data-binary", "@-"]);
-                stdin = Some(vec![b'x'; n]);
-            }
-            (_, Chunked(n)) => {
-                cmd.args(["-X", method, "-T", "-"]);
-                stdin = Some(vec![b'x'; n]);
-            }
-        }
-        cmd.arg(format!("{}{path}", self.https));
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("curl runs");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(data) = stdin {
-            // the gateway may refuse before reading it all
-            let _ = input.write_all(&data);
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').expect("curl's status line");
-        let code = code
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("curl: {text}"));
-        let body = format!("{body}{}", String::from_utf8_lossy(&out.stderr));
-        (code, body)
-    }
-}
-
 async fn login(gw: &TestGateway, user: &str, key: &str) -> String {
     gw.login(user, key).await
 }
@@ -558,16 +472,8 @@ async fn the_policy_matrix_holds_for_local_and_proxied_accounts() {
     let backend = cluster_backend(&swift);
     let work = tempfile::tempdir().unwrap();
     let certs = work.path().join("certs");
-    let mut args = vec!["cert", "dev", "--dir", certs.to_str().unwrap()];
-    for a in ["--client", "team:machine", "--client", "cteam:machine"] {
-        args.push(a);
-    }
-    run(Command::new(swiftgate_bin()).args(&args));
+    let tls = dev_certificates(&certs, &["team:machine", "cteam:machine"]);
     let (policies, denies) = (policies(&certs), denies());
-    let mut tls = tls_config(&certs);
-    tls.client_ca = Some(certs.join("ca.pem"));
-    tls.client_auth = Some(ClientAuth::Optional);
-    tls.map_subject_cn = true;
     let cluster = backend.clone();
     let gw = TestGateway::start_with(move |c| {
         c.backends.push(cluster);
@@ -608,7 +514,7 @@ async fn the_policy_matrix_holds_for_local_and_proxied_accounts() {
         }
         // every user administers the account: the policies are all that limits them
         let storage = format!("/v1/AUTH_{account}");
-        let setup: [(&str, &str, &[&str], Payload); 10] = [
+        let setup: [(&str, &str, &[&str], Payload<'static>); 10] = [
             ("PUT", "/backups", &[], Nothing),
             ("PUT", "/backups_segments", &[], Nothing),
             ("PUT", "/other", &[], Nothing),

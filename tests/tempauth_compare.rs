@@ -13,7 +13,8 @@ type Headers = &'static [(&'static str, &'static str)];
 
 /// Headers swiftgate adds on purpose: `Cache-Control: no-store` on credentials
 /// (tokens must not be cached by intermediaries) and `Allow` on 405 (RFC 9110).
-const EXTRA_OURS: &[&str] = &["cache-control", "allow"];
+/// Headers swiftgate adds on purpose (docs/COMPATIBILITY.md, docs/SECURITY.md).
+const EXTRA_OURS: &[&str] = &["cache-control", "allow", "x-content-type-options"];
 
 const CASES: &[(&str, &str, Headers)] = &[
     (

@@ -375,7 +375,7 @@ async fn cli_changes_reach_a_running_gateway() {
 #[tokio::test]
 async fn failed_logins_are_throttled_per_user_and_per_address() {
     let gw = TestGateway::start_with(|c| {
-        c.auth.throttle.failures_per_user = 3;
+        c.auth.throttle.failures_per_user_address = 3;
         c.auth.throttle.failures_per_address = 6;
     })
     .await;
@@ -389,7 +389,7 @@ async fn failed_logins_are_throttled_per_user_and_per_address() {
     assert_eq!(r.status, 429);
     let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=300).contains(&wait));
-    // the right key is refused too while the user is throttled...
+    // the right key is refused too from this address...
     let r = gw
         .get(
             "/auth/v1.0",
@@ -419,7 +419,7 @@ async fn failed_logins_are_throttled_per_user_and_per_address() {
 #[tokio::test]
 async fn an_unknown_user_takes_as_long_as_a_wrong_key() {
     let gw = TestGateway::start_with(|c| {
-        c.auth.throttle.failures_per_user = 1000;
+        c.auth.throttle.failures_per_user_address = 1000;
         c.auth.throttle.failures_per_address = 1000;
     })
     .await;

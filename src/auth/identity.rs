@@ -150,6 +150,14 @@ impl State {
     }
 }
 
+/// The answer to an attempt while its address is over a limit: the same whatever the key.
+fn throttled(wait: u64) -> Error {
+    Error::TooManyRequests {
+        retry_after: wait,
+        message: format!("too many failed logins; try again in {wait} s"),
+    }
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -270,7 +278,7 @@ impl Identity {
     }
 
     /// Rebuilds the mirror from the store.
-    pub async fn reload(self: &Arc<Self>) -> Result<()> {
+    pub async fn reload(&self) -> Result<()> {
         let store = self.store.clone();
         let (snap, version) =
             blocking(move || Ok((store.snapshot()?, store.data_version()?))).await?;
@@ -280,7 +288,7 @@ impl Identity {
     }
 
     /// Reloads when another process has written to the store.
-    pub async fn reload_if_changed(self: &Arc<Self>) -> Result<bool> {
+    pub async fn reload_if_changed(&self) -> Result<bool> {
         let store = self.store.clone();
         let version = blocking(move || store.data_version()).await?;
         let last = *self.data_version.lock().unwrap_or_else(|p| p.into_inner());
@@ -289,6 +297,21 @@ impl Identity {
         }
         self.reload().await?;
         Ok(true)
+    }
+
+    /// Picks up what another process (the CLI) wrote, before a login is refused for it.
+    async fn catch_up(&self) {
+        if let Err(e) = self.reload_if_changed().await {
+            tracing::warn!(error = %e, "cannot read the identity store; using what is in memory");
+        }
+    }
+
+    /// Before a login looks at a user's account: a user this gateway does not know yet
+    /// may just have been added by the CLI.
+    pub async fn look_for(&self, account: &str, user: &str) {
+        if self.user(account, user).is_none() {
+            self.catch_up().await;
+        }
     }
 
     /// Drops expired tokens from the store and the mirror, and stale verified keys.
@@ -304,9 +327,11 @@ impl Identity {
         Ok(())
     }
 
-    /// Checks a user's key. Repeat logins within the credential cache time compare a
-    /// keyed hash in memory; others run argon2 (also for unknown users, against a
-    /// dummy hash). Failures are throttled per user and per source.
+    /// Checks a user's key. An address over its limit for the user is refused first,
+    /// whatever the key (`auth::throttle`). Repeat logins within the credential cache
+    /// time compare a keyed hash in memory; others run argon2 (also for unknown users,
+    /// against a dummy hash), after picking up what another process (the CLI) wrote, so a
+    /// user just added or a key just changed works at once.
     pub async fn verify_key(
         &self,
         account: &str,
@@ -314,38 +339,34 @@ impl Identity {
         keys: &[String],
         source: IpAddr,
     ) -> Result<UserRecord> {
-        let realm = account;
-        let macs: Vec<[u8; 32]> = keys.iter().map(|k| self.mac(k)).collect();
-        let known = {
-            let st = read(&self.state);
-            match st.user(account, user) {
-                Some(u) => {
-                    if let Some(v) = st.verified.get(&u.id)
-                        && v.until > Instant::now()
-                        && v.key_hash == u.key_hash
-                        && macs.iter().any(|m| bool::from(m.ct_eq(&v.mac)))
-                    {
-                        return Ok(u.clone());
-                    }
-                    Some(u.clone())
-                }
-                None => None,
-            }
-        };
         let name = format!("{account}:{user}");
         if let Some(wait) = self.throttle.check(&name, source) {
-            return Err(Error::TooManyRequests {
-                retry_after: wait,
-                message: format!("too many failed logins; try again in {wait} s"),
-            });
+            return Err(throttled(wait));
         }
+        let macs: Vec<[u8; 32]> = keys.iter().map(|k| self.mac(k)).collect();
+        {
+            let st = read(&self.state);
+            if let Some(u) = st.user(account, user)
+                && let Some(v) = st.verified.get(&u.id)
+                && v.until > Instant::now()
+                && v.key_hash == u.key_hash
+                && macs.iter().any(|m| bool::from(m.ct_eq(&v.mac)))
+            {
+                let u = u.clone();
+                drop(st);
+                self.throttle.succeeded(&name, source);
+                return Ok(u);
+            }
+        }
+        self.catch_up().await;
+        let known = self.user(account, user);
         let phc = known
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |u| u.key_hash.clone());
         let matched = self.hasher.verify(keys.to_vec(), phc).await?;
         match (known, matched) {
             (Some(u), Some(i)) => {
-                self.throttle.succeeded(&name);
+                self.throttle.succeeded(&name, source);
                 write(&self.state).verified.insert(
                     u.id,
                     Verified {
@@ -358,7 +379,7 @@ impl Identity {
             }
             _ => {
                 self.throttle.failed(&name, source);
-                Err(Error::unauthorized(realm, "invalid account, user or key"))
+                Err(Error::unauthorized(account, "invalid account, user or key"))
             }
         }
     }
@@ -528,25 +549,23 @@ impl Identity {
     }
 
     pub async fn verify_super_admin(&self, key: &str, source: IpAddr) -> Result<()> {
+        const NAME: &str = ".super_admin";
         let Some(phc) = &self.super_admin_hash else {
             return Err(Error::unauthorized(
-                ".super_admin",
+                NAME,
                 "no super admin key is configured (auth.super_admin_key_file)",
             ));
         };
+        if let Some(wait) = self.throttle.check(NAME, source) {
+            return Err(throttled(wait));
+        }
         let mac = self.mac(key);
         if let Some((m, until)) = read(&self.state).super_admin_verified
             && until > Instant::now()
             && bool::from(m.ct_eq(&mac))
         {
+            self.throttle.succeeded(NAME, source);
             return Ok(());
-        }
-        const NAME: &str = ".super_admin";
-        if let Some(wait) = self.throttle.check(NAME, source) {
-            return Err(Error::TooManyRequests {
-                retry_after: wait,
-                message: format!("too many failed logins; try again in {wait} s"),
-            });
         }
         if self
             .hasher
@@ -554,16 +573,13 @@ impl Identity {
             .await?
             .is_some()
         {
-            self.throttle.succeeded(NAME);
+            self.throttle.succeeded(NAME, source);
             write(&self.state).super_admin_verified =
                 Some((mac, Instant::now() + self.credential_cache));
             Ok(())
         } else {
             self.throttle.failed(NAME, source);
-            Err(Error::unauthorized(
-                ".super_admin",
-                "invalid super admin key",
-            ))
+            Err(Error::unauthorized(NAME, "invalid super admin key"))
         }
     }
 

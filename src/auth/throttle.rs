@@ -1,6 +1,14 @@
-//! Failed-login throttling, per user name and per source address. Each key keeps
-//! the times of its recent failures; past the limit within the window, attempts
-//! are refused with 429 before any key is checked.
+//! Failed-login throttling that holds a guesser and keeps the owner in. Failures are
+//! counted three ways within a window:
+//! - per user and source (`failures_per_user_address`): one address guessing one key;
+//! - per source (`failures_per_address`): one address trying many users;
+//! - per user (`failures_per_user`, a ceiling far above one address's limit): many
+//!   addresses guessing one key together.
+//!
+//! An address over its limit for a user is refused before any key is looked at, right
+//! key or not, so no answer depends on the key. The per-user ceiling does not apply to
+//! the addresses the user logged in from lately: a stranger cannot lock the owner out.
+//! IPv6 sources count by /64, the block one subscriber holds.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -11,75 +19,129 @@ use crate::config::ThrottleConfig;
 
 /// Entries kept per map before old ones are swept, so a flood of names cannot grow memory.
 const SWEEP_AT: usize = 100_000;
+/// Failure times kept per key: the limits are below this.
+const MAX_TIMES: usize = 1024;
+/// Addresses remembered per user as the owner's, and for how long after a login.
+const KNOWN_PER_USER: usize = 16;
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Where failures come from: an IPv4 address, or an IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Source(IpAddr);
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let block = u128::from(v6) & !((1u128 << 64) - 1);
+                Source(IpAddr::V6(block.into()))
+            }
+            v4 => Source(v4),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    pairs: HashMap<(String, Source), VecDeque<Instant>>,
+    sources: HashMap<Source, VecDeque<Instant>>,
+    users: HashMap<String, VecDeque<Instant>>,
+    /// Where each user last logged in from, and when.
+    known: HashMap<String, Vec<(Source, Instant)>>,
+}
 
 pub struct Throttle {
     cfg: ThrottleConfig,
-    users: Mutex<HashMap<String, VecDeque<Instant>>>,
-    addresses: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    state: Mutex<State>,
 }
 
 impl Throttle {
     pub fn new(cfg: ThrottleConfig) -> Throttle {
         Throttle {
             cfg,
-            users: Mutex::new(HashMap::new()),
-            addresses: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
-    /// `Some(seconds to wait)` when this user or address has failed too often.
-    pub fn check(&self, user: &str, source: IpAddr) -> Option<u64> {
-        let now = Instant::now();
-        let by_user = wait(
-            &mut lock(&self.users),
-            user,
-            self.cfg.failures_per_user,
-            self.cfg.window,
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Some(seconds to wait)` when attempts for `user` from `ip` are refused now.
+    pub fn check(&self, user: &str, ip: IpAddr) -> Option<u64> {
+        let (source, now, window) = (Source::of(ip), Instant::now(), self.cfg.window);
+        let mut st = self.state();
+        let by_pair = wait(
+            st.pairs.get_mut(&(user.to_owned(), source)),
+            self.cfg.failures_per_user_address,
+            window,
             now,
         );
-        let by_addr = wait(
-            &mut lock(&self.addresses),
-            &source,
+        let by_source = wait(
+            st.sources.get_mut(&source),
             self.cfg.failures_per_address,
-            self.cfg.window,
+            window,
             now,
         );
-        by_user.max(by_addr).map(|d| d.as_secs().max(1))
+        let owner = st.known.get(user).is_some_and(|k| {
+            k.iter()
+                .any(|(s, at)| *s == source && now.duration_since(*at) < KNOWN_FOR)
+        });
+        let by_user = if owner {
+            None
+        } else {
+            wait(
+                st.users.get_mut(user),
+                self.cfg.failures_per_user,
+                window,
+                now,
+            )
+        };
+        [by_pair, by_source, by_user]
+            .into_iter()
+            .flatten()
+            .max()
+            .map(|d| d.as_secs().max(1))
     }
 
-    pub fn failed(&self, user: &str, source: IpAddr) {
-        let now = Instant::now();
-        record(
-            &mut lock(&self.users),
-            user.to_owned(),
-            self.cfg.window,
-            now,
-        );
-        record(&mut lock(&self.addresses), source, self.cfg.window, now);
+    pub fn failed(&self, user: &str, ip: IpAddr) {
+        let (source, now, window) = (Source::of(ip), Instant::now(), self.cfg.window);
+        let mut st = self.state();
+        record(&mut st.pairs, (user.to_owned(), source), window, now);
+        record(&mut st.sources, source, window, now);
+        record(&mut st.users, user.to_owned(), window, now);
     }
 
-    /// A successful login clears the user's failures (not the address's).
-    pub fn succeeded(&self, user: &str) {
-        lock(&self.users).remove(user);
+    /// A successful login clears the failures of its user from its address (not the
+    /// address's, nor the user's from elsewhere), and makes the address the owner's.
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        let (source, now) = (Source::of(ip), Instant::now());
+        let mut st = self.state();
+        st.pairs.remove(&(user.to_owned(), source));
+        if st.known.len() >= SWEEP_AT {
+            st.known.retain(|_, k| {
+                k.retain(|(_, at)| now.duration_since(*at) < KNOWN_FOR);
+                !k.is_empty()
+            });
+        }
+        let known = st.known.entry(user.to_owned()).or_default();
+        known.retain(|(s, _)| *s != source);
+        if known.len() >= KNOWN_PER_USER {
+            known.remove(0);
+        }
+        known.push((source, now));
     }
 }
 
-fn wait<K, Q>(
-    map: &mut HashMap<K, VecDeque<Instant>>,
-    key: &Q,
+/// How long until the oldest failure within the window leaves it, when there are
+/// `limit` or more.
+fn wait(
+    times: Option<&mut VecDeque<Instant>>,
     limit: u32,
     window: Duration,
     now: Instant,
-) -> Option<Duration>
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: std::hash::Hash + Eq + ?Sized,
-{
-    let times = map.get_mut(key)?;
+) -> Option<Duration> {
+    let times = times?;
     while times
         .front()
         .is_some_and(|t| now.duration_since(*t) >= window)
@@ -89,8 +151,9 @@ where
     if times.len() < limit as usize {
         return None;
     }
-    let oldest = *times.front()?;
-    Some(window.saturating_sub(now.duration_since(oldest)))
+    // the failure that must leave the window before one more attempt is allowed
+    let deciding = *times.get(times.len() - limit as usize)?;
+    Some(window.saturating_sub(now.duration_since(deciding)))
 }
 
 fn record<K: std::hash::Hash + Eq>(
@@ -108,8 +171,7 @@ fn record<K: std::hash::Hash + Eq>(
     }
     let times = map.entry(key).or_default();
     times.push_back(now);
-    // only the newest `limit` failures matter; cap the queue regardless of the limit
-    if times.len() > 1024 {
+    if times.len() > MAX_TIMES {
         times.pop_front();
     }
 }
@@ -118,36 +180,82 @@ fn record<K: std::hash::Hash + Eq>(
 mod tests {
     use super::*;
 
-    fn throttle(per_user: u32, per_addr: u32) -> Throttle {
+    fn throttle(per_pair: u32, per_addr: u32, per_user: u32) -> Throttle {
         Throttle::new(ThrottleConfig {
-            failures_per_user: per_user,
+            failures_per_user_address: per_pair,
             failures_per_address: per_addr,
+            failures_per_user: per_user,
             window: Duration::from_secs(60),
         })
     }
 
-    #[test]
-    fn user_limit() {
-        let t = throttle(3, 100);
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..3 {
-            assert_eq!(t.check("a:b", ip), None);
-            t.failed("a:b", ip);
-        }
-        let wait = t.check("a:b", ip).expect("throttled");
-        assert!((1..=60).contains(&wait));
-        assert_eq!(t.check("a:c", ip), None, "other users are not affected");
-        t.succeeded("a:b");
-        assert_eq!(t.check("a:b", ip), None);
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
-    fn address_limit_spans_users() {
-        let t = throttle(100, 2);
-        let ip: IpAddr = "::1".parse().unwrap();
-        t.failed("a:1", ip);
-        t.failed("a:2", ip);
-        assert!(t.check("a:3", ip).is_some());
-        assert!(t.check("a:3", "127.0.0.2".parse().unwrap()).is_none());
+    fn one_address_is_held_for_one_user() {
+        let t = throttle(3, 100, 1000);
+        let a = ip("192.0.2.1");
+        for _ in 0..3 {
+            assert_eq!(t.check("a:b", a), None);
+            t.failed("a:b", a);
+        }
+        let wait = t.check("a:b", a).expect("throttled");
+        assert!((1..=60).contains(&wait));
+        assert_eq!(t.check("a:c", a), None, "other users are not affected");
+        assert_eq!(t.check("a:b", ip("192.0.2.2")), None, "nor other addresses");
+    }
+
+    #[test]
+    fn an_address_is_held_across_users() {
+        let t = throttle(100, 2, 1000);
+        let a = ip("::1");
+        t.failed("a:1", a);
+        t.failed("a:2", a);
+        assert!(t.check("a:3", a).is_some());
+        assert!(t.check("a:3", ip("192.0.2.2")).is_none());
+    }
+
+    #[test]
+    fn ipv6_counts_by_64() {
+        let t = throttle(2, 100, 1000);
+        t.failed("a:b", ip("2001:db8::1"));
+        t.failed("a:b", ip("2001:db8::ffff:2"));
+        assert!(t.check("a:b", ip("2001:db8::3")).is_some());
+        assert!(t.check("a:b", ip("2001:db8:0:1::3")).is_none());
+        t.failed("a:c", ip("::ffff:192.0.2.9"));
+        t.failed("a:c", ip("192.0.2.9"));
+        assert!(t.check("a:c", ip("192.0.2.9")).is_some());
+    }
+
+    #[test]
+    fn many_addresses_reach_the_ceiling_but_not_the_owner() {
+        let t = throttle(10, 100, 20);
+        let owner = ip("192.0.2.200");
+        t.succeeded("a:b", owner);
+        for i in 0..20 {
+            t.failed("a:b", ip(&format!("198.51.100.{i}")));
+        }
+        assert!(t.check("a:b", ip("203.0.113.1")).is_some(), "a new address");
+        assert_eq!(t.check("a:b", owner), None, "the owner's address");
+        // and the owner is still held to its own address's limit
+        for _ in 0..10 {
+            t.failed("a:b", owner);
+        }
+        assert!(t.check("a:b", owner).is_some());
+    }
+
+    #[test]
+    fn success_clears_only_its_own_address() {
+        let t = throttle(2, 100, 1000);
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        t.failed("a:b", a);
+        t.failed("a:b", b);
+        t.failed("a:b", b);
+        t.succeeded("a:b", a);
+        t.failed("a:b", a);
+        assert_eq!(t.check("a:b", a), None);
+        assert!(t.check("a:b", b).is_some());
     }
 }

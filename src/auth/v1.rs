@@ -155,6 +155,7 @@ pub async fn handle(
         bound_to: bind_to,
     };
     let who = format!("{}:{}", req.account, req.user);
+    identity.look_for(&req.account, &req.user).await;
     let record = identity.account(&req.account);
     let own_credentials = record
         .as_ref()

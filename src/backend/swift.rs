@@ -921,11 +921,16 @@ impl Cluster {
         container: &str,
     ) -> Result<Option<HeaderMap>> {
         let path = format!("{}/{}", encode(account), encode(container));
-        match self.service_call(Method::HEAD, &path).await? {
+        self.service_head(&path, "a container's metadata").await
+    }
+
+    /// The headers of a HEAD as the service; `None` for 404.
+    async fn service_head(&self, path: &str, what: &str) -> Result<Option<HeaderMap>> {
+        match self.service_call(Method::HEAD, path).await? {
             (s, headers) if s.is_success() => Ok(Some(headers)),
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (s, _) => Err(Error::BadGateway(format!(
-                "the cluster {:?} answered {s} for a container's metadata",
+                "the cluster {:?} answered {s} for {what}",
                 self.name
             ))),
         }
@@ -943,38 +948,23 @@ impl Cluster {
         Ok(status != StatusCode::NOT_FOUND)
     }
 
-    /// The containers an SLO manifest's segments are in.
-    pub async fn manifest_containers(
-        &self,
-        account: &str,
-        container: &str,
-        object: &str,
-    ) -> Result<Vec<String>> {
-        let mut containers: Vec<String> = self
-            .manifest_segments(account, container, object)
-            .await?
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|n| n.trim_start_matches('/').split('/').next())
-            .map(str::to_owned)
-            .collect();
-        containers.sort();
-        containers.dedup();
-        Ok(containers)
-    }
-
-    /// The segments (`/container/object`) of an SLO manifest, as the service reads it;
-    /// `None` when the object is not an SLO.
+    /// The segments of an SLO manifest (of the object's `version`), as the service reads
+    /// it; `None` when the object is not an SLO.
     pub async fn manifest_segments(
         &self,
         account: &str,
         container: &str,
         object: &str,
-    ) -> Result<Option<Vec<String>>> {
-        let path = format!(
+        version: Option<&str>,
+    ) -> Result<Option<Vec<Segment>>> {
+        let mut path = format!(
             "{}?multipart-manifest=get",
             object_path(account, container, object)
         );
+        if let Some(v) = version {
+            path.push_str("&version-id=");
+            path.push_str(&encode(v));
+        }
         let resp = self.service_request(Method::GET, &path).await?;
         let status = resp.status();
         let slo = resp
@@ -1001,8 +991,12 @@ impl Cluster {
         Ok(Some(
             entries
                 .iter()
-                .filter_map(|e| e.get("name").and_then(|n| n.as_str()))
-                .map(str::to_owned)
+                .filter_map(|e| {
+                    Some(Segment {
+                        name: e.get("name")?.as_str()?.to_owned(),
+                        sub_slo: e.get("sub_slo").and_then(|v| v.as_bool()) == Some(true),
+                    })
+                })
                 .collect(),
         ))
     }
@@ -1018,6 +1012,73 @@ impl Cluster {
                 self.name
             )))
         }
+    }
+
+    /// An object's headers as the service sees it, itself and not what it links to (of
+    /// its `version`); `None` when there is none.
+    pub async fn object_meta(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        version: Option<&str>,
+    ) -> Result<Option<HeaderMap>> {
+        let mut path = format!("{}?symlink=get", object_path(account, container, object));
+        if let Some(v) = version {
+            path.push_str("&version-id=");
+            path.push_str(&encode(v));
+        }
+        self.service_head(&path, "an object's metadata").await
+    }
+
+    /// One page of a container's listing, names from after `marker` under `prefix`.
+    pub async fn listing(
+        &self,
+        account: &str,
+        container: &str,
+        prefix: &str,
+        marker: &str,
+    ) -> Result<Vec<Listed>> {
+        let path = format!(
+            "{}/{}?format=json&prefix={}&marker={}",
+            encode(account),
+            encode(container),
+            encode(prefix),
+            encode(marker)
+        );
+        let resp = self.service_request(Method::GET, &path).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Error::BadGateway(format!("reading a listing: {e}")))?
+            .to_bytes();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::NO_CONTENT {
+            return Ok(Vec::new());
+        }
+        if !status.is_success() {
+            return Err(Error::BadGateway(format!(
+                "the cluster {:?} answered {status} for a listing",
+                self.name
+            )));
+        }
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&body)
+            .map_err(|_| Error::BadGateway("a listing is not JSON".into()))?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                Some(Listed {
+                    name: e.get("name")?.as_str()?.to_owned(),
+                    bytes: e.get("bytes").and_then(|b| b.as_u64()).unwrap_or_default(),
+                    symlink_path: e
+                        .get("symlink_path")
+                        .and_then(|p| p.as_str())
+                        .map(str::to_owned),
+                    slo: e.get("slo_etag").is_some(),
+                })
+            })
+            .collect())
     }
 
     /// The cluster's `/info`, fetched at most once a minute.
@@ -1254,6 +1315,24 @@ fn encode(segment: &str) -> String {
 fn object_path(account: &str, container: &str, object: &str) -> String {
     let object = object.split('/').map(encode).collect::<Vec<_>>().join("/");
     format!("{}/{}/{object}", encode(account), encode(container))
+}
+
+/// A segment of an SLO manifest: `/container/object`, and whether it is an SLO itself.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub name: String,
+    pub sub_slo: bool,
+}
+
+/// An entry of a container listing, with what marks it as a reference.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub name: String,
+    pub bytes: u64,
+    /// A link's target, `/v1/<account>/<container>/<object>`.
+    pub symlink_path: Option<String>,
+    /// A static large object's manifest.
+    pub slo: bool,
 }
 
 /// The gateway's account prefixes: its reseller prefix, and its service prefix when it

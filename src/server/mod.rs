@@ -25,15 +25,12 @@ use crate::request::Connection;
 use crate::store::{Store, StoreError};
 
 mod batch;
+pub mod head;
 pub mod timing;
 pub mod tls;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Header lines a request may carry: Swift's 90 metadata items and the usual others.
-const MAX_HEADERS: usize = 256;
-/// Largest request head hyper buffers; single headers are limited further by the app.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -343,16 +340,22 @@ async fn serve_on<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (idle_timeout, body_timeout) = (
+    let (idle_timeout, body_timeout, head_timeout) = (
         app.config.server.idle_timeout,
         app.config.server.body_timeout,
+        app.config.server.header_read_timeout,
     );
     let requests = activity.clone();
+    let refusals = Arc::new(head::Refusals::default());
+    let refused = refusals.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let in_flight = requests.begin();
         let stalled = timing::Stalled::default();
         let mut req = req.map(|b| timing::Timed::new(b, body_timeout, stalled.clone()));
         req.extensions_mut().insert(stalled);
+        if let Some(r) = refused.next() {
+            req.extensions_mut().insert(r);
+        }
         // the request's future is large: boxed once, it is not moved again on its way
         // into a task
         let handled = Box::pin(app.clone().handle(as_http11(req), conn));
@@ -362,6 +365,7 @@ where
             Ok::<_, Infallible>(resp)
         }
     });
+    let io = head::Checked::new(io, refusals, head_timeout);
     let served = watcher.watch(http.serve_connection(TokioIo::new(io), service));
     tokio::select! {
         result = served => result,
@@ -437,13 +441,17 @@ async fn serve(
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.server.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
+        // heads are checked, and limited, before hyper reads them (`head`)
+        .max_buf_size(2 * head::MAX_HEAD_BYTES)
         .title_case_headers(true)
-        .max_headers(MAX_HEADERS)
+        .max_headers(head::MAX_HEADERS)
+        // a client that shuts its side after a request still gets the answer; so does
+        // the stand-in for a refused head (`head`), after which nothing is read
+        .half_close(true)
         .keep_alive(true);
     http.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32);
+        .max_header_list_size(head::MAX_HEAD_BYTES as u32);
     let http = Arc::new(http);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -24,6 +24,8 @@ pub struct AccountRecord {
     /// Counts an admin's changes of `credentials`; their renewals (rotated OAuth2
     /// refresh tokens) keep it.
     pub credentials_version: i64,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

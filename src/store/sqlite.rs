@@ -94,7 +94,7 @@ impl Store {
         let tx = conn.transaction()?;
         let accounts = {
             let mut st = tx.prepare(
-                "SELECT id, name, storage_id, backend, credentials, credentials_version FROM accounts ORDER BY name",
+                "SELECT id, name, storage_id, backend, credentials, credentials_version, created_at FROM accounts ORDER BY name",
             )?;
             st.query_map([], account_row)?
                 .collect::<Result<Vec<_>, _>>()?
@@ -160,9 +160,10 @@ impl Store {
         if taken {
             return Err(StoreError::StorageIdTaken(storage_id.into()));
         }
+        let created_at = now();
         tx.execute(
             "INSERT INTO accounts (name, storage_id, backend, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, storage_id, backend, now()],
+            params![name, storage_id, backend, created_at],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -173,6 +174,7 @@ impl Store {
             backend: backend.into(),
             credentials: None,
             credentials_version: 0,
+            created_at,
         })
     }
 
@@ -399,6 +401,7 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
         backend: r.get(3)?,
         credentials: r.get(4)?,
         credentials_version: r.get(5)?,
+        created_at: r.get(6)?,
     })
 }
 
@@ -416,7 +419,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
 fn find_account(tx: &Transaction<'_>, name: &str) -> Result<Option<AccountRecord>, StoreError> {
     Ok(tx
         .query_row(
-            "SELECT id, name, storage_id, backend, credentials, credentials_version FROM accounts WHERE name = ?1",
+            "SELECT id, name, storage_id, backend, credentials, credentials_version, created_at FROM accounts WHERE name = ?1",
             [name],
             account_row,
         )

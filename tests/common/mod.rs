@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod curl;
 pub mod oauth_provider;
 
 use std::net::SocketAddr;
@@ -72,7 +73,9 @@ impl TestGateway {
             .await;
     }
 
-    async fn user_on(
+    /// Creates an account (storage id `AUTH_<name>`) on a backend (`None`: the embedded
+    /// store), and a user in it.
+    pub async fn user_on(
         &self,
         backend: Option<&BackendConfig>,
         account: &str,
@@ -223,10 +226,28 @@ pub async fn try_request(
 
 /// Sends raw bytes and reads one response (the connection is closed by the request).
 pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(raw).await.expect("send");
-    let mut buf = Vec::new();
+    exchange(TcpStream::connect(addr).await.expect("connect"), raw).await
+}
+
+/// A request sent from the local address `from` (on Linux, any of 127.0.0.0/8 is this
+/// machine), as from another client.
+pub async fn request_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind");
+    let stream = socket.connect(addr).await.expect("connect");
+    exchange(stream, &request_bytes(addr, method, path, headers, &[])).await
+}
+
+async fn exchange(mut s: TcpStream, raw: &[u8]) -> Resp {
     // the server may close while we still write; what it answered is what counts
+    let _ = s.write_all(raw).await;
+    let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf).await;
     parse_response(&buf)
 }
@@ -253,11 +274,35 @@ pub fn parse_response(buf: &[u8]) -> Resp {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Resp {
+    let mut resp = Resp {
         status,
         headers,
         body: buf[end + 4..].to_vec(),
+    };
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        resp.body = unchunk(&resp.body);
     }
+    resp
+}
+
+/// A chunked body's data.
+fn unchunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&raw[..eol]).unwrap_or("0");
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let data = &raw[eol + 2..];
+        out.extend_from_slice(&data[..size.min(data.len())]);
+        raw = data.get(size + 2..).unwrap_or_default();
+    }
+    out
 }
 
 pub fn repo_root() -> PathBuf {
@@ -540,6 +585,27 @@ pub fn fingerprint(pem: &Path) -> String {
     use sha2::Digest;
     let der = rustls_pki_types::CertificateDer::from_pem_file(pem).unwrap();
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(der.as_ref())))
+}
+
+/// `swiftgate cert dev` in `certs`, with a client certificate for each `ACCOUNT:USER` of
+/// `clients`, and a TLS listener that takes them optionally, each acting as the user its
+/// subject CN names.
+pub fn dev_certificates(certs: &Path, clients: &[&str]) -> swiftgate::config::TlsConfig {
+    let mut args = vec![
+        "cert",
+        "dev",
+        "--dir",
+        certs.to_str().expect("a UTF-8 path"),
+    ];
+    for c in clients {
+        args.extend(["--client", c]);
+    }
+    run(Command::new(swiftgate_bin()).args(&args));
+    let mut tls = tls_config(certs);
+    tls.client_ca = Some(certs.join("ca.pem"));
+    tls.client_auth = Some(swiftgate::config::ClientAuth::Optional);
+    tls.map_subject_cn = true;
+    tls
 }
 
 /// A TLS listener on a free loopback port with the certificate of `swiftgate cert dev`.

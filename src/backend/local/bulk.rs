@@ -2,7 +2,6 @@
 //! line), and the report format it shares with SLO manifest operations.
 
 use http::{HeaderMap, HeaderValue, Response, header};
-use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use super::listing::xml_escape;
@@ -10,6 +9,7 @@ use super::object::{authorize, encode};
 use super::{Caller, LocalStore, history, versioning};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, full, read_limited};
+use crate::swift::names::Reference;
 
 pub const MAX_DELETES_PER_REQUEST: usize = 10_000;
 const MAX_PATH_LENGTH: usize = 1024 + 256 + 2;
@@ -178,14 +178,14 @@ pub async fn delete_one(
     match result {
         Ok(true) => o.deleted += 1,
         Ok(false) => o.not_found += 1,
-        Err(e) => {
-            let s = e.status();
-            o.errors.push((
-                path,
-                format!("{} {}", s.as_u16(), s.canonical_reason().unwrap_or("")),
-            ));
-        }
+        Err(e) => o.errors.push((path, status_line(&e))),
     }
+}
+
+/// How an error shows in a bulk answer's list: `404 Not Found`.
+fn status_line(e: &Error) -> String {
+    let s = e.status();
+    format!("{} {}", s.as_u16(), s.canonical_reason().unwrap_or(""))
 }
 
 /// `?bulk-delete`: the body lists `/container/object` or `/container` paths, URL-encoded.
@@ -217,14 +217,10 @@ pub async fn bulk_delete<B: RequestBody>(
     }
     let mut o = Outcome::default();
     for p in paths {
-        let decoded = percent_decode_str(p).decode_utf8_lossy().into_owned();
-        let decoded = decoded.trim_start_matches('/');
-        let (c, obj) = decoded.split_once('/').unwrap_or((decoded, ""));
-        if c.is_empty() || decoded.len() > MAX_PATH_LENGTH {
-            o.errors.push((p.to_owned(), "400 Bad Request".into()));
-            continue;
+        match Reference::parse(p, "a path to delete") {
+            Ok(r) => delete_one(store, account, &r.container, &r.object, caller, &mut o).await,
+            Err(e) => o.errors.push((p.to_owned(), status_line(&e))),
         }
-        delete_one(store, account, c, obj, caller, &mut o).await;
     }
     Ok(respond(fmt, &o))
 }

@@ -57,7 +57,6 @@ pub enum DbError {
 
 #[derive(Debug, Clone, Default)]
 pub struct AccountRow {
-    pub created: f64,
     pub meta: Meta,
     pub container_count: u64,
     pub object_count: u64,
@@ -170,12 +169,12 @@ fn cached_row<T, P: rusqlite::Params>(
     conn.prepare_cached(sql)?.query_row(params, f)
 }
 
-fn account_head(conn: &Connection, account: &str) -> rusqlite::Result<(f64, Meta)> {
+fn account_meta(conn: &Connection, account: &str) -> rusqlite::Result<Meta> {
     Ok(cached_row(
         conn,
-        "SELECT created, meta FROM accounts WHERE storage_id = ?1",
+        "SELECT meta FROM accounts WHERE storage_id = ?1",
         [account],
-        |r| Ok((r.get::<_, f64>(0)?, parse_meta(&r.get::<_, String>(1)?))),
+        |r| Ok(parse_meta(&r.get::<_, String>(0)?)),
     )
     .optional()?
     .unwrap_or_default())
@@ -394,7 +393,7 @@ impl Db {
     /// An account's metadata and counters (summed over its containers).
     pub fn account(&self, account: &str) -> Result<AccountRow, DbError> {
         let conn = self.reader();
-        let (created, meta) = account_head(&conn, account)?;
+        let meta = account_meta(&conn, account)?;
         let (container_count, object_count, bytes_used) = cached_row(
             &conn,
             "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1",
@@ -408,7 +407,6 @@ impl Db {
             },
         )?;
         Ok(AccountRow {
-            created,
             meta,
             container_count,
             object_count,
@@ -418,7 +416,7 @@ impl Db {
 
     /// An account's metadata alone (ACLs, keys, quotas): no counters to sum.
     pub fn account_meta(&self, account: &str) -> Result<Meta, DbError> {
-        Ok(account_head(&self.reader(), account)?.1)
+        Ok(account_meta(&self.reader(), account)?)
     }
 
     /// Creates the account row on first write; `update` changes its metadata.

@@ -17,6 +17,7 @@ use super::versioning::DELETE_MARKER;
 use super::{LocalStore, set};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, header_str, status_only};
+use crate::swift::names;
 
 /// Container sysmeta: the archive container, as the client named it (URL-encoded).
 pub const LOCATION: &str = "x-container-sysmeta-versions-location";
@@ -58,10 +59,21 @@ pub fn requested(headers: &HeaderMap) -> Result<Option<Change>> {
         Some((location, _)) if location.contains('/') => Err(Error::PreconditionFailed(
             "Container name cannot contain slashes".into(),
         )),
-        Some((location, history)) => Ok(Some(Change::Set {
-            location: location.to_owned(),
-            history,
-        })),
+        Some((location, history)) => {
+            // the archive is a container like any other: never one of the store's own
+            let name = names::decode(location).ok_or_else(|| {
+                Error::PreconditionFailed(
+                    "Invalid UTF8 or contains NULL: the versions location must be UTF-8 text \
+                     without NUL"
+                        .into(),
+                )
+            })?;
+            names::check_container(&name)?;
+            Ok(Some(Change::Set {
+                location: location.to_owned(),
+                history,
+            }))
+        }
         None => {
             let remove = ["x-remove-versions-location", "x-remove-history-location"]
                 .iter()

@@ -37,11 +37,9 @@ pub use self::headers::{
     MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
 };
 pub use self::listing::{LISTING_LIMIT, param, query_pairs, xml_escape};
-pub use self::object::{MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH};
+pub use self::object::MAX_FILE_SIZE;
 pub use self::slo::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
 pub use self::symlink::SYMLOOP_MAX;
-
-pub const MAX_CONTAINER_NAME_LENGTH: usize = 256;
 
 /// Account quotas as Swift's account_quotas names them (set by reseller admins only).
 pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
@@ -51,8 +49,8 @@ pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
     "x-account-quota-count-policy-policy-0",
 ];
 
-/// Removes the headers only an account's owner sees and sets: ACLs, temporary URL keys
-/// and container sync settings.
+/// Removes the headers only an account's owner sees and sets: ACLs, temporary URL keys,
+/// container sync settings, and the reading of expired objects.
 pub(crate) fn strip_privileged(headers: &mut HeaderMap) {
     let privileged: Vec<_> = headers
         .keys()
@@ -63,6 +61,7 @@ pub(crate) fn strip_privileged(headers: &mut HeaderMap) {
                 || k.ends_with("-access-control")
                 || k.contains("-meta-temp-url-key")
                 || k.starts_with("x-container-sync-")
+                || k == "x-open-expired"
         })
         .cloned()
         .collect();
@@ -110,14 +109,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Account admins of the account, and reseller admins, own it; so does a temporary
-    /// URL signed with an account key, for its one request.
+    /// Account admins of the account, and reseller admins, own it; so do those the
+    /// account's ACL makes its admins. A temporary URL owns nothing.
     pub fn owns(&self, account: &str) -> bool {
         self.principal.as_ref().is_some_and(|p| p.owns(account))
-            || self
-                .temp_url
-                .as_ref()
-                .is_some_and(|s| s.container.is_none())
             || self.account_access == acl::AccountAccess::Admin
     }
 
@@ -277,11 +272,14 @@ impl LocalStore {
         Ok(files.len())
     }
 
+    /// A storage request for an account of this store, created at `account_created`
+    /// (Unix seconds, from the identity store).
     pub async fn handle<B: RequestBody>(
         &self,
         req: Request<B>,
         target: Target,
         caller: &mut Caller,
+        account_created: f64,
     ) -> Result<Response<Body>> {
         if let Some(p) = &caller.principal
             && !caller.owns(&target.account)
@@ -296,10 +294,14 @@ impl LocalStore {
             caller.account_access = acl::account_access(meta.get(acl::ACCOUNT_ACL), &groups);
         }
         let caller: &Caller = caller;
-        let bulk = matches!(*req.method(), Method::POST | Method::DELETE)
-            && listing::param(&listing::query_pairs(req.uri().query())?, "bulk-delete").is_some();
+        // as Swift's bulk middleware, a bulk delete on any path of the account is one
+        // of the account: its body names what it reaches
+        let bulk = crate::swift::query::is_bulk_delete(
+            req.method(),
+            &listing::query_pairs(req.uri().query())?,
+        );
         match (&target.container, &target.object) {
-            (None, _) if bulk => {
+            _ if bulk => {
                 let headers = req.headers().clone();
                 Box::pin(bulk::bulk_delete(
                     self,
@@ -310,7 +312,9 @@ impl LocalStore {
                 ))
                 .await
             }
-            (None, _) => Box::pin(self.account_request(&req, &target.account, caller)).await,
+            (None, _) => {
+                Box::pin(self.account_request(&req, &target.account, caller, account_created)).await
+            }
             (Some(c), None) => {
                 Box::pin(self.container_request(&req, &target.account, c, caller)).await
             }
@@ -319,7 +323,6 @@ impl LocalStore {
                 if caller.temp_url.is_none() {
                     return object::handle(self, req, &account, &c, &o, caller).await;
                 }
-                tempurl::check_incoming(req.headers())?;
                 let pairs = listing::query_pairs(req.uri().query())?;
                 let read = matches!(*req.method(), Method::GET | Method::HEAD);
                 let mut resp =
@@ -337,6 +340,7 @@ impl LocalStore {
         req: &Request<B>,
         account: &str,
         caller: &Caller,
+        created: f64,
     ) -> Result<Response<Body>> {
         let read = matches!(*req.method(), Method::GET | Method::HEAD);
         if !(caller.owns(account) || (read && caller.may_read_account())) {
@@ -355,8 +359,9 @@ impl LocalStore {
                 set(h, "x-account-container-count", row.container_count);
                 set(h, "x-account-object-count", row.object_count);
                 set(h, "x-account-bytes-used", row.bytes_used);
-                set(h, "x-timestamp", x_timestamp(row.created));
-                set(h, "x-put-timestamp", x_timestamp(row.created));
+                // the account exists from when the gateway made it, written to or not
+                set(h, "x-timestamp", x_timestamp(created));
+                set(h, "x-put-timestamp", x_timestamp(created));
                 let mut meta = row.meta.clone();
                 if !caller.owns(account) {
                     meta.retain(|k, _| {
@@ -468,7 +473,7 @@ impl LocalStore {
                 if !writer {
                     return Err(caller.denied(account));
                 }
-                check_container_name(container)?;
+                crate::swift::names::check_container(container)?;
                 if let Some(p) = req.headers().get("x-storage-policy")
                     && !p.is_empty()
                     && !p.as_bytes().eq_ignore_ascii_case(b"Policy-0")
@@ -661,19 +666,6 @@ fn listing_response(fmt: Format, empty: bool, body: String) -> Response<Body> {
         HeaderValue::from_static(fmt.content_type()),
     );
     resp
-}
-
-fn check_container_name(name: &str) -> Result<()> {
-    if name.len() > MAX_CONTAINER_NAME_LENGTH {
-        return Err(Error::bad_request(format!(
-            "Container name length of {} longer than {MAX_CONTAINER_NAME_LENGTH}",
-            name.len()
-        )));
-    }
-    if name.contains('/') {
-        return Err(Error::bad_request("Container name cannot contain slashes"));
-    }
-    Ok(())
 }
 
 /// Quota values must be whole numbers of bytes or objects.

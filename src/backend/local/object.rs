@@ -7,7 +7,7 @@ use std::fs::File;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use md5::{Digest, Md5};
-use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use super::db::{ContainerRow, Meta, ObjectRow, Page};
@@ -19,10 +19,10 @@ use super::listing::{self, Named, xml_escape};
 use super::{Caller, LocalStore, acl, history, put_meta, set, slo, symlink, versioning};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, empty, header_str, header_true, status_only};
+use crate::swift::names::{self, Reference};
 
 /// Swift's `MAX_FILE_SIZE`: 5 GiB + 2 bytes.
 pub const MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024 + 2;
-pub const MAX_OBJECT_NAME_LENGTH: usize = 1024;
 
 /// Headers stored with an object besides `x-object-meta-*` (Swift's `allowed_headers`).
 const STORED_HEADERS: &[&str] = &[
@@ -91,8 +91,10 @@ pub(super) fn authorize(
     {
         return Ok(());
     }
-    if let (Some(scope), Some(c)) = (&caller.temp_url, container)
-        && scope.container.as_deref() == Some(c.name.as_str())
+    if caller
+        .temp_url
+        .as_ref()
+        .is_some_and(|s| s.covers(account, container.map(|c| c.name.as_str())))
     {
         return Ok(());
     }
@@ -218,9 +220,17 @@ pub(super) fn request_meta(headers: &HeaderMap) -> Result<Meta> {
 
 /// `X-Object-Manifest: <container>/<prefix>`.
 fn check_manifest(value: &str) -> Result<(String, String)> {
-    let decoded = percent_decode_str(value).decode_utf8_lossy().into_owned();
+    let decoded = names::decode(value).ok_or_else(|| {
+        Error::PreconditionFailed(
+            "Invalid UTF8 or contains NULL: X-Object-Manifest must be UTF-8 text without NUL"
+                .into(),
+        )
+    })?;
     match decoded.trim_start_matches('/').split_once('/') {
-        Some((c, p)) if !c.is_empty() => Ok((c.to_owned(), p.to_owned())),
+        Some((c, p)) if !c.is_empty() => {
+            names::check_container(c)?;
+            Ok((c.to_owned(), p.to_owned()))
+        }
         _ => Err(Error::bad_request(
             "X-Object-Manifest must be in the format container/prefix",
         )),
@@ -229,14 +239,15 @@ fn check_manifest(value: &str) -> Result<(String, String)> {
 
 /// A `container/object` path from `X-Copy-From` or `Destination`.
 fn split_copy_path(value: &str, header: &str) -> Result<(String, String)> {
-    let decoded = percent_decode_str(value)
-        .decode_utf8()
-        .map_err(|_| Error::PreconditionFailed(format!("{header} is not valid UTF-8")))?;
-    match decoded.trim_start_matches('/').split_once('/') {
-        Some((c, o)) if !c.is_empty() && !o.is_empty() => Ok((c.to_owned(), o.to_owned())),
-        _ => Err(Error::PreconditionFailed(format!(
-            "{header} header must be of the form <container name>/<object name>"
-        ))),
+    let r = Reference::object(value, header)?;
+    Ok((r.container, r.object))
+}
+
+/// The account a header names, else `own`.
+fn account_header(headers: &HeaderMap, name: &str, own: &str) -> Result<String> {
+    match header_str(headers, name)? {
+        Some(a) => names::account(a, name),
+        None => Ok(own.to_owned()),
     }
 }
 
@@ -361,16 +372,11 @@ pub async fn handle<B: RequestBody>(
     object: &str,
     caller: &Caller,
 ) -> Result<Response<Body>> {
-    if object.len() > MAX_OBJECT_NAME_LENGTH {
-        return Err(Error::bad_request(format!(
-            "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
-            object.len()
-        )));
-    }
+    names::check_object(object)?;
     let method = req.method().clone();
     let c = store.container(account, container).await?;
     let pairs = query(req.uri().query())?;
-    // a temporary URL is for the current version: it ignores `version-id`
+    // a temporary URL is for the current version: it ignores `version-id`, as Swift's
     if caller.temp_url.is_none()
         && method.as_str() != "COPY"
         && let Some(v) = listing::param(&pairs, "version-id")
@@ -394,9 +400,7 @@ pub async fn handle<B: RequestBody>(
         Method::PUT => {
             if let Some(from) = header_str(req.headers(), "x-copy-from")? {
                 let (sc, so) = split_copy_path(from, "X-Copy-From")?;
-                let src_account = header_str(req.headers(), "x-copy-from-account")?
-                    .unwrap_or(account)
-                    .to_owned();
+                let src_account = account_header(req.headers(), "x-copy-from-account", account)?;
                 return Box::pin(copy(
                     store,
                     req.headers(),
@@ -415,9 +419,7 @@ pub async fn handle<B: RequestBody>(
             let dest = header_str(req.headers(), "destination")?
                 .ok_or_else(|| Error::PreconditionFailed("Destination header required".into()))?;
             let (dc, dobj) = split_copy_path(dest, "Destination")?;
-            let dest_account = header_str(req.headers(), "destination-account")?
-                .unwrap_or(account)
-                .to_owned();
+            let dest_account = account_header(req.headers(), "destination-account", account)?;
             Box::pin(copy(
                 store,
                 req.headers(),
@@ -1349,21 +1351,13 @@ async fn copy(
 ) -> Result<Response<Body>> {
     let (src_account, src_container, src_object) = src;
     let (dest_account, dest_container_name, dest_object) = dest;
-    if dest_object.len() > MAX_OBJECT_NAME_LENGTH {
-        return Err(Error::bad_request(format!(
-            "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
-            dest_object.len()
-        )));
-    }
     let sc = store.container(src_account, src_container).await?;
     authorize(caller, src_account, sc.as_ref(), false)?;
     let sc = sc.ok_or_else(|| not_found(src_container, src_object))?;
     let pairs = listing::query_pairs(query)?;
     let (sc, src_name) = match listing::param(&pairs, "version-id") {
-        Some(v) if caller.temp_url.is_none() => {
-            versioning::copy_source(store, src_account, sc, src_object, v, caller).await?
-        }
-        _ => (sc, src_object.to_owned()),
+        Some(v) => versioning::copy_source(store, src_account, sc, src_object, v, caller).await?,
+        None => (sc, src_object.to_owned()),
     };
     let mut source = current(store, &sc, &src_name)
         .await?

@@ -17,6 +17,7 @@ use super::object::{Segment, authorize, current, not_found};
 use super::{Caller, LocalStore};
 use crate::error::{Error, Result};
 use crate::http_util::{RequestBody, read_limited};
+use crate::swift::names::Reference;
 
 pub const MAX_MANIFEST_SEGMENTS: usize = 1000;
 pub const MAX_MANIFEST_SIZE: usize = 8 * 1024 * 1024;
@@ -135,7 +136,13 @@ fn parse_input(body: &[u8]) -> Result<Vec<Requested>> {
             (Some(p), None) => match p.as_str() {
                 Some(s) => match s.trim_start_matches('/').split_once('/') {
                     Some((c, o)) if !c.is_empty() && !o.is_empty() => {
-                        r.path = Some((c.to_owned(), o.to_owned()))
+                        match Reference::from_text(s, "a segment path") {
+                            Ok(named) => r.path = Some((named.container, named.object)),
+                            Err(e) => {
+                                errors.push(format!("Index {i}: {e}"));
+                                continue;
+                            }
+                        }
                     }
                     _ => {
                         errors.push(format!("Index {i}: path does not refer to an object. Path must be of the form /container/object."));

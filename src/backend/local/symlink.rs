@@ -4,13 +4,13 @@
 //! exist when the link is made and still have that ETag when it is followed.
 
 use http::{HeaderMap, HeaderValue};
-use percent_encoding::percent_decode_str;
 
 use super::db::{Meta, ObjectRow};
 use super::object::encode;
 use super::set;
 use crate::error::{Error, Result};
 use crate::http_util::header_str;
+use crate::swift::names::{self, Reference};
 
 pub const SYMLOOP_MAX: usize = 2;
 
@@ -56,28 +56,17 @@ pub fn requested(headers: &HeaderMap, account: &str) -> Result<Option<Target>> {
     let Some(t) = header_str(headers, "x-symlink-target")? else {
         return Ok(None);
     };
-    let t = percent_decode_str(t)
-        .decode_utf8()
-        .map_err(|_| Error::PreconditionFailed("X-Symlink-Target is not valid UTF-8".into()))?;
-    let (container, object) = t
-        .trim_start_matches('/')
-        .split_once('/')
-        .filter(|(c, o)| !c.is_empty() && !o.is_empty())
-        .ok_or_else(|| {
-            Error::PreconditionFailed(
-                "X-Symlink-Target header must be of the form <container name>/<object name>".into(),
-            )
-        })?;
+    let t = Reference::object(t, "X-Symlink-Target")?;
     let target_account = match header_str(headers, "x-symlink-target-account")? {
-        Some(a) => percent_decode_str(a).decode_utf8_lossy().into_owned(),
+        Some(a) => names::account(a, "X-Symlink-Target-Account")?,
         None => account.to_owned(),
     };
     let etag = header_str(headers, "x-symlink-target-etag")?
         .map(|e| super::headers::unquote(e).to_owned());
     Ok(Some(Target {
         account: target_account,
-        container: container.to_owned(),
-        object: object.to_owned(),
+        container: t.container,
+        object: t.object,
         etag,
     }))
 }

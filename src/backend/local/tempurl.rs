@@ -17,11 +17,25 @@ use crate::error::{Error, Result};
 pub const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "DELETE"];
 pub const DIGESTS: &[&str] = &["sha256", "sha512"];
 
-/// What a valid temporary URL grants: the account (a key of the account), or one
-/// container (a key of that container).
+/// What a valid temporary URL lets its request reach besides its own object: the
+/// objects of its account (signed with a key of the account) or of one container (a key
+/// of that container), as the links and manifests it reads name them; as Swift's
+/// `authorize_same_account` and `authorize_same_container`.
 #[derive(Debug, Clone)]
 pub struct Scope {
+    pub account: String,
     pub container: Option<String>,
+}
+
+impl Scope {
+    /// Whether the scope holds a container of `account` (`None`: one that does not exist).
+    pub fn covers(&self, account: &str, container: Option<&str>) -> bool {
+        self.account == account
+            && match &self.container {
+                None => true,
+                Some(own) => container == Some(own.as_str()),
+            }
+    }
 }
 
 fn invalid() -> Error {
@@ -161,6 +175,7 @@ impl LocalStore {
             for (key, scope) in &keys {
                 if bool::from(mac(&digest, key, &message).ct_eq(&sig)) {
                     return Ok(Scope {
+                        account: account.to_owned(),
                         container: scope.clone(),
                     });
                 }
@@ -168,18 +183,6 @@ impl LocalStore {
         }
         Err(invalid())
     }
-}
-
-/// A temporary URL may not make an object a large-object manifest or a symlink.
-pub fn check_incoming(headers: &HeaderMap) -> Result<()> {
-    for h in ["x-object-manifest", "x-symlink-target"] {
-        if headers.contains_key(h) {
-            return Err(Error::bad_request(format!(
-                "{h} is not allowed with a temporary URL"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// What a temporary URL's answer shows: no user metadata but `X-Object-Meta-Public-*`,

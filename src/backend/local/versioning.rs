@@ -24,6 +24,10 @@ use super::object::{self, authorize, current, encode, not_found};
 use super::{Caller, LocalStore, set, slo, symlink};
 use crate::error::{Error, Result};
 use crate::http_util::{Body, RequestBody, full, header_str, status_only};
+use crate::swift::versions::{
+    TICKS_PER_SECOND, hidden_container, parse_version, split_version_object, ticks_of, version_id,
+    version_object,
+};
 
 /// Container sysmeta: whether new writes are versioned ("True"/"False").
 const ENABLED: &str = "x-container-sysmeta-versions-enabled";
@@ -38,29 +42,6 @@ const LINK_SLO_ETAG: &str = "x-object-sysmeta-versions-target-slo-etag";
 /// The content type of a delete marker.
 pub const DELETE_MARKER: &str = "application/x-deleted;swift_versions_deleted=1";
 
-/// Version ids count in Swift's timestamp resolution: 10 µs.
-const TICKS_PER_SECOND: f64 = 100_000.0;
-const MAX_TICKS: u64 = 999_999_999_999_999;
-
-fn ticks_of(ts: f64) -> u64 {
-    (ts * TICKS_PER_SECOND).round() as u64
-}
-
-/// A version id as Swift writes timestamps: `1700000000.12345`.
-fn version_id(ticks: u64) -> String {
-    format!("{:010}.{:05}", ticks / 100_000, ticks % 100_000)
-}
-
-/// Parses a version id (a Swift timestamp, possibly with an `_<offset>` suffix).
-fn parse_version(v: &str) -> Option<u64> {
-    let v = v.split('_').next()?;
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return None;
-    }
-    let f: f64 = v.parse().ok()?;
-    (f < 1e10).then(|| ticks_of(f))
-}
-
 /// A fresh version id: the current time, strictly after any id handed out before.
 fn new_version() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
@@ -73,20 +54,6 @@ fn new_version() -> u64 {
             Err(seen) => last = seen,
         }
     }
-}
-
-pub fn hidden_container(container: &str) -> String {
-    format!("\0versions\0{container}")
-}
-
-fn version_object(object: &str, ticks: u64) -> String {
-    format!("\0{object}\0{}", version_id(MAX_TICKS - ticks))
-}
-
-/// The object name and version of a name in the hidden container.
-fn split_version_object(name: &str) -> Option<(&str, u64)> {
-    let (object, inv) = name.strip_prefix('\0')?.rsplit_once('\0')?;
-    Some((object, MAX_TICKS.checked_sub(parse_version(inv)?)?))
 }
 
 fn truthy(v: &str) -> bool {
@@ -768,7 +735,7 @@ pub async fn list_versions<B: RequestBody>(
         path: false,
     };
     let (db, id, hidden_id) = (store.db.clone(), c.id, hidden.as_ref().map(|h| h.id));
-    let (limit, reverse) = (params.limit, params.reverse);
+    let (limit, reverse, marker) = (params.limit, params.reverse, params.marker.clone());
     let (primary, versions) = tokio::task::spawn_blocking(move || -> Result<_> {
         let primary = listing::list(&params, |page| db.list_objects(id, page))?;
         let versions = match hidden_id {
@@ -830,6 +797,10 @@ pub async fn list_versions<B: RequestBody>(
                 version_listing.push((name, v));
             }
         }
+    }
+    // as in a plain listing, the marker's own pseudo-directory was on the page before
+    if let Some(m) = &marker {
+        subdirs.remove(m);
     }
     // links whose versions this page did not show still name the current version
     let mut broken: Vec<(String, Value)> = links

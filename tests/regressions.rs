@@ -1,0 +1,848 @@
+//! Defects that probing as a new user and as an attacker found, one test each: each
+//! failed before its fix. Where a defect could live in either place, the test runs
+//! against an account of the embedded store and against one on a real Swift behind
+//! the proxy.
+
+mod common;
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{
+    Resp, Swift, TestGateway, cluster_backend, peer_bin, request_from, request_with_body, send_raw,
+    swiftgate_bin,
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// A gateway with the accounts `alice` and `bob` (storage ids `AUTH_alice`, `AUTH_bob`),
+/// each with an admin `owner` (key `ownerkey`), on the embedded store or on a cluster.
+struct World {
+    gw: TestGateway,
+    alice: String,
+    bob: String,
+    _swift: Option<Swift>,
+}
+
+async fn world(on_cluster: bool) -> World {
+    let swift = on_cluster.then(Swift::start);
+    let backend = swift.as_ref().map(cluster_backend);
+    let gw = TestGateway::start_with(|c| c.backends.extend(backend.clone())).await;
+    for account in ["alice", "bob"] {
+        gw.user_on(backend.as_ref(), account, "owner", "ownerkey", &[".admin"])
+            .await;
+    }
+    let alice = gw.login("alice:owner", "ownerkey").await;
+    let bob = gw.login("bob:owner", "ownerkey").await;
+    World {
+        gw,
+        alice,
+        bob,
+        _swift: swift,
+    }
+}
+
+impl World {
+    /// A request on the storage path `/v1/<path>`, with a token when one is given.
+    async fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut h: Vec<(&str, &str)> = token.map(|t| ("X-Auth-Token", t)).into_iter().collect();
+        h.extend_from_slice(headers);
+        request_with_body(self.gw.addr, method, &format!("/v1/{path}"), &h, body).await
+    }
+
+    async fn ok(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let r = self.call(Some(token), method, path, headers, body).await;
+        assert!(
+            r.status / 100 == 2,
+            "{method} {path}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+}
+
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+fn sign(key: &str, method: &str, expires: u64, path: &str) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap();
+    m.update(format!("{method}\n{expires}\n{path}").as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+fn in_ten_minutes() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600
+}
+
+/// `path` (after `/v1/`) signed for `method` with the key `tk`.
+fn temp_url(method: &str, path: &str) -> String {
+    let expires = in_ten_minutes();
+    let sig = sign("tk", method, expires, &format!("/v1/{path}"));
+    format!("{path}?temp_url_sig={sig}&temp_url_expires={expires}")
+}
+
+/// Alice's private `other/secret` and temporary URL key, Bob's private `b/secret`.
+async fn secrets(w: &World) {
+    w.ok(
+        &w.alice,
+        "POST",
+        "AUTH_alice",
+        &[("X-Account-Meta-Temp-URL-Key", "tk")],
+        b"",
+    )
+    .await;
+    for c in ["c", "other"] {
+        w.ok(&w.alice, "PUT", &format!("AUTH_alice/{c}"), &[], b"")
+            .await;
+    }
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/other/secret",
+        &[],
+        b"alice-secret",
+    )
+    .await;
+    w.ok(&w.bob, "PUT", "AUTH_bob/b", &[], b"").await;
+    w.ok(&w.bob, "PUT", "AUTH_bob/b/secret", &[], b"bob-secret")
+        .await;
+}
+
+async fn temp_urls_reach_their_one_object(w: &World) {
+    secrets(w).await;
+    let put = temp_url("PUT", "AUTH_alice/c/x");
+    let refused: &[&[(&str, &str)]] = &[
+        // the probe's request: Bob's private object copied into Alice's account
+        &[
+            ("X-Copy-From", "b/secret"),
+            ("X-Copy-From-Account", "AUTH_bob"),
+        ],
+        &[("X-Copy-From", "other/secret")],
+        &[("X-Copy-From-Account", "AUTH_bob")],
+        &[("Destination", "other/y")],
+        &[("Destination-Account", "AUTH_bob")],
+        &[("X-Object-Manifest", "other/")],
+        &[("X-Symlink-Target", "other/secret")],
+        &[
+            ("X-Symlink-Target", "b/secret"),
+            ("X-Symlink-Target-Account", "AUTH_bob"),
+        ],
+    ];
+    for headers in refused {
+        let r = w.call(None, "PUT", &put, headers, b"").await;
+        assert_eq!(r.status, 400, "{headers:?}: {}", r.text());
+        assert!(
+            r.text().contains(headers[0].0),
+            "names the header: {}",
+            r.text()
+        );
+    }
+    let manifest = br#"[{"path": "/other/secret"}]"#;
+    let r = w
+        .call(
+            None,
+            "PUT",
+            &format!("{put}&multipart-manifest=put"),
+            &[],
+            manifest,
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("multipart-manifest"), "{}", r.text());
+    let get = temp_url("GET", "AUTH_alice/other/secret");
+    for extra in ["multipart-manifest=get", "symlink=get"] {
+        let r = w
+            .call(None, "GET", &format!("{get}&{extra}"), &[], b"")
+            .await;
+        assert_eq!(r.status, 400, "{extra}: {}", r.text());
+    }
+    // a version id is ignored, as by Swift: the URL reads the current version
+    let r = w
+        .call(None, "GET", &format!("{get}&version-id=1"), &[], b"")
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (200, "alice-secret"));
+    let delete = temp_url("DELETE", "AUTH_alice/other/secret");
+    let r = w
+        .call(
+            None,
+            "DELETE",
+            &format!("{delete}&multipart-manifest=delete"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    // nothing was written by the refused requests; what a temporary URL is for works
+    let r = w
+        .call(Some(&w.alice), "GET", "AUTH_alice/c/x", &[], b"")
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = w.call(None, "PUT", &put, &[], b"uploaded").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = w.call(None, "GET", &get, &[], b"").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "alice-secret"));
+    let r = w
+        .call(Some(&w.bob), "GET", "AUTH_bob/b/secret", &[], b"")
+        .await;
+    assert_eq!(r.text(), "bob-secret");
+}
+
+#[tokio::test]
+async fn temp_urls_reach_their_one_object_in_the_embedded_store() {
+    temp_urls_reach_their_one_object(&world(false).await).await;
+}
+
+#[tokio::test]
+async fn temp_urls_reach_their_one_object_through_the_proxy() {
+    temp_urls_reach_their_one_object(&world(true).await).await;
+}
+
+#[tokio::test]
+async fn a_temp_url_follows_no_link_out_of_its_account() {
+    let w = world(false).await;
+    secrets(&w).await;
+    // links that Alice, the owner, made to Bob's object and her own other container
+    let link = [
+        ("X-Symlink-Target", "b/secret"),
+        ("X-Symlink-Target-Account", "AUTH_bob"),
+    ];
+    w.ok(&w.alice, "PUT", "AUTH_alice/c/to-bob", &link, b"")
+        .await;
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/c/to-other",
+        &[("X-Symlink-Target", "other/secret")],
+        b"",
+    )
+    .await;
+    let r = w
+        .call(
+            None,
+            "GET",
+            &temp_url("GET", "AUTH_alice/c/to-bob"),
+            &[],
+            b"",
+        )
+        .await;
+    assert!(matches!(r.status, 401 | 403), "{} {}", r.status, r.text());
+    assert!(!r.text().contains("bob-secret"));
+    // an account key's URL reads within its account, as Swift's
+    let r = w
+        .call(
+            None,
+            "GET",
+            &temp_url("GET", "AUTH_alice/c/to-other"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (200, "alice-secret"));
+}
+
+fn loopback(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+async fn login_from(gw: &TestGateway, from: IpAddr, user: &str, key: &str) -> Resp {
+    request_from(
+        from,
+        gw.addr,
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", user), ("X-Auth-Key", key)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_guesser_is_held_to_the_limit_and_the_owner_still_logs_in() {
+    let gw = TestGateway::start_with(|c| {
+        c.auth.throttle.failures_per_user_address = 10;
+        c.auth.throttle.failures_per_address = 30;
+        c.auth.throttle.failures_per_user = 40;
+    })
+    .await;
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    gw.user("other", "user", "userkey", &[]).await;
+    let (owner, guesser) = (loopback(1), loopback(2));
+    // the owner logged in before: its key is remembered, which the probe used
+    assert_eq!(
+        login_from(&gw, owner, "test:tester", "testing")
+            .await
+            .status,
+        200
+    );
+    for i in 0..10 {
+        let r = login_from(&gw, guesser, "test:tester", &format!("guess{i}")).await;
+        assert_eq!(r.status, 401, "guess {i}");
+    }
+    // over the limit, the right key and a wrong one get the same answer
+    for i in 0..20 {
+        let key = if i % 2 == 0 { "testing" } else { "wrong" };
+        let r = login_from(&gw, guesser, "test:tester", key).await;
+        assert_eq!(r.status, 429, "attempt {i} with {key:?}: {}", r.text());
+        assert!(r.header("x-auth-token").is_none());
+        assert!(
+            r.text()
+                .starts_with("too many failed logins; try again in ")
+        );
+        let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=300).contains(&wait));
+    }
+    let admin_api = request_from(
+        guesser,
+        gw.addr,
+        "GET",
+        "/auth/v2/test",
+        &[
+            ("X-Auth-Admin-User", "test:tester"),
+            ("X-Auth-Admin-Key", "testing"),
+        ],
+    )
+    .await;
+    assert_eq!(admin_api.status, 429, "the admin API is held too");
+    let usage = request_from(
+        guesser,
+        gw.addr,
+        "GET",
+        "/usage.json",
+        &[("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")],
+    )
+    .await;
+    assert_eq!(usage.status, 429, "so is /usage.json");
+    // during the attack the owner logs in, from its own address and from a new one
+    assert_eq!(
+        login_from(&gw, owner, "test:tester", "testing")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        login_from(&gw, loopback(3), "test:tester", "testing")
+            .await
+            .status,
+        200
+    );
+    // many addresses together reach the user's ceiling: new addresses are held, the
+    // addresses the owner used are not
+    for from in 10..13 {
+        for i in 0..10 {
+            let r = login_from(&gw, loopback(from), "test:tester", &format!("g{i}")).await;
+            assert_eq!(r.status, 401);
+        }
+    }
+    assert_eq!(
+        login_from(&gw, loopback(20), "test:tester", "testing")
+            .await
+            .status,
+        429
+    );
+    assert_eq!(
+        login_from(&gw, owner, "test:tester", "testing")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        login_from(&gw, loopback(3), "test:tester", "testing")
+            .await
+            .status,
+        200
+    );
+    // and other users are not affected, from any of these addresses
+    assert_eq!(
+        login_from(&gw, loopback(20), "other:user", "userkey")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn ten_wrong_keys_do_not_lock_out_a_user_whose_key_is_not_remembered() {
+    let gw = TestGateway::start().await;
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    for i in 0..10 {
+        let r = login_from(&gw, loopback(2), "test:tester", &format!("guess{i}")).await;
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(
+        login_from(&gw, loopback(2), "test:tester", "testing")
+            .await
+            .status,
+        429
+    );
+    for from in [1, 3] {
+        let r = login_from(&gw, loopback(from), "test:tester", "testing").await;
+        assert_eq!(r.status, 200, "from 127.0.0.{from}: {}", r.text());
+    }
+    let admin = request_from(
+        loopback(4),
+        gw.addr,
+        "GET",
+        "/auth/v2/test",
+        &[
+            ("X-Auth-Admin-User", "test:tester"),
+            ("X-Auth-Admin-Key", "testing"),
+        ],
+    )
+    .await;
+    assert_eq!(admin.status, 200, "{}", admin.text());
+}
+
+async fn error_bodies_are_text(w: &World) {
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/pub",
+        &[("X-Container-Read", ".r:*,.rlistings")],
+        b"",
+    )
+    .await;
+    let r = w
+        .call(
+            None,
+            "GET",
+            "AUTH_alice/pub/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    let ct = r.header("content-type").unwrap_or_default();
+    assert!(
+        ct.starts_with("text/plain") || !r.text().contains("<script>"),
+        "{ct}: {}",
+        r.text()
+    );
+    for (token, path) in [
+        (None, "AUTH_alice/private"),
+        (Some(w.alice.as_str()), "AUTH_alice/pub"),
+        (Some("AUTH_tkbad"), "AUTH_alice"),
+    ] {
+        let r = w.call(token, "GET", path, &[], b"").await;
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn error_bodies_are_never_html_in_the_embedded_store() {
+    let w = world(false).await;
+    error_bodies_are_text(&w).await;
+    // the gateway's own answers are plain text
+    let r = w
+        .call(None, "GET", "AUTH_alice/pub/%3Cb%3Ex", &[], b"")
+        .await;
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert!(r.text().contains("<b>x"), "said as it is: {}", r.text());
+    for path in ["/nothing%3Cb%3E", "/auth/v2/%3Cb%3E"] {
+        let r = w.gw.get(path, &[]).await;
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn error_bodies_are_never_html_through_the_proxy() {
+    error_bodies_are_text(&world(true).await).await;
+}
+
+async fn names_a_put_refuses_are_refused_everywhere(w: &World) {
+    w.ok(&w.alice, "PUT", "AUTH_alice/c", &[], b"").await;
+    w.ok(&w.alice, "PUT", "AUTH_alice/c/src", &[], b"data")
+        .await;
+    let t = Some(w.alice.as_str());
+    assert_eq!(
+        w.call(t, "PUT", "AUTH_alice/c/a%00b", &[], b"x")
+            .await
+            .status,
+        412
+    );
+    let rows: &[(&str, &str, Headers)] = &[
+        ("COPY", "AUTH_alice/c/src", &[("Destination", "c/a%00b")]),
+        (
+            "COPY",
+            "AUTH_alice/c/src",
+            &[("Destination", "%00versions%00c/x")],
+        ),
+        (
+            "COPY",
+            "AUTH_alice/c/src",
+            &[
+                ("Destination", "c/src"),
+                ("Destination-Account", "AUTH_%00"),
+            ],
+        ),
+        ("PUT", "AUTH_alice/c/dst", &[("X-Copy-From", "c/a%00b")]),
+        (
+            "PUT",
+            "AUTH_alice/c/lnk",
+            &[("X-Symlink-Target", "%00/%00")],
+        ),
+        (
+            "PUT",
+            "AUTH_alice/c/lnk",
+            &[("X-Symlink-Target", "%00versions%00c/x")],
+        ),
+        (
+            "PUT",
+            "AUTH_alice/c/dlo",
+            &[("X-Object-Manifest", "%00versions%00c/")],
+        ),
+    ];
+    for (method, path, headers) in rows {
+        let r = w.call(t, method, path, headers, b"").await;
+        assert_eq!(r.status, 412, "{method} {path} {headers:?}: {}", r.text());
+    }
+    let long = format!("c/{}", "x".repeat(1025));
+    let r = w
+        .call(
+            t,
+            "COPY",
+            "AUTH_alice/c/src",
+            &[("Destination", &long)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    // nothing with a NUL was stored
+    let r = w.call(t, "GET", "AUTH_alice/c?format=json", &[], b"").await;
+    let names: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["src"]);
+}
+
+#[tokio::test]
+async fn names_a_put_refuses_are_refused_everywhere_in_the_embedded_store() {
+    let w = world(false).await;
+    names_a_put_refuses_are_refused_everywhere(&w).await;
+    let t = Some(w.alice.as_str());
+    // the store's own names stay out of reach in the bodies too
+    let manifest = br#"[{"path": "/c/a\u0000b"}]"#;
+    let r = w
+        .call(
+            t,
+            "PUT",
+            "AUTH_alice/c/slo?multipart-manifest=put",
+            &[],
+            manifest,
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("NUL"), "{}", r.text());
+    let r = w
+        .call(
+            t,
+            "PUT",
+            "AUTH_alice/v",
+            &[("X-Versions-Location", "%00versions%00c")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 412, "{}", r.text());
+    let r = w
+        .call(
+            t,
+            "POST",
+            "AUTH_alice?bulk-delete",
+            &[("Accept", "application/json")],
+            b"/c/a%00b\n/%00versions%00c\n",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["Errors"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn names_a_put_refuses_are_refused_everywhere_through_the_proxy() {
+    names_a_put_refuses_are_refused_everywhere(&world(true).await).await;
+}
+
+#[tokio::test]
+async fn lenient_http_heads_are_refused_with_their_reason() {
+    let gw = TestGateway::start().await;
+    let rows: &[(&[u8], u16, &str)] = &[
+        (b"GET /healthcheck HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "more than one Host"),
+        (b"GET /healthcheck HTTP/1.1\r\n\r\n", 400, "needs a Host"),
+        (
+            b"PUT /v1/AUTH_x/c/o HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "more than once",
+        ),
+        (
+            b"PUT /v1/AUTH_x/c/o HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
+            b"PUT /v1/AUTH_x/c/o HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            400,
+            "Content-Length values that differ",
+        ),
+    ];
+    for (raw, status, needle) in rows {
+        let r = send_raw(gw.addr, raw).await;
+        let what = String::from_utf8_lossy(raw);
+        assert_eq!(r.status, *status, "{what:?}: {}", r.text());
+        assert!(r.text().contains(needle), "{what:?}: {}", r.text());
+        assert!(r.header("x-trans-id").is_some(), "{what:?}");
+    }
+    assert_eq!(gw.get("/healthcheck", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn parser_refusals_say_what_was_wrong() {
+    let gw = TestGateway::start().await;
+    let flood = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(100 * 1024)
+    );
+    let rows: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            b"GET /info asdf HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "single spaces",
+        ),
+        (
+            b"GET /v1/AUTH_x/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "not UTF-8",
+        ),
+        (
+            b"GET /info HTTP/1.7\r\nHost: x\r\n\r\n".to_vec(),
+            505,
+            "HTTP/1.7",
+        ),
+        (b"HELLO\r\n\r\n".to_vec(), 400, "METHOD SP TARGET"),
+        (flood.into_bytes(), 431, "larger than 64 KiB"),
+    ];
+    for (raw, status, needle) in rows {
+        let r = send_raw(gw.addr, &raw).await;
+        let what = String::from_utf8_lossy(&raw[..raw.len().min(40)]).into_owned();
+        assert_eq!(r.status, status, "{what:?}: {}", r.text());
+        assert!(r.text().contains(needle), "{what:?}: {}", r.text());
+        assert!(r.header("x-trans-id").is_some(), "{what:?}");
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paginated_delimiter_listing_ends() {
+    let w = world(false).await;
+    w.ok(&w.alice, "PUT", "AUTH_alice/c", &[], b"").await;
+    for name in ["a/1", "a/2", "a/b/3", "a/b/4", "b/5", "c"] {
+        w.ok(&w.alice, "PUT", &format!("AUTH_alice/c/{name}"), &[], b"x")
+            .await;
+    }
+    let t = Some(w.alice.as_str());
+    let r = w
+        .call(
+            t,
+            "GET",
+            "AUTH_alice/c?prefix=a/&delimiter=/&marker=a/b/",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (204, ""));
+    let r = w
+        .call(t, "GET", "AUTH_alice/c?delimiter=/&marker=a/", &[], b"")
+        .await;
+    assert_eq!(r.text(), "b/\nc\n");
+    // the client that looped forever
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(peer_bin("swift"))
+        .args([
+            "-A",
+            &format!("{}/auth/v1.0", w.gw.url()),
+            "-U",
+            "alice:owner",
+            "-K",
+            "ownerkey",
+        ])
+        .args(["list", "--prefix", "a/", "--delimiter", "/", "c"])
+        .output()
+        .expect("run swift (scripts/peers install)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a/1\na/2\na/b/\n");
+}
+
+async fn bulk_delete_by_delete(w: &World) {
+    w.ok(&w.alice, "PUT", "AUTH_alice/c_segments", &[], b"")
+        .await;
+    for s in ["s1", "s2"] {
+        w.ok(
+            &w.alice,
+            "PUT",
+            &format!("AUTH_alice/c_segments/{s}"),
+            &[],
+            b"x",
+        )
+        .await;
+    }
+    let r = w
+        .call(
+            Some(&w.alice),
+            "DELETE",
+            "AUTH_alice?bulk-delete",
+            &[
+                ("Accept", "application/json"),
+                ("Content-Type", "text/plain"),
+            ],
+            b"/c_segments/s1\n/c_segments/s2\n",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["Number Deleted"], 2, "{}", r.text());
+    let r = w
+        .call(Some(&w.alice), "GET", "AUTH_alice/c_segments", &[], b"")
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    // an account is still not deleted by its owner
+    let r = w
+        .call(Some(&w.alice), "DELETE", "AUTH_alice", &[], b"")
+        .await;
+    assert!(matches!(r.status, 403 | 405), "{} {}", r.status, r.text());
+}
+
+#[tokio::test]
+async fn bulk_deletes_by_delete_in_the_embedded_store() {
+    bulk_delete_by_delete(&world(false).await).await;
+}
+
+#[tokio::test]
+async fn bulk_deletes_by_delete_through_the_proxy() {
+    bulk_delete_by_delete(&world(true).await).await;
+}
+
+async fn object_names_count_characters(w: &World) {
+    w.ok(&w.alice, "PUT", "AUTH_alice/c", &[], b"").await;
+    let fits = "%C3%A9".repeat(1024);
+    let r = w
+        .call(
+            Some(&w.alice),
+            "PUT",
+            &format!("AUTH_alice/c/{fits}"),
+            &[],
+            b"x",
+        )
+        .await;
+    assert_eq!(r.status, 201, "1024 characters, 2048 bytes: {}", r.text());
+    let over = "%C3%A9".repeat(1025);
+    let r = w
+        .call(
+            Some(&w.alice),
+            "PUT",
+            &format!("AUTH_alice/c/{over}"),
+            &[],
+            b"x",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+}
+
+#[tokio::test]
+async fn object_names_count_characters_in_the_embedded_store() {
+    let w = world(false).await;
+    object_names_count_characters(&w).await;
+    let r = w.gw.get("/info", &[]).await;
+    assert_eq!(r.json()["swift"]["max_object_name_length"], 1024);
+}
+
+#[tokio::test]
+async fn object_names_count_characters_through_the_proxy() {
+    object_names_count_characters(&world(true).await).await;
+}
+
+#[tokio::test]
+async fn an_account_shows_when_it_was_made() {
+    let w = world(false).await;
+    let r = w.call(Some(&w.alice), "HEAD", "AUTH_alice", &[], b"").await;
+    let made: f64 = r.header("x-timestamp").unwrap().parse().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        now - made < 120.0 && made <= now + 1.0,
+        "X-Timestamp {made}, now {now}"
+    );
+    assert_eq!(r.header("x-put-timestamp"), r.header("x-timestamp"));
+}
+
+#[tokio::test]
+async fn a_user_added_by_the_cli_logs_in_at_once() {
+    let gw = TestGateway::start().await;
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    let cli = |args: &[&str]| {
+        let o = Command::new(swiftgate_bin())
+            .arg("--data")
+            .arg(gw.dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    cli(&["user", "add", "test:fresh", "--key", "fresh-key"]);
+    let r = gw
+        .get(
+            "/auth/v1.0",
+            &[("X-Auth-User", "test:fresh"), ("X-Auth-Key", "fresh-key")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    cli(&["user", "set-key", "test:fresh", "--key", "new-key"]);
+    let r = gw
+        .get(
+            "/auth/v1.0",
+            &[("X-Auth-User", "test:fresh"), ("X-Auth-Key", "new-key")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
