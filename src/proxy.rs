@@ -164,6 +164,15 @@ async fn check_references(
         {
             return Err(judge.denied(&format!("copy from {account}/{src}")));
         }
+        // with a copy source, `version-id` names a version of the source, and versions
+        // are its owner's
+        if query::param(pairs, "version-id").is_some()
+            && judge.account_access(&account).await? != AccountAccess::Admin
+        {
+            return Err(judge.denied(&format!(
+                "copy a version of {account}/{src}: versions are the owner's"
+            )));
+        }
         if manifest_get {
             let path = format!("{}/{}", source.container, source.object);
             check_manifest_copy(judge, &account, &path, own).await?;
@@ -710,7 +719,10 @@ pub async fn handle<B: RequestBody>(
         .upstream_account(&target.account, identity.prefixes())
         .await?;
     let Some(p) = principal else {
-        return cluster.forward(req, &upstream, &how).await;
+        return cluster
+            .forward(req, &upstream, &how)
+            .await
+            .map(plain_errors);
     };
     let how = Forward {
         as_service: true,
@@ -820,5 +832,21 @@ pub async fn handle<B: RequestBody>(
     if !owner {
         local::strip_privileged(resp.headers_mut());
     }
-    Ok(resp)
+    Ok(plain_errors(resp))
+}
+
+/// A cluster's error answers are typed as the gateway's are, plain text: Swift types them
+/// text/html, and some quote what the request named.
+fn plain_errors(mut resp: Response<Body>) -> Response<Body> {
+    let html = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if html && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    resp
 }

@@ -71,11 +71,37 @@ pub fn client_ip(conn: &Connection, headers: &HeaderMap, proxies: &[IpNet]) -> I
 
 /// A host (with optional port) as it may appear in a URL: letters, digits, `.-_:`,
 /// or a bracketed IPv6 literal.
-fn valid_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.bytes()
+/// `host[:port]`: a name or an address (IPv6 in brackets), and a port of 1 to 65535.
+pub(crate) fn valid_host(h: &str) -> bool {
+    if h.is_empty()
+        || h.len() > 255
+        || !h
+            .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
+    {
+        return false;
+    }
+    let (name, port) = match h.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((addr, tail)) if !addr.is_empty() && !addr.contains('[') => {
+                match tail.strip_prefix(':') {
+                    Some(port) => (addr, Some(port)),
+                    None if tail.is_empty() => (addr, None),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        },
+        None => match h.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (h, None),
+        },
+    };
+    !name.is_empty()
+        && (h.starts_with('[') || !name.contains(['[', ']', '%']))
+        && port.is_none_or(|p| {
+            p.parse::<u16>().is_ok_and(|n| n > 0) && p.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 /// An address as the host part of a URL: IPv6 in brackets, a link-local one with its
@@ -163,6 +189,25 @@ pub fn base_url(
 mod tests {
     use super::*;
     use crate::config::parse_net;
+
+    #[test]
+    fn hosts_name_a_host_and_a_port() {
+        for ok in [
+            "a",
+            "a.b:80",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:443",
+            "[fe80::1%25eth0]:8443",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "", "a b", "x:ab", "x:99999", "x:0", "x:", ":80", "[::1", "[::1]x", "a:b:c", "u@a",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
 
     fn conn(peer: &str) -> Connection {
         Connection {

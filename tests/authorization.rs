@@ -100,9 +100,12 @@ enum Via {
     /// `DELETE ?multipart-manifest=delete` of the owner's static large object whose
     /// segment is the target: the segments go with the manifest.
     SloDelete,
+    /// `PUT ?version-id=` with `X-Copy-From` naming the target: a copy of its previous
+    /// version.
+    CopyOfVersion,
 }
 
-const VIAS: [Via; 20] = [
+const VIAS: [Via; 21] = [
     Via::Path,
     Via::PathWrite,
     Via::CopyFrom,
@@ -123,6 +126,7 @@ const VIAS: [Via; 20] = [
     Via::CopyOfLink,
     Via::CopyOfSloOfLink,
     Via::SloDelete,
+    Via::CopyOfVersion,
 ];
 
 impl Via {
@@ -198,6 +202,7 @@ fn allowed(c: Cred, v: Via, t: Target, proxied: bool) -> bool {
         | Via::SubSloRead => reads(c, own) && reads(c, t),
         Via::CopyOfLink | Via::CopyOfSloOfLink => reads(c, t) && writes(c, own),
         Via::SloDelete => writes(c, own) && writes(c, t),
+        Via::CopyOfVersion => owns(c, t) && writes(c, own),
         Via::LinkMake | Via::DloMake | Via::SloMake => writes(c, own) && reads(c, t),
         // through the proxy, a bulk delete is its account owner's
         Via::BulkDelete => writes(c, t) && (!proxied || owns(c, t)),
@@ -707,6 +712,18 @@ impl World {
                 let again = format!("{manifest}?multipart-manifest=put");
                 self.setup(own.account, "PUT", &again, &[], body.as_bytes());
                 (gone, answer)
+            }
+            Via::CopyOfVersion => {
+                let id = self.old_version(&target);
+                let mut h = vec![format!("X-Copy-From: {}_v/obj", target.container)];
+                h.extend(account_header("X-Copy-From-Account"));
+                let path = format!("{}?version-id={id}", own.path(&fresh));
+                let answer = self.send(&who, signed, "PUT", &path, &h, b"");
+                let copied = self.owner_reads(own.account, &own.path(&fresh));
+                (
+                    copied.is_some_and(|b| b.contains(&format!("old:{data}"))),
+                    answer,
+                )
             }
             Via::Version => {
                 let id = self.old_version(&target);

@@ -354,10 +354,12 @@ impl Identity {
             {
                 let u = u.clone();
                 drop(st);
-                self.throttle.succeeded(&name, source);
+                self.throttle.succeeded(&name, source, None);
                 return Ok(u);
             }
         }
+        // counted before argon2 runs: guesses in flight together are held as well
+        let attempt = self.throttle.begin(&name, source).map_err(throttled)?;
         self.catch_up().await;
         let known = self.user(account, user);
         let phc = known
@@ -366,7 +368,7 @@ impl Identity {
         let matched = self.hasher.verify(keys.to_vec(), phc).await?;
         match (known, matched) {
             (Some(u), Some(i)) => {
-                self.throttle.succeeded(&name, source);
+                self.throttle.succeeded(&name, source, Some(attempt));
                 write(&self.state).verified.insert(
                     u.id,
                     Verified {
@@ -377,10 +379,7 @@ impl Identity {
                 );
                 Ok(u)
             }
-            _ => {
-                self.throttle.failed(&name, source);
-                Err(Error::unauthorized(account, "invalid account, user or key"))
-            }
+            _ => Err(Error::unauthorized(account, "invalid account, user or key")),
         }
     }
 
@@ -564,21 +563,21 @@ impl Identity {
             && until > Instant::now()
             && bool::from(m.ct_eq(&mac))
         {
-            self.throttle.succeeded(NAME, source);
+            self.throttle.succeeded(NAME, source, None);
             return Ok(());
         }
+        let attempt = self.throttle.begin(NAME, source).map_err(throttled)?;
         if self
             .hasher
             .verify(vec![key.to_owned()], phc.clone())
             .await?
             .is_some()
         {
-            self.throttle.succeeded(NAME, source);
+            self.throttle.succeeded(NAME, source, Some(attempt));
             write(&self.state).super_admin_verified =
                 Some((mac, Instant::now() + self.credential_cache));
             Ok(())
         } else {
-            self.throttle.failed(NAME, source);
             Err(Error::unauthorized(NAME, "invalid super admin key"))
         }
     }

@@ -69,8 +69,12 @@ impl Throttle {
 
     /// `Some(seconds to wait)` when attempts for `user` from `ip` are refused now.
     pub fn check(&self, user: &str, ip: IpAddr) -> Option<u64> {
-        let (source, now, window) = (Source::of(ip), Instant::now(), self.cfg.window);
-        let mut st = self.state();
+        let source = Source::of(ip);
+        self.refused(&mut self.state(), user, source, Instant::now())
+    }
+
+    fn refused(&self, st: &mut State, user: &str, source: Source, now: Instant) -> Option<u64> {
+        let window = self.cfg.window;
         let by_pair = wait(
             st.pairs.get_mut(&(user.to_owned(), source)),
             self.cfg.failures_per_user_address,
@@ -104,20 +108,39 @@ impl Throttle {
             .map(|d| d.as_secs().max(1))
     }
 
-    pub fn failed(&self, user: &str, ip: IpAddr) {
+    /// An attempt about to have its key checked: counted as a failure at once, so that
+    /// attempts in flight together are held to the limits as attempts one after another
+    /// are; `Err(seconds to wait)` when it is refused instead.
+    pub fn begin(&self, user: &str, ip: IpAddr) -> Result<Attempt, u64> {
         let (source, now, window) = (Source::of(ip), Instant::now(), self.cfg.window);
         let mut st = self.state();
+        if let Some(wait) = self.refused(&mut st, user, source, now) {
+            return Err(wait);
+        }
         record(&mut st.pairs, (user.to_owned(), source), window, now);
         record(&mut st.sources, source, window, now);
         record(&mut st.users, user.to_owned(), window, now);
+        Ok(Attempt { at: now })
     }
 
-    /// A successful login clears the failures of its user from its address (not the
-    /// address's, nor the user's from elsewhere), and makes the address the owner's.
-    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+    /// A successful login: its counted attempt (if it was counted) is no failure, the
+    /// user's failures from its address are cleared (not the address's, nor the user's
+    /// from elsewhere), and the address becomes the owner's.
+    pub fn succeeded(&self, user: &str, ip: IpAddr, attempt: Option<Attempt>) {
         let (source, now) = (Source::of(ip), Instant::now());
         let mut st = self.state();
         st.pairs.remove(&(user.to_owned(), source));
+        if let Some(a) = attempt {
+            let State { sources, users, .. } = &mut *st;
+            for times in [sources.get_mut(&source), users.get_mut(user)]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(i) = times.iter().rposition(|t| *t == a.at) {
+                    times.remove(i);
+                }
+            }
+        }
         if st.known.len() >= SWEEP_AT {
             st.known.retain(|_, k| {
                 k.retain(|(_, at)| now.duration_since(*at) < KNOWN_FOR);
@@ -131,6 +154,12 @@ impl Throttle {
         }
         known.push((source, now));
     }
+}
+
+/// An attempt counted before its key was checked (`Throttle::begin`).
+#[derive(Debug)]
+pub struct Attempt {
+    at: Instant,
 }
 
 /// How long until the oldest failure within the window leaves it, when there are
@@ -193,13 +222,18 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// An attempt whose key was wrong.
+    fn fail(t: &Throttle, user: &str, ip: IpAddr) {
+        t.begin(user, ip).expect("not yet refused");
+    }
+
     #[test]
     fn one_address_is_held_for_one_user() {
         let t = throttle(3, 100, 1000);
         let a = ip("192.0.2.1");
         for _ in 0..3 {
             assert_eq!(t.check("a:b", a), None);
-            t.failed("a:b", a);
+            fail(&t, "a:b", a);
         }
         let wait = t.check("a:b", a).expect("throttled");
         assert!((1..=60).contains(&wait));
@@ -211,8 +245,8 @@ mod tests {
     fn an_address_is_held_across_users() {
         let t = throttle(100, 2, 1000);
         let a = ip("::1");
-        t.failed("a:1", a);
-        t.failed("a:2", a);
+        fail(&t, "a:1", a);
+        fail(&t, "a:2", a);
         assert!(t.check("a:3", a).is_some());
         assert!(t.check("a:3", ip("192.0.2.2")).is_none());
     }
@@ -220,12 +254,12 @@ mod tests {
     #[test]
     fn ipv6_counts_by_64() {
         let t = throttle(2, 100, 1000);
-        t.failed("a:b", ip("2001:db8::1"));
-        t.failed("a:b", ip("2001:db8::ffff:2"));
+        fail(&t, "a:b", ip("2001:db8::1"));
+        fail(&t, "a:b", ip("2001:db8::ffff:2"));
         assert!(t.check("a:b", ip("2001:db8::3")).is_some());
         assert!(t.check("a:b", ip("2001:db8:0:1::3")).is_none());
-        t.failed("a:c", ip("::ffff:192.0.2.9"));
-        t.failed("a:c", ip("192.0.2.9"));
+        fail(&t, "a:c", ip("::ffff:192.0.2.9"));
+        fail(&t, "a:c", ip("192.0.2.9"));
         assert!(t.check("a:c", ip("192.0.2.9")).is_some());
     }
 
@@ -233,28 +267,43 @@ mod tests {
     fn many_addresses_reach_the_ceiling_but_not_the_owner() {
         let t = throttle(10, 100, 20);
         let owner = ip("192.0.2.200");
-        t.succeeded("a:b", owner);
+        t.succeeded("a:b", owner, None);
         for i in 0..20 {
-            t.failed("a:b", ip(&format!("198.51.100.{i}")));
+            fail(&t, "a:b", ip(&format!("198.51.100.{i}")));
         }
         assert!(t.check("a:b", ip("203.0.113.1")).is_some(), "a new address");
         assert_eq!(t.check("a:b", owner), None, "the owner's address");
         // and the owner is still held to its own address's limit
         for _ in 0..10 {
-            t.failed("a:b", owner);
+            fail(&t, "a:b", owner);
         }
         assert!(t.check("a:b", owner).is_some());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_and_successes_do_not() {
+        let t = throttle(3, 4, 1000);
+        let a = ip("192.0.2.1");
+        // three keys being checked at once: a fourth waits, whatever its key
+        let pending: Vec<Attempt> = (0..3).map(|_| t.begin("a:b", a).unwrap()).collect();
+        assert!(t.begin("a:b", a).is_err());
+        // one of them was right: it counts against neither the address nor the user
+        let right = pending.into_iter().next().unwrap();
+        t.succeeded("a:b", a, Some(right));
+        fail(&t, "a:c", a);
+        fail(&t, "a:c", a);
+        assert!(t.begin("a:d", a).is_err(), "two of a:b and two of a:c");
     }
 
     #[test]
     fn success_clears_only_its_own_address() {
         let t = throttle(2, 100, 1000);
         let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        t.failed("a:b", a);
-        t.failed("a:b", b);
-        t.failed("a:b", b);
-        t.succeeded("a:b", a);
-        t.failed("a:b", a);
+        fail(&t, "a:b", a);
+        fail(&t, "a:b", b);
+        fail(&t, "a:b", b);
+        t.succeeded("a:b", a, None);
+        fail(&t, "a:b", a);
         assert_eq!(t.check("a:b", a), None);
         assert!(t.check("a:b", b).is_some());
     }

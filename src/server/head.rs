@@ -355,9 +355,7 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
         [] => {}
         [host] => {
             let host = std::str::from_utf8(host).unwrap_or("\u{fffd}").trim();
-            let valid = host.is_empty()
-                || (!host.contains('@') && http::uri::Authority::try_from(host).is_ok());
-            if !valid {
+            if !host.is_empty() && !crate::request::valid_host(host) {
                 return Err(bad(format!(
                     "the Host header {host:?} is not a host name or address with an \
                      optional port"
@@ -403,9 +401,10 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
         }
         return Ok(Body::Chunked);
     }
-    // a length given more than once must be the same each time (RFC 9110, 8.6)
+    // a length given on more than one line must be the same each time (RFC 9110, 8.6);
+    // a list on one line is not taken
     let mut length = None;
-    for v in lengths.iter().flat_map(|v| v.split(|&b| b == b',')) {
+    for v in &lengths {
         let text = std::str::from_utf8(v).unwrap_or_default().trim();
         let n = text
             .parse::<u64>()
@@ -548,6 +547,11 @@ impl<I> Checked<I> {
         buf.put_slice(&self.held[..n]);
         self.held.drain(..n);
         self.ready -= n;
+        if self.held.is_empty() {
+            // an idle connection keeps no buffer from a large head
+            self.held = Vec::new();
+            self.scratch = Vec::new();
+        }
         true
     }
 
@@ -702,6 +706,8 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "more than one Host"),
             (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "Host header"),
             (b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400, "Host header"),
+            (b"GET / HTTP/1.1\r\nHost: a:ab\r\n\r\n", 400, "Host header"),
+            (b"GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n", 400, "Host header"),
             (b"GET /info asdf HTTP/1.1\r\nHost: a\r\n\r\n", 400, "single spaces"),
             (b"GET /a\xffb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "not UTF-8"),
             (b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 200, ""),
@@ -716,9 +722,10 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400, "folding"),
             (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400, "control character"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 200, ""),
-            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 200, ""),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400, "not a number"),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0,0\r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400, "differ"),
-            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400, "differ"),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "both"),

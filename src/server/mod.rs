@@ -298,18 +298,22 @@ async fn maintain(app: Arc<App>) {
     }
 }
 
-/// An HTTP/2 request in the form the handlers know from HTTP/1.1: `Host` from its
-/// `:authority`; a body of undeclared length is streamed (chunked), and a PUT or POST
-/// that ended with its headers has an empty one.
+/// A request in the form the handlers know: `Host` is the target's authority where the
+/// target has one (an absolute-form target, HTTP/2's `:authority`), which names the host
+/// the request is for (RFC 9112, 3.2.2). Over HTTP/2, a body of undeclared length is
+/// streamed (chunked), and a PUT or POST that ended with its headers has an empty one.
 fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B> {
+    if let Some(authority) = req.uri().authority() {
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
+        if let Ok(v) = http::HeaderValue::from_str(&host) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+    }
     if req.version() != http::Version::HTTP_2 {
         return req;
-    }
-    if !req.headers().contains_key(http::header::HOST)
-        && let Some(authority) = req.uri().authority()
-        && let Ok(v) = http::HeaderValue::from_str(authority.as_str())
-    {
-        req.headers_mut().insert(http::header::HOST, v);
     }
     if req.headers().contains_key(http::header::CONTENT_LENGTH) {
         return req;

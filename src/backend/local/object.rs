@@ -376,9 +376,12 @@ pub async fn handle<B: RequestBody>(
     let method = req.method().clone();
     let c = store.container(account, container).await?;
     let pairs = query(req.uri().query())?;
-    // a temporary URL is for the current version: it ignores `version-id`, as Swift's
+    // a temporary URL is for the current version: it ignores `version-id`, as Swift's;
+    // a copy's `version-id` names a version of its source (Swift's copy middleware)
+    let copies = method.as_str() == "COPY"
+        || (method == Method::PUT && req.headers().contains_key("x-copy-from"));
     if caller.temp_url.is_none()
-        && method.as_str() != "COPY"
+        && !copies
         && let Some(v) = listing::param(&pairs, "version-id")
     {
         let v = v.to_owned();
