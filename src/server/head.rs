@@ -211,9 +211,11 @@ fn is_token(s: &[u8]) -> bool {
 
 /// Checks the head at the start of `bytes`.
 fn check_head(bytes: &[u8]) -> Head {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(bytes) {
+    // left uninitialized: httparse fills what it parses (8 KiB to zero per head otherwise)
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(bytes, &mut headers) {
         Ok(httparse::Status::Partial) => return Head::Partial,
         Ok(httparse::Status::Complete(len)) => len,
         Err(httparse::Error::TooManyHeaders) => {
@@ -335,25 +337,62 @@ fn diagnose(bytes: &[u8], e: httparse::Error) -> Refusal {
 
 /// Checks what httparse does not, as RFC 9112 asks, and finds how the body is framed.
 fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
-    // raw UTF-8 in a target is taken, as eventlet (Swift) and hyper take it
+    // raw UTF-8 in a target is taken, as eventlet (Swift) and hyper take it; a target of
+    // the usual characters needs no parse to know hyper takes it
     let target = req.path.unwrap_or_default();
-    if let Err(e) = http::Uri::try_from(target) {
+    let usual = target.starts_with('/') && target.bytes().all(usual_in_target);
+    if !usual && let Err(e) = http::Uri::try_from(target) {
         return Err(bad(format!(
             "the request target {target:?} is not a valid URI: {e}"
         )));
     }
     let http11 = req.version == Some(1);
-    let named = |name: &'static str| {
-        req.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let hosts: Vec<&[u8]> = named("host").collect();
-    match hosts.as_slice() {
-        [] if http11 => return Err(bad("an HTTP/1.1 request needs a Host header")),
-        [] => {}
-        [host] => {
+    // one pass over the headers, for the three that decide how a request is read
+    let (mut hosts, mut host) = (0, &b""[..]);
+    let mut length: Option<u64> = None;
+    let (mut codings, mut chunked, mut other_coding) = (0, 0, false);
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+            host = h.value;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            // a length given on more than one line must be the same each time (RFC 9110,
+            // 8.6); a list on one line is not taken
+            let text = std::str::from_utf8(h.value).unwrap_or_default().trim();
+            let n = text
+                .parse::<u64>()
+                .ok()
+                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "Content-Length {:?} is not a number of bytes",
+                        String::from_utf8_lossy(h.value)
+                    ))
+                })?;
+            if length.is_some_and(|l| l != n) {
+                return Err(bad("the request has Content-Length values that differ"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            for c in h.value.split(|&b| b == b',') {
+                let c = c.trim_ascii();
+                if c.is_empty() {
+                    return Err(bad("Transfer-Encoding names an empty coding"));
+                }
+                codings += 1;
+                if c.eq_ignore_ascii_case(b"chunked") {
+                    chunked += 1;
+                } else {
+                    other_coding = true;
+                }
+            }
+        }
+    }
+    match hosts {
+        0 if http11 => return Err(bad("an HTTP/1.1 request needs a Host header")),
+        0 => {}
+        1 => {
             let host = std::str::from_utf8(host).unwrap_or("\u{fffd}").trim();
             if !host.is_empty() && !crate::request::valid_host(host) {
                 return Err(bad(format!(
@@ -364,17 +403,8 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
         }
         _ => return Err(bad("the request has more than one Host header")),
     }
-    let lengths: Vec<&[u8]> = named("content-length").collect();
-    let codings: Vec<String> = named("transfer-encoding")
-        .flat_map(|v| {
-            String::from_utf8_lossy(v)
-                .split(',')
-                .map(|c| c.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if !codings.is_empty() {
-        if !lengths.is_empty() {
+    if codings > 0 {
+        if length.is_some() {
             return Err(bad(
                 "the request has both Content-Length and Transfer-Encoding: its length \
                  is ambiguous",
@@ -383,48 +413,52 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
         if !http11 {
             return Err(bad("Transfer-Encoding needs HTTP/1.1"));
         }
-        if codings.iter().any(String::is_empty) {
-            return Err(bad("Transfer-Encoding names an empty coding"));
-        }
-        let chunked = codings.iter().filter(|c| *c == "chunked").count();
         if chunked > 1 {
             return Err(bad("Transfer-Encoding applies chunked more than once"));
         }
-        if codings.len() > 1 || chunked == 0 {
+        if other_coding || chunked == 0 {
+            let named: Vec<String> = req
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+                .map(|h| String::from_utf8_lossy(h.value).into_owned())
+                .collect();
             return Err(refusal(
                 StatusCode::NOT_IMPLEMENTED,
                 format!(
                     "Transfer-Encoding {:?}: only chunked is supported",
-                    codings.join(", ")
+                    named.join(", ")
                 ),
             ));
         }
         return Ok(Body::Chunked);
     }
-    // a length given on more than one line must be the same each time (RFC 9110, 8.6);
-    // a list on one line is not taken
-    let mut length = None;
-    for v in &lengths {
-        let text = std::str::from_utf8(v).unwrap_or_default().trim();
-        let n = text
-            .parse::<u64>()
-            .ok()
-            .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| {
-                bad(format!(
-                    "Content-Length {:?} is not a number of bytes",
-                    String::from_utf8_lossy(v)
-                ))
-            })?;
-        if length.is_some_and(|l| l != n) {
-            return Err(bad("the request has Content-Length values that differ"));
-        }
-        length = Some(n);
-    }
     Ok(match length {
         None | Some(0) => Body::None,
         Some(n) => Body::Length(n),
     })
+}
+
+/// Bytes a request target of names, a query and percent-encodings is made of: every
+/// URI parser takes them in an origin-form target.
+fn usual_in_target(b: u8) -> bool {
+    const USUAL: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric();
+            i += 1;
+        }
+        let extra = b"-._~!$&'()*+,;=:@/%?";
+        let mut j = 0;
+        while j < extra.len() {
+            t[extra[j] as usize] = true;
+            j += 1;
+        }
+        t
+    };
+    USUAL[b as usize]
 }
 
 /// A connection's reading side with its HTTP/1.1 heads checked (see the module).

@@ -304,11 +304,12 @@ async fn maintain(app: Arc<App>) {
 /// streamed (chunked), and a PUT or POST that ended with its headers has an empty one.
 fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B> {
     if let Some(authority) = req.uri().authority() {
-        let host = match authority.port() {
-            Some(port) => format!("{}:{port}", authority.host()),
-            None => authority.host().to_owned(),
+        let value = match authority.as_str().split_once('@') {
+            None => http::HeaderValue::from_str(authority.as_str()),
+            // no user information in a host
+            Some((_, host)) => http::HeaderValue::from_str(host),
         };
-        if let Ok(v) = http::HeaderValue::from_str(&host) {
+        if let Ok(v) = value {
             req.headers_mut().insert(http::header::HOST, v);
         }
     }
