@@ -406,6 +406,26 @@ async fn guesses_in_flight_together_are_held_to_the_limit() {
     assert_eq!(checked, 10, "keys checked from one address, 8 at a time");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owners_parallel_first_logins_all_succeed() {
+    let gw = TestGateway::start().await;
+    gw.user("test", "tester", "testing", &[".admin"]).await;
+    let addr = gw.addr;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            tokio::spawn(async move {
+                let h = [("X-Auth-User", "test:tester"), ("X-Auth-Key", "testing")];
+                request_from(loopback(10), addr, "GET", "/auth/v1.0", &h)
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+}
+
 #[tokio::test]
 async fn ten_wrong_keys_do_not_lock_out_a_user_whose_key_is_not_remembered() {
     let gw = TestGateway::start().await;

@@ -340,26 +340,18 @@ impl Identity {
         source: IpAddr,
     ) -> Result<UserRecord> {
         let name = format!("{account}:{user}");
-        if let Some(wait) = self.throttle.check(&name, source) {
-            return Err(throttled(wait));
-        }
         let macs: Vec<[u8; 32]> = keys.iter().map(|k| self.mac(k)).collect();
-        {
-            let st = read(&self.state);
-            if let Some(u) = st.user(account, user)
-                && let Some(v) = st.verified.get(&u.id)
-                && v.until > Instant::now()
-                && v.key_hash == u.key_hash
-                && macs.iter().any(|m| bool::from(m.ct_eq(&v.mac)))
-            {
-                let u = u.clone();
-                drop(st);
-                self.throttle.succeeded(&name, source, None);
-                return Ok(u);
-            }
+        if let Some(u) = self.remembered(account, user, &name, &macs, source)? {
+            return Ok(u);
         }
-        // counted before argon2 runs: guesses in flight together are held as well
-        let attempt = self.throttle.begin(&name, source).map_err(throttled)?;
+        // one at a time for this user from this address: guesses sent together are held
+        // as guesses one after another are, and parallel first logins of the owner wait
+        // for the first to be checked
+        let turn = self.throttle.turn(&name, source);
+        let _turn = turn.lock().await;
+        if let Some(u) = self.remembered(account, user, &name, &macs, source)? {
+            return Ok(u);
+        }
         self.catch_up().await;
         let known = self.user(account, user);
         let phc = known
@@ -368,7 +360,7 @@ impl Identity {
         let matched = self.hasher.verify(keys.to_vec(), phc).await?;
         match (known, matched) {
             (Some(u), Some(i)) => {
-                self.throttle.succeeded(&name, source, Some(attempt));
+                self.throttle.succeeded(&name, source);
                 write(&self.state).verified.insert(
                     u.id,
                     Verified {
@@ -379,8 +371,42 @@ impl Identity {
                 );
                 Ok(u)
             }
-            _ => Err(Error::unauthorized(account, "invalid account, user or key")),
+            _ => {
+                self.throttle.failed(&name, source);
+                Err(Error::unauthorized(account, "invalid account, user or key"))
+            }
         }
+    }
+
+    /// The throttle's answer for this user and address, then the user if the key is the
+    /// one remembered from a recent login.
+    fn remembered(
+        &self,
+        account: &str,
+        user: &str,
+        name: &str,
+        macs: &[[u8; 32]],
+        source: IpAddr,
+    ) -> Result<Option<UserRecord>> {
+        if let Some(wait) = self.throttle.check(name, source) {
+            return Err(throttled(wait));
+        }
+        let st = read(&self.state);
+        let Some(u) = st.user(account, user) else {
+            return Ok(None);
+        };
+        let fresh = st.verified.get(&u.id).is_some_and(|v| {
+            v.until > Instant::now()
+                && v.key_hash == u.key_hash
+                && macs.iter().any(|m| bool::from(m.ct_eq(&v.mac)))
+        });
+        if !fresh {
+            return Ok(None);
+        }
+        let u = u.clone();
+        drop(st);
+        self.throttle.succeeded(name, source);
+        Ok(Some(u))
     }
 
     /// v1 login: verifies the key, then hands back the user's live token, or a new one.
@@ -555,29 +581,39 @@ impl Identity {
                 "no super admin key is configured (auth.super_admin_key_file)",
             ));
         };
-        if let Some(wait) = self.throttle.check(NAME, source) {
-            return Err(throttled(wait));
-        }
         let mac = self.mac(key);
-        if let Some((m, until)) = read(&self.state).super_admin_verified
-            && until > Instant::now()
-            && bool::from(m.ct_eq(&mac))
-        {
-            self.throttle.succeeded(NAME, source, None);
+        let remembered = || {
+            if let Some(wait) = self.throttle.check(NAME, source) {
+                return Err(throttled(wait));
+            }
+            let fresh = read(&self.state)
+                .super_admin_verified
+                .is_some_and(|(m, until)| until > Instant::now() && bool::from(m.ct_eq(&mac)));
+            if fresh {
+                self.throttle.succeeded(NAME, source);
+            }
+            Ok(fresh)
+        };
+        if remembered()? {
             return Ok(());
         }
-        let attempt = self.throttle.begin(NAME, source).map_err(throttled)?;
+        let turn = self.throttle.turn(NAME, source);
+        let _turn = turn.lock().await;
+        if remembered()? {
+            return Ok(());
+        }
         if self
             .hasher
             .verify(vec![key.to_owned()], phc.clone())
             .await?
             .is_some()
         {
-            self.throttle.succeeded(NAME, source, Some(attempt));
+            self.throttle.succeeded(NAME, source);
             write(&self.state).super_admin_verified =
                 Some((mac, Instant::now() + self.credential_cache));
             Ok(())
         } else {
+            self.throttle.failed(NAME, source);
             Err(Error::unauthorized(NAME, "invalid super admin key"))
         }
     }

@@ -6,13 +6,15 @@
 //!   addresses guessing one key together.
 //!
 //! An address over its limit for a user is refused before any key is looked at, right
-//! key or not, so no answer depends on the key. The per-user ceiling does not apply to
+//! key or not, so no answer depends on the key. One user's keys from one address are
+//! checked one at a time, so that guesses sent together count as guesses one after
+//! another do. The per-user ceiling does not apply to
 //! the addresses the user logged in from lately: a stranger cannot lock the owner out.
 //! IPv6 sources count by /64, the block one subscriber holds.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::ThrottleConfig;
@@ -24,6 +26,9 @@ const MAX_TIMES: usize = 1024;
 /// Addresses remembered per user as the owner's, and for how long after a login.
 const KNOWN_PER_USER: usize = 16;
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Held while one user's key from one address is checked.
+pub type Turn = tokio::sync::Mutex<()>;
 
 /// Where failures come from: an IPv4 address, or an IPv6 /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +58,8 @@ struct State {
 pub struct Throttle {
     cfg: ThrottleConfig,
     state: Mutex<State>,
+    /// Whose key checks wait for whose (`turn`).
+    turns: Mutex<HashMap<(String, Source), Weak<Turn>>>,
 }
 
 impl Throttle {
@@ -60,6 +67,7 @@ impl Throttle {
         Throttle {
             cfg,
             state: Mutex::new(State::default()),
+            turns: Mutex::new(HashMap::new()),
         }
     }
 
@@ -69,12 +77,8 @@ impl Throttle {
 
     /// `Some(seconds to wait)` when attempts for `user` from `ip` are refused now.
     pub fn check(&self, user: &str, ip: IpAddr) -> Option<u64> {
-        let source = Source::of(ip);
-        self.refused(&mut self.state(), user, source, Instant::now())
-    }
-
-    fn refused(&self, st: &mut State, user: &str, source: Source, now: Instant) -> Option<u64> {
-        let window = self.cfg.window;
+        let (source, now, window) = (Source::of(ip), Instant::now(), self.cfg.window);
+        let mut st = self.state();
         let by_pair = wait(
             st.pairs.get_mut(&(user.to_owned(), source)),
             self.cfg.failures_per_user_address,
@@ -108,39 +112,38 @@ impl Throttle {
             .map(|d| d.as_secs().max(1))
     }
 
-    /// An attempt about to have its key checked: counted as a failure at once, so that
-    /// attempts in flight together are held to the limits as attempts one after another
-    /// are; `Err(seconds to wait)` when it is refused instead.
-    pub fn begin(&self, user: &str, ip: IpAddr) -> Result<Attempt, u64> {
+    /// The turn of one user's key checks from one address: they run one at a time, so
+    /// that guesses sent together on many connections are held to the limit as guesses
+    /// one after another are (each is counted when it fails), and an owner's parallel
+    /// first logins wait for the first to be checked instead of being refused.
+    pub fn turn(&self, user: &str, ip: IpAddr) -> Arc<Turn> {
+        let key = (user.to_owned(), Source::of(ip));
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = turns.get(&key).and_then(Weak::upgrade) {
+            return t;
+        }
+        if turns.len() >= SWEEP_AT {
+            turns.retain(|_, t| t.strong_count() > 0);
+        }
+        let t = Arc::new(Turn::new(()));
+        turns.insert(key, Arc::downgrade(&t));
+        t
+    }
+
+    pub fn failed(&self, user: &str, ip: IpAddr) {
         let (source, now, window) = (Source::of(ip), Instant::now(), self.cfg.window);
         let mut st = self.state();
-        if let Some(wait) = self.refused(&mut st, user, source, now) {
-            return Err(wait);
-        }
         record(&mut st.pairs, (user.to_owned(), source), window, now);
         record(&mut st.sources, source, window, now);
         record(&mut st.users, user.to_owned(), window, now);
-        Ok(Attempt { at: now })
     }
 
-    /// A successful login: its counted attempt (if it was counted) is no failure, the
-    /// user's failures from its address are cleared (not the address's, nor the user's
-    /// from elsewhere), and the address becomes the owner's.
-    pub fn succeeded(&self, user: &str, ip: IpAddr, attempt: Option<Attempt>) {
+    /// A successful login clears the failures of its user from its address (not the
+    /// address's, nor the user's from elsewhere), and makes the address the owner's.
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
         let (source, now) = (Source::of(ip), Instant::now());
         let mut st = self.state();
         st.pairs.remove(&(user.to_owned(), source));
-        if let Some(a) = attempt {
-            let State { sources, users, .. } = &mut *st;
-            for times in [sources.get_mut(&source), users.get_mut(user)]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(i) = times.iter().rposition(|t| *t == a.at) {
-                    times.remove(i);
-                }
-            }
-        }
         if st.known.len() >= SWEEP_AT {
             st.known.retain(|_, k| {
                 k.retain(|(_, at)| now.duration_since(*at) < KNOWN_FOR);
@@ -154,12 +157,6 @@ impl Throttle {
         }
         known.push((source, now));
     }
-}
-
-/// An attempt counted before its key was checked (`Throttle::begin`).
-#[derive(Debug)]
-pub struct Attempt {
-    at: Instant,
 }
 
 /// How long until the oldest failure within the window leaves it, when there are
@@ -224,7 +221,7 @@ mod tests {
 
     /// An attempt whose key was wrong.
     fn fail(t: &Throttle, user: &str, ip: IpAddr) {
-        t.begin(user, ip).expect("not yet refused");
+        t.failed(user, ip);
     }
 
     #[test]
@@ -267,7 +264,7 @@ mod tests {
     fn many_addresses_reach_the_ceiling_but_not_the_owner() {
         let t = throttle(10, 100, 20);
         let owner = ip("192.0.2.200");
-        t.succeeded("a:b", owner, None);
+        t.succeeded("a:b", owner);
         for i in 0..20 {
             fail(&t, "a:b", ip(&format!("198.51.100.{i}")));
         }
@@ -281,18 +278,22 @@ mod tests {
     }
 
     #[test]
-    fn attempts_in_flight_count_and_successes_do_not() {
-        let t = throttle(3, 4, 1000);
-        let a = ip("192.0.2.1");
-        // three keys being checked at once: a fourth waits, whatever its key
-        let pending: Vec<Attempt> = (0..3).map(|_| t.begin("a:b", a).unwrap()).collect();
-        assert!(t.begin("a:b", a).is_err());
-        // one of them was right: it counts against neither the address nor the user
-        let right = pending.into_iter().next().unwrap();
-        t.succeeded("a:b", a, Some(right));
-        fail(&t, "a:c", a);
-        fail(&t, "a:c", a);
-        assert!(t.begin("a:d", a).is_err(), "two of a:b and two of a:c");
+    fn one_users_checks_from_one_address_take_turns() {
+        let t = throttle(3, 100, 1000);
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let first = t.turn("a:b", a);
+        let held = first.try_lock().unwrap();
+        assert!(
+            t.turn("a:b", a).try_lock().is_err(),
+            "the same user and address wait"
+        );
+        assert!(
+            t.turn("a:b", b).try_lock().is_ok(),
+            "another address does not"
+        );
+        assert!(t.turn("a:c", a).try_lock().is_ok(), "nor another user");
+        drop(held);
+        assert!(t.turn("a:b", a).try_lock().is_ok());
     }
 
     #[test]
@@ -302,7 +303,7 @@ mod tests {
         fail(&t, "a:b", a);
         fail(&t, "a:b", b);
         fail(&t, "a:b", b);
-        t.succeeded("a:b", a, None);
+        t.succeeded("a:b", a);
         fail(&t, "a:b", a);
         assert_eq!(t.check("a:b", a), None);
         assert!(t.check("a:b", b).is_some());
