@@ -924,6 +924,24 @@ impl Cluster {
         self.service_head(&path, "a container's metadata").await
     }
 
+    /// The headers and body of a GET as the service; `None` for 404 and 204.
+    async fn service_get(&self, path: &str, what: &str) -> Result<Option<(HeaderMap, Bytes)>> {
+        let (parts, body) = self.service_request(Method::GET, path).await?.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| Error::BadGateway(format!("reading {what}: {e}")))?
+            .to_bytes();
+        match parts.status {
+            StatusCode::NOT_FOUND | StatusCode::NO_CONTENT => Ok(None),
+            s if s.is_success() => Ok(Some((parts.headers, body))),
+            s => Err(Error::BadGateway(format!(
+                "the cluster {:?} answered {s} for {what}",
+                self.name
+            ))),
+        }
+    }
+
     /// The headers of a HEAD as the service; `None` for 404.
     async fn service_head(&self, path: &str, what: &str) -> Result<Option<HeaderMap>> {
         match self.service_call(Method::HEAD, path).await? {
@@ -965,29 +983,16 @@ impl Cluster {
             path.push_str("&version-id=");
             path.push_str(&encode(v));
         }
-        let resp = self.service_request(Method::GET, &path).await?;
-        let status = resp.status();
-        let slo = resp
-            .headers()
+        let Some((headers, body)) = self.service_get(&path, "a manifest").await? else {
+            return Ok(None);
+        };
+        let slo = headers
             .get("x-static-large-object")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::BadGateway(format!("reading a manifest: {e}")))?
-            .to_bytes();
-        if status == StatusCode::NOT_FOUND || (status.is_success() && !slo) {
+        if !slo {
             return Ok(None);
         }
-        if !status.is_success() {
-            return Err(Error::BadGateway(format!(
-                "the cluster {:?} answered {status} for a manifest",
-                self.name
-            )));
-        }
-        let entries: Vec<serde_json::Value> = serde_json::from_slice(&body)
-            .map_err(|_| Error::BadGateway("a manifest is not JSON".into()))?;
+        let entries = json_entries(&body, "a manifest")?;
         Ok(Some(
             entries
                 .iter()
@@ -1046,25 +1051,10 @@ impl Cluster {
             encode(prefix),
             encode(marker)
         );
-        let resp = self.service_request(Method::GET, &path).await?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::BadGateway(format!("reading a listing: {e}")))?
-            .to_bytes();
-        if status == StatusCode::NOT_FOUND || status == StatusCode::NO_CONTENT {
+        let Some((_, body)) = self.service_get(&path, "a listing").await? else {
             return Ok(Vec::new());
-        }
-        if !status.is_success() {
-            return Err(Error::BadGateway(format!(
-                "the cluster {:?} answered {status} for a listing",
-                self.name
-            )));
-        }
-        let entries: Vec<serde_json::Value> = serde_json::from_slice(&body)
-            .map_err(|_| Error::BadGateway("a listing is not JSON".into()))?;
+        };
+        let entries = json_entries(&body, "a listing")?;
         Ok(entries
             .iter()
             .filter_map(|e| {
@@ -1315,6 +1305,11 @@ fn encode(segment: &str) -> String {
 fn object_path(account: &str, container: &str, object: &str) -> String {
     let object = object.split('/').map(encode).collect::<Vec<_>>().join("/");
     format!("{}/{}/{object}", encode(account), encode(container))
+}
+
+/// A JSON array a cluster answered (a manifest, a listing).
+fn json_entries(body: &[u8], what: &str) -> Result<Vec<serde_json::Value>> {
+    serde_json::from_slice(body).map_err(|_| Error::BadGateway(format!("{what} is not JSON")))
 }
 
 /// A segment of an SLO manifest: `/container/object`, and whether it is an SLO itself.
