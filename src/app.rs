@@ -14,15 +14,18 @@ use serde_json::json;
 use crate::admin;
 use crate::auth::identity::{Identity, Principal};
 use crate::auth::v1;
-use crate::backend::local::{self, Caller, LocalStore, Target};
+use crate::backend::local::{Caller, LocalStore};
 use crate::backend::swift::{Clusters, Forward};
+use crate::body::{Body, RequestBody, json, text};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, classify};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody, first_header, json, text};
+use crate::http_util::first_header;
 use crate::policy::{self, Checked, Policies};
 use crate::proxy;
 use crate::request::{Connection, base_url, client_ip};
+use crate::swift::limits;
+use crate::swift::target::Target;
 use crate::swift::tempurl;
 use crate::web;
 
@@ -37,7 +40,7 @@ pub struct App {
     pub links: web::Links,
     pub policies: Policies,
     /// The TLS listeners' certificates, and what client certificates stand for.
-    pub tls: Option<Arc<crate::server::tls::Certificate>>,
+    pub tls: Option<Arc<crate::tls::Certificate>>,
 }
 
 fn trans_id() -> String {
@@ -91,10 +94,7 @@ impl App {
     ) -> Response<Body> {
         let started = Instant::now();
         let trans_id = trans_id();
-        let refused = req
-            .extensions()
-            .get::<crate::server::head::Refusal>()
-            .is_some();
+        let refused = req.extensions().get::<crate::request::Refusal>().is_some();
         let method = req.method().clone();
         // what only the access log needs is kept only when it is written
         let logged = tracing::enabled!(target: "swiftgate::access", tracing::Level::INFO);
@@ -105,10 +105,7 @@ impl App {
             .headers()
             .get(http::header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
-        let stalled = req
-            .extensions()
-            .get::<crate::server::timing::Stalled>()
-            .cloned();
+        let stalled = req.extensions().get::<crate::request::Stalled>().cloned();
         let (mut endpoint, mut identity) = (None, None);
         let mut result = self
             .route(
@@ -144,7 +141,7 @@ impl App {
                 resp.headers_mut()
                     .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
             }
-            *resp.body_mut() = crate::http_util::declared_empty();
+            *resp.body_mut() = crate::body::declared_empty();
         }
         if keep_alive {
             resp.headers_mut().insert(
@@ -194,7 +191,7 @@ impl App {
         endpoint_out: Option<&mut Option<Endpoint>>,
         identity_out: &mut Option<String>,
     ) -> Result<Response<Body>> {
-        if let Some(r) = req.extensions().get::<crate::server::head::Refusal>() {
+        if let Some(r) = req.extensions().get::<crate::request::Refusal>() {
             return Err(Error::Malformed {
                 status: r.status,
                 message: r.message.clone(),
@@ -224,7 +221,7 @@ impl App {
             Endpoint::V1Auth { account } => {
                 let (resp, who) = Box::pin(v1::handle(
                     &self.identity,
-                    &self.clusters,
+                    &*self.clusters,
                     account.as_deref(),
                     headers,
                     client,
@@ -276,7 +273,10 @@ impl App {
                     // say "no such account" only to whom may know: anonymous callers
                     // are challenged, others refused, as for accounts that exist
                     return Err(match &principal {
-                        None => Error::unauthorized(&local::realm(&account), "this needs a token"),
+                        None => Error::unauthorized(
+                            &crate::swift::target::realm(&account),
+                            "this needs a token",
+                        ),
                         Some(p) if p.is_reseller_admin() => {
                             Error::NotFound(format!("no account {account}"))
                         }
@@ -287,7 +287,7 @@ impl App {
                         },
                     });
                 };
-                let pairs = local::query_pairs(parts.uri.query())?;
+                let pairs = crate::swift::query::query_pairs(parts.uri.query())?;
                 if principal.is_none()
                     && tempurl::presented(&pairs)
                     && let Err(e) = tempurl::check_request(headers, &pairs)
@@ -643,7 +643,7 @@ impl App {
             (true, false) => "GET, HEAD, PUT, POST, DELETE, OPTIONS",
             (false, false) => "GET, HEAD, POST, OPTIONS",
         };
-        let mut resp = crate::http_util::status_only(StatusCode::OK);
+        let mut resp = crate::body::status_only(StatusCode::OK);
         resp.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static(allow));
         resp
@@ -677,16 +677,16 @@ impl App {
         json!({
             "swift": {
                 "max_header_size": MAX_HEADER_SIZE,
-                "max_file_size": local::MAX_FILE_SIZE,
-                "max_meta_name_length": local::MAX_META_NAME_LENGTH,
-                "max_meta_value_length": local::MAX_META_VALUE_LENGTH,
-                "max_meta_count": local::MAX_META_COUNT,
-                "max_meta_overall_size": local::MAX_META_OVERALL_SIZE,
+                "max_file_size": limits::MAX_FILE_SIZE,
+                "max_meta_name_length": limits::MAX_META_NAME_LENGTH,
+                "max_meta_value_length": limits::MAX_META_VALUE_LENGTH,
+                "max_meta_count": limits::MAX_META_COUNT,
+                "max_meta_overall_size": limits::MAX_META_OVERALL_SIZE,
                 "max_object_name_length": crate::swift::names::MAX_OBJECT_NAME_LENGTH,
                 "max_container_name_length": crate::swift::names::MAX_CONTAINER_NAME_LENGTH,
                 "max_account_name_length": crate::auth::identity::MAX_NAME_LENGTH,
-                "container_listing_limit": local::LISTING_LIMIT,
-                "account_listing_limit": local::LISTING_LIMIT,
+                "container_listing_limit": limits::LISTING_LIMIT,
+                "account_listing_limit": limits::LISTING_LIMIT,
                 "extra_header_count": 0,
                 "valid_api_versions": ["v1", "v1.0"],
                 "allow_account_management": false,
@@ -696,23 +696,23 @@ impl App {
             "dlo": {"max_segments": 10000},
             "container_quotas": {},
             "account_quotas": {},
-            "symlink": {"symloop_max": local::SYMLOOP_MAX, "static_links": true},
+            "symlink": {"symloop_max": limits::SYMLOOP_MAX, "static_links": true},
             "object_versioning": {},
             "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
             "tempurl": {
-                "methods": local::tempurl::METHODS,
-                "allowed_digests": local::tempurl::DIGESTS,
+                "methods": crate::swift::tempurl::METHODS,
+                "allowed_digests": crate::swift::tempurl::DIGESTS,
                 "outgoing_remove_headers": ["x-object-meta-*"],
                 "outgoing_allow_headers": ["x-object-meta-public-*"],
             },
             "slo": {
-                "max_manifest_segments": local::MAX_MANIFEST_SEGMENTS,
-                "max_manifest_size": local::MAX_MANIFEST_SIZE,
+                "max_manifest_segments": limits::MAX_MANIFEST_SEGMENTS,
+                "max_manifest_size": limits::MAX_MANIFEST_SIZE,
                 "min_segment_size": 1,
             },
             "bulk_delete": {
-                "max_deletes_per_request": local::MAX_DELETES_PER_REQUEST,
-                "max_failed_deletes": local::MAX_DELETES_PER_REQUEST,
+                "max_deletes_per_request": limits::MAX_DELETES_PER_REQUEST,
+                "max_failed_deletes": limits::MAX_DELETES_PER_REQUEST,
             },
             "tempauth": {"account_acls": true},
         })

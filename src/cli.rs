@@ -11,10 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::identity::{self, BOOTSTRAP_ACCOUNT, BOOTSTRAP_USER, check_key, check_name};
 use crate::auth::keys::{KeyHasher, generate_key};
 use crate::backend::credentials::{AccountCredentials, Login};
-use crate::backend::swift::{Clusters, Prefixes};
+use crate::backend::swift::Clusters;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::server::{Gateway, StartError};
 use crate::store::{ADMIN_GROUP, RESELLER_ADMIN_GROUP, Store, StoreError};
+use crate::swift::target::Prefixes;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -238,6 +239,7 @@ fn load_config(cli: &Cli) -> Result<Config, CliError> {
     if let Some(d) = &cli.data {
         config.server.data_dir = Some(d.clone());
     }
+    crate::policy::Policies::new(&config.policies, &config.denies)?;
     Ok(config)
 }
 
@@ -368,7 +370,7 @@ fn pasted_code(pasted: &str, state: &str) -> Result<String, CliError> {
     let Some((_, query)) = pasted.split_once('?') else {
         return Ok(pasted.to_owned());
     };
-    let pairs = crate::backend::local::query_pairs(Some(query))
+    let pairs = crate::swift::query::query_pairs(Some(query))
         .map_err(|_| CliError::Usage("the pasted address has an invalid query".into()))?;
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if let Some(error) = get("error") {

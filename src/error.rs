@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::http_util::{Body, full};
+use crate::body::{Body, full};
 use crate::store::StoreError;
 
 /// Who caused a failed request; the label of the error in logs.

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod endpoint;
@@ -22,6 +23,7 @@ pub mod request;
 pub mod server;
 pub mod store;
 pub mod swift;
+pub mod tls;
 pub mod web;
 
 pub use config::Config;

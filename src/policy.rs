@@ -20,13 +20,14 @@ use hyper::body::{Frame, SizeHint};
 use wildmatch::WildMatch;
 
 use crate::auth::identity::Principal;
-use crate::backend::local::Target;
+use crate::body::RequestBody;
 use crate::config::{ConfigError, DenyConfig, PolicyConfig, parse_fingerprint};
 use crate::error::Error;
-use crate::http_util::{RequestBody, header_str};
+use crate::http_util::header_str;
 use crate::swift::names::{self, Reference};
 use crate::swift::query;
 use crate::swift::query::param;
+use crate::swift::target::Target;
 
 /// Largest body the gateway reads to judge what it names (an SLO manifest, a bulk delete).
 pub const MAX_JUDGED_BODY: usize = 16 * 1024 * 1024;
@@ -776,7 +777,7 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        let query = crate::backend::local::query_pairs(Some(query)).unwrap();
+        let query = crate::swift::query::query_pairs(Some(query)).unwrap();
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let ask = Ask {
             method: &method,

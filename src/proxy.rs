@@ -10,10 +10,13 @@ use std::collections::HashMap;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::auth::identity::{Identity, Principal};
-use crate::backend::local::{self, Target, acl::AccountAccess};
 use crate::backend::swift::{Cluster, Forward, Listed};
+use crate::body::{Body, RequestBody};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody, header_str};
+use crate::http_util::header_str;
+use crate::swift::acl::AccountAccess;
+use crate::swift::limits;
+use crate::swift::target::Target;
 use crate::swift::{names, query};
 
 /// Who asks, and what they may reach on one cluster.
@@ -55,9 +58,9 @@ impl Judge<'_> {
             .cluster
             .account_headers(&self.upstream(account).await?)
             .await?;
-        Ok(local::acl::account_access(
+        Ok(crate::swift::acl::account_access(
             headers
-                .get(local::acl::ACCOUNT_ACL)
+                .get(crate::swift::acl::ACCOUNT_ACL)
                 .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
                 .map(str::to_owned)
                 .as_ref(),
@@ -108,14 +111,17 @@ impl Judge<'_> {
                 } else {
                     "x-container-read"
                 };
-                let acl = local::acl::parse(
+                let acl = crate::swift::acl::parse(
                     meta.get(name)
                         .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()),
                 );
                 acl.has_group(&self.groups)
                     || (!write
                         && (object || acl.listings)
-                        && local::acl::referrer_allowed(self.referer.as_deref(), &acl.referrers))
+                        && crate::swift::acl::referrer_allowed(
+                            self.referer.as_deref(),
+                            &acl.referrers,
+                        ))
             }
         })
     }
@@ -303,12 +309,12 @@ async fn judged_manifest<B: RequestBody>(
 ) -> Result<http_body_util::Full<bytes::Bytes>> {
     let bytes = crate::http_util::read_limited(
         body,
-        local::MAX_MANIFEST_SIZE,
+        limits::MAX_MANIFEST_SIZE,
         "reading the manifest",
         || {
             Error::PayloadTooLarge(format!(
                 "a manifest may hold {} bytes at most",
-                local::MAX_MANIFEST_SIZE
+                limits::MAX_MANIFEST_SIZE
             ))
         },
     )
@@ -753,7 +759,7 @@ pub async fn handle<B: RequestBody>(
         if let Some(h) = req
             .headers()
             .keys()
-            .find(|k| local::is_quota_header(k.as_str()))
+            .find(|k| crate::swift::privileged::is_quota_header(k.as_str()))
         {
             return Err(Error::Forbidden(format!(
                 "only a reseller admin may set an account quota ({h})"
@@ -789,7 +795,7 @@ pub async fn handle<B: RequestBody>(
             return Err(judge.denied(&format!("do this in {}", target.account)));
         }
         // no one else sees ACLs or keys, or sets them: the service token would let them
-        local::strip_privileged(req.headers_mut());
+        crate::swift::privileged::strip_privileged(req.headers_mut());
     }
     check_references(&judge, req.headers(), &target, &pairs).await?;
     if !owner
@@ -830,7 +836,7 @@ pub async fn handle<B: RequestBody>(
         return Ok(refused);
     }
     if !owner {
-        local::strip_privileged(resp.headers_mut());
+        crate::swift::privileged::strip_privileged(resp.headers_mut());
     }
     Ok(plain_errors(resp))
 }

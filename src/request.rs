@@ -3,8 +3,10 @@
 //! are believed only from configured trusted proxies.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
@@ -184,6 +186,17 @@ pub fn base_url(
     }
     Ok(format!("{scheme}://{}", with_scope(host, conn.local)))
 }
+
+/// Why a head was refused: the answer's status and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+/// Set on a request whose body stopped coming for the body timeout.
+#[derive(Clone, Default)]
+pub struct Stalled(pub Arc<AtomicBool>);
 
 #[cfg(test)]
 mod tests {

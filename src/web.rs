@@ -16,8 +16,8 @@ use crate::backend::credentials::AccountCredentials;
 use crate::backend::local::LocalStore;
 use crate::backend::oauth;
 use crate::backend::swift::Clusters;
+use crate::body::{Body, full, json};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, full, json};
 use crate::store::AccountRecord;
 
 /// How long a started link waits for the provider's answer.
@@ -42,7 +42,7 @@ pub struct Links {
 
 /// Text for HTML: the XML escapes serve.
 fn escape(s: &str) -> String {
-    crate::backend::local::xml_escape(s)
+    crate::http_util::xml_escape(s)
 }
 
 fn path_segment(s: &str) -> String {
@@ -123,7 +123,7 @@ pub fn link_page(account: &str) -> Response<Body> {
 fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>> {
     let text =
         std::str::from_utf8(body).map_err(|_| Error::bad_request("the form is not UTF-8"))?;
-    crate::backend::local::query_pairs(Some(text))
+    crate::swift::query::query_pairs(Some(text))
         .map_err(|_| Error::bad_request("the form is not valid form data"))
 }
 
@@ -260,7 +260,7 @@ async fn finish_link(
     query: Option<&str>,
     public_base: &str,
 ) -> Result<Response<Body>> {
-    let q = crate::backend::local::query_pairs(query)
+    let q = crate::swift::query::query_pairs(query)
         .map_err(|_| Error::bad_request("the provider's answer is not a valid query"))?;
     let get = |name: &str| {
         q.iter()

@@ -4,6 +4,8 @@
 //! reseller admin, account admin (`.admin`), or plain user. Stored keys are never
 //! returned. Also the token validation endpoint that Swift clusters and Ceph RGW call.
 
+pub mod accounts;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -13,10 +15,11 @@ use serde_json::json;
 
 use crate::auth::identity::{Identity, Principal, unix_now};
 use crate::backend::swift::Clusters;
+use crate::body::{Body, json, status_only};
 use crate::config::TokenValidationConfig;
 use crate::endpoint::AdminOp;
 use crate::error::{Error, Result};
-use crate::http_util::{Body, first_header, header_str, header_true, json, status_only};
+use crate::http_util::{first_header, header_str, header_true};
 use crate::store::{ADMIN_GROUP, RESELLER_ADMIN_GROUP, UserRecord};
 
 /// Who is calling the admin API.
@@ -206,22 +209,20 @@ pub async fn handle(
             }
             let suffix = header_str(headers, "x-account-suffix")?;
             let backend = header_str(headers, "x-account-backend")?.unwrap_or(backends.default);
-            identity
-                .create_account(&account, suffix, backend, backends.clusters)
-                .await?;
+            accounts::create(identity, backends.clusters, &account, suffix, backend).await?;
             Ok(status_only(StatusCode::CREATED))
         }
         AdminOp::RecreateAccounts => {
             require(caller, "", SUPER_ADMIN, "recreate accounts")?;
-            let (count, failures) = identity.recreate_accounts(backends.clusters).await;
-            Ok(crate::http_util::text(
+            let (count, failures) = accounts::recreate(identity, backends.clusters).await;
+            Ok(crate::body::text(
                 StatusCode::OK,
                 format!("{count} accounts, failures {failures:?}"),
             ))
         }
         AdminOp::DeleteAccount(account) => {
             require(caller, &account, RESELLER_ADMIN, "delete accounts")?;
-            identity.delete_account(&account, backends.clusters).await?;
+            accounts::delete(identity, backends.clusters, &account).await?;
             Ok(status_only(StatusCode::NO_CONTENT))
         }
         AdminOp::ListGroups(account) => {

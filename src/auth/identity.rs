@@ -16,13 +16,13 @@ use subtle::ConstantTimeEq;
 use super::keys::KeyHasher;
 use super::throttle::Throttle;
 use super::token;
-use crate::backend::swift::{Clusters, Prefixes};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
     ADMIN_GROUP, AccountRecord, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError, TokenRecord,
     UserRecord,
 };
+use crate::swift::target::Prefixes;
 
 /// The first user, made when the gateway starts on an empty store.
 pub const BOOTSTRAP_ACCOUNT: &str = "admin";
@@ -661,55 +661,33 @@ impl Identity {
         read(&self.state).user(account, user).cloned()
     }
 
-    /// Creates an account on `backend`: an upstream cluster's account first, then the
-    /// record, so that a failure leaves nothing half-made and a retry succeeds.
-    pub async fn create_account(
-        self: &Arc<Self>,
-        name: &str,
-        suffix: Option<&str>,
-        backend: &str,
-        clusters: &Clusters,
-    ) -> Result<AccountRecord> {
+    /// The storage id a new account `name` gets (with `suffix`, or a random one): 400
+    /// for a bad name, 409 for a storage id another account has.
+    pub fn new_storage_id(&self, name: &str, suffix: Option<&str>) -> Result<String> {
         check_name("account", name, &self.reseller_prefix)?;
-        clusters.check(backend)?;
         let storage_id = storage_id(&self.reseller_prefix, suffix)?;
         if self.account_by_storage_id(&storage_id).is_some() {
             return Err(StoreError::StorageIdTaken(storage_id).into());
         }
+        Ok(storage_id)
+    }
+
+    /// Records a new account, seen at once.
+    pub async fn add_account(
+        self: &Arc<Self>,
+        name: &str,
+        storage_id: &str,
+        backend: &str,
+    ) -> Result<AccountRecord> {
         let store = self.store.clone();
-        let (n, b, id) = (name.to_owned(), backend.to_owned(), storage_id.clone());
-        let record = blocking(move || store.create_account(&n, &id, &b));
-        let acc = clusters
-            .provision_then(backend, &storage_id, self.prefixes(), record)
-            .await?;
+        let (n, b, id) = (name.to_owned(), backend.to_owned(), storage_id.to_owned());
+        let acc = blocking(move || store.create_account(&n, &id, &b)).await?;
         self.reload().await?;
         Ok(acc)
     }
 
-    /// Creates every account on a cluster backend there again (after the cluster was
-    /// wiped, as DevAuth's `recreate_accounts`): how many were tried, and which failed.
-    pub async fn recreate_accounts(&self, clusters: &Clusters) -> (usize, Vec<String>) {
-        let accounts: Vec<_> = self
-            .accounts()
-            .into_iter()
-            .filter(|a| clusters.get(&a.backend).is_some())
-            .collect();
-        let mut failures = Vec::new();
-        for a in &accounts {
-            if let Err(e) = clusters
-                .provision(&a.backend, &a.storage_id, self.prefixes())
-                .await
-            {
-                tracing::warn!(account = %a.name, error = %e, "cannot recreate an upstream account");
-                failures.push(a.name.clone());
-            }
-        }
-        (accounts.len(), failures)
-    }
-
-    /// Deletes an account without users; on an upstream cluster, only while it holds
-    /// no containers (409), and the upstream account goes with it.
-    pub async fn delete_account(self: &Arc<Self>, name: &str, clusters: &Clusters) -> Result<()> {
+    /// An account that may be deleted: it exists and has no users (409 otherwise).
+    pub fn deletable_account(&self, name: &str) -> Result<AccountRecord> {
         let acc = self
             .account(name)
             .ok_or_else(|| StoreError::NoAccount(name.to_owned()))?;
@@ -721,9 +699,11 @@ impl Identity {
             }
             .into());
         }
-        clusters
-            .deprovision(&acc.backend, &acc.storage_id, self.prefixes())
-            .await?;
+        Ok(acc)
+    }
+
+    /// Removes an account's record, seen at once.
+    pub async fn remove_account(self: &Arc<Self>, name: &str) -> Result<()> {
         let store = self.store.clone();
         let name = name.to_owned();
         blocking(move || store.delete_account(&name)).await?;
@@ -770,7 +750,8 @@ impl Identity {
             return Ok(None);
         }
         if self.account(BOOTSTRAP_ACCOUNT).is_none() {
-            self.create_account(BOOTSTRAP_ACCOUNT, None, "local", &Clusters::default())
+            let storage_id = self.new_storage_id(BOOTSTRAP_ACCOUNT, None)?;
+            self.add_account(BOOTSTRAP_ACCOUNT, &storage_id, "local")
                 .await?;
         }
         let key = super::keys::generate_key();

@@ -3,16 +3,17 @@
 //! empty body and `X-Auth-Token`, `X-Storage-Token`, `X-Storage-Url`,
 //! `X-Auth-Token-Expires`; bad credentials give 401 with a `Www-Authenticate` challenge.
 
+use std::future::Future;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::identity::{Identity, LoginRequest, MAX_NAME_LENGTH, unix_now};
-use crate::backend::swift::Clusters;
-use crate::config::Delivery;
+use crate::body::{Body, status_only};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, first_header, header_str, header_true, header_value, status_only};
+use crate::http_util::{first_header, header_str, header_true, header_value};
+use crate::store::AccountRecord;
 
 /// The credentials of a v1 request, before any check of the key.
 #[derive(Debug, PartialEq, Eq)]
@@ -131,13 +132,37 @@ fn requested_lifetime(headers: &HeaderMap) -> Result<Option<Duration>> {
     }
 }
 
+/// What an upstream hands out for an account delivered directly: its own token and
+/// storage URL.
+pub struct DirectCredentials {
+    pub token: String,
+    pub storage_url: String,
+    /// Seconds left, when the upstream said.
+    pub expires_in: Option<u64>,
+}
+
+/// The upstreams accounts log in to with their own credentials (Keystone, v1, OAuth2).
+pub trait Upstreams {
+    /// Whether accounts on `backend` hold their own upstream credentials.
+    fn own_credentials(&self, backend: &str) -> bool;
+
+    /// For such an account, after its user's key was checked: the upstream's credentials
+    /// when its delivery is direct (a fresh session when `renew`), `None` when the
+    /// gateway proxies it.
+    fn direct(
+        &self,
+        account: &AccountRecord,
+        renew: bool,
+    ) -> impl Future<Output = Result<Option<DirectCredentials>>> + Send;
+}
+
 /// v1 auth. Accounts on the embedded store or behind the proxy get a gateway token and
 /// the gateway's storage URL. Accounts with their own upstream credentials have them
 /// checked (a cached upstream session, a fresh one with `X-Auth-New-Token`), and with
 /// direct delivery get the upstream's own storage URL and token instead.
 pub async fn handle(
     identity: &Identity,
-    clusters: &Clusters,
+    upstreams: &impl Upstreams,
     path_account: Option<&str>,
     headers: &HeaderMap,
     source: std::net::IpAddr,
@@ -159,7 +184,7 @@ pub async fn handle(
     let record = identity.account(&req.account);
     let own_credentials = record
         .as_ref()
-        .is_some_and(|r| clusters.kind(&r.backend).is_some_and(|k| k != "swift"));
+        .is_some_and(|r| upstreams.own_credentials(&r.backend));
     let Some(record) = record.filter(|_| own_credentials) else {
         let issued = identity.login(&req).await?;
         let url = format!("{base_url}/v1/{}", issued.storage_id);
@@ -170,12 +195,7 @@ pub async fn handle(
     identity
         .verify_key(&req.account, &req.user, &req.keys, source)
         .await?;
-    let upstream = clusters
-        .upstream(&record)?
-        .ok_or_else(|| Error::Internal(format!("backend {:?} is gone", record.backend)))?;
-    let direct = upstream.cluster.direct_credentials(req.new_token).await?;
-    upstream.cluster.renew_ahead();
-    if upstream.delivery == Delivery::Direct {
+    if let Some(direct) = upstreams.direct(&record, req.new_token).await? {
         return Ok((
             answer(&direct.token, &direct.storage_url, direct.expires_in)?,
             who,

@@ -2,6 +2,7 @@
 //! upstream cluster reached through the proxy with the gateway's service credentials;
 //! `keystone`, `v1` and `oauth2` upstreams reached with each account's own credentials.
 
+pub mod client;
 pub mod credentials;
 pub mod local;
 pub mod oauth;

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::swift::{HttpClient, Outgoing};
+use super::client::{HttpClient, Outgoing};
 use crate::config::OAuthSettings;
 use crate::error::{Error, Result};
 
@@ -142,7 +142,7 @@ async fn call(
             tracing::warn!(error = ?e, what, "an OAuth2 request failed");
             return Err(Error::UpstreamUnavailable(format!(
                 "the OAuth2 provider's {what} cannot be reached ({})",
-                super::swift::root_cause(&e)
+                super::client::root_cause(&e)
             )));
         }
         Ok(Ok(resp)) => resp,

@@ -13,19 +13,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt, Full};
 
+use super::client::{HttpClient, Outgoing, empty_body, http_client, root_cause};
 use super::credentials::{AccountCredentials, Sealer};
 use super::oauth;
+use crate::auth::v1::{DirectCredentials, Upstreams};
+use crate::body::{Body, RequestBody};
 use crate::config::{BackendConfig, Config, ConfigError, Delivery, OAuthSettings};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody};
 use crate::store::AccountRecord;
 use crate::store::Store;
+use crate::swift::target::Prefixes;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), and the
 /// ones the gateway sets itself.
@@ -42,9 +41,6 @@ const HOP_BY_HOP: &[&str] = &[
     "expect",
     "host",
 ];
-
-/// Header lines accepted in an upstream answer.
-const MAX_UPSTREAM_HEADERS: usize = 512;
 
 /// Credentials of the client, replaced by the service's.
 const CLIENT_CREDENTIALS: &[&str] = &["x-auth-token", "x-storage-token", "x-service-token"];
@@ -98,14 +94,6 @@ impl Session {
             _ => false,
         }
     }
-}
-
-/// What v1 auth hands out for direct delivery: the upstream's own storage URL and token.
-pub struct DirectCredentials {
-    pub token: String,
-    pub storage_url: String,
-    /// Seconds left, when the upstream said.
-    pub expires_in: Option<u64>,
 }
 
 /// Which upstream account holds a gateway account.
@@ -297,86 +285,6 @@ fn is_replayable(method: &Method, headers: &HeaderMap) -> bool {
     ) || headers
         .get(http::header::CONTENT_LENGTH)
         .is_none_or(|v| v.as_bytes() == b"0")
-}
-
-/// A request body on its way upstream.
-pub type Outgoing = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// The pooled HTTP/1.1 client of a backend.
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Outgoing>;
-
-fn empty_body() -> Outgoing {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// One pooled HTTP/1.1 client per backend.
-/// One pooled HTTP/1.1 client per backend, for `http://` and `https://` upstreams. TLS
-/// trusts the system's certificate authorities, or only those of the backend's `ca_file`.
-fn http_client(cfg: &BackendConfig) -> std::result::Result<HttpClient, ConfigError> {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(cfg.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(false);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match &cfg.ca_file {
-        Some(path) => builder.with_tls_config(tls_trusting(&cfg.name, path)?),
-        // without the system's authorities, an https upstream fails its handshake, clearly
-        None => builder.with_native_roots().unwrap_or_else(|_| {
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            )
-        }),
-    };
-    let https = builder
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        // an object or container answer carries up to 90 metadata headers and more
-        .http1_max_headers(MAX_UPSTREAM_HEADERS)
-        .build(https))
-}
-
-/// TLS that trusts the certificate authorities of one PEM file.
-fn tls_trusting(
-    backend: &str,
-    path: &std::path::Path,
-) -> std::result::Result<rustls::ClientConfig, ConfigError> {
-    use rustls_pki_types::pem::PemObject;
-    let invalid = |why: String| {
-        ConfigError::Invalid(format!(
-            "backend {backend:?}: ca_file {}: {why}",
-            path.display()
-        ))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| invalid(e.to_string()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| invalid(e.to_string()))?;
-        roots.add(cert).map_err(|e| invalid(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(invalid("holds no certificate".into()));
-    }
-    Ok(rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-/// The innermost cause of a failed upstream request ("Connection refused", "invalid peer
-/// certificate: UnknownIssuer"): it names what to fix, and holds no secret.
-pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 impl Cluster {
@@ -1201,7 +1109,7 @@ impl Cluster {
                 .get(http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() == b"0")
             {
-                crate::http_util::declared_empty()
+                crate::body::declared_empty()
             } else {
                 rbody.map_err(std::io::Error::other).boxed()
             };
@@ -1328,14 +1236,6 @@ pub struct Listed {
     pub symlink_path: Option<String>,
     /// A static large object's manifest.
     pub slo: bool,
-}
-
-/// The gateway's account prefixes: its reseller prefix, and its service prefix when it
-/// has service accounts.
-#[derive(Debug, Clone, Copy)]
-pub struct Prefixes<'a> {
-    pub reseller: &'a str,
-    pub service: Option<&'a str>,
 }
 
 /// An account's upstream, and the version of the credentials it was made from (its
@@ -1656,6 +1556,25 @@ impl Clusters {
             "no backend {backend:?}; configured: local{}",
             names.iter().map(|k| format!(", {k}")).collect::<String>()
         )))
+    }
+}
+
+impl Upstreams for Clusters {
+    fn own_credentials(&self, backend: &str) -> bool {
+        self.kind(backend).is_some_and(|k| k != "swift")
+    }
+
+    async fn direct(
+        &self,
+        account: &AccountRecord,
+        renew: bool,
+    ) -> Result<Option<DirectCredentials>> {
+        let upstream = self
+            .upstream(account)?
+            .ok_or_else(|| Error::Internal(format!("backend {:?} is gone", account.backend)))?;
+        let direct = upstream.cluster.direct_credentials(renew).await?;
+        upstream.cluster.renew_ahead();
+        Ok((upstream.delivery == Delivery::Direct).then_some(direct))
     }
 }
 

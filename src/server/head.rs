@@ -20,6 +20,8 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::request::Refusal;
+
 /// Header lines a request may carry: Swift's 90 metadata items and the usual others.
 pub const MAX_HEADERS: usize = 256;
 /// Largest request head; single headers are limited further by the app.
@@ -31,13 +33,6 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What hyper reads in place of a refused head.
 const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-
-/// Why a head was refused: the answer's status and text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: StatusCode,
-    pub message: String,
-}
 
 fn refusal(status: StatusCode, message: impl Into<String>) -> Refusal {
     Refusal {

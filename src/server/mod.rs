@@ -23,11 +23,11 @@ use crate::backend::swift::Clusters;
 use crate::config::{Config, ConfigError};
 use crate::request::Connection;
 use crate::store::{Store, StoreError};
+use crate::tls;
 
 mod batch;
-pub mod head;
-pub mod timing;
-pub mod tls;
+mod head;
+mod timing;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -355,7 +355,7 @@ where
     let refused = refusals.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let in_flight = requests.begin();
-        let stalled = timing::Stalled::default();
+        let stalled = crate::request::Stalled::default();
         let mut req = req.map(|b| timing::Timed::new(b, body_timeout, stalled.clone()));
         req.extensions_mut().insert(stalled);
         if let Some(r) = refused.next() {

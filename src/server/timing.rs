@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use crate::request::Stalled;
 
 /// When a connection last moved bytes, and how many of its requests are in progress.
 pub struct Activity {
@@ -129,10 +131,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-/// Set on a request whose body stopped coming for the body timeout.
-#[derive(Clone, Default)]
-pub struct Stalled(pub Arc<AtomicBool>);
 
 /// A request body that fails when nothing of it comes for `timeout`.
 pub struct Timed<B> {

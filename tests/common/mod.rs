@@ -91,7 +91,7 @@ impl TestGateway {
             };
             let clusters = Clusters::from_config(&config).expect("cluster config");
             let name = backend.map_or("local", |b| b.name.as_str());
-            id.create_account(account, Some(account), name, &clusters)
+            swiftgate::admin::accounts::create(id, &clusters, account, Some(account), name)
                 .await
                 .expect("account");
         }

@@ -4,14 +4,15 @@
 use http::{HeaderMap, HeaderValue, Response, header};
 use serde_json::json;
 
-use super::listing::xml_escape;
 use super::object::{authorize, encode};
 use super::{Caller, LocalStore, history, versioning};
+use crate::body::{Body, RequestBody, full};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody, full, read_limited};
+use crate::http_util::read_limited;
+use crate::http_util::xml_escape;
+use crate::swift::limits::MAX_DELETES_PER_REQUEST;
 use crate::swift::names::Reference;
 
-pub const MAX_DELETES_PER_REQUEST: usize = 10_000;
 const MAX_PATH_LENGTH: usize = 1024 + 256 + 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

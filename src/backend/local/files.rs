@@ -16,7 +16,7 @@ use md5::{Digest, Md5};
 use rand::RngCore;
 
 use super::db::Db;
-use crate::http_util::RequestBody;
+use crate::body::RequestBody;
 
 /// Bytes hashed and written per blocking call: large, so that few calls are made.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -441,7 +441,7 @@ impl Reader {
 
 /// Streams pieces in order; only the chunk in flight is in memory, and no thread is
 /// held between chunks.
-pub fn stream(pieces: Vec<Piece>) -> crate::http_util::Body {
+pub fn stream(pieces: Vec<Piece>) -> crate::body::Body {
     use http_body_util::StreamBody;
     let reader = Reader {
         pieces: pieces.into_iter(),

@@ -7,11 +7,9 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::db::Meta;
 use crate::error::{Error, Result};
-
-pub const MAX_META_NAME_LENGTH: usize = 128;
-pub const MAX_META_VALUE_LENGTH: usize = 256;
-pub const MAX_META_COUNT: usize = 90;
-pub const MAX_META_OVERALL_SIZE: usize = 4096;
+use crate::swift::limits::{
+    MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
+};
 
 pub fn now() -> f64 {
     SystemTime::now()

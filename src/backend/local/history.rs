@@ -15,8 +15,10 @@ use super::listing::{self, Entry, Params};
 use super::object::{self, current, not_found};
 use super::versioning::DELETE_MARKER;
 use super::{LocalStore, set};
+use crate::body::{Body, status_only};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, header_str, status_only};
+use crate::http_util::header_str;
+use crate::swift::limits::LISTING_LIMIT;
 use crate::swift::names;
 
 /// Container sysmeta: the archive container, as the client named it (URL-encoded).
@@ -210,7 +212,7 @@ pub async fn delete(
     };
     let params = Params {
         prefix: prefix(object),
-        limit: listing::LISTING_LIMIT,
+        limit: LISTING_LIMIT,
         reverse: true,
         ..Default::default()
     };

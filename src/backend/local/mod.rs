@@ -3,7 +3,6 @@
 //! (`files`); requests are authorized here because container ACLs live with the
 //! containers.
 
-pub(crate) mod acl;
 mod bulk;
 mod db;
 mod files;
@@ -13,7 +12,7 @@ mod listing;
 mod object;
 mod slo;
 mod symlink;
-pub mod tempurl;
+mod tempurl;
 mod versioning;
 
 use std::path::Path;
@@ -29,54 +28,14 @@ use self::headers::{
 };
 use self::listing::{Format, Named};
 use crate::auth::identity::Principal;
+use crate::body::{Body, RequestBody, full, status_only};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody, full, status_only};
+use crate::http_util::xml_escape;
 
-pub use self::bulk::MAX_DELETES_PER_REQUEST;
-pub use self::headers::{
-    MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
-};
-pub use self::listing::{LISTING_LIMIT, param, query_pairs, xml_escape};
-pub use self::object::MAX_FILE_SIZE;
-pub use self::slo::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
-pub use self::symlink::SYMLOOP_MAX;
-
-/// Account quotas as Swift's account_quotas names them (set by reseller admins only).
-pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
-    "x-account-quota-bytes",
-    "x-account-quota-count",
-    "x-account-quota-bytes-policy-policy-0",
-    "x-account-quota-count-policy-policy-0",
-];
-
-/// Removes the headers only an account's owner sees and sets: ACLs, temporary URL keys,
-/// container sync settings, and the reading of expired objects.
-pub(crate) fn strip_privileged(headers: &mut HeaderMap) {
-    let privileged: Vec<_> = headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.ends_with("x-container-read")
-                || k.ends_with("x-container-write")
-                || k.ends_with("-access-control")
-                || k.contains("-meta-temp-url-key")
-                || k.starts_with("x-container-sync-")
-                || k == "x-open-expired"
-        })
-        .cloned()
-        .collect();
-    for k in privileged {
-        headers.remove(k);
-    }
-}
-
-/// Whether a header sets or removes an account quota (a reseller admin's business).
-pub(crate) fn is_quota_header(name: &str) -> bool {
-    let name = name
-        .strip_prefix("x-remove-")
-        .map_or(name.to_owned(), |r| format!("x-{r}"));
-    name == "x-account-meta-quota-bytes" || ACCOUNT_QUOTAS.contains(&name.as_str())
-}
+use crate::swift::acl;
+use crate::swift::privileged::{ACCOUNT_QUOTAS, is_quota_header, strip_privileged};
+use crate::swift::query;
+use crate::swift::target::{Target, realm};
 
 /// Headers stored with an account besides its user metadata.
 const ACCOUNT_EXTRA: &[&str] = &[
@@ -90,20 +49,12 @@ const ACCOUNT_EXTRA: &[&str] = &[
 /// Headers stored with a container besides its user metadata.
 const CONTAINER_EXTRA: &[&str] = &["x-container-read", "x-container-write"];
 
-/// What a storage request addresses.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub account: String,
-    pub container: Option<String>,
-    pub object: Option<String>,
-}
-
 /// Who asks: the token's principal (none for anonymous requests) and the `Referer`.
 pub struct Caller {
     pub principal: Option<Principal>,
     pub referer: Option<String>,
     /// Set when a valid temporary URL authorizes this one request.
-    pub temp_url: Option<tempurl::Scope>,
+    pub temp_url: Option<crate::swift::tempurl::Scope>,
     /// What the account's ACL (`X-Account-Access-Control`) grants this caller.
     pub account_access: acl::AccountAccess,
 }
@@ -140,15 +91,6 @@ impl Caller {
             Some(p) => Error::Forbidden(format!("{} may not do this in {account}", p.label())),
         }
     }
-}
-
-/// The realm of a challenge names the account as it appears in a URL.
-pub fn realm(account: &str) -> String {
-    percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%5F", "_")
-        .replace("%2D", "-")
-        .replace("%2E", ".")
 }
 
 pub struct LocalStore {
@@ -298,7 +240,7 @@ impl LocalStore {
         // of the account: its body names what it reaches
         let bulk = crate::swift::query::is_bulk_delete(
             req.method(),
-            &listing::query_pairs(req.uri().query())?,
+            &query::query_pairs(req.uri().query())?,
         );
         match (&target.container, &target.object) {
             _ if bulk => {
@@ -323,12 +265,12 @@ impl LocalStore {
                 if caller.temp_url.is_none() {
                     return object::handle(self, req, &account, &c, &o, caller).await;
                 }
-                let pairs = listing::query_pairs(req.uri().query())?;
+                let pairs = query::query_pairs(req.uri().query())?;
                 let read = matches!(*req.method(), Method::GET | Method::HEAD);
                 let mut resp =
                     Box::pin(object::handle(self, req, &account, &c, &o, caller)).await?;
                 if read && resp.status().is_success() {
-                    tempurl::filter_outgoing(resp.headers_mut(), &o, &pairs);
+                    crate::swift::tempurl::filter_outgoing(resp.headers_mut(), &o, &pairs);
                 }
                 Ok(resp)
             }
@@ -417,9 +359,9 @@ impl LocalStore {
         req: &Request<B>,
         account: &str,
     ) -> Result<Response<Body>> {
-        let pairs = listing::query_pairs(req.uri().query())?;
-        let fmt = listing::format(&pairs, req.headers())?;
-        let params = listing::params(&pairs)?;
+        let pairs = query::query_pairs(req.uri().query())?;
+        let fmt = crate::swift::listing::format(&pairs, req.headers())?;
+        let params = crate::swift::listing::params(&pairs)?;
         let db = self.db.clone();
         let a = account.to_owned();
         let mut entries = tokio::task::spawn_blocking(move || {
@@ -617,12 +559,12 @@ impl LocalStore {
         account: &str,
         container: &ContainerRow,
     ) -> Result<Response<Body>> {
-        let pairs = listing::query_pairs(req.uri().query())?;
-        if listing::param(&pairs, "versions").is_some() {
+        let pairs = query::query_pairs(req.uri().query())?;
+        if query::param(&pairs, "versions").is_some() {
             return versioning::list_versions(self, req, account, container).await;
         }
-        let fmt = listing::format(&pairs, req.headers())?;
-        let params = listing::params(&pairs)?;
+        let fmt = crate::swift::listing::format(&pairs, req.headers())?;
+        let params = crate::swift::listing::params(&pairs)?;
         let db = self.db.clone();
         let id = container.id;
         let entries = tokio::task::spawn_blocking(move || {
@@ -643,7 +585,8 @@ impl LocalStore {
 
 /// The answer to an account or container HEAD: 204, typed as its listing would be.
 fn head_answer<B>(req: &Request<B>) -> Result<Response<Body>> {
-    let fmt = listing::format(&listing::query_pairs(req.uri().query())?, req.headers())?;
+    let fmt =
+        crate::swift::listing::format(&query::query_pairs(req.uri().query())?, req.headers())?;
     let mut r = status_only(StatusCode::NO_CONTENT);
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -15,14 +15,15 @@ use super::files::{Piece, WriteError, Written, stream};
 use super::headers::{
     self, ByteRange, Ranges, check_metadata, http_date, iso, unquote, value_text, x_timestamp,
 };
-use super::listing::{self, Named, xml_escape};
+use super::listing::{self, Named};
 use super::{Caller, LocalStore, acl, history, put_meta, set, slo, symlink, versioning};
+use crate::body::{Body, RequestBody, empty, status_only};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody, empty, header_str, header_true, status_only};
+use crate::http_util::xml_escape;
+use crate::http_util::{header_str, header_true};
+use crate::swift::limits::{MAX_FILE_SIZE, SYMLOOP_MAX};
 use crate::swift::names::{self, Reference};
-
-/// Swift's `MAX_FILE_SIZE`: 5 GiB + 2 bytes.
-pub const MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024 + 2;
+use crate::swift::query;
 
 /// Headers stored with an object besides `x-object-meta-*` (Swift's `allowed_headers`).
 const STORED_HEADERS: &[&str] = &[
@@ -72,7 +73,7 @@ pub(super) fn not_found(container: &str, object: &str) -> Error {
 }
 
 fn query(req_query: Option<&str>) -> Result<Vec<(String, String)>> {
-    listing::query_pairs(req_query)
+    query::query_pairs(req_query)
 }
 
 /// Reads need the container's read ACL, writes its write ACL, unless the caller owns the account.
@@ -333,7 +334,7 @@ enum Part {
 }
 
 fn part_number(pairs: &[(String, String)]) -> Result<Option<u64>> {
-    match listing::param(pairs, "part-number") {
+    match query::param(pairs, "part-number") {
         None => Ok(None),
         Some(v) => v
             .parse::<u64>()
@@ -382,7 +383,7 @@ pub async fn handle<B: RequestBody>(
         || (method == Method::PUT && req.headers().contains_key("x-copy-from"));
     if caller.temp_url.is_none()
         && !copies
-        && let Some(v) = listing::param(&pairs, "version-id")
+        && let Some(v) = query::param(&pairs, "version-id")
     {
         let v = v.to_owned();
         return Box::pin(versioning::with_version(
@@ -441,7 +442,7 @@ pub async fn handle<B: RequestBody>(
         Method::DELETE => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            if listing::param(&pairs, "multipart-manifest") == Some("delete") {
+            if query::param(&pairs, "multipart-manifest") == Some("delete") {
                 return Box::pin(slo::delete(
                     store,
                     req.headers(),
@@ -708,7 +709,7 @@ pub(super) async fn follow_links(
         // a versioned container's link to its current version is part of the object
         let version_link = versioning::is_link(&row);
         if !version_link {
-            if depth >= symlink::SYMLOOP_MAX {
+            if depth >= SYMLOOP_MAX {
                 return Err(symlink::too_deep());
             }
             depth += 1;
@@ -757,8 +758,8 @@ async fn read_at<B: RequestBody>(
     link_etag: Option<String>,
 ) -> Result<Response<Body>> {
     let pairs = query(req.uri().query())?;
-    let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
-    let symlink_get = listing::param(&pairs, "symlink") == Some("get");
+    let manifest_get = query::param(&pairs, "multipart-manifest") == Some("get");
+    let symlink_get = query::param(&pairs, "symlink") == Some("get");
     // the row and the body are read in one go; the body file is opened at once, so a
     // concurrent overwrite cannot pull it away, and a small body is read whole
     let (row, body) = load(store, container, object, move |row| {
@@ -777,7 +778,7 @@ async fn read_at<B: RequestBody>(
         // a versioned container's link to its current version is part of the object:
         // it counts no hop and needs no other authorization
         let version_link = versioning::is_link(&row);
-        if !version_link && depth >= symlink::SYMLOOP_MAX {
+        if !version_link && depth >= SYMLOOP_MAX {
             return Err(symlink::too_deep());
         }
         let tc = store.container(&t.account, &t.container).await?;
@@ -823,7 +824,7 @@ async fn read_at<B: RequestBody>(
         return Ok(resp);
     }
     let raw_manifest =
-        manifest_get && slo::is_slo(&row) && listing::param(&pairs, "format") == Some("raw");
+        manifest_get && slo::is_slo(&row) && query::param(&pairs, "format") == Some("raw");
     let served = if served_whole(&row, manifest_get) {
         Served::whole(row)
     } else {
@@ -863,7 +864,7 @@ async fn read_at<B: RequestBody>(
         let mut resp = Response::new(if req.method() == Method::HEAD {
             empty()
         } else {
-            crate::http_util::full(body)
+            crate::body::full(body)
         });
         *resp.headers_mut() = h;
         return Ok(resp);
@@ -914,7 +915,7 @@ async fn read_at<B: RequestBody>(
             let mut resp = Response::new(if req.method() == Method::HEAD {
                 empty()
             } else {
-                crate::http_util::full(body)
+                crate::body::full(body)
             });
             *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
             *resp.headers_mut() = h;
@@ -976,7 +977,7 @@ async fn read_at<B: RequestBody>(
     let body = match pieces.as_slice() {
         _ if req.method() == Method::HEAD => empty(),
         [] => empty(),
-        [Piece::Bytes(b)] => crate::http_util::full(b.clone()),
+        [Piece::Bytes(b)] => crate::body::full(b.clone()),
         _ => stream(pieces),
     };
     let mut resp = Response::new(body);
@@ -1190,7 +1191,7 @@ async fn put<B: RequestBody>(
                 "Symlink requests require a zero byte body",
             ));
         }
-        if listing::param(&pairs, "multipart-manifest") == Some("put") {
+        if query::param(&pairs, "multipart-manifest") == Some("put") {
             return Err(Error::bad_request("Manifest requests cannot be symlinks"));
         }
         if let Some(e) = &t.etag {
@@ -1211,7 +1212,7 @@ async fn put<B: RequestBody>(
             link_target = Some((target.size, target.content_type));
         }
     }
-    if listing::param(&pairs, "multipart-manifest") == Some("put") {
+    if query::param(&pairs, "multipart-manifest") == Some("put") {
         let (row, slo_etag) = slo::put(
             store,
             &headers,
@@ -1357,8 +1358,8 @@ async fn copy(
     let sc = store.container(src_account, src_container).await?;
     authorize(caller, src_account, sc.as_ref(), false)?;
     let sc = sc.ok_or_else(|| not_found(src_container, src_object))?;
-    let pairs = listing::query_pairs(query)?;
-    let (sc, src_name) = match listing::param(&pairs, "version-id") {
+    let pairs = query::query_pairs(query)?;
+    let (sc, src_name) = match query::param(&pairs, "version-id") {
         Some(v) => versioning::copy_source(store, src_account, sc, src_object, v, caller).await?,
         None => (sc, src_object.to_owned()),
     };
@@ -1366,7 +1367,7 @@ async fn copy(
         .await?
         .ok_or_else(|| not_found(src_container, src_object))?;
     // copying a link copies its target, unless `?symlink=get` asks for the link
-    if listing::param(&pairs, "symlink") != Some("get") {
+    if query::param(&pairs, "symlink") != Some("get") {
         source = follow_links(store, source, caller)
             .await?
             .ok_or_else(|| not_found(src_container, src_object))?;
@@ -1376,7 +1377,7 @@ async fn copy(
     authorize(caller, dest_account, dest_row.as_ref(), true)?;
     let dest_container = &dest_row
         .ok_or_else(|| Error::NotFound(format!("no container {dest_container_name:?}")))?;
-    let manifest_get = listing::param(&pairs, "multipart-manifest") == Some("get");
+    let manifest_get = query::param(&pairs, "multipart-manifest") == Some("get");
     let served = served(store, src_account, source, manifest_get, caller).await?;
     let source = &served.row;
     check_quota(store, dest_account, dest_container, served.size).await?;

@@ -15,12 +15,12 @@ use super::db::{ContainerRow, ObjectRow};
 use super::headers::{self, iso};
 use super::object::{Segment, authorize, current, not_found};
 use super::{Caller, LocalStore};
+use crate::body::RequestBody;
 use crate::error::{Error, Result};
-use crate::http_util::{RequestBody, read_limited};
+use crate::http_util::read_limited;
+use crate::swift::limits::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
 use crate::swift::names::Reference;
 
-pub const MAX_MANIFEST_SEGMENTS: usize = 1000;
-pub const MAX_MANIFEST_SIZE: usize = 8 * 1024 * 1024;
 /// How deep manifests may nest (a segment that is itself a manifest).
 const MAX_DEPTH: usize = 10;
 
@@ -529,7 +529,7 @@ pub async fn delete(
     container: &ContainerRow,
     object: &str,
     caller: &Caller,
-) -> Result<http::Response<crate::http_util::Body>> {
+) -> Result<http::Response<crate::body::Body>> {
     let row = current(store, container, object)
         .await?
         .ok_or_else(|| not_found(&container.name, object))?;

@@ -10,9 +10,8 @@ use super::object::encode;
 use super::set;
 use crate::error::{Error, Result};
 use crate::http_util::header_str;
+use crate::swift::limits::SYMLOOP_MAX;
 use crate::swift::names::{self, Reference};
-
-pub const SYMLOOP_MAX: usize = 2;
 
 const TARGET: &str = "x-object-sysmeta-symlink-target";
 const TARGET_ACCOUNT: &str = "x-object-sysmeta-symlink-target-account";

@@ -22,8 +22,10 @@ use super::headers;
 use super::listing::{self, Entry, Params};
 use super::object::{self, authorize, current, encode, not_found};
 use super::{Caller, LocalStore, set, slo, symlink};
+use crate::body::{Body, RequestBody, full, status_only};
 use crate::error::{Error, Result};
-use crate::http_util::{Body, RequestBody, full, header_str, status_only};
+use crate::http_util::header_str;
+use crate::swift::query;
 use crate::swift::versions::{
     TICKS_PER_SECOND, hidden_container, parse_version, split_version_object, ticks_of, version_id,
     version_object,
@@ -525,8 +527,8 @@ pub async fn with_version<B: RequestBody>(
             super::history::delete(store, account, &c, object).await
         }
         (Method::DELETE, Some(ticks)) => {
-            let manifest_delete = listing::param(
-                &listing::query_pairs(req.uri().query())?,
+            let manifest_delete = query::param(
+                &query::query_pairs(req.uri().query())?,
                 "multipart-manifest",
             ) == Some("delete");
             let c = c.ok_or_else(|| not_found(container, object))?;
@@ -673,7 +675,7 @@ pub fn listing_row(o: &ObjectRow) -> ObjectRow {
 
 /// Whether `Accept` allows JSON, the only format of a versions listing.
 fn accepts_json(pairs: &[(String, String)], headers: &HeaderMap) -> bool {
-    if let Some(f) = listing::param(pairs, "format") {
+    if let Some(f) = query::param(pairs, "format") {
         return f.eq_ignore_ascii_case("json");
     }
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
@@ -697,12 +699,12 @@ pub async fn list_versions<B: RequestBody>(
     account: &str,
     c: &ContainerRow,
 ) -> Result<Response<Body>> {
-    let pairs = listing::query_pairs(req.uri().query())?;
+    let pairs = query::query_pairs(req.uri().query())?;
     if !accepts_json(&pairs, req.headers()) {
         return Err(Error::NotAcceptable);
     }
-    let params = listing::params(&pairs)?;
-    let hidden_marker = match (&params.marker, listing::param(&pairs, "version_marker")) {
+    let params = crate::swift::listing::params(&pairs)?;
+    let hidden_marker = match (&params.marker, query::param(&pairs, "version_marker")) {
         (Some(m), None) => Some(format!("\0{m}\0:")),
         (Some(m), Some("null")) => Some(format!("\0{m}\0")),
         (Some(m), Some(v)) => Some(version_object(
