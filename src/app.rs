@@ -30,9 +30,9 @@ use crate::swift::tempurl;
 use crate::web;
 
 /// Swift's limit on one header line (`MAX_HEADER_SIZE`).
-pub const MAX_HEADER_SIZE: usize = 8192;
+pub(crate) const MAX_HEADER_SIZE: usize = 8192;
 
-pub struct App {
+pub(crate) struct App {
     pub config: Config,
     pub identity: Arc<Identity>,
     pub local: Arc<LocalStore>,
@@ -87,7 +87,7 @@ fn page_for(e: Error) -> Result<Response<Body>> {
 }
 
 impl App {
-    pub async fn handle<B: RequestBody>(
+    pub(crate) async fn handle<B: RequestBody>(
         self: Arc<Self>,
         req: Request<B>,
         conn: Connection,

@@ -17,19 +17,19 @@ impl<B: hyper::body::Body<Data = Bytes, Error: std::fmt::Display> + Unpin + Send
 }
 
 /// Response bodies: in memory, or streamed from disk (where reads can fail).
-pub type Body = BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed()
 }
 
-pub fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     full(Bytes::new())
 }
 
-pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut resp = Response::new(full(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -39,7 +39,7 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     resp
 }
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(full(value.to_string()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -74,12 +74,12 @@ impl hyper::body::Body for DeclaredEmpty {
 }
 
 /// An empty body sent with `Content-Length: 0`, whatever the status.
-pub fn declared_empty() -> Body {
+pub(crate) fn declared_empty() -> Body {
     DeclaredEmpty.boxed()
 }
 
 /// A response with no body and `Content-Length: 0`.
-pub fn status_only(status: StatusCode) -> Response<Body> {
+pub(crate) fn status_only(status: StatusCode) -> Response<Body> {
     let mut resp = Response::new(declared_empty());
     *resp.status_mut() = status;
     let h = resp.headers_mut();

@@ -428,7 +428,7 @@ fn link(config: &Config, account: &str, redirect_uri: Option<String>) -> Result<
     let refresh_token =
         upstream(clusters.link_grant(&acc.backend, &code, &pkce.verifier, &redirect))?;
     let grant = AccountCredentials::oauth2(refresh_token);
-    store.set_credentials(account, &clusters.sealer()?.seal(&acc.storage_id, &grant))?;
+    store.set_credentials(account, &clusters.sealer()?.seal(&acc.storage_id, &grant)?)?;
     println!("linked account {account} to {}", acc.backend);
     Ok(())
 }
@@ -617,7 +617,7 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
             let clusters = Clusters::from_config(config)?;
             let kind = clusters.kind(&acc.backend).unwrap_or("local").to_owned();
             let creds = account_credentials(&kind, args)?;
-            let sealed = clusters.sealer()?.seal(&acc.storage_id, &creds);
+            let sealed = clusters.sealer()?.seal(&acc.storage_id, &creds)?;
             acc.credentials = Some(sealed.clone());
             if !no_check {
                 let up = clusters.upstream(&acc)?.ok_or_else(|| {

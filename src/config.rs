@@ -125,11 +125,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let n: f64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a size; write e.g. \"5 GiB\" or \"100 MB\""))?;
-    let bytes = n * factor as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("{text:?} is out of range"));
-    }
-    Ok(bytes as u64)
+    // a Duration of `bytes` seconds: the whole part, refused when negative or past u64
+    Duration::try_from_secs_f64(n * factor as f64)
+        .map(|d| d.as_secs())
+        .map_err(|_| format!("{text:?} is out of range"))
 }
 
 fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -1047,9 +1046,7 @@ impl Config {
             if self.server.tls.is_some() {
                 return Ok(Vec::new());
             }
-            return Ok(vec![
-                DEFAULT_LISTEN.parse().expect("default address parses"),
-            ]);
+            return parse_addrs(&[DEFAULT_LISTEN.to_owned()]);
         }
         parse_addrs(&self.server.listen)
     }
@@ -1274,7 +1271,7 @@ mod tests {
         assert!(b.per_account() && b.keystone() && b.delivery == Delivery::Direct);
         assert_eq!(
             c.credential_key().unwrap(),
-            Some(std::array::from_fn(|i| i as u8))
+            Some(std::array::from_fn(|i| u8::try_from(i).unwrap()))
         );
         let c = backend(key, "type = \"v1\"\n").unwrap();
         assert!(!c.backends[0].keystone());

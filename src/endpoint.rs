@@ -7,7 +7,7 @@ use percent_encoding::percent_decode_str;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// v1 auth; `account` is set on `/v1/<acct>/auth` and `/auth/v1/<acct>/auth`.
     V1Auth {
         account: Option<String>,
@@ -54,7 +54,7 @@ pub enum AdminOp {
 
 impl Endpoint {
     /// The path as it may be logged: tokens in validation paths are hidden.
-    pub fn log_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+    pub(crate) fn log_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         match self {
             Endpoint::ValidateToken { .. } if path.starts_with("/token/") => {
                 "/token/<token>".into()
@@ -90,7 +90,7 @@ fn decode(seg: &str) -> Option<String> {
 }
 
 /// Classifies a request. `path` is the raw (percent-encoded) path without the query.
-pub fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Result<Endpoint> {
+pub(crate) fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Result<Endpoint> {
     if !path.starts_with('/') {
         return Err(Error::bad_request("the request path must start with '/'"));
     }

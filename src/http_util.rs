@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// A whole request body of at most `limit` bytes: `too_large` is the refusal past it; a
 /// body that cannot be read is a 400 saying `unreadable` and why.
-pub async fn read_limited<B: RequestBody>(
+pub(crate) async fn read_limited<B: RequestBody>(
     mut body: B,
     limit: usize,
     unreadable: &str,
@@ -30,7 +30,7 @@ pub async fn read_limited<B: RequestBody>(
 }
 
 /// A header's value as UTF-8 text; `None` when absent, 400 when not valid UTF-8.
-pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
     match headers.get(name) {
         None => Ok(None),
         // UTF-8 beyond ASCII is allowed: Swift clients send object names in headers
@@ -41,7 +41,7 @@ pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a s
 }
 
 /// The first of several header names that is present and not empty.
-pub fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>> {
+pub(crate) fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>> {
     for name in names {
         if let Some(v) = header_str(headers, name)?
             && !v.is_empty()
@@ -53,7 +53,7 @@ pub fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option
 }
 
 /// `true`, `yes`, `on` and `1` mean yes, as in Swift's `config_true_value`.
-pub fn header_true(headers: &HeaderMap, name: &str) -> Result<bool> {
+pub(crate) fn header_true(headers: &HeaderMap, name: &str) -> Result<bool> {
     Ok(header_str(headers, name)?.is_some_and(|v| {
         matches!(
             v.trim().to_ascii_lowercase().as_str(),
@@ -63,7 +63,7 @@ pub fn header_true(headers: &HeaderMap, name: &str) -> Result<bool> {
 }
 
 /// Whether a request body comes chunked; any other transfer coding is refused (501).
-pub fn is_chunked(headers: &HeaderMap) -> Result<bool> {
+pub(crate) fn is_chunked(headers: &HeaderMap) -> Result<bool> {
     match header_str(headers, "transfer-encoding")? {
         None => Ok(false),
         Some(t) if t.trim().eq_ignore_ascii_case("chunked") => Ok(true),
@@ -74,12 +74,12 @@ pub fn is_chunked(headers: &HeaderMap) -> Result<bool> {
 }
 
 /// A header value built from text the gateway produced; 500 if it is not a valid value.
-pub fn header_value(s: &str) -> Result<HeaderValue> {
+pub(crate) fn header_value(s: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(s).map_err(|_| Error::Internal(format!("invalid header value {s:?}")))
 }
 
 /// Text escaped for XML and HTML: `&`, `<`, `>` and both quotes.
-pub fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

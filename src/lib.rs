@@ -5,26 +5,24 @@
 //! authorize → handle ([`auth::v1`], [`admin`]); every failure is an [`error::Error`]
 //! that knows its response.
 
-#![forbid(unsafe_code)]
-
 pub mod admin;
-pub mod app;
+mod app;
 pub mod auth;
 pub mod backend;
-pub mod body;
+mod body;
 pub mod cli;
 pub mod config;
-pub mod endpoint;
-pub mod error;
-pub mod http_util;
-pub mod policy;
-pub mod proxy;
-pub mod request;
-pub mod server;
+mod endpoint;
+mod error;
+mod http_util;
+mod policy;
+mod proxy;
+mod request;
+mod server;
 pub mod store;
-pub mod swift;
-pub mod tls;
-pub mod web;
+mod swift;
+mod tls;
+mod web;
 
 pub use config::Config;
 pub use server::{Gateway, GatewayHandle};

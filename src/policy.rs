@@ -30,7 +30,7 @@ use crate::swift::query::param;
 use crate::swift::target::Target;
 
 /// Largest body the gateway reads to judge what it names (an SLO manifest, a bulk delete).
-pub const MAX_JUDGED_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_JUDGED_BODY: usize = 16 * 1024 * 1024;
 
 const SYSMETA: [&str; 5] = [
     "x-account-sysmeta-",
@@ -86,21 +86,21 @@ struct Deny {
 }
 
 #[derive(Debug, Default)]
-pub struct Policies {
+pub(crate) struct Policies {
     policies: Vec<Policy>,
     denies: Vec<Deny>,
 }
 
 /// Who asks.
 #[derive(Clone, Copy)]
-pub struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     pub principal: Option<&'a Principal>,
     /// The connection's client certificate.
     pub certificate: Option<&'a [u8; 32]>,
 }
 
 /// A storage request, as the policies see it.
-pub struct Ask<'a> {
+pub(crate) struct Ask<'a> {
     pub method: &'a Method,
     pub target: &'a Target,
     pub headers: &'a HeaderMap,
@@ -111,7 +111,7 @@ pub struct Ask<'a> {
 
 /// What the body of an allowed request still has to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyCheck {
+pub(crate) enum BodyCheck {
     /// An SLO manifest: its segments are read.
     Manifest,
     /// A bulk delete: each line is a path deleted.
@@ -120,7 +120,7 @@ pub enum BodyCheck {
 
 /// An allowed request, and what is left to check as its body comes.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The smallest upload limit among the caller's policies, and that policy's rule.
     pub max_upload: Option<(u64, String)>,
     pub body: Option<BodyCheck>,
@@ -222,7 +222,10 @@ fn has_param(query: &[(String, String)], name: &str) -> bool {
 }
 
 impl Policies {
-    pub fn new(policies: &[PolicyConfig], denies: &[DenyConfig]) -> Result<Policies, ConfigError> {
+    pub(crate) fn new(
+        policies: &[PolicyConfig],
+        denies: &[DenyConfig],
+    ) -> Result<Policies, ConfigError> {
         let mut out = Policies::default();
         for (i, p) in policies.iter().enumerate() {
             let name = p.name.clone().unwrap_or_else(|| format!("{}", i + 1));
@@ -297,7 +300,7 @@ impl Policies {
 
     /// Judges a storage request before its body is read: `Err` is the refusal, 403
     /// naming the rule.
-    pub fn judge(&self, caller: Caller<'_>, ask: &Ask<'_>) -> Result<Verdict, Error> {
+    pub(crate) fn judge(&self, caller: Caller<'_>, ask: &Ask<'_>) -> Result<Verdict, Error> {
         let reseller = caller.principal.is_some_and(Principal::is_reseller_admin);
         let places = places(ask)?;
         if !reseller {
@@ -345,7 +348,7 @@ impl Policies {
     }
 
     /// Judges what a body names, for a request `judge` asked to see the body of.
-    pub fn judge_body(
+    pub(crate) fn judge_body(
         &self,
         caller: Caller<'_>,
         ask: &Ask<'_>,
@@ -622,7 +625,7 @@ impl Policy {
 
 /// A request body after the policy: the client's stream, or the bytes read to judge
 /// it. Past an upload limit, the stream ends in an error and `over` is set.
-pub struct Checked<B> {
+pub(crate) struct Checked<B> {
     source: Source<B>,
     limit: u64,
     seen: u64,
@@ -634,7 +637,7 @@ pub struct Checked<B> {
 const DRAINED: u64 = 64 * 1024;
 
 /// Reads out a small refused body (see `DRAINED`); larger ones are left unread.
-pub async fn drain<B: RequestBody>(mut body: B) {
+pub(crate) async fn drain<B: RequestBody>(mut body: B) {
     use http_body_util::BodyExt;
     if body.size_hint().upper().is_none_or(|n| n > DRAINED) {
         return;
@@ -651,7 +654,7 @@ enum Source<B> {
 }
 
 impl<B> Checked<B> {
-    pub fn stream(body: B, limit: Option<u64>, over: Arc<AtomicBool>) -> Checked<B> {
+    pub(crate) fn stream(body: B, limit: Option<u64>, over: Arc<AtomicBool>) -> Checked<B> {
         Checked {
             source: Source::Stream(body),
             limit: limit.unwrap_or(u64::MAX),
@@ -660,7 +663,7 @@ impl<B> Checked<B> {
         }
     }
 
-    pub fn judged(body: Bytes, limit: Option<u64>, over: Arc<AtomicBool>) -> Checked<B> {
+    pub(crate) fn judged(body: Bytes, limit: Option<u64>, over: Arc<AtomicBool>) -> Checked<B> {
         Checked {
             source: Source::Judged(Some(body)),
             limit: limit.unwrap_or(u64::MAX),
@@ -724,7 +727,7 @@ impl<B: RequestBody> hyper::body::Body for Checked<B> {
 }
 
 /// The refusal of an upload over a policy's limit.
-pub fn too_large(limit: u64, rule: &str) -> Error {
+pub(crate) fn too_large(limit: u64, rule: &str) -> Error {
     Error::Denied {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         rule: rule.to_owned(),

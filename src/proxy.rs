@@ -713,7 +713,7 @@ async fn check_sources(
 }
 
 /// A storage request for an account on an upstream cluster.
-pub async fn handle<B: RequestBody>(
+pub(crate) async fn handle<B: RequestBody>(
     cluster: &Cluster,
     identity: &Identity,
     mut req: Request<B>,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::http_util::header_str;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Connection {
+pub(crate) struct Connection {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     /// Whether it came in over TLS.
@@ -45,7 +45,7 @@ fn forwarded_param(headers: &HeaderMap, key: &str) -> Option<String> {
 
 /// The client's address: the peer, or, behind trusted proxies, the right-most
 /// `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub fn client_ip(conn: &Connection, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(conn: &Connection, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
     let peer = conn.peer.ip().to_canonical();
     if !trusted(peer, proxies) {
         return peer;
@@ -108,7 +108,7 @@ pub(crate) fn valid_host(h: &str) -> bool {
 
 /// An address as the host part of a URL: IPv6 in brackets, a link-local one with its
 /// scope (`[fe80::1%25eth0]:8443`, RFC 6874).
-pub fn format_addr(addr: SocketAddr) -> String {
+pub(crate) fn format_addr(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => a.to_string(),
         SocketAddr::V6(a) if a.scope_id() != 0 => format!(
@@ -141,7 +141,7 @@ fn with_scope(host: String, local: SocketAddr) -> String {
 
 /// The URL clients reach the gateway at: `public_url` when configured, else the
 /// scheme and host of this request.
-pub fn base_url(
+pub(crate) fn base_url(
     public_url: Option<&str>,
     conn: &Connection,
     headers: &HeaderMap,
@@ -189,14 +189,14 @@ pub fn base_url(
 
 /// Why a head was refused: the answer's status and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub status: StatusCode,
     pub message: String,
 }
 
 /// Set on a request whose body stopped coming for the body timeout.
 #[derive(Clone, Default)]
-pub struct Stalled(pub Arc<AtomicBool>);
+pub(crate) struct Stalled(pub Arc<AtomicBool>);
 
 #[cfg(test)]
 mod tests {

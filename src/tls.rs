@@ -63,7 +63,7 @@ fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
 /// The listeners' TLS: the certificate every handshake gets, the client authorities,
 /// and what client certificates stand for.
 #[derive(Debug)]
-pub struct Certificate {
+pub(crate) struct Certificate {
     current: RwLock<Arc<CertifiedKey>>,
     config: RwLock<Arc<rustls::ServerConfig>>,
     cert: PathBuf,
@@ -96,7 +96,7 @@ impl ResolvesServerCert for Resolver {
 }
 
 impl Certificate {
-    pub fn open(cfg: &TlsConfig) -> Result<Arc<Certificate>, ConfigError> {
+    pub(crate) fn open(cfg: &TlsConfig) -> Result<Arc<Certificate>, ConfigError> {
         let invalid = |e: String| ConfigError::Invalid(format!("server.tls: {e}"));
         let loaded = load(&cfg.cert, &cfg.key_file).map_err(invalid)?;
         let client_auth = cfg.client_auth();
@@ -125,7 +125,7 @@ impl Certificate {
     }
 
     /// Reads the files again; on failure the current certificate and authorities stay.
-    pub fn reload(self: &Arc<Self>) {
+    pub(crate) fn reload(self: &Arc<Self>) {
         match load(&self.cert, &self.key) {
             Ok(new) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
@@ -158,7 +158,7 @@ impl Certificate {
     }
 
     /// Reloads on SIGHUP and when a file changes, until the task is dropped.
-    pub async fn watch(self: Arc<Self>) {
+    pub(crate) async fn watch(self: Arc<Self>) {
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut seen = self.modified();
@@ -186,7 +186,7 @@ impl Certificate {
     }
 
     /// An acceptor with the current configuration.
-    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(
             self.config
                 .read()
@@ -197,7 +197,7 @@ impl Certificate {
 
     /// The fingerprint of the client certificate a connection presented (verified by
     /// rustls); an error names why a certificate is not let in.
-    pub fn client_of<IO>(
+    pub(crate) fn client_of<IO>(
         &self,
         stream: &tokio_rustls::server::TlsStream<IO>,
     ) -> Result<Option<[u8; 32]>, &'static str> {
@@ -223,12 +223,12 @@ impl Certificate {
     }
 
     /// Whether tokens issued over a client certificate are bound to it.
-    pub fn binds_tokens(&self) -> bool {
+    pub(crate) fn binds_tokens(&self) -> bool {
         self.bind_tokens
     }
 
     /// The user (`ACCOUNT:USER`) a client certificate acts as, if any.
-    pub fn user_of(&self, fingerprint: &[u8; 32]) -> Option<String> {
+    pub(crate) fn user_of(&self, fingerprint: &[u8; 32]) -> Option<String> {
         if let Some(user) = self.identities.get(fingerprint) {
             return Some(user.clone());
         }

@@ -25,7 +25,7 @@ const LINK_LIFE: Duration = Duration::from_secs(600);
 /// Links waiting at once; more are refused until some finish or expire.
 const MAX_PENDING: usize = 1000;
 /// The largest form a page accepts.
-pub const MAX_FORM: usize = 8192;
+pub(crate) const MAX_FORM: usize = 8192;
 
 /// A link on its way through the provider, by its `state`.
 struct Pending {
@@ -36,7 +36,7 @@ struct Pending {
 }
 
 #[derive(Default)]
-pub struct Links {
+pub(crate) struct Links {
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -79,7 +79,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response<Body> {
 }
 
 /// An error as a page: its status and message in plain words.
-pub fn error_page(e: &Error) -> Response<Body> {
+pub(crate) fn error_page(e: &Error) -> Response<Body> {
     let status = e.status();
     let title = match status {
         StatusCode::UNAUTHORIZED => "Not signed in",
@@ -103,7 +103,7 @@ fn sign_in_form(action: &str, user_label: &str, button: &str) -> String {
 }
 
 /// `GET /link/<account>`: the sign-in form of an account admin.
-pub fn link_page(account: &str) -> Response<Body> {
+pub(crate) fn link_page(account: &str) -> Response<Body> {
     let action = format!("/link/{}", path_segment(account));
     let body = format!(
         "<p>Sign in as an admin of account <b>{}</b>; you will then be sent to its storage \
@@ -194,7 +194,7 @@ impl Links {
 }
 
 /// Where the provider sends the browser back.
-pub fn redirect_uri(configured: Option<&str>, public_base: &str) -> String {
+pub(crate) fn redirect_uri(configured: Option<&str>, public_base: &str) -> String {
     match configured {
         Some(u) => u.to_owned(),
         None => format!("{public_base}/callback"),
@@ -202,7 +202,7 @@ pub fn redirect_uri(configured: Option<&str>, public_base: &str) -> String {
 }
 
 /// `POST /link/<account>`: an admin signed in; off to the provider (303).
-pub async fn link_start(
+pub(crate) async fn link_start(
     identity: &Identity,
     clusters: &Clusters,
     links: &Links,
@@ -240,7 +240,7 @@ pub async fn link_start(
 }
 
 /// `GET /callback?code=…&state=…` (or `?error=…`): the provider's answer.
-pub async fn callback(
+pub(crate) async fn callback(
     identity: &std::sync::Arc<Identity>,
     clusters: &Clusters,
     links: &Links,
@@ -325,14 +325,14 @@ async fn finish_link(
 }
 
 /// Seals and stores an account's new grant.
-pub async fn keep_grant(
+pub(crate) async fn keep_grant(
     identity: &std::sync::Arc<Identity>,
     clusters: &Clusters,
     record: &AccountRecord,
     refresh_token: String,
 ) -> Result<()> {
     let grant = AccountCredentials::oauth2(refresh_token);
-    let sealed = clusters.sealer()?.seal(&record.storage_id, &grant);
+    let sealed = clusters.sealer()?.seal(&record.storage_id, &grant)?;
     identity.set_credentials(&record.name, sealed).await
 }
 
@@ -376,7 +376,7 @@ fn visible(identity: &Identity, account: &str, reseller: bool) -> Vec<AccountRec
 }
 
 /// `GET /usage.json` with a token.
-pub async fn usage_json(
+pub(crate) async fn usage_json(
     identity: &Identity,
     clusters: &Clusters,
     local: &LocalStore,
@@ -393,7 +393,7 @@ pub async fn usage_json(
 }
 
 /// `GET /usage`: the sign-in form.
-pub fn usage_page() -> Response<Body> {
+pub(crate) fn usage_page() -> Response<Body> {
     let body = format!(
         "<p>Sign in to see what your account stores.</p>{}",
         sign_in_form("/usage", "User (ACCOUNT:USER)", "Show usage")
@@ -417,7 +417,7 @@ fn bytes(n: u64) -> String {
 }
 
 /// `POST /usage`: signed in with a key; the table.
-pub async fn usage_signed_in(
+pub(crate) async fn usage_signed_in(
     identity: &Identity,
     clusters: &Clusters,
     local: &LocalStore,

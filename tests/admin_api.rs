@@ -1,6 +1,13 @@
 //! The Swauth-shaped admin API: who may do what (asserted per role), the JSON it
 //! answers, that no stored secret ever comes back, and token validation access.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use common::{Resp, TestGateway};

@@ -2,6 +2,13 @@
 //! table "What may import what", imports only what its row lists, and no two rows import
 //! each other, directly or around a loop.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

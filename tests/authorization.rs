@@ -7,6 +7,13 @@
 //! behind the proxy, over TLS with curl (certificates from `swiftgate cert dev`).
 //! `docs/SECURITY.md` says which cells are allowed and why.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};

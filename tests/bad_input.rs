@@ -1,6 +1,13 @@
 //! Bad input gets a 4xx with a message saying what was wrong: never a 500, never a
 //! hang, never a panic. Each row is sent as raw bytes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use common::{TestGateway, send_raw};

@@ -2,6 +2,13 @@
 //! its listeners and a `swift` command that works; the account, user and token commands;
 //! configuration errors that say what to fix; shutdown on SIGTERM.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,13 @@
 //! Real Swift clients against the embedded object store: python-swiftclient, rclone
 //! and duplicity, as installed by `scripts/peers install` (a missing client fails).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +25,7 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x >> 24) as u8
+            (x >> 24).to_le_bytes()[0]
         })
         .collect()
 }

@@ -2,6 +2,13 @@
 //! restarted. Every acknowledged object must read back whole with the right MD5,
 //! and no object may be visible half-written.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -51,7 +58,7 @@ fn content(name: &str) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            x as u8
+            x.to_le_bytes()[0]
         })
         .collect();
     let mut out = Vec::with_capacity(len + 4096);

@@ -1,6 +1,13 @@
 //! Slow clients: connections that trickle their request head a byte at a time
 //! (slowloris) neither starve other clients nor stay open past the header timeout.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -4,6 +4,13 @@
 //! group members, and client certificates over TLS (certificates from `swiftgate cert dev`);
 //! every request goes over TLS with curl.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::path::Path;

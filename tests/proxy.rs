@@ -2,6 +2,13 @@
 //! and removed through the gateway, served through its proxy with the cluster's service
 //! credentials kept inside, kept apart, and answered clearly when the cluster fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

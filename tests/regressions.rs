@@ -3,6 +3,13 @@
 //! against an account of the embedded store and against one on a real Swift behind
 //! the proxy.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -2,6 +2,13 @@
 //! conditions, expiry, bulk delete, temporary URLs, quotas, account ACLs and both
 //! kinds of object versioning.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use common::{Resp, TestGateway, request_with_body};

@@ -2,6 +2,13 @@
 //! swiftgate must give the same status codes and the same header set. Needs the
 //! peers from `scripts/peers install`; without them this test fails, it never skips.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

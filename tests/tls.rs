@@ -3,6 +3,13 @@
 //! HTTP/1.1; old TLS versions and unknown authorities refused; a certificate replaced
 //! on disk serves new connections while a download on an older one completes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::path::Path;

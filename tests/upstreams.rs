@@ -6,6 +6,13 @@
 //! pages, while the gateway runs; clients are the real `swift` and rclone speaking v1
 //! auth to the gateway.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::io::Write as _;

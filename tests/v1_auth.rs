@@ -1,6 +1,13 @@
 //! v1 auth against an in-process gateway: the answer every Swift client expects,
 //! token reuse, expiry, lifetime caps, new tokens, revocation and throttling.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -171,7 +171,8 @@ pub struct Identity {
     data_version: Mutex<i64>,
     hasher: KeyHasher,
     throttle: Throttle,
-    mac_key: [u8; 32],
+    /// Keyed with random bytes at start: map keys for the keys of cached logins.
+    mac: Hmac<Sha256>,
     /// Verified against when the user does not exist, so that an unknown user takes
     /// as long to refuse as a wrong key.
     dummy_hash: String,
@@ -208,6 +209,7 @@ impl Identity {
         let hasher = KeyHasher::new(&config.auth.argon2)?;
         let mut mac_key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut mac_key);
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&mac_key).map_err(|e| e.to_string())?;
         let dummy_hash = hasher
             .hash_blocking(&super::keys::generate_key())
             .map_err(|e| e.to_string())?;
@@ -221,7 +223,7 @@ impl Identity {
             store,
             hasher,
             throttle: Throttle::new(config.auth.throttle.clone()),
-            mac_key,
+            mac,
             dummy_hash,
             super_admin_hash,
             reseller_prefix: config.auth.reseller_prefix.clone(),
@@ -237,7 +239,7 @@ impl Identity {
     }
 
     fn mac(&self, key: &str) -> [u8; 32] {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("any key length");
+        let mut m = self.mac.clone();
         m.update(key.as_bytes());
         m.finalize().into_bytes().into()
     }

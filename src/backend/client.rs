@@ -94,3 +94,19 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     cause.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = tls_trusting("b", &empty).unwrap_err();
+        assert!(e.to_string().contains("holds no certificate"), "{e}");
+        let e = tls_trusting("b", &dir.path().join("missing.pem")).unwrap_err();
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+    }
+}

@@ -110,8 +110,9 @@ impl Sealer {
     }
 
     /// `FORMAT ‖ nonce ‖ ciphertext`, bound to `storage_id`.
-    pub fn seal(&self, storage_id: &str, creds: &AccountCredentials) -> Vec<u8> {
-        let plain = serde_json::to_vec(creds).expect("credentials serialize");
+    pub fn seal(&self, storage_id: &str, creds: &AccountCredentials) -> Result<Vec<u8>> {
+        let plain = serde_json::to_vec(creds)
+            .map_err(|e| Error::Internal(format!("upstream credentials: {e}")))?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
@@ -123,12 +124,12 @@ impl Sealer {
                     aad: storage_id.as_bytes(),
                 },
             )
-            .expect("XChaCha20-Poly1305 seals any length this small");
+            .map_err(|_| Error::Internal("upstream credentials could not be sealed".into()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(FORMAT);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        out
+        Ok(out)
     }
 
     /// The credentials sealed for `storage_id`; an error when the blob was sealed under
@@ -180,7 +181,7 @@ mod tests {
     #[test]
     fn sealed_credentials_open_only_for_their_account_and_key() {
         let sealer = Sealer::new(&[7; 32]);
-        let blob = sealer.seal("AUTH_a", &creds());
+        let blob = sealer.seal("AUTH_a", &creds()).unwrap();
         assert!(!blob.windows(11).any(|w| w == b"s3cret-pass"));
         assert_eq!(sealer.open("AUTH_a", &blob).unwrap(), creds());
         assert!(sealer.open("AUTH_b", &blob).is_err());
@@ -190,7 +191,7 @@ mod tests {
         assert!(sealer.open("AUTH_a", &altered).is_err());
         assert!(sealer.open("AUTH_a", &[]).is_err());
         // two seals of the same credentials differ (fresh nonce)
-        assert_ne!(sealer.seal("AUTH_a", &creds()), blob);
+        assert_ne!(sealer.seal("AUTH_a", &creds()).unwrap(), blob);
     }
 
     #[test]

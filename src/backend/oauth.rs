@@ -327,9 +327,9 @@ pub fn rfc3339(at: &str) -> Option<SystemTime> {
     };
     let utc_if_local = humantime::parse_rfc3339_weak(local).ok()?;
     if offset_secs >= 0 {
-        utc_if_local.checked_sub(Duration::from_secs(offset_secs as u64))
+        utc_if_local.checked_sub(Duration::from_secs(offset_secs.unsigned_abs()))
     } else {
-        utc_if_local.checked_add(Duration::from_secs((-offset_secs) as u64))
+        utc_if_local.checked_add(Duration::from_secs(offset_secs.unsigned_abs()))
     }
 }
 

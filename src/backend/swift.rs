@@ -1474,7 +1474,7 @@ impl Clusters {
                 ));
             };
             let grant = AccountCredentials::oauth2(refresh_token.to_owned());
-            store.renew_credentials(&name, &sealer.seal(&storage_id, &grant))?;
+            store.renew_credentials(&name, &sealer.seal(&storage_id, &grant)?)?;
             Ok(())
         })
     }
@@ -1597,17 +1597,6 @@ mod tests {
             split_storage_url("http://h/v1/AUTH_x/"),
             ("http://h/v1".into(), "AUTH_x".into())
         );
-    }
-
-    #[test]
-    fn a_ca_file_must_hold_certificates() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "not a certificate\n").unwrap();
-        let e = tls_trusting("b", &empty).unwrap_err();
-        assert!(e.to_string().contains("holds no certificate"), "{e}");
-        let e = tls_trusting("b", &dir.path().join("missing.pem")).unwrap_err();
-        assert!(e.to_string().contains("missing.pem"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ type Yield = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Runs a spawned future once where it is handed over, and as a task only if it is not
 /// done by then.
 #[derive(Clone, Copy, Default)]
-pub struct InlineFirst;
+pub(super) struct InlineFirst;
 
 impl<F> hyper::rt::Executor<F> for InlineFirst
 where
@@ -37,7 +37,7 @@ where
     }
 }
 
-pub struct Batched<S> {
+pub(super) struct Batched<S> {
     inner: S,
     /// Whether writes are gathered; until then they pass straight through.
     gathering: bool,
@@ -49,7 +49,7 @@ pub struct Batched<S> {
 }
 
 impl<S> Batched<S> {
-    pub fn new(inner: S) -> Batched<S> {
+    pub(super) fn new(inner: S) -> Batched<S> {
         Batched {
             inner,
             gathering: false,
@@ -61,7 +61,7 @@ impl<S> Batched<S> {
     }
 
     /// Gathers writes from now on (once the connection turns out to speak HTTP/2).
-    pub fn gather(&mut self) {
+    pub(super) fn gather(&mut self) {
         self.gathering = true;
     }
 }

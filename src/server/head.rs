@@ -23,9 +23,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::request::Refusal;
 
 /// Header lines a request may carry: Swift's 90 metadata items and the usual others.
-pub const MAX_HEADERS: usize = 256;
+pub(super) const MAX_HEADERS: usize = 256;
 /// Largest request head; single headers are limited further by the app.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Longest chunk-size or trailer line followed.
 const MAX_LINE: usize = 4096;
 
@@ -47,7 +47,7 @@ fn bad(message: impl Into<String>) -> Refusal {
 
 /// A connection's refused head, handed to the request that stands in for it.
 #[derive(Debug, Default)]
-pub struct Refusals {
+pub(super) struct Refusals {
     /// Requests hyper has handed over on this connection.
     served: AtomicU64,
     pending: AtomicBool,
@@ -57,7 +57,7 @@ pub struct Refusals {
 
 impl Refusals {
     /// For each request hyper hands over, in order: the refusal it stands in for.
-    pub fn next(&self) -> Option<Refusal> {
+    pub(super) fn next(&self) -> Option<Refusal> {
         let n = self.served.fetch_add(1, Ordering::Relaxed);
         if !self.pending.load(Ordering::Acquire) {
             return None;
@@ -136,9 +136,10 @@ impl Chunk {
         while used < bytes.len() {
             match self {
                 Chunk::Data(n) => {
-                    let k = (*n).min((bytes.len() - used) as u64);
-                    used += k as usize;
-                    *n -= k;
+                    let left = bytes.len() - used;
+                    let k = usize::try_from(*n).map_or(left, |n| n.min(left));
+                    used += k;
+                    *n -= k as u64;
                     if *n == 0 {
                         *self = Chunk::DataEnd(Vec::new());
                     }
@@ -439,11 +440,13 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
 fn usual_in_target(b: u8) -> bool {
     const USUAL: [bool; 256] = {
         let mut t = [false; 256];
-        let mut i = 0;
-        while i < 256 {
-            let b = i as u8;
-            t[i] = b.is_ascii_alphanumeric();
-            i += 1;
+        let mut b: u8 = 0;
+        loop {
+            t[b as usize] = b.is_ascii_alphanumeric();
+            if b == u8::MAX {
+                break;
+            }
+            b += 1;
         }
         let extra = b"-._~!$&'()*+,;=:@/%?";
         let mut j = 0;
@@ -457,7 +460,7 @@ fn usual_in_target(b: u8) -> bool {
 }
 
 /// A connection's reading side with its HTTP/1.1 heads checked (see the module).
-pub struct Checked<I> {
+pub(super) struct Checked<I> {
     inner: I,
     refusals: std::sync::Arc<Refusals>,
     /// Bytes read and not yet handed on; `held[..ready]` may go.
@@ -478,7 +481,11 @@ pub struct Checked<I> {
 impl<I> Checked<I> {
     /// `timeout`: how long a head may take from its first byte (hyper's own header
     /// timeout only runs once it sees bytes, which it does not while a head is held).
-    pub fn new(inner: I, refusals: std::sync::Arc<Refusals>, timeout: Duration) -> Checked<I> {
+    pub(super) fn new(
+        inner: I,
+        refusals: std::sync::Arc<Refusals>,
+        timeout: Duration,
+    ) -> Checked<I> {
         Checked {
             inner,
             refusals,
@@ -539,9 +546,9 @@ impl<I> Checked<I> {
                     }
                 },
                 Framing::Body(n) => {
-                    let k = (*n).min(rest.len() as u64);
-                    used += k as usize;
-                    *n -= k;
+                    let k = usize::try_from(*n).map_or(rest.len(), |n| n.min(rest.len()));
+                    used += k;
+                    *n -= k as u64;
                     if *n == 0 {
                         self.framing = Framing::Head;
                     }

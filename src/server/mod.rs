@@ -204,7 +204,7 @@ impl Gateway {
             .map(|(l, _)| l.local_addr())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| StartError::Bind {
-                addr: "0.0.0.0:0".parse().expect("valid"),
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
                 source,
             })?;
         let app = Arc::new(App {
@@ -456,7 +456,7 @@ async fn serve(
         .keep_alive(true);
     http.http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(head::MAX_HEAD_BYTES as u32);
+        .max_header_list_size(u32::try_from(head::MAX_HEAD_BYTES).unwrap_or(u32::MAX));
     let http = Arc::new(http);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

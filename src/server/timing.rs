@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 use crate::request::Stalled;
 
 /// When a connection last moved bytes, and how many of its requests are in progress.
-pub struct Activity {
+pub(super) struct Activity {
     start: Instant,
     /// Milliseconds from `start` to the last read or write.
     last: AtomicU64,
@@ -26,7 +26,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new() -> Arc<Activity> {
+    pub(super) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             start: Instant::now(),
             last: AtomicU64::new(0),
@@ -35,18 +35,18 @@ impl Activity {
     }
 
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last.store(ms, Ordering::Relaxed);
     }
 
     /// A request in progress until the guard is dropped.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
+    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
     /// Completes once the connection has been idle for `timeout`.
-    pub async fn idle(&self, timeout: Duration) {
+    pub(super) async fn idle(&self, timeout: Duration) {
         loop {
             let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
             let quiet = last.elapsed();
@@ -61,7 +61,7 @@ impl Activity {
     }
 }
 
-pub struct InFlight(Arc<Activity>);
+pub(super) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -71,13 +71,13 @@ impl Drop for InFlight {
 }
 
 /// A socket that records its activity.
-pub struct Tracked<S> {
+pub(super) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
 }
 
 impl<S> Tracked<S> {
-    pub fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
         activity.touch();
         Tracked { inner, activity }
     }
@@ -133,7 +133,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 }
 
 /// A request body that fails when nothing of it comes for `timeout`.
-pub struct Timed<B> {
+pub(super) struct Timed<B> {
     inner: B,
     timeout: Duration,
     /// Runs while the body is awaited; made on the first wait, then reset.
@@ -143,7 +143,7 @@ pub struct Timed<B> {
 }
 
 impl<B> Timed<B> {
-    pub fn new(inner: B, timeout: Duration, stalled: Stalled) -> Timed<B> {
+    pub(super) fn new(inner: B, timeout: Duration, stalled: Stalled) -> Timed<B> {
         Timed {
             inner,
             timeout,

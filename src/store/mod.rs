@@ -25,7 +25,7 @@ pub struct AccountRecord {
     /// refresh tokens) keep it.
     pub credentials_version: i64,
     /// Unix seconds.
-    pub created_at: i64,
+    pub created_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +85,8 @@ pub enum StoreError {
     )]
     SchemaTooNew {
         path: String,
-        found: i64,
-        known: i64,
+        found: usize,
+        known: usize,
     },
     #[error("store error: {0}")]
     Sqlite(#[from] rusqlite::Error),

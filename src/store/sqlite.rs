@@ -49,10 +49,10 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-fn now() -> i64 {
+fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_secs())
         .unwrap_or_default()
 }
 
@@ -114,7 +114,7 @@ impl Store {
                     Ok((
                         r.get::<_, Vec<u8>>(0)?,
                         r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
+                        r.get::<_, u64>(2)?,
                         r.get::<_, Option<Vec<u8>>>(3)?,
                     ))
                 })?
@@ -124,7 +124,7 @@ impl Store {
                     Some(TokenRecord {
                         digest: digest.try_into().ok()?,
                         user_id,
-                        expires_at: expires_at as u64,
+                        expires_at,
                         bound_to: match bound_to {
                             None => None,
                             Some(b) => Some(b.try_into().ok()?),
@@ -219,7 +219,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let account = find_account(&tx, name)?.ok_or_else(|| StoreError::NoAccount(name.into()))?;
-        let users: i64 = tx.query_row(
+        let users: usize = tx.query_row(
             "SELECT COUNT(*) FROM users WHERE account_id = ?1",
             [account.id],
             |r| r.get(0),
@@ -227,7 +227,7 @@ impl Store {
         if users > 0 {
             return Err(StoreError::AccountHasUsers {
                 account: name.into(),
-                users: users as usize,
+                users,
             });
         }
         tx.execute("DELETE FROM accounts WHERE id = ?1", [account.id])?;
@@ -345,7 +345,7 @@ impl Store {
             params![
                 &token.digest[..],
                 token.user_id,
-                token.expires_at as i64,
+                token.expires_at,
                 token.bound_to.as_ref().map(|b| &b[..])
             ],
         )?;
@@ -367,9 +367,9 @@ impl Store {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let known = MIGRATIONS.len() as i64;
+    let known = MIGRATIONS.len();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > known {
         return Err(StoreError::SchemaTooNew {
             path: path.display().to_string(),
@@ -377,7 +377,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             known,
         });
     }
-    for sql in &MIGRATIONS[version as usize..] {
+    for sql in &MIGRATIONS[version..] {
         tx.execute_batch(sql)?;
     }
     tx.pragma_update(None, "user_version", known)?;
@@ -466,7 +466,7 @@ mod tests {
             .insert_token(&TokenRecord {
                 digest: [7; 32],
                 user_id: u.id,
-                expires_at: (now() + 60) as u64,
+                expires_at: now() + 60,
                 bound_to: None,
             })
             .unwrap();
@@ -474,7 +474,7 @@ mod tests {
             .insert_token(&TokenRecord {
                 digest: [8; 32],
                 user_id: u.id,
-                expires_at: (now() - 1) as u64,
+                expires_at: now() - 1,
                 bound_to: None,
             })
             .unwrap();
@@ -501,11 +501,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path()).unwrap());
         let store = Store::open(dir.path()).unwrap();
-        let v: i64 = store
+        let v: usize = store
             .conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(v, MIGRATIONS.len());
     }
 
     #[test]

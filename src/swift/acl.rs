@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 
 /// Normalizes an ACL header as Swift's `clean_acl` does; 400 for what it refuses.
-pub fn clean(header: &str, value: &str) -> Result<String> {
+pub(crate) fn clean(header: &str, value: &str) -> Result<String> {
     let write = header.eq_ignore_ascii_case("x-container-write");
     let mut out = Vec::new();
     for item in value.split(',') {
@@ -60,7 +60,7 @@ pub fn clean(header: &str, value: &str) -> Result<String> {
 }
 
 /// The account ACL header, stored with the account.
-pub const ACCOUNT_ACL: &str = "x-account-access-control";
+pub(crate) const ACCOUNT_ACL: &str = "x-account-access-control";
 
 /// What `X-Account-Access-Control` grants, in increasing order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,7 +76,7 @@ const ACCOUNT_ACL_KEYS: &[&str] = &["admin", "read-write", "read-only"];
 
 /// Checks an account ACL as TempAuth does: a JSON object whose keys are `admin`,
 /// `read-write`, `read-only`, each a list of strings.
-pub fn check_account_acl(raw: &[u8]) -> Result<()> {
+pub(crate) fn check_account_acl(raw: &[u8]) -> Result<()> {
     let text = String::from_utf8_lossy(raw);
     if text.trim().is_empty() {
         return Ok(());
@@ -103,7 +103,7 @@ pub fn check_account_acl(raw: &[u8]) -> Result<()> {
 }
 
 /// The highest access an account ACL gives any of `groups`.
-pub fn account_access(acl: Option<&String>, groups: &[String]) -> AccountAccess {
+pub(crate) fn account_access(acl: Option<&String>, groups: &[String]) -> AccountAccess {
     let Some(v) = acl.and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok()) else {
         return AccountAccess::None;
     };
@@ -125,13 +125,13 @@ pub fn account_access(acl: Option<&String>, groups: &[String]) -> AccountAccess 
     }
 }
 
-pub struct Acl {
+pub(crate) struct Acl {
     pub referrers: Vec<String>,
     pub groups: Vec<String>,
     pub listings: bool,
 }
 
-pub fn parse(value: Option<&str>) -> Acl {
+pub(crate) fn parse(value: Option<&str>) -> Acl {
     let mut acl = Acl {
         referrers: Vec::new(),
         groups: Vec::new(),
@@ -155,7 +155,7 @@ pub fn parse(value: Option<&str>) -> Acl {
 }
 
 /// Whether the `Referer` host passes the referrer rules; the last matching rule wins.
-pub fn referrer_allowed(referer: Option<&str>, rules: &[String]) -> bool {
+pub(crate) fn referrer_allowed(referer: Option<&str>, rules: &[String]) -> bool {
     let host = referer
         .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
         .map(|rest| rest.split(['/', ':']).next().unwrap_or(""))
@@ -177,7 +177,7 @@ pub fn referrer_allowed(referer: Option<&str>, rules: &[String]) -> bool {
 }
 
 impl Acl {
-    pub fn has_group(&self, groups: &[String]) -> bool {
+    pub(crate) fn has_group(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| g == "*" || groups.contains(g))
     }
 }

@@ -8,14 +8,14 @@ use crate::swift::limits::LISTING_LIMIT;
 use crate::swift::query::param;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Plain,
     Json,
     Xml,
 }
 
 impl Format {
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Plain => "text/plain; charset=utf-8",
             Format::Json => "application/json; charset=utf-8",
@@ -25,7 +25,7 @@ impl Format {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Params {
+pub(crate) struct Params {
     pub prefix: String,
     pub delimiter: Option<String>,
     pub marker: Option<String>,
@@ -43,7 +43,7 @@ fn truthy(v: &str) -> bool {
     )
 }
 
-pub fn params(pairs: &[(String, String)]) -> Result<Params> {
+pub(crate) fn params(pairs: &[(String, String)]) -> Result<Params> {
     // as Swift: a limit that is not a whole number is ignored, one above the maximum refused
     let limit = match param(pairs, "limit") {
         Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
@@ -86,7 +86,7 @@ pub fn params(pairs: &[(String, String)]) -> Result<Params> {
 }
 
 /// `format=` wins over `Accept`; plain text by default.
-pub fn format(pairs: &[(String, String)], headers: &HeaderMap) -> Result<Format> {
+pub(crate) fn format(pairs: &[(String, String)], headers: &HeaderMap) -> Result<Format> {
     if let Some(f) = param(pairs, "format") {
         return match f.to_ascii_lowercase().as_str() {
             "json" => Ok(Format::Json),

@@ -2,12 +2,12 @@
 //! policies: what a request addresses, what a valid name is, how a request names objects
 //! besides its path, what its query and ACLs say, and Swift's limits.
 
-pub mod acl;
-pub mod limits;
-pub mod listing;
-pub mod names;
-pub mod privileged;
-pub mod query;
-pub mod target;
-pub mod tempurl;
-pub mod versions;
+pub(crate) mod acl;
+pub(crate) mod limits;
+pub(crate) mod listing;
+pub(crate) mod names;
+pub(crate) mod privileged;
+pub(crate) mod query;
+pub(crate) mod target;
+pub(crate) mod tempurl;
+pub(crate) mod versions;

@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::swift::versions;
 
 /// Swift's limits, in characters (Swift counts the decoded name, not its bytes).
-pub const MAX_OBJECT_NAME_LENGTH: usize = 1024;
-pub const MAX_CONTAINER_NAME_LENGTH: usize = 256;
+pub(crate) const MAX_OBJECT_NAME_LENGTH: usize = 1024;
+pub(crate) const MAX_CONTAINER_NAME_LENGTH: usize = 256;
 
 /// Swift's answer to a name that is not UTF-8 or holds a NUL.
 fn invalid(what: &str) -> Error {
@@ -21,13 +21,13 @@ fn invalid(what: &str) -> Error {
 }
 
 /// A percent-encoded name, decoded: `None` when it is not UTF-8 or holds a NUL.
-pub fn decode(raw: &str) -> Option<String> {
+pub(crate) fn decode(raw: &str) -> Option<String> {
     let s = percent_decode_str(raw).decode_utf8().ok()?;
     (!s.contains('\0')).then(|| s.into_owned())
 }
 
 /// A name a header gives as text (not percent-encoded): refused when it holds a NUL.
-pub fn plain<'a>(value: &'a str, what: &str) -> Result<&'a str> {
+pub(crate) fn plain<'a>(value: &'a str, what: &str) -> Result<&'a str> {
     if value.contains('\0') {
         return Err(invalid(what));
     }
@@ -35,7 +35,7 @@ pub fn plain<'a>(value: &'a str, what: &str) -> Result<&'a str> {
 }
 
 /// A container name a request creates or writes to.
-pub fn check_container(name: &str) -> Result<()> {
+pub(crate) fn check_container(name: &str) -> Result<()> {
     if name.contains('\0') {
         return Err(invalid("a container name"));
     }
@@ -52,7 +52,7 @@ pub fn check_container(name: &str) -> Result<()> {
 }
 
 /// An object name a request creates or writes to.
-pub fn check_object(name: &str) -> Result<()> {
+pub(crate) fn check_object(name: &str) -> Result<()> {
     if name.contains('\0') {
         return Err(invalid("an object name"));
     }
@@ -67,7 +67,7 @@ pub fn check_object(name: &str) -> Result<()> {
 
 /// A place a header or a body names as `[/]<container>[/<object>]`, percent-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
+pub(crate) struct Reference {
     pub container: String,
     /// Empty when only the container is named.
     pub object: String,
@@ -90,12 +90,12 @@ fn split(decoded: &str) -> Option<(&str, &str)> {
 impl Reference {
     /// Decodes `raw`; `what` names its source in refusals. The container must be there;
     /// the names pass the same checks as those of a direct PUT.
-    pub fn parse(raw: &str, what: &str) -> Result<Reference> {
+    pub(crate) fn parse(raw: &str, what: &str) -> Result<Reference> {
         Reference::from_text(&decode(raw).ok_or_else(|| invalid(what))?, what)
     }
 
     /// As `parse`, for a place given as text, not percent-encoded (an SLO segment).
-    pub fn from_text(text: &str, what: &str) -> Result<Reference> {
+    pub(crate) fn from_text(text: &str, what: &str) -> Result<Reference> {
         let (container, object) = split(plain(text, what)?)
             .ok_or_else(|| Error::PreconditionFailed(format!("{what} must name a container")))?;
         Reference::checked(container, object)
@@ -103,7 +103,7 @@ impl Reference {
 
     /// `parse`, for a header that must name an object (`X-Copy-From`, `Destination`,
     /// `X-Symlink-Target`).
-    pub fn object(raw: &str, header: &str) -> Result<Reference> {
+    pub(crate) fn object(raw: &str, header: &str) -> Result<Reference> {
         let decoded = decode(raw).ok_or_else(|| invalid(header))?;
         let (container, object) = split(&decoded)
             .filter(|(_, o)| !o.is_empty())
@@ -125,7 +125,7 @@ impl Reference {
 
 /// An account a header names (`X-Copy-From-Account`, `Destination-Account`,
 /// `X-Symlink-Target-Account`), percent-decoded.
-pub fn account(raw: &str, header: &str) -> Result<String> {
+pub(crate) fn account(raw: &str, header: &str) -> Result<String> {
     let a = decode(raw).ok_or_else(|| invalid(header))?;
     if a.is_empty() || a.contains('/') {
         return Err(Error::PreconditionFailed(format!(
@@ -140,7 +140,7 @@ pub fn account(raw: &str, header: &str) -> Result<String> {
 /// container's versions, which is how Swift names the target of a link to a versioned
 /// object).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
+pub(crate) struct Location {
     pub account: String,
     pub container: String,
     pub object: String,
@@ -149,7 +149,7 @@ pub struct Location {
 
 impl Location {
     /// `None` when the value is not `/v1/<account>/<container>/<object>[?version-id=…]`.
-    pub fn parse(value: &str) -> Option<Location> {
+    pub(crate) fn parse(value: &str) -> Option<Location> {
         let (path, query) = value.split_once('?').unwrap_or((value, ""));
         let mut parts = path.trim_start_matches('/').splitn(4, '/');
         let (_version, account, container, object) =

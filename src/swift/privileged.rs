@@ -3,7 +3,7 @@
 use http::HeaderMap;
 
 /// Account quotas as Swift's account_quotas names them (set by reseller admins only).
-pub const ACCOUNT_QUOTAS: &[&str] = &[
+pub(crate) const ACCOUNT_QUOTAS: &[&str] = &[
     "x-account-quota-bytes",
     "x-account-quota-count",
     "x-account-quota-bytes-policy-policy-0",
@@ -12,7 +12,7 @@ pub const ACCOUNT_QUOTAS: &[&str] = &[
 
 /// Removes the headers only an account's owner sees and sets: ACLs, temporary URL keys,
 /// container sync settings, and the reading of expired objects.
-pub fn strip_privileged(headers: &mut HeaderMap) {
+pub(crate) fn strip_privileged(headers: &mut HeaderMap) {
     let privileged: Vec<_> = headers
         .keys()
         .filter(|k| {
@@ -32,7 +32,7 @@ pub fn strip_privileged(headers: &mut HeaderMap) {
 }
 
 /// Whether a header sets or removes an account quota (a reseller admin's business).
-pub fn is_quota_header(name: &str) -> bool {
+pub(crate) fn is_quota_header(name: &str) -> bool {
     let name = name
         .strip_prefix("x-remove-")
         .map_or(name.to_owned(), |r| format!("x-{r}"));

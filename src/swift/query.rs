@@ -6,7 +6,7 @@ use http::Method;
 use crate::error::{Error, Result};
 
 /// The query parameters of a request, percent-decoded; later duplicates win.
-pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>> {
     let Some(q) = query else {
         return Ok(Vec::new());
     };
@@ -26,7 +26,7 @@ pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()
@@ -36,6 +36,6 @@ pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// A bulk delete: `POST` or `DELETE` on an account with `?bulk-delete`, as Swift's bulk
 /// middleware takes either (rclone sends `DELETE`).
-pub fn is_bulk_delete(method: &Method, pairs: &[(String, String)]) -> bool {
+pub(crate) fn is_bulk_delete(method: &Method, pairs: &[(String, String)]) -> bool {
     matches!(*method, Method::POST | Method::DELETE) && param(pairs, "bulk-delete").is_some()
 }

@@ -10,7 +10,7 @@ pub struct Target {
 }
 
 /// The realm of a challenge names the account as it appears in a URL.
-pub fn realm(account: &str) -> String {
+pub(crate) fn realm(account: &str) -> String {
     percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC)
         .to_string()
         .replace("%5F", "_")

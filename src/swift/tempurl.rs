@@ -44,14 +44,14 @@ const REFERENCE_PARAMS: &[&str] = &[
 ];
 
 /// Whether a request without a token presents itself as a temporary URL.
-pub fn presented(pairs: &[(String, String)]) -> bool {
+pub(crate) fn presented(pairs: &[(String, String)]) -> bool {
     pairs
         .iter()
         .any(|(k, _)| k == "temp_url_sig" || k == "temp_url_expires")
 }
 
 /// Refuses (400) a temporary-URL request that names anything besides its object.
-pub fn check_request(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<()> {
+pub(crate) fn check_request(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<()> {
     if let Some(h) = REFERENCE_HEADERS
         .iter()
         .find(|h| headers.contains_key(h.to_ascii_lowercase().as_str()))
@@ -72,8 +72,8 @@ pub fn check_request(headers: &HeaderMap, pairs: &[(String, String)]) -> Result<
     Ok(())
 }
 
-pub const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "DELETE"];
-pub const DIGESTS: &[&str] = &["sha256", "sha512"];
+pub(crate) const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "DELETE"];
+pub(crate) const DIGESTS: &[&str] = &["sha256", "sha512"];
 
 /// What a valid temporary URL lets its request reach besides its own object: the
 /// objects of its account (signed with a key of the account) or of one container (a key
@@ -175,7 +175,7 @@ fn ip_allowed(range: &str, client: IpAddr) -> bool {
 
 /// A temporary URL's signed request, before its signature is checked: what the keys
 /// must have signed.
-pub struct Signed<'a> {
+pub(crate) struct Signed<'a> {
     account: &'a str,
     container: &'a str,
     digest: Digest,
@@ -192,7 +192,7 @@ impl<'a> Signed<'a> {
     /// the query `pairs`; 401 when it is malformed, expired, of a method a temporary URL
     /// cannot have, for another prefix or from an address outside its range. `now` is in
     /// Unix seconds.
-    pub fn parse(
+    pub(crate) fn parse(
         account: &'a str,
         container: &'a str,
         object: &str,
@@ -238,7 +238,7 @@ impl<'a> Signed<'a> {
 
     /// The scope of the first of `account_keys` (the account's `Temp-URL-Key`s) and
     /// `container_keys` (the container's) that signed this request; 401 when none did.
-    pub fn scope(&self, account_keys: &[&str], container_keys: &[&str]) -> Result<Scope> {
+    pub(crate) fn scope(&self, account_keys: &[&str], container_keys: &[&str]) -> Result<Scope> {
         let own = [self.method.as_str()];
         let methods = if self.methods.is_empty() {
             &own[..]
@@ -270,7 +270,7 @@ impl<'a> Signed<'a> {
 
 /// What a temporary URL's answer shows: no user metadata but `X-Object-Meta-Public-*`,
 /// and a `Content-Disposition` naming the file.
-pub fn filter_outgoing(h: &mut HeaderMap, object: &str, pairs: &[(String, String)]) {
+pub(crate) fn filter_outgoing(h: &mut HeaderMap, object: &str, pairs: &[(String, String)]) {
     let hidden: Vec<_> = h
         .keys()
         .filter(|k| {

@@ -4,20 +4,22 @@
 //! The embedded store writes these names; the proxy reads them in a cluster's answers.
 
 /// Version ids count in Swift's timestamp resolution: 10 µs.
-pub const TICKS_PER_SECOND: f64 = 100_000.0;
+pub(crate) const TICKS_PER_SECOND: f64 = 100_000.0;
 const MAX_TICKS: u64 = 999_999_999_999_999;
 
-pub fn ticks_of(ts: f64) -> u64 {
-    (ts * TICKS_PER_SECOND).round() as u64
+pub(crate) fn ticks_of(ts: f64) -> u64 {
+    // the whole part of a Duration of that many seconds: 0 for what is not a time
+    std::time::Duration::try_from_secs_f64((ts * TICKS_PER_SECOND).round())
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A version id as Swift writes timestamps: `1700000000.12345`.
-pub fn version_id(ticks: u64) -> String {
+pub(crate) fn version_id(ticks: u64) -> String {
     format!("{:010}.{:05}", ticks / 100_000, ticks % 100_000)
 }
 
 /// Parses a version id (a Swift timestamp, possibly with an `_<offset>` suffix).
-pub fn parse_version(v: &str) -> Option<u64> {
+pub(crate) fn parse_version(v: &str) -> Option<u64> {
     let v = v.split('_').next()?;
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return None;
@@ -27,22 +29,22 @@ pub fn parse_version(v: &str) -> Option<u64> {
 }
 
 /// The hidden container that holds a container's versions.
-pub fn hidden_container(container: &str) -> String {
+pub(crate) fn hidden_container(container: &str) -> String {
     format!("\0versions\0{container}")
 }
 
-pub fn version_object(object: &str, ticks: u64) -> String {
+pub(crate) fn version_object(object: &str, ticks: u64) -> String {
     format!("\0{object}\0{}", version_id(MAX_TICKS - ticks))
 }
 
 /// The object name and version of a name in the hidden container.
-pub fn split_version_object(name: &str) -> Option<(&str, u64)> {
+pub(crate) fn split_version_object(name: &str) -> Option<(&str, u64)> {
     let (object, inv) = name.strip_prefix('\0')?.rsplit_once('\0')?;
     Some((object, MAX_TICKS.checked_sub(parse_version(inv)?)?))
 }
 
 /// The container whose versions a hidden container holds.
-pub fn versioned_container(hidden: &str) -> Option<&str> {
+pub(crate) fn versioned_container(hidden: &str) -> Option<&str> {
     hidden.strip_prefix("\0versions\0")
 }
 

@@ -16,14 +16,14 @@ use crate::swift::names::Reference;
 const MAX_PATH_LENGTH: usize = 1024 + 256 + 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportFormat {
+pub(super) enum ReportFormat {
     Plain,
     Json,
     Xml,
 }
 
 impl ReportFormat {
-    pub fn content_type(self) -> &'static str {
+    pub(super) fn content_type(self) -> &'static str {
         match self {
             ReportFormat::Plain => "text/plain; charset=utf-8",
             ReportFormat::Json => "application/json; charset=utf-8",
@@ -32,7 +32,7 @@ impl ReportFormat {
     }
 }
 
-pub fn accept_format(headers: &HeaderMap) -> ReportFormat {
+pub(super) fn accept_format(headers: &HeaderMap) -> ReportFormat {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -49,7 +49,7 @@ pub fn accept_format(headers: &HeaderMap) -> ReportFormat {
 
 /// What a bulk operation did.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(super) struct Outcome {
     pub deleted: u64,
     pub not_found: u64,
     /// (quoted path, status line)
@@ -57,7 +57,11 @@ pub struct Outcome {
 }
 
 /// Swift's bulk report: `key: value` lines then `Errors:` (plain), or JSON/XML.
-pub fn report(fmt: ReportFormat, pairs: &[(&str, String)], errors: &[(String, String)]) -> String {
+pub(super) fn report(
+    fmt: ReportFormat,
+    pairs: &[(&str, String)],
+    errors: &[(String, String)],
+) -> String {
     match fmt {
         ReportFormat::Json => {
             let mut v = serde_json::Map::new();
@@ -110,7 +114,7 @@ pub fn report(fmt: ReportFormat, pairs: &[(&str, String)], errors: &[(String, St
 }
 
 /// A 200 whose body carries the outcome (the status of the operation is inside).
-pub fn respond(fmt: ReportFormat, o: &Outcome) -> Response<Body> {
+pub(super) fn respond(fmt: ReportFormat, o: &Outcome) -> Response<Body> {
     let status = if o.errors.is_empty() {
         "200 OK".to_owned()
     } else if o.errors.iter().all(|(_, s)| s == &o.errors[0].1) {
@@ -137,7 +141,7 @@ pub fn respond(fmt: ReportFormat, o: &Outcome) -> Response<Body> {
 }
 
 /// Deletes one object, or one empty container (`object` empty), counting the outcome.
-pub async fn delete_one(
+pub(super) async fn delete_one(
     store: &LocalStore,
     account: &str,
     container: &str,
@@ -190,7 +194,7 @@ fn status_line(e: &Error) -> String {
 }
 
 /// `?bulk-delete`: the body lists `/container/object` or `/container` paths, URL-encoded.
-pub async fn bulk_delete<B: RequestBody>(
+pub(super) async fn bulk_delete<B: RequestBody>(
     store: &LocalStore,
     headers: &HeaderMap,
     body: B,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-pub type Meta = BTreeMap<String, String>;
+pub(super) type Meta = BTreeMap<String, String>;
 
 const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE accounts (
@@ -48,7 +48,7 @@ CREATE INDEX objects_by_file ON objects(file);
 "#];
 
 #[derive(Debug, thiserror::Error)]
-pub enum DbError {
+pub(super) enum DbError {
     #[error("object store database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the object store at {0} was written by a newer swiftgate")]
@@ -56,7 +56,7 @@ pub enum DbError {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct AccountRow {
+pub(super) struct AccountRow {
     pub meta: Meta,
     pub container_count: u64,
     pub object_count: u64,
@@ -64,7 +64,7 @@ pub struct AccountRow {
 }
 
 #[derive(Debug, Clone)]
-pub struct ContainerRow {
+pub(super) struct ContainerRow {
     pub id: i64,
     pub name: String,
     pub created: f64,
@@ -75,7 +75,7 @@ pub struct ContainerRow {
 }
 
 #[derive(Debug, Clone)]
-pub struct ObjectRow {
+pub(super) struct ObjectRow {
     pub name: String,
     /// Name of the body file under the store's object directory.
     pub file: String,
@@ -91,7 +91,7 @@ pub struct ObjectRow {
 
 /// Where a page of a listing starts, in scan order.
 #[derive(Debug, Clone)]
-pub struct Bound {
+pub(super) struct Bound {
     pub key: String,
     pub inclusive: bool,
 }
@@ -99,7 +99,7 @@ pub struct Bound {
 /// The SQL side of a listing: rows after `bound` in scan order, at least `prefix`,
 /// before `end` (exclusive, in scan order).
 #[derive(Debug, Clone, Default)]
-pub struct Page<'a> {
+pub(super) struct Page<'a> {
     pub bound: Option<&'a Bound>,
     pub end: Option<&'a str>,
     pub prefix: &'a str,
@@ -181,10 +181,10 @@ fn account_meta(conn: &Connection, account: &str) -> rusqlite::Result<Meta> {
 }
 
 /// Changes stored metadata; `Err` refuses the change (nothing is written).
-pub trait MetaUpdate: FnOnce(&mut Meta) -> Result<(), String> {}
+pub(super) trait MetaUpdate: FnOnce(&mut Meta) -> Result<(), String> {}
 impl<F: FnOnce(&mut Meta) -> Result<(), String>> MetaUpdate for F {}
 
-pub struct Db {
+pub(super) struct Db {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     /// Counts the commits; rows read since the last one answer again without SQLite.
@@ -251,8 +251,8 @@ fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
         created: r.get(2)?,
         modified: r.get(3)?,
         meta: parse_meta(&r.get::<_, String>(4)?),
-        object_count: r.get::<_, i64>(5)? as u64,
-        bytes_used: r.get::<_, i64>(6)? as u64,
+        object_count: r.get::<_, u64>(5)?,
+        bytes_used: r.get::<_, u64>(6)?,
     })
 }
 
@@ -263,12 +263,12 @@ fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
     Ok(ObjectRow {
         name: r.get(0)?,
         file: r.get(1)?,
-        size: r.get::<_, i64>(2)? as u64,
+        size: r.get::<_, u64>(2)?,
         etag: r.get(3)?,
         content_type: r.get(4)?,
         timestamp: r.get(5)?,
         meta: parse_meta(&r.get::<_, String>(6)?),
-        delete_at: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+        delete_at: r.get::<_, Option<u64>>(7)?,
     })
 }
 
@@ -333,21 +333,21 @@ fn remove_object(
     )?;
     tx.execute(
         "UPDATE containers SET object_count = object_count - 1, bytes_used = bytes_used - ?2 WHERE id = ?1",
-        params![container_id, old.size as i64],
+        params![container_id, old.size],
     )?;
     Ok(Some(old.file))
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Db, DbError> {
+    pub(super) fn open(path: &Path) -> Result<Db, DbError> {
         let mut writer = open_conn(path)?;
-        let known = MIGRATIONS.len() as i64;
+        let known = MIGRATIONS.len();
         let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let version: i64 = cached_row(&tx, "PRAGMA user_version", [], |r| r.get(0))?;
+        let version: usize = cached_row(&tx, "PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
             return Err(DbError::TooNew(path.display().to_string()));
         }
-        for sql in &MIGRATIONS[version as usize..] {
+        for sql in &MIGRATIONS[version..] {
             tx.execute_batch(sql)?;
         }
         tx.pragma_update(None, "user_version", known)?;
@@ -391,7 +391,7 @@ impl Db {
     }
 
     /// An account's metadata and counters (summed over its containers).
-    pub fn account(&self, account: &str) -> Result<AccountRow, DbError> {
+    pub(super) fn account(&self, account: &str) -> Result<AccountRow, DbError> {
         let conn = self.reader();
         let meta = account_meta(&conn, account)?;
         let (container_count, object_count, bytes_used) = cached_row(
@@ -400,9 +400,9 @@ impl Db {
             [account],
             |r| {
                 Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, u64>(0)?,
+                    r.get::<_, u64>(1)?,
+                    r.get::<_, u64>(2)?,
                 ))
             },
         )?;
@@ -415,12 +415,12 @@ impl Db {
     }
 
     /// An account's metadata alone (ACLs, keys, quotas): no counters to sum.
-    pub fn account_meta(&self, account: &str) -> Result<Meta, DbError> {
+    pub(super) fn account_meta(&self, account: &str) -> Result<Meta, DbError> {
         Ok(account_meta(&self.reader(), account)?)
     }
 
     /// Creates the account row on first write; `update` changes its metadata.
-    pub fn update_account(
+    pub(super) fn update_account(
         &self,
         account: &str,
         now: f64,
@@ -447,7 +447,11 @@ impl Db {
         })
     }
 
-    pub fn container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>, DbError> {
+    pub(super) fn container(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<ContainerRow>, DbError> {
         self.remembered(
             |r| &mut r.containers,
             container_key(account, name),
@@ -481,7 +485,7 @@ impl Db {
     }
 
     /// Creates a container, or updates an existing one's metadata; true when created.
-    pub fn put_container(
+    pub(super) fn put_container(
         &self,
         account: &str,
         name: &str,
@@ -511,7 +515,7 @@ impl Db {
     }
 
     /// Updates an existing container's metadata; false when there is no such container.
-    pub fn post_container(
+    pub(super) fn post_container(
         &self,
         account: &str,
         name: &str,
@@ -525,7 +529,11 @@ impl Db {
     }
 
     /// Deletes an empty container. `Ok(None)`: no such container; `Ok(Some(false))`: not empty.
-    pub fn delete_container(&self, account: &str, name: &str) -> Result<Option<bool>, DbError> {
+    pub(super) fn delete_container(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<bool>, DbError> {
         self.write(|tx| {
             let Some(c) = find_container(tx, account, name)? else {
                 return Ok(None);
@@ -544,7 +552,7 @@ impl Db {
         })
     }
 
-    pub fn list_containers(
+    pub(super) fn list_containers(
         &self,
         account: &str,
         page: &Page<'_>,
@@ -577,7 +585,11 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn object(&self, container_id: i64, name: &str) -> Result<Option<ObjectRow>, DbError> {
+    pub(super) fn object(
+        &self,
+        container_id: i64,
+        name: &str,
+    ) -> Result<Option<ObjectRow>, DbError> {
         self.remembered(
             |r| &mut r.objects,
             (container_id, name.to_owned()),
@@ -587,7 +599,7 @@ impl Db {
 
     /// Makes `row` the object's current version. Fails with `Ok(Err(()))` when the
     /// container is gone. Returns the body file the previous version used.
-    pub fn put_object(
+    pub(super) fn put_object(
         &self,
         container_id: i64,
         row: &ObjectRow,
@@ -608,24 +620,24 @@ impl Db {
                     container_id,
                     row.name,
                     row.file,
-                    row.size as i64,
+                    row.size,
                     row.etag,
                     row.content_type,
                     row.timestamp,
                     meta_json(&row.meta),
-                    row.delete_at.map(|d| d as i64),
+                    row.delete_at,
                 ],
             )?;
             tx.execute(
                 "UPDATE containers SET object_count = object_count + 1, bytes_used = bytes_used + ?2 WHERE id = ?1",
-                params![container_id, row.size as i64],
+                params![container_id, row.size],
             )?;
             Ok(Ok(old))
         })
     }
 
     /// Replaces an object's metadata (Swift's POST); false when there is no such object.
-    pub fn post_object(
+    pub(super) fn post_object(
         &self,
         container_id: i64,
         name: &str,
@@ -638,18 +650,22 @@ impl Db {
             let n = tx.execute(
                 "UPDATE objects SET meta = ?3, delete_at = ?4, content_type = COALESCE(?5, content_type), timestamp = ?6
                  WHERE container_id = ?1 AND name = ?2",
-                params![container_id, name, meta_json(meta), delete_at.map(|d| d as i64), content_type, timestamp],
+                params![container_id, name, meta_json(meta), delete_at, content_type, timestamp],
             )?;
             Ok(n > 0)
         })
     }
 
     /// Deletes an object row; the body file it used.
-    pub fn delete_object(&self, container_id: i64, name: &str) -> Result<Option<String>, DbError> {
+    pub(super) fn delete_object(
+        &self,
+        container_id: i64,
+        name: &str,
+    ) -> Result<Option<String>, DbError> {
         self.write(|tx| remove_object(tx, container_id, name))
     }
 
-    pub fn list_objects(
+    pub(super) fn list_objects(
         &self,
         container_id: i64,
         page: &Page<'_>,
@@ -663,13 +679,13 @@ impl Db {
     }
 
     /// Deletes objects whose `X-Delete-At` has passed; the body files they used.
-    pub fn delete_expired(&self, now: u64) -> Result<Vec<String>, DbError> {
+    pub(super) fn delete_expired(&self, now: u64) -> Result<Vec<String>, DbError> {
         self.write(|tx| {
             let expired: Vec<(i64, String)> = {
                 let mut st = tx.prepare(
                     "SELECT container_id, name FROM objects WHERE delete_at IS NOT NULL AND delete_at <= ?1 LIMIT 1000",
                 )?;
-                st.query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                st.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?
             };
             let mut files = Vec::new();
@@ -681,7 +697,7 @@ impl Db {
     }
 
     /// Whether any object row uses this body file.
-    pub fn file_in_use(&self, file: &str) -> Result<bool, DbError> {
+    pub(super) fn file_in_use(&self, file: &str) -> Result<bool, DbError> {
         Ok(cached_row(
             &self.reader(),
             "SELECT EXISTS(SELECT 1 FROM objects WHERE file = ?1)",

@@ -26,7 +26,7 @@ const FLUSH_EVERY: u64 = 16 << 20;
 /// Bytes read from disk per chunk of a response.
 const CHUNK: usize = 256 << 10;
 
-pub struct Files {
+pub(super) struct Files {
     root: PathBuf,
     /// Small bodies read lately, by file id. A body file never changes once written,
     /// so an id always names the same bytes.
@@ -135,14 +135,14 @@ impl Flush {
 
 /// A body written to a temporary file, not yet visible.
 #[derive(Debug)]
-pub struct Written {
+pub(super) struct Written {
     pub id: String,
     pub size: u64,
     pub md5: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(super) enum WriteError {
     #[error("the body is larger than {0} bytes")]
     TooLarge(u64),
     #[error("the body ended after {got} of {expected} bytes")]
@@ -164,7 +164,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Files {
-    pub fn open(root: &Path) -> std::io::Result<Files> {
+    pub(super) fn open(root: &Path) -> std::io::Result<Files> {
         std::fs::create_dir_all(root.join("tmp"))?;
         Ok(Files {
             root: root.to_path_buf(),
@@ -177,12 +177,12 @@ impl Files {
     }
 
     /// A small body read before.
-    pub fn kept(&self, id: &str) -> Option<Bytes> {
+    pub(super) fn kept(&self, id: &str) -> Option<Bytes> {
         self.small().by_id.get(id).cloned()
     }
 
     /// Keeps a small body for the next reads of its file.
-    pub fn keep(&self, id: &str, body: Bytes) {
+    pub(super) fn keep(&self, id: &str, body: Bytes) {
         let mut small = self.small();
         if small.bytes + body.len() > SMALL_BODIES {
             small.by_id.clear();
@@ -202,7 +202,7 @@ impl Files {
         }
     }
 
-    pub fn path(&self, id: &str) -> PathBuf {
+    pub(super) fn path(&self, id: &str) -> PathBuf {
         self.root.join(&id[..2]).join(id)
     }
 
@@ -212,7 +212,7 @@ impl Files {
 
     /// Streams a request body into a temporary file, hashing it on the way; fsyncs it.
     /// At most `limit` bytes; exactly `expected` when the client declared a length.
-    pub async fn write<B: RequestBody>(
+    pub(super) async fn write<B: RequestBody>(
         &self,
         mut body: B,
         limit: u64,
@@ -294,7 +294,7 @@ impl Files {
     }
 
     /// Writes bytes the gateway made (a manifest) as a temporary body.
-    pub fn write_bytes(&self, data: &[u8]) -> std::io::Result<Written> {
+    pub(super) fn write_bytes(&self, data: &[u8]) -> std::io::Result<Written> {
         let id = new_id();
         let mut file = File::create(self.tmp_path(&id))?;
         file.write_all(data)?;
@@ -307,28 +307,28 @@ impl Files {
     }
 
     /// Moves a written body to its final place, durably.
-    pub fn commit(&self, id: &str) -> std::io::Result<()> {
+    pub(super) fn commit(&self, id: &str) -> std::io::Result<()> {
         let dest = self.path(id);
-        let dir = dest.parent().expect("files live in a directory");
+        let dir = dest.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir)?;
         std::fs::rename(self.tmp_path(id), &dest)?;
         sync_dir(dir)
     }
 
     /// A new body with the same bytes as `id` (a hard link: no bytes are copied).
-    pub fn link_copy(&self, id: &str) -> std::io::Result<String> {
+    pub(super) fn link_copy(&self, id: &str) -> std::io::Result<String> {
         let new = new_id();
         std::fs::hard_link(self.path(id), self.tmp_path(&new))?;
         Ok(new)
     }
 
     /// Forgets a body that was written but will not be committed.
-    pub fn discard(&self, id: &str) {
+    pub(super) fn discard(&self, id: &str) {
         let _ = std::fs::remove_file(self.tmp_path(id));
     }
 
     /// Removes a committed body that no row points to any more.
-    pub fn remove(&self, id: &str) {
+    pub(super) fn remove(&self, id: &str) {
         self.forget(id);
         if let Err(e) = std::fs::remove_file(self.path(id))
             && e.kind() != std::io::ErrorKind::NotFound
@@ -338,7 +338,7 @@ impl Files {
     }
 
     /// Deletes what a crash left: temporary bodies and bodies no row points to.
-    pub fn sweep(&self, db: &Db) -> std::io::Result<usize> {
+    pub(super) fn sweep(&self, db: &Db) -> std::io::Result<usize> {
         let mut removed = 0;
         for entry in std::fs::read_dir(self.root.join("tmp"))? {
             std::fs::remove_file(entry?.path())?;
@@ -367,7 +367,7 @@ impl Files {
 
 /// Part of a response body: bytes the gateway made, or a range of a body file
 /// (already open, or opened when its turn comes).
-pub enum Piece {
+pub(super) enum Piece {
     Bytes(Bytes),
     Open {
         file: File,
@@ -406,7 +406,7 @@ impl Reader {
                 if left == 0 {
                     continue;
                 }
-                let want = CHUNK.min(left as usize);
+                let want = usize::try_from(left).map_or(CHUNK, |l| CHUNK.min(l));
                 return Some(match read_chunk(file, want).await {
                     Ok((_, b)) if b.is_empty() => Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
@@ -441,7 +441,7 @@ impl Reader {
 
 /// Streams pieces in order; only the chunk in flight is in memory, and no thread is
 /// held between chunks.
-pub fn stream(pieces: Vec<Piece>) -> crate::body::Body {
+pub(super) fn stream(pieces: Vec<Piece>) -> crate::body::Body {
     use http_body_util::StreamBody;
     let reader = Reader {
         pieces: pieces.into_iter(),

@@ -11,15 +11,25 @@ use crate::swift::limits::{
     MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
 };
 
-pub fn now() -> f64 {
+pub(super) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
 }
 
+/// `x` rounded down to a whole number: 0 for negatives and for what is not a number,
+/// `u64::MAX` past it.
+pub(super) fn whole(x: f64) -> u64 {
+    match Duration::try_from_secs_f64(x) {
+        Ok(d) => d.as_secs(),
+        Err(_) if x > 0.0 => u64::MAX,
+        Err(_) => 0,
+    }
+}
+
 /// `X-Timestamp`: seconds with five decimals, zero-padded to 16 characters.
-pub fn x_timestamp(ts: f64) -> String {
+pub(super) fn x_timestamp(ts: f64) -> String {
     format!("{ts:016.5}")
 }
 
@@ -28,13 +38,13 @@ fn system_time(secs: f64) -> SystemTime {
 }
 
 /// `Last-Modified`: whole seconds, rounded up, as Swift does.
-pub fn http_date(ts: f64) -> String {
+pub(super) fn http_date(ts: f64) -> String {
     httpdate::fmt_http_date(system_time(ts.ceil()))
 }
 
 /// `last_modified` in listings: ISO 8601 with microseconds, no zone.
-pub fn iso(ts: f64) -> String {
-    let micros = (ts * 1_000_000.0).round() as u64;
+pub(super) fn iso(ts: f64) -> String {
+    let micros = whole((ts * 1_000_000.0).round());
     let t = UNIX_EPOCH + Duration::from_micros(micros);
     let s = humantime::format_rfc3339_micros(t).to_string();
     s.trim_end_matches('Z').to_owned()
@@ -42,7 +52,7 @@ pub fn iso(ts: f64) -> String {
 
 /// Header bytes as text, one char per byte, so that values that are not UTF-8 (Swift
 /// passes them through) survive storage unchanged.
-pub fn value_text(v: &HeaderValue) -> String {
+pub(super) fn value_text(v: &HeaderValue) -> String {
     match v.to_str() {
         Ok(s) => s.to_owned(),
         Err(_) => match std::str::from_utf8(v.as_bytes()) {
@@ -53,12 +63,12 @@ pub fn value_text(v: &HeaderValue) -> String {
 }
 
 /// A stored value back as header bytes.
-pub fn text_value(s: &str) -> Option<HeaderValue> {
+pub(super) fn text_value(s: &str) -> Option<HeaderValue> {
     HeaderValue::from_bytes(s.as_bytes()).ok()
 }
 
 /// `x-object-meta-foo-bar` → `X-Object-Meta-Foo-Bar`.
-pub fn title_case(name: &str) -> String {
+pub(super) fn title_case(name: &str) -> String {
     name.split('-')
         .map(|w| {
             let mut c = w.chars();
@@ -73,7 +83,7 @@ pub fn title_case(name: &str) -> String {
 
 /// Checks the user metadata a request carries (`x-<kind>-meta-*`), as Swift's
 /// `check_metadata` does: name and value lengths, count, overall size.
-pub fn check_metadata(headers: &HeaderMap, kind: &str) -> Result<()> {
+pub(super) fn check_metadata(headers: &HeaderMap, kind: &str) -> Result<()> {
     let prefix = format!("x-{kind}-meta-");
     let (mut count, mut size) = (0, 0);
     for (name, value) in headers {
@@ -118,7 +128,7 @@ fn check_totals(count: usize, size: usize) -> Result<()> {
 
 /// Checks the stored user metadata after a merge: a POST that is fine by itself may
 /// still take the total over Swift's limits.
-pub fn check_merged(meta: &Meta, kind: &str) -> Result<()> {
+pub(super) fn check_merged(meta: &Meta, kind: &str) -> Result<()> {
     let prefix = format!("x-{kind}-meta-");
     let (mut count, mut size) = (0, 0);
     for (k, v) in meta {
@@ -132,7 +142,7 @@ pub fn check_merged(meta: &Meta, kind: &str) -> Result<()> {
 
 /// The metadata change of an account or container request: merge its headers, then
 /// check the totals; refused with the reason.
-pub fn merge_checked(
+pub(super) fn merge_checked(
     headers: HeaderMap,
     kind: &'static str,
     extra: &'static [&'static str],
@@ -146,7 +156,7 @@ pub fn merge_checked(
 /// Merges the `x-<kind>-meta-*` headers of an account or container request into its
 /// stored metadata: a value sets, an empty value or `x-remove-<kind>-meta-*` removes.
 /// `extra` names other headers stored the same way (ACLs, quotas, versioning).
-pub fn merge_metadata(headers: &HeaderMap, kind: &str, extra: &[&str], meta: &mut Meta) {
+pub(super) fn merge_metadata(headers: &HeaderMap, kind: &str, extra: &[&str], meta: &mut Meta) {
     let prefix = format!("x-{kind}-meta-");
     let remove = format!("x-remove-{kind}-meta-");
     for (name, value) in headers {
@@ -170,7 +180,7 @@ pub fn merge_metadata(headers: &HeaderMap, kind: &str, extra: &[&str], meta: &mu
 }
 
 /// Strips quotes from an entity tag.
-pub fn unquote(etag: &str) -> &str {
+pub(super) fn unquote(etag: &str) -> &str {
     let e = etag.trim();
     let e = e.strip_prefix("W/").unwrap_or(e);
     e.strip_prefix('"')
@@ -191,8 +201,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Evaluates `If-Match`, `If-None-Match`, `If-Modified-Since` and `If-Unmodified-Since`
 /// for a GET or HEAD of an existing object: `Some(304 | 412)` when the request stops here.
-pub fn conditional(headers: &HeaderMap, etag: &str, timestamp: f64) -> Option<StatusCode> {
-    let modified = timestamp.ceil() as u64;
+pub(super) fn conditional(headers: &HeaderMap, etag: &str, timestamp: f64) -> Option<StatusCode> {
+    let modified = whole(timestamp.ceil());
     if let Some(m) = header(headers, "if-match")
         && !etag_matches(m, etag)
     {
@@ -221,19 +231,19 @@ pub fn conditional(headers: &HeaderMap, etag: &str, timestamp: f64) -> Option<St
 
 /// A byte range, both ends inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
+pub(super) struct ByteRange {
     pub start: u64,
     pub end: u64,
 }
 
 impl ByteRange {
-    pub fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         self.end - self.start + 1
     }
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ranges {
+pub(super) enum Ranges {
     /// No `Range` header, or one Swift ignores (malformed): the whole body.
     Whole,
     Some(Vec<ByteRange>),
@@ -242,7 +252,7 @@ pub enum Ranges {
 
 /// Parses `Range: bytes=…` against a body of `size` bytes, as Swift does: a
 /// malformed header is ignored; satisfiable ranges are kept in order; none → 416.
-pub fn ranges(headers: &HeaderMap, size: u64) -> Ranges {
+pub(super) fn ranges(headers: &HeaderMap, size: u64) -> Ranges {
     let Some(spec) = header(headers, "range") else {
         return Ranges::Whole;
     };

@@ -22,7 +22,7 @@ use crate::swift::limits::LISTING_LIMIT;
 use crate::swift::names;
 
 /// Container sysmeta: the archive container, as the client named it (URL-encoded).
-pub const LOCATION: &str = "x-container-sysmeta-versions-location";
+pub(super) const LOCATION: &str = "x-container-sysmeta-versions-location";
 /// Container sysmeta: `stack` or `history`.
 const MODE: &str = "x-container-sysmeta-versions-mode";
 
@@ -31,13 +31,13 @@ const HISTORY: &str = "x-history-location";
 
 /// What a container PUT or POST asks of legacy versioning.
 #[derive(Debug, Clone)]
-pub enum Change {
+pub(super) enum Change {
     Set { location: String, history: bool },
     Remove,
 }
 
 /// Reads `X-Versions-Location`, `X-History-Location` and their `X-Remove-` forms.
-pub fn requested(headers: &HeaderMap) -> Result<Option<Change>> {
+pub(super) fn requested(headers: &HeaderMap) -> Result<Option<Change>> {
     let mut versions = header_str(headers, VERSIONS)?;
     let mut history = header_str(headers, HISTORY)?;
     if let (Some(v), Some(h)) = (versions, history) {
@@ -86,7 +86,7 @@ pub fn requested(headers: &HeaderMap) -> Result<Option<Change>> {
 }
 
 /// Records a change in the container's metadata.
-pub fn record(meta: &mut Meta, change: &Change) {
+pub(super) fn record(meta: &mut Meta, change: &Change) {
     match change {
         Change::Set { location, history } => {
             meta.insert(LOCATION.into(), location.clone());
@@ -107,7 +107,7 @@ fn history_mode(c: &ContainerRow) -> bool {
 }
 
 /// `X-Versions-Location` or `X-History-Location` of a container HEAD or GET.
-pub fn container_headers(c: &ContainerRow, h: &mut HeaderMap) {
+pub(super) fn container_headers(c: &ContainerRow, h: &mut HeaderMap) {
     if let Some(location) = c.meta.get(LOCATION) {
         let name = if history_mode(c) { HISTORY } else { VERSIONS };
         set(h, name, location);
@@ -151,7 +151,7 @@ async fn copy_row(
 }
 
 /// Before an object is overwritten: its current version goes to the archive.
-pub async fn before_write(
+pub(super) async fn before_write(
     store: &LocalStore,
     account: &str,
     c: &ContainerRow,
@@ -177,7 +177,7 @@ fn deleted(found: bool, container: &str, object: &str) -> Result<Response<Body>>
 }
 
 /// A DELETE in a container with legacy versioning (or none: then a plain delete).
-pub async fn delete(
+pub(super) async fn delete(
     store: &LocalStore,
     account: &str,
     c: &ContainerRow,

@@ -6,19 +6,19 @@ use http::StatusCode;
 use super::db::{Bound, DbError, Page};
 use crate::error::{Error, Result};
 use crate::http_util::xml_escape;
-pub use crate::swift::listing::{Format, Params};
+pub(super) use crate::swift::listing::{Format, Params};
 
-pub trait Named {
+pub(super) trait Named {
     fn name(&self) -> &str;
 }
 
-pub enum Entry<T> {
+pub(super) enum Entry<T> {
     Item(T),
     Subdir(String),
 }
 
 /// Runs a listing over pages from `fetch`, rolling names up to `delimiter`.
-pub fn list<T: Named>(
+pub(super) fn list<T: Named>(
     p: &Params,
     mut fetch: impl FnMut(&Page<'_>) -> std::result::Result<Vec<T>, DbError>,
 ) -> Result<Vec<Entry<T>>> {
@@ -102,7 +102,7 @@ pub fn list<T: Named>(
 
 /// A listing body: names a line each (plain), a JSON array, or an XML document whose
 /// root is `root.0` named `root.1`; pseudo-directories as `subdir` entries.
-pub fn render<T>(
+pub(super) fn render<T>(
     fmt: Format,
     root: (&str, &str),
     entries: &[Entry<T>],
@@ -152,7 +152,7 @@ where
 }
 
 /// A listing answer: 204 for an empty plain listing, 200 otherwise.
-pub fn status(format: Format, empty: bool) -> StatusCode {
+pub(super) fn status(format: Format, empty: bool) -> StatusCode {
     if empty && format == Format::Plain {
         StatusCode::NO_CONTENT
     } else {

@@ -206,7 +206,7 @@ impl LocalStore {
 
     /// Deletes expired objects and their bodies; run periodically.
     pub async fn purge_expired(&self) -> Result<usize> {
-        let now = headers::now() as u64;
+        let now = headers::whole(headers::now());
         let files = self.db(move |db| db.delete_expired(now)).await?;
         for f in &files {
             self.files.remove(f);

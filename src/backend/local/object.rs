@@ -42,7 +42,7 @@ impl Named for ObjectRow {
     }
 }
 
-pub fn listing_json(o: &ObjectRow) -> serde_json::Value {
+pub(super) fn listing_json(o: &ObjectRow) -> serde_json::Value {
     let mut v = json!({
         "name": o.name,
         "hash": o.etag,
@@ -57,7 +57,7 @@ pub fn listing_json(o: &ObjectRow) -> serde_json::Value {
     v
 }
 
-pub fn listing_xml(o: &ObjectRow) -> String {
+pub(super) fn listing_xml(o: &ObjectRow) -> String {
     format!(
         "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
         xml_escape(&o.name),
@@ -185,7 +185,7 @@ pub(super) fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
             return Err(Error::bad_request("X-Delete-At in past"));
         }
         // Swift's largest timestamp
-        return Ok(Some(at.min(9_999_999_999.0) as u64));
+        return Ok(Some(headers::whole(at.min(9_999_999_999.0))));
     }
     if let Some(v) = header_str(headers, "x-delete-after")? {
         let after: i64 = v
@@ -195,7 +195,7 @@ pub(super) fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
         if after <= 0 {
             return Err(Error::bad_request("X-Delete-After in past"));
         }
-        return Ok(Some(now as u64 + after as u64));
+        return Ok(Some(headers::whole(now) + after.unsigned_abs()));
     }
     Ok(None)
 }
@@ -277,13 +277,13 @@ pub(super) fn encode(s: &str) -> String {
 }
 
 /// A part of a large object: a range of a body file, or bytes held in a manifest.
-pub enum Segment {
+pub(super) enum Segment {
     File { file: String, offset: u64, len: u64 },
     Data(Bytes),
 }
 
 impl Segment {
-    pub fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         match self {
             Segment::File { len, .. } => *len,
             Segment::Data(b) => b.len() as u64,
@@ -291,14 +291,14 @@ impl Segment {
     }
 
     /// `len` bytes of this segment from `from`.
-    pub fn slice(self, from: u64, len: u64) -> Segment {
+    pub(super) fn slice(self, from: u64, len: u64) -> Segment {
         match self {
             Segment::File { file, offset, .. } => Segment::File {
                 file,
                 offset: offset + from,
                 len,
             },
-            Segment::Data(b) => Segment::Data(b.slice(from as usize..(from + len) as usize)),
+            Segment::Data(b) => Segment::Data(b.slice(in_memory(from)..in_memory(from + len))),
         }
     }
 }
@@ -345,17 +345,23 @@ fn part_number(pairs: &[(String, String)]) -> Result<Option<u64>> {
     }
 }
 
+/// An offset or length within a body held in memory, which `usize` holds.
+fn in_memory(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 /// The byte range of part `n`: an SLO's n-th manifest entry; a plain object has one part.
 fn select_part(served: &Served, n: Option<u64>) -> Part {
     let Some(n) = n else { return Part::All };
     let single = [served.size];
     let parts = served.parts.as_deref().unwrap_or(&single);
     let count = parts.len();
-    if n as usize > count {
-        return Part::Beyond { count };
-    }
-    let start: u64 = parts[..n as usize - 1].iter().sum();
-    let len = parts[n as usize - 1];
+    let n = match usize::try_from(n) {
+        Ok(n) if n <= count => n,
+        _ => return Part::Beyond { count },
+    };
+    let start: u64 = parts[..n - 1].iter().sum();
+    let len = parts[n - 1];
     Part::Range {
         range: ByteRange {
             start,
@@ -365,7 +371,7 @@ fn select_part(served: &Served, n: Option<u64>) -> Part {
     }
 }
 
-pub async fn handle<B: RequestBody>(
+pub(super) async fn handle<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
     account: &str,
@@ -514,8 +520,8 @@ impl Loaded {
             },
             Loaded::Small(b) => {
                 // clamped: a body shorter than its record ends the response early
-                let end = (r.end as usize + 1).min(b.len());
-                Piece::Bytes(b.slice((r.start as usize).min(end)..end))
+                let end = (in_memory(r.end) + 1).min(b.len());
+                Piece::Bytes(b.slice(in_memory(r.start).min(end)..end))
             }
         }
     }
@@ -548,7 +554,7 @@ async fn load(
     let mut file = File::open(store.files.path(&row.file)).map_err(missing)?;
     let body = match file.metadata().map_err(missing)?.len() {
         n if n <= SMALL_BODY => {
-            let mut buf = Vec::with_capacity(n as usize);
+            let mut buf = Vec::with_capacity(in_memory(n));
             std::io::Read::read_to_end(&mut file, &mut buf).map_err(missing)?;
             let body = Bytes::from(buf);
             store.files.keep(&row.file, body.clone());
@@ -691,7 +697,7 @@ fn segment_pieces(store: &LocalStore, segments: &[Segment], range: ByteRange) ->
                 offset: offset + from,
                 len: to - from,
             },
-            Segment::Data(b) => Piece::Bytes(b.slice(from as usize..to as usize)),
+            Segment::Data(b) => Piece::Bytes(b.slice(in_memory(from)..in_memory(to))),
         });
     }
     pieces

@@ -24,12 +24,12 @@ use crate::swift::names::Reference;
 /// How deep manifests may nest (a segment that is itself a manifest).
 const MAX_DEPTH: usize = 10;
 
-pub const SLO_ETAG: &str = "x-object-sysmeta-slo-etag";
-pub const MANIFEST_SIZE: &str = "x-object-sysmeta-slo-manifest-size";
+pub(super) const SLO_ETAG: &str = "x-object-sysmeta-slo-etag";
+pub(super) const MANIFEST_SIZE: &str = "x-object-sysmeta-slo-manifest-size";
 
 /// A segment as the stored manifest records it (Swift's format).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Stored {
+pub(super) struct Stored {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,22 +48,27 @@ pub struct Stored {
     pub data: Option<String>,
 }
 
-pub fn is_slo(row: &ObjectRow) -> bool {
+pub(super) fn is_slo(row: &ObjectRow) -> bool {
     row.meta.contains_key(SLO_ETAG)
 }
 
 /// The ETag an object shows: the SLO ETag for manifests, else the MD5.
-pub fn etag_of(row: &ObjectRow) -> &str {
+pub(super) fn etag_of(row: &ObjectRow) -> &str {
     row.meta.get(SLO_ETAG).map_or(&row.etag, String::as_str)
 }
 
 /// One requested segment of a manifest PUT.
 struct Requested {
-    path: Option<(String, String)>,
+    source: Source,
     etag: Option<String>,
     size: Option<u64>,
     range: Option<(Option<u64>, Option<u64>)>,
-    data: Option<Vec<u8>>,
+}
+
+/// What a segment is made of: an object (container, name), or inline bytes.
+enum Source {
+    Path(String, String),
+    Data(Vec<u8>),
 }
 
 fn parse_range(s: &str) -> Option<(Option<u64>, Option<u64>)> {
@@ -108,14 +113,7 @@ fn parse_input(body: &[u8]) -> Result<Vec<Requested>> {
             errors.push(format!("Index {i}: extraneous key \"{k}\""));
             continue;
         }
-        let mut r = Requested {
-            path: None,
-            etag: None,
-            size: None,
-            range: None,
-            data: None,
-        };
-        match (obj.get("path"), obj.get("data")) {
+        let source = match (obj.get("path"), obj.get("data")) {
             (Some(_), Some(_)) | (None, None) => {
                 errors.push(format!(
                     "Index {i}: expected exactly one of \"path\" or \"data\""
@@ -127,17 +125,21 @@ fn parse_input(body: &[u8]) -> Result<Vec<Requested>> {
                     .as_str()
                     .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
                 {
-                    Some(bytes) => r.data = Some(bytes),
+                    Some(bytes) => out.push(Requested {
+                        source: Source::Data(bytes),
+                        etag: None,
+                        size: None,
+                        range: None,
+                    }),
                     None => errors.push(format!("Index {i}: \"data\" must be valid base64")),
                 }
-                out.push(r);
                 continue;
             }
             (Some(p), None) => match p.as_str() {
                 Some(s) => match s.trim_start_matches('/').split_once('/') {
                     Some((c, o)) if !c.is_empty() && !o.is_empty() => {
                         match Reference::from_text(s, "a segment path") {
-                            Ok(named) => r.path = Some((named.container, named.object)),
+                            Ok(named) => Source::Path(named.container, named.object),
                             Err(e) => {
                                 errors.push(format!("Index {i}: {e}"));
                                 continue;
@@ -154,7 +156,13 @@ fn parse_input(body: &[u8]) -> Result<Vec<Requested>> {
                     continue;
                 }
             },
-        }
+        };
+        let mut r = Requested {
+            source,
+            etag: None,
+            size: None,
+            range: None,
+        };
         match obj.get("etag") {
             None | Some(Value::Null) => {}
             Some(Value::String(e)) => r.etag = Some(headers::unquote(e).to_owned()),
@@ -212,7 +220,7 @@ async fn lookup(
     }
 }
 
-pub async fn put<B: RequestBody>(
+pub(super) async fn put<B: RequestBody>(
     store: &LocalStore,
     headers: &HeaderMap,
     body: B,
@@ -235,7 +243,12 @@ pub async fn put<B: RequestBody>(
     )
     .await?;
     let requested = parse_input(&raw)?;
-    if requested.iter().filter(|r| r.path.is_some()).count() > MAX_MANIFEST_SEGMENTS {
+    if requested
+        .iter()
+        .filter(|r| matches!(r.source, Source::Path(..)))
+        .count()
+        > MAX_MANIFEST_SEGMENTS
+    {
         return Err(Error::PayloadTooLarge(format!(
             "Number of object-backed segments must be <= {MAX_MANIFEST_SEGMENTS}"
         )));
@@ -245,21 +258,23 @@ pub async fn put<B: RequestBody>(
     let mut total = 0u64;
     let last = requested.len() - 1;
     for (i, r) in requested.into_iter().enumerate() {
-        if let Some(data) = r.data {
-            total += data.len() as u64;
-            stored.push(Stored {
-                name: None,
-                hash: None,
-                bytes: None,
-                content_type: None,
-                last_modified: None,
-                range: None,
-                sub_slo: None,
-                data: Some(base64::engine::general_purpose::STANDARD.encode(&data)),
-            });
-            continue;
-        }
-        let (c, o) = r.path.expect("path or data");
+        let (c, o) = match r.source {
+            Source::Path(c, o) => (c, o),
+            Source::Data(data) => {
+                total += data.len() as u64;
+                stored.push(Stored {
+                    name: None,
+                    hash: None,
+                    bytes: None,
+                    content_type: None,
+                    last_modified: None,
+                    range: None,
+                    sub_slo: None,
+                    data: Some(base64::engine::general_purpose::STANDARD.encode(&data)),
+                });
+                continue;
+            }
+        };
         let quoted = super::object::encode(&format!("/{c}/{o}"));
         if c == container && o == object {
             return Err(Error::bad_request(format!(
@@ -358,7 +373,7 @@ pub async fn put<B: RequestBody>(
 
 /// A manifest copied into another account points at that account's segments: each
 /// must exist there and be readable by the caller, or the copy is refused (400).
-pub async fn check_segments_in(
+pub(super) async fn check_segments_in(
     store: &LocalStore,
     headers: &HeaderMap,
     account: &str,
@@ -397,7 +412,7 @@ pub async fn check_segments_in(
 }
 
 /// The stored manifest of an SLO.
-pub async fn manifest(store: &LocalStore, row: &ObjectRow) -> Result<Vec<Stored>> {
+pub(super) async fn manifest(store: &LocalStore, row: &ObjectRow) -> Result<Vec<Stored>> {
     let path = store.files.path(&row.file);
     let raw = tokio::task::spawn_blocking(move || std::fs::read(path))
         .await
@@ -408,7 +423,7 @@ pub async fn manifest(store: &LocalStore, row: &ObjectRow) -> Result<Vec<Stored>
 }
 
 /// The length of each part (manifest entry) of an SLO.
-pub fn part_lengths(manifest: &[Stored]) -> Vec<u64> {
+pub(super) fn part_lengths(manifest: &[Stored]) -> Vec<u64> {
     manifest
         .iter()
         .map(
@@ -424,7 +439,7 @@ pub fn part_lengths(manifest: &[Stored]) -> Vec<u64> {
 }
 
 /// The manifest in the form a PUT takes (`?multipart-manifest=get&format=raw`).
-pub fn raw_form(segments: &[Stored]) -> Value {
+pub(super) fn raw_form(segments: &[Stored]) -> Value {
     Value::Array(
         segments
             .iter()
@@ -448,7 +463,7 @@ pub fn raw_form(segments: &[Stored]) -> Value {
 
 /// The byte segments an SLO is made of, nested manifests expanded; a segment that
 /// is gone or changed since the manifest was stored is a 409.
-pub async fn segments(
+pub(super) async fn segments(
     store: &LocalStore,
     account: &str,
     row: &ObjectRow,
@@ -522,7 +537,7 @@ fn window(segments: Vec<Segment>, start: u64, len: u64) -> Vec<Segment> {
 }
 
 /// `DELETE ?multipart-manifest=delete`: the segments, then the manifest.
-pub async fn delete(
+pub(super) async fn delete(
     store: &LocalStore,
     headers: &HeaderMap,
     account: &str,

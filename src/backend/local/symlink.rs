@@ -20,7 +20,7 @@ const TARGET_BYTES: &str = "x-object-sysmeta-symlink-target-bytes";
 
 /// Where a link points.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(super) struct Target {
     pub account: String,
     pub container: String,
     pub object: String,
@@ -30,7 +30,7 @@ pub struct Target {
 
 impl Target {
     /// The target as Swift names it in `Content-Location` and `Location`.
-    pub fn location(&self) -> String {
+    pub(super) fn location(&self) -> String {
         encode(&format!(
             "/v1/{}/{}/{}",
             self.account, self.container, self.object
@@ -39,7 +39,7 @@ impl Target {
 }
 
 /// The target of a symlink row.
-pub fn target(row: &ObjectRow) -> Option<Target> {
+pub(super) fn target(row: &ObjectRow) -> Option<Target> {
     let t = row.meta.get(TARGET)?;
     let (container, object) = t.split_once('/')?;
     Some(Target {
@@ -51,7 +51,7 @@ pub fn target(row: &ObjectRow) -> Option<Target> {
 }
 
 /// The target a PUT asks for; `None` for an ordinary object.
-pub fn requested(headers: &HeaderMap, account: &str) -> Result<Option<Target>> {
+pub(super) fn requested(headers: &HeaderMap, account: &str) -> Result<Option<Target>> {
     let Some(t) = header_str(headers, "x-symlink-target")? else {
         return Ok(None);
     };
@@ -71,7 +71,7 @@ pub fn requested(headers: &HeaderMap, account: &str) -> Result<Option<Target>> {
 }
 
 /// Records a link in an object's metadata; for a static link, the target's size too.
-pub fn store(meta: &mut Meta, t: &Target, target_bytes: Option<u64>) {
+pub(super) fn store(meta: &mut Meta, t: &Target, target_bytes: Option<u64>) {
     meta.insert(TARGET.into(), format!("{}/{}", t.container, t.object));
     meta.insert(TARGET_ACCOUNT.into(), t.account.clone());
     if let Some(e) = &t.etag {
@@ -83,7 +83,7 @@ pub fn store(meta: &mut Meta, t: &Target, target_bytes: Option<u64>) {
 }
 
 /// The headers that describe the link itself (`?symlink=get`, PUT answers).
-pub fn link_headers(row: &ObjectRow, h: &mut HeaderMap) {
+pub(super) fn link_headers(row: &ObjectRow, h: &mut HeaderMap) {
     let Some(t) = target(row) else { return };
     set(
         h,
@@ -100,7 +100,7 @@ pub fn link_headers(row: &ObjectRow, h: &mut HeaderMap) {
 }
 
 /// Extra keys of a symlink in a JSON container listing.
-pub fn listing_keys(row: &ObjectRow, v: &mut serde_json::Value) {
+pub(super) fn listing_keys(row: &ObjectRow, v: &mut serde_json::Value) {
     let Some(t) = target(row) else { return };
     v["symlink_path"] = serde_json::Value::String(t.location());
     if let Some(e) = &t.etag {
@@ -112,32 +112,32 @@ pub fn listing_keys(row: &ObjectRow, v: &mut serde_json::Value) {
 }
 
 /// The size of a static link's target when the link was made.
-pub fn target_bytes(row: &ObjectRow) -> Option<u64> {
+pub(super) fn target_bytes(row: &ObjectRow) -> Option<u64> {
     row.meta.get(TARGET_BYTES).and_then(|b| b.parse().ok())
 }
 
 /// The ETag a static link to this object must name: for a static link, the ETag its
 /// own target must have; for a link to an object's version, the version's; else the
 /// object's.
-pub fn effective_etag(row: &ObjectRow) -> &str {
+pub(super) fn effective_etag(row: &ObjectRow) -> &str {
     row.meta
         .get(TARGET_ETAG)
         .or_else(|| row.meta.get(super::versioning::LINK_ETAG))
         .map_or(&row.etag, String::as_str)
 }
 
-pub fn etag_mismatch(found: &str, wanted: &str) -> Error {
+pub(super) fn etag_mismatch(found: &str, wanted: &str) -> Error {
     Error::Conflict(format!(
         "Object Etag '{found}' does not match X-Symlink-Target-Etag header '{wanted}'"
     ))
 }
 
-pub fn too_deep() -> Error {
+pub(super) fn too_deep() -> Error {
     Error::Conflict(format!(
         "Too many levels of symbolic links, maximum allowed is {SYMLOOP_MAX}"
     ))
 }
 
-pub fn location_value(t: &Target) -> Option<HeaderValue> {
+pub(super) fn location_value(t: &Target) -> Option<HeaderValue> {
     HeaderValue::from_str(&t.location()).ok()
 }

@@ -38,11 +38,11 @@ const CONTAINER: &str = "x-container-sysmeta-versions-container";
 /// Object sysmeta of a link to a version.
 const LINK: &str = "x-object-sysmeta-versions-symlink";
 /// The ETag of the version a link points at (what listings show for the link).
-pub const LINK_ETAG: &str = "x-object-sysmeta-versions-target-etag";
+pub(super) const LINK_ETAG: &str = "x-object-sysmeta-versions-target-etag";
 /// The large-object ETag of a version that is a static large object.
 const LINK_SLO_ETAG: &str = "x-object-sysmeta-versions-target-slo-etag";
 /// The content type of a delete marker.
-pub const DELETE_MARKER: &str = "application/x-deleted;swift_versions_deleted=1";
+pub(super) const DELETE_MARKER: &str = "application/x-deleted;swift_versions_deleted=1";
 
 /// A fresh version id: the current time, strictly after any id handed out before.
 fn new_version() -> u64 {
@@ -66,17 +66,17 @@ fn truthy(v: &str) -> bool {
 }
 
 /// The hidden container of a container whose versioning was ever enabled.
-pub fn hidden_of(c: &ContainerRow) -> Option<&str> {
+pub(super) fn hidden_of(c: &ContainerRow) -> Option<&str> {
     c.meta.get(CONTAINER).map(String::as_str)
 }
 
 /// Whether writes to the container are versioned now.
-pub fn enabled(c: &ContainerRow) -> bool {
+pub(super) fn enabled(c: &ContainerRow) -> bool {
     hidden_of(c).is_some() && c.meta.get(ENABLED).is_some_and(|v| truthy(v))
 }
 
 /// Whether an object row is a link to a version.
-pub fn is_link(row: &ObjectRow) -> bool {
+pub(super) fn is_link(row: &ObjectRow) -> bool {
     row.meta.get(LINK).is_some_and(|v| v == "true")
 }
 
@@ -90,13 +90,13 @@ fn linked_version(row: &ObjectRow) -> Option<u64> {
 }
 
 /// `X-Versions-Enabled` of a container PUT or POST.
-pub fn requested(headers: &HeaderMap) -> Result<Option<bool>> {
+pub(super) fn requested(headers: &HeaderMap) -> Result<Option<bool>> {
     Ok(header_str(headers, "x-versions-enabled")?.map(truthy))
 }
 
 /// Checks a change of versioning before it is recorded; enabling creates the hidden
 /// container first, so the flag never points at a container that does not exist.
-pub async fn prepare(
+pub(super) async fn prepare(
     store: &LocalStore,
     account: &str,
     container: &str,
@@ -120,7 +120,7 @@ pub async fn prepare(
 }
 
 /// Records a change of versioning in the container's metadata.
-pub fn record(meta: &mut Meta, container: &str, on: bool) {
+pub(super) fn record(meta: &mut Meta, container: &str, on: bool) {
     meta.insert(ENABLED.into(), if on { "True" } else { "False" }.into());
     if on {
         meta.insert(CONTAINER.into(), hidden_container(container));
@@ -139,14 +139,18 @@ async fn hidden_row(
 }
 
 /// The bytes a container's versions use (counted with the container, as in Swift).
-pub async fn versions_bytes(store: &LocalStore, account: &str, c: &ContainerRow) -> Result<u64> {
+pub(super) async fn versions_bytes(
+    store: &LocalStore,
+    account: &str,
+    c: &ContainerRow,
+) -> Result<u64> {
     Ok(hidden_row(store, account, c)
         .await?
         .map_or(0, |h| h.bytes_used))
 }
 
 /// `X-Versions-Enabled` and the bytes used, versions included, of a container HEAD or GET.
-pub async fn container_headers(
+pub(super) async fn container_headers(
     store: &LocalStore,
     account: &str,
     c: &ContainerRow,
@@ -164,7 +168,11 @@ pub async fn container_headers(
 
 /// Before a container is deleted: it goes only with all its versions (409), and takes
 /// its hidden container with it.
-pub async fn delete_container(store: &LocalStore, account: &str, c: &ContainerRow) -> Result<()> {
+pub(super) async fn delete_container(
+    store: &LocalStore,
+    account: &str,
+    c: &ContainerRow,
+) -> Result<()> {
     let Some(hidden) = hidden_of(c) else {
         return Ok(());
     };
@@ -182,7 +190,7 @@ pub async fn delete_container(store: &LocalStore, account: &str, c: &ContainerRo
 }
 
 /// An account listing counts a container's versions in its bytes.
-pub async fn add_versions_bytes(
+pub(super) async fn add_versions_bytes(
     store: &LocalStore,
     account: &str,
     c: &mut ContainerRow,
@@ -277,7 +285,7 @@ async fn write_link(
 
 /// Stores a new object in a versioned container: the version, then the link to it.
 /// Returns the new version's id.
-pub async fn commit(
+pub(super) async fn commit(
     store: &LocalStore,
     account: &str,
     c: &ContainerRow,
@@ -342,7 +350,7 @@ fn not_found_with(version: &str, content_type: Option<&str>) -> Response<Body> {
 
 /// A DELETE in a container whose versioning is on: a delete marker is written and the
 /// link removed; the data stays as the older versions.
-pub async fn delete(
+pub(super) async fn delete(
     store: &LocalStore,
     account: &str,
     c: &ContainerRow,
@@ -370,7 +378,13 @@ pub async fn delete(
 
 /// Marks a GET or HEAD answer of a versioned container's object with its version, and
 /// names the version instead of the hidden container where the answer points.
-pub fn annotate(h: &mut HeaderMap, account: &str, container: &str, object: &str, hidden: &str) {
+pub(super) fn annotate(
+    h: &mut HeaderMap,
+    account: &str,
+    container: &str,
+    object: &str,
+    hidden: &str,
+) {
     set(h, "x-object-version-id", "null");
     let decode = |v: &HeaderValue| {
         percent_decode_str(&String::from_utf8_lossy(v.as_bytes()))
@@ -411,7 +425,7 @@ pub fn annotate(h: &mut HeaderMap, account: &str, container: &str, object: &str,
 }
 
 /// The version a link points at; any other row as it is.
-pub async fn resolve(store: &LocalStore, row: ObjectRow) -> Result<Option<ObjectRow>> {
+pub(super) async fn resolve(store: &LocalStore, row: ObjectRow) -> Result<Option<ObjectRow>> {
     if !is_link(&row) {
         return Ok(Some(row));
     }
@@ -425,7 +439,7 @@ pub async fn resolve(store: &LocalStore, row: ObjectRow) -> Result<Option<Object
 }
 
 /// What `?version-id=` of a COPY source names: the container and object to read.
-pub async fn copy_source(
+pub(super) async fn copy_source(
     store: &LocalStore,
     account: &str,
     c: ContainerRow,
@@ -464,7 +478,7 @@ pub async fn copy_source(
 
 /// A request with `?version-id=`: GET, HEAD, DELETE or PUT of one version.
 #[allow(clippy::too_many_arguments)]
-pub async fn with_version<B: RequestBody>(
+pub(super) async fn with_version<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
     account: &str,
@@ -641,7 +655,7 @@ async fn restore<B: RequestBody>(
 
 /// A link's entry in the container's own listing: the version's size and ETag, and
 /// the version it points at.
-pub fn listing_json(o: &ObjectRow, account: &str, container: &str) -> Value {
+pub(super) fn listing_json(o: &ObjectRow, account: &str, container: &str) -> Value {
     let mut v = object::listing_json(o);
     if let Some(ticks) = linked_version(o) {
         v["bytes"] = json!(symlink::target_bytes(o).unwrap_or_default());
@@ -664,7 +678,7 @@ pub fn listing_json(o: &ObjectRow, account: &str, container: &str) -> Value {
 }
 
 /// A link as the container's XML listing shows it: the version's size and ETag.
-pub fn listing_row(o: &ObjectRow) -> ObjectRow {
+pub(super) fn listing_row(o: &ObjectRow) -> ObjectRow {
     let mut row = o.clone();
     if is_link(o) {
         row.size = symlink::target_bytes(o).unwrap_or_default();
@@ -693,7 +707,7 @@ fn accepts_json(pairs: &[(String, String)], headers: &HeaderMap) -> bool {
 /// `GET <container>?versions`: every version of every object, newest first per name,
 /// with `version_id` and `is_latest`; objects written while versioning was off are
 /// listed as version `null`. JSON only.
-pub async fn list_versions<B: RequestBody>(
+pub(super) async fn list_versions<B: RequestBody>(
     store: &LocalStore,
     req: &Request<B>,
     account: &str,
