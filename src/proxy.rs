@@ -14,7 +14,7 @@ use crate::backend::swift::{Cluster, Forward, Listed};
 use crate::body::{Body, RequestBody};
 use crate::error::{Error, Result};
 use crate::http_util::header_str;
-use crate::swift::acl::AccountAccess;
+use crate::swift::acl::{self, AccountAccess};
 use crate::swift::limits;
 use crate::swift::target::Target;
 use crate::swift::{names, query};
@@ -58,9 +58,9 @@ impl Judge<'_> {
             .cluster
             .account_headers(&self.upstream(account).await?)
             .await?;
-        Ok(crate::swift::acl::account_access(
+        Ok(acl::account_access(
             headers
-                .get(crate::swift::acl::ACCOUNT_ACL)
+                .get(acl::ACCOUNT_ACL)
                 .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
                 .map(str::to_owned)
                 .as_ref(),
@@ -82,7 +82,9 @@ impl Judge<'_> {
             .await
     }
 
-    /// `may`, for a caller whose access to the account is known already.
+    /// `may`, for a caller whose access to the account is known already: the one access
+    /// decision of [`acl::allows`], with the container's ACLs fetched only when they
+    /// decide.
     async fn allowed(
         &self,
         access: AccountAccess,
@@ -91,39 +93,43 @@ impl Judge<'_> {
         object: bool,
         write: bool,
     ) -> Result<bool> {
-        Ok(match (access, container) {
-            (AccountAccess::Admin, _) => true,
-            (AccountAccess::ReadWrite, Some(_)) => true,
-            (AccountAccess::ReadWrite | AccountAccess::ReadOnly, None) => !write,
-            (AccountAccess::ReadOnly, Some(_)) => !write,
-            (AccountAccess::None, None) => false,
-            (AccountAccess::None, Some(_)) if (write && !object) || !self.holds(account) => false,
-            (AccountAccess::None, Some(c)) => {
-                let Some(meta) = self
-                    .cluster
+        let who = acl::Standing {
+            owner: false,
+            access,
+            groups: &self.groups,
+            referer: self.referer.as_deref(),
+            temp_url: None,
+        };
+        let reach = |c| match container {
+            None => acl::Reach::Account,
+            Some(_) if object => acl::Reach::Object(c),
+            Some(_) => acl::Reach::Container(c),
+        };
+        if let Some(decided) = acl::settled(&who, &reach(None), write) {
+            return Ok(decided);
+        }
+        let meta = match container {
+            Some(c) if self.holds(account) => {
+                self.cluster
                     .container_headers(&self.upstream(account).await?, c)
                     .await?
-                else {
-                    return Ok(false);
-                };
-                let name = if write {
-                    "x-container-write"
-                } else {
-                    "x-container-read"
-                };
-                let acl = crate::swift::acl::parse(
-                    meta.get(name)
-                        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()),
-                );
-                acl.has_group(&self.groups)
-                    || (!write
-                        && (object || acl.listings)
-                        && crate::swift::acl::referrer_allowed(
-                            self.referer.as_deref(),
-                            &acl.referrers,
-                        ))
             }
-        })
+            _ => None,
+        };
+        let text = |name: &str| {
+            meta.as_ref()
+                .and_then(|m| m.get(name))
+                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        };
+        let found = match (container, &meta) {
+            (Some(name), Some(_)) => Some(acl::Container {
+                name,
+                read: text("x-container-read"),
+                write: text("x-container-write"),
+            }),
+            _ => None,
+        };
+        Ok(acl::allows(&who, account, &reach(found), write))
     }
 
     fn refusal(&self, what: &str) -> String {

@@ -4,6 +4,7 @@
 //! the storage id (account admins).
 
 use crate::error::{Error, Result};
+use crate::swift::tempurl::Scope;
 
 /// Normalizes an ACL header as Swift's `clean_acl` does; 400 for what it refuses.
 pub(crate) fn clean(header: &str, value: &str) -> Result<String> {
@@ -182,6 +183,85 @@ impl Acl {
     }
 }
 
+/// A container as an ACL decision sees it: its name and its ACL headers as stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Container<'a> {
+    pub name: &'a str,
+    pub read: Option<&'a str>,
+    pub write: Option<&'a str>,
+}
+
+/// Where in an account a request reaches: the account itself (its listing and
+/// metadata), a container (its listing, metadata, creation, deletion), or an object in
+/// a container; `None` for a container that does not exist.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reach<'a> {
+    Account,
+    Container(Option<Container<'a>>),
+    Object(Option<Container<'a>>),
+}
+
+/// Who asks, as an access decision in one account sees them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Standing<'a> {
+    /// An admin of the account, or a reseller admin.
+    pub owner: bool,
+    /// What the account's ACL grants.
+    pub access: AccountAccess,
+    /// The caller's groups, as container ACLs name them.
+    pub groups: &'a [String],
+    pub referer: Option<&'a str>,
+    /// The scope of the temporary URL the request carries.
+    pub temp_url: Option<&'a Scope>,
+}
+
+/// The decision, when the container's ACLs do not change it: `None` when they do.
+pub(crate) fn settled(who: &Standing<'_>, reach: &Reach<'_>, write: bool) -> Option<bool> {
+    if who.owner || who.access == AccountAccess::Admin {
+        return Some(true);
+    }
+    match (who.access, reach) {
+        (AccountAccess::ReadWrite, Reach::Container(_) | Reach::Object(_)) => Some(true),
+        (AccountAccess::ReadWrite | AccountAccess::ReadOnly, _) => Some(!write),
+        (_, Reach::Account) => Some(false),
+        // creating, changing or deleting a container takes the account's ACL
+        (_, Reach::Container(_)) if write => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether `who` may read (or write) `reach` in `account`: one decision for the
+/// embedded store and the proxy, from what the account's ACL grants, a temporary URL's
+/// scope, and the container's read or write ACL (groups; referrers for reads, and for
+/// container listings only with `.rlistings`).
+pub(crate) fn allows(who: &Standing<'_>, account: &str, reach: &Reach<'_>, write: bool) -> bool {
+    if let Some(decided) = settled(who, reach, write) {
+        return decided;
+    }
+    let (container, object) = match reach {
+        Reach::Object(c) => (c, true),
+        Reach::Container(c) => (c, false),
+        Reach::Account => return false,
+    };
+    if object
+        && who
+            .temp_url
+            .is_some_and(|s| s.covers(account, container.map(|c| c.name)))
+    {
+        return true;
+    }
+    let Some(container) = container else {
+        return false;
+    };
+    let acl = parse(if write {
+        container.write
+    } else {
+        container.read
+    });
+    acl.has_group(who.groups)
+        || (!write && (object || acl.listings) && referrer_allowed(who.referer, &acl.referrers))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +291,148 @@ mod tests {
         assert!(referrer_allowed(Some("https://a.example.com"), &dom));
         assert!(!referrer_allowed(Some("https://example.org"), &dom));
         assert!(!referrer_allowed(None, &dom));
+    }
+
+    fn who(access: AccountAccess, groups: &[String]) -> Standing<'_> {
+        Standing {
+            owner: false,
+            access,
+            groups,
+            referer: None,
+            temp_url: None,
+        }
+    }
+
+    #[test]
+    fn one_decision_for_every_reach() {
+        use AccountAccess::{Admin, None as No, ReadOnly, ReadWrite};
+        let groups = vec!["bob".to_string()];
+        let shared = Container {
+            name: "c",
+            read: Some("bob,.r:*"),
+            write: Some("bob"),
+        };
+        let public = Container {
+            name: "p",
+            read: Some(".r:*"),
+            write: None,
+        };
+        let listed = Container {
+            name: "l",
+            read: Some(".r:*,.rlistings"),
+            write: None,
+        };
+        let private = Container {
+            name: "x",
+            read: None,
+            write: None,
+        };
+        // (access, reach, write, allowed)
+        let table = [
+            (Admin, Reach::Account, true, true),
+            (ReadWrite, Reach::Account, false, true),
+            (ReadWrite, Reach::Account, true, false),
+            (ReadWrite, Reach::Container(Some(private)), true, true),
+            (ReadWrite, Reach::Object(None), true, true),
+            (ReadOnly, Reach::Account, false, true),
+            (ReadOnly, Reach::Object(Some(private)), false, true),
+            (ReadOnly, Reach::Object(Some(private)), true, false),
+            (ReadOnly, Reach::Container(Some(private)), true, false),
+            (No, Reach::Account, false, false),
+            (No, Reach::Container(Some(shared)), true, false),
+            (No, Reach::Container(Some(shared)), false, true),
+            (No, Reach::Object(Some(shared)), true, true),
+            (No, Reach::Object(Some(shared)), false, true),
+            (No, Reach::Object(Some(private)), false, false),
+            (No, Reach::Object(None), false, false),
+        ];
+        for (access, reach, write, allowed) in table {
+            let w = who(access, &groups);
+            assert_eq!(
+                allows(&w, "AUTH_a", &reach, write),
+                allowed,
+                "{access:?} {reach:?} {write}"
+            );
+        }
+        let stranger = who(No, &[]);
+        // a referrer rule lets anyone read objects; listings only with .rlistings
+        assert!(allows(
+            &stranger,
+            "AUTH_a",
+            &Reach::Object(Some(public)),
+            false
+        ));
+        assert!(!allows(
+            &stranger,
+            "AUTH_a",
+            &Reach::Object(Some(public)),
+            true
+        ));
+        assert!(!allows(
+            &stranger,
+            "AUTH_a",
+            &Reach::Container(Some(public)),
+            false
+        ));
+        assert!(allows(
+            &stranger,
+            "AUTH_a",
+            &Reach::Container(Some(listed)),
+            false
+        ));
+        let owner = Standing {
+            owner: true,
+            ..stranger
+        };
+        assert!(allows(&owner, "AUTH_a", &Reach::Account, true));
+        assert!(settled(&stranger, &Reach::Object(Some(public)), false).is_none());
+    }
+
+    #[test]
+    fn a_temporary_url_reaches_objects_of_its_scope() {
+        let whole = Scope {
+            account: "AUTH_a".into(),
+            container: None,
+        };
+        let one = Scope {
+            account: "AUTH_a".into(),
+            container: Some("c".into()),
+        };
+        let c = Container {
+            name: "c",
+            read: None,
+            write: None,
+        };
+        let d = Container { name: "d", ..c };
+        let by = |scope| Standing {
+            owner: false,
+            access: AccountAccess::None,
+            groups: &[],
+            referer: None,
+            temp_url: Some(scope),
+        };
+        assert!(allows(
+            &by(&whole),
+            "AUTH_a",
+            &Reach::Object(Some(d)),
+            false
+        ));
+        assert!(allows(&by(&whole), "AUTH_a", &Reach::Object(None), false));
+        assert!(!allows(
+            &by(&whole),
+            "AUTH_b",
+            &Reach::Object(Some(d)),
+            false
+        ));
+        assert!(allows(&by(&one), "AUTH_a", &Reach::Object(Some(c)), false));
+        assert!(!allows(&by(&one), "AUTH_a", &Reach::Object(Some(d)), false));
+        assert!(!allows(&by(&one), "AUTH_a", &Reach::Object(None), false));
+        assert!(!allows(
+            &by(&whole),
+            "AUTH_a",
+            &Reach::Container(Some(c)),
+            false
+        ));
+        assert!(!allows(&by(&whole), "AUTH_a", &Reach::Account, false));
     }
 }

@@ -67,21 +67,30 @@ impl Caller {
             || self.account_access == acl::AccountAccess::Admin
     }
 
-    /// Reading anything in the account, through its ACL.
-    fn may_read_account(&self) -> bool {
-        self.account_access >= acl::AccountAccess::ReadOnly
-    }
-
-    /// Writing containers and objects, through the account's ACL.
-    fn may_write_account(&self) -> bool {
-        self.account_access >= acl::AccountAccess::ReadWrite
-    }
-
     fn groups(&self) -> Vec<String> {
         self.principal
             .as_ref()
             .map(|p| p.groups_header().split(',').map(str::to_owned).collect())
             .unwrap_or_default()
+    }
+
+    /// Whether the caller may read (or write) `reach` in `account`, by the one access
+    /// decision of [`acl::allows`]; the groups are worked out only when the container's
+    /// ACL decides.
+    fn may(&self, account: &str, reach: &acl::Reach<'_>, write: bool) -> bool {
+        let mut standing = acl::Standing {
+            owner: self.principal.as_ref().is_some_and(|p| p.owns(account)),
+            access: self.account_access,
+            groups: &[],
+            referer: self.referer.as_deref(),
+            temp_url: self.temp_url.as_ref(),
+        };
+        if let Some(decided) = acl::settled(&standing, reach, write) {
+            return decided;
+        }
+        let groups = self.groups();
+        standing.groups = &groups;
+        acl::allows(&standing, account, reach, write)
     }
 
     /// 401 for anonymous callers, 403 for known ones.
@@ -100,6 +109,17 @@ pub struct LocalStore {
 
 fn db_error(e: DbError) -> Error {
     Error::Internal(e.to_string())
+}
+
+impl ContainerRow {
+    /// The container as an access decision sees it.
+    fn acls(&self) -> acl::Container<'_> {
+        acl::Container {
+            name: &self.name,
+            read: self.meta.get("x-container-read").map(String::as_str),
+            write: self.meta.get("x-container-write").map(String::as_str),
+        }
+    }
 }
 
 impl Named for ContainerRow {
@@ -285,7 +305,7 @@ impl LocalStore {
         created: f64,
     ) -> Result<Response<Body>> {
         let read = matches!(*req.method(), Method::GET | Method::HEAD);
-        if !(caller.owns(account) || (read && caller.may_read_account())) {
+        if !caller.may(account, &acl::Reach::Account, !read) {
             return Err(caller.denied(account));
         }
         match *req.method() {
@@ -408,8 +428,9 @@ impl LocalStore {
         caller: &Caller,
     ) -> Result<Response<Body>> {
         let owner = caller.owns(account);
-        // read-write account ACLs manage containers too, but not their ACLs
-        let writer = owner || caller.may_write_account();
+        // read-write account ACLs manage containers too, but not their ACLs; no
+        // container ACL lets anyone create, change or delete a container
+        let writer = caller.may(account, &acl::Reach::Container(None), true);
         match *req.method() {
             Method::PUT => {
                 if !writer {
@@ -478,18 +499,9 @@ impl LocalStore {
             }
             Method::GET | Method::HEAD => {
                 let row = self.container(account, container).await?;
-                if !owner && !caller.may_read_account() {
-                    let read = acl::parse(
-                        row.as_ref()
-                            .and_then(|r| r.meta.get("x-container-read"))
-                            .map(String::as_str),
-                    );
-                    let ok = read.has_group(&caller.groups())
-                        || (read.listings
-                            && acl::referrer_allowed(caller.referer.as_deref(), &read.referrers));
-                    if !ok {
-                        return Err(caller.denied(account));
-                    }
+                let reach = acl::Reach::Container(row.as_ref().map(ContainerRow::acls));
+                if !caller.may(account, &reach, false) {
+                    return Err(caller.denied(account));
                 }
                 let row =
                     row.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;

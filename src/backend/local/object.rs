@@ -83,31 +83,8 @@ pub(super) fn authorize(
     container: Option<&ContainerRow>,
     write: bool,
 ) -> Result<()> {
-    if caller.owns(account)
-        || (if write {
-            caller.may_write_account()
-        } else {
-            caller.may_read_account()
-        })
-    {
-        return Ok(());
-    }
-    if caller
-        .temp_url
-        .as_ref()
-        .is_some_and(|s| s.covers(account, container.map(|c| c.name.as_str())))
-    {
-        return Ok(());
-    }
-    let name = if write {
-        "x-container-write"
-    } else {
-        "x-container-read"
-    };
-    let acl = acl::parse(container.and_then(|c| c.meta.get(name)).map(String::as_str));
-    if acl.has_group(&caller.groups())
-        || (!write && acl::referrer_allowed(caller.referer.as_deref(), &acl.referrers))
-    {
+    let reach = acl::Reach::Object(container.map(ContainerRow::acls));
+    if caller.may(account, &reach, write) {
         Ok(())
     } else {
         Err(caller.denied(account))
