@@ -25,6 +25,7 @@ use crate::policy::{self, Checked, Policies};
 use crate::proxy;
 use crate::request::{Connection, base_url, client_ip};
 use crate::swift::limits;
+use crate::swift::op::Operation;
 use crate::swift::target::Target;
 use crate::swift::tempurl;
 use crate::web;
@@ -287,37 +288,27 @@ impl App {
                         },
                     });
                 };
-                let pairs = crate::swift::query::query_pairs(parts.uri.query())?;
-                if principal.is_none()
-                    && tempurl::presented(&pairs)
-                    && let Err(e) = tempurl::check_request(headers, &pairs)
-                {
-                    policy::drain(body).await;
-                    return Err(e);
-                }
                 let target = Target {
                     account,
                     container,
                     object,
                 };
+                let op = Operation::classify(&parts.method, target, parts.uri.query(), headers)?;
+                if principal.is_none()
+                    && op.temp_url
+                    && let Err(e) = tempurl::check_request(headers, &op.query)
+                {
+                    policy::drain(body).await;
+                    return Err(e);
+                }
                 let over = Arc::new(AtomicBool::new(false));
                 let (body, limit) = self
-                    .police(
-                        &parts,
-                        body,
-                        &target,
-                        &pairs,
-                        principal.as_ref(),
-                        &conn,
-                        &over,
-                    )
+                    .police(&parts, body, &op, principal.as_ref(), &conn, &over)
                     .await?;
                 // an upload stopped at a policy's limit fails in the store or upstream;
                 // the client is told why
                 let result = self
-                    .store(
-                        parts, body, target, pairs, principal, client, &conn, &record,
-                    )
+                    .store(parts, body, op, principal, client, &conn, &record)
                     .await;
                 match limit {
                     Some((n, rule)) if over.load(Ordering::Relaxed) => {
@@ -426,13 +417,11 @@ impl App {
 
     /// Judges a storage request by the policies; the body comes back ready for the
     /// backend (read and judged when it names places), with the upload limit in force.
-    #[allow(clippy::too_many_arguments)]
     async fn police<B: RequestBody>(
         &self,
         parts: &http::request::Parts,
         body: B,
-        target: &Target,
-        pairs: &[(String, String)],
+        op: &Operation,
         principal: Option<&Principal>,
         conn: &Connection,
         over: &Arc<AtomicBool>,
@@ -444,10 +433,8 @@ impl App {
                 .map(|r| r.name)
         };
         let ask = policy::Ask {
-            method: &parts.method,
-            target,
+            op,
             headers: &parts.headers,
-            query: pairs,
             account_name: &account_name,
         };
         let caller = policy::Caller {
@@ -501,8 +488,7 @@ impl App {
         &self,
         parts: http::request::Parts,
         body: B,
-        target: Target,
-        pairs: Vec<(String, String)>,
+        op: Operation,
         principal: Option<Principal>,
         client: std::net::IpAddr,
         conn: &Connection,
@@ -520,7 +506,7 @@ impl App {
             )?;
             let req = Request::from_parts(parts, body);
             let rest = rest_of_path(req.uri().path());
-            let account = target.account.clone();
+            let account = op.target.account.clone();
             let how = Forward {
                 gateway_account: &account,
                 path: &rest,
@@ -532,22 +518,19 @@ impl App {
                 &upstream.cluster,
                 &self.identity,
                 req,
-                target,
+                &op,
                 principal,
                 how,
             ))
             .await;
         }
-        let temp_url = match (&principal, &target.container, &target.object) {
-            (None, Some(c), Some(o)) if tempurl::presented(&pairs) => Some(
-                Box::pin(self.local.temp_url_scope(
-                    &target.account,
-                    c,
-                    o,
-                    &parts.method,
-                    &pairs,
-                    client,
-                ))
+        let t = &op.target;
+        let temp_url = match (&principal, &t.container, &t.object) {
+            (None, Some(c), Some(o)) if op.temp_url => Some(
+                Box::pin(
+                    self.local
+                        .temp_url_scope(&t.account, c, o, &op.method, &op.query, client),
+                )
                 .await?,
             ),
             _ => None,
@@ -565,7 +548,7 @@ impl App {
         self.local
             .handle(
                 Request::from_parts(parts, body),
-                target,
+                &op,
                 &mut caller,
                 record.created_at as f64,
             )

@@ -23,11 +23,9 @@ use crate::auth::identity::Principal;
 use crate::body::RequestBody;
 use crate::config::{ConfigError, DenyConfig, PolicyConfig, parse_fingerprint};
 use crate::error::Error;
-use crate::http_util::header_str;
-use crate::swift::names::{self, Reference};
-use crate::swift::query;
+use crate::swift::names::Reference;
+use crate::swift::op::{Access, Kind, Manifest, Operation};
 use crate::swift::query::param;
-use crate::swift::target::Target;
 
 /// Largest body the gateway reads to judge what it names (an SLO manifest, a bulk delete).
 pub(crate) const MAX_JUDGED_BODY: usize = 16 * 1024 * 1024;
@@ -101,10 +99,8 @@ pub(crate) struct Caller<'a> {
 
 /// A storage request, as the policies see it.
 pub(crate) struct Ask<'a> {
-    pub method: &'a Method,
-    pub target: &'a Target,
+    pub op: &'a Operation,
     pub headers: &'a HeaderMap,
-    pub query: &'a [(String, String)],
     /// Whether the gateway holds an account (a storage id) and, if so, its name.
     pub account_name: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
@@ -302,13 +298,13 @@ impl Policies {
     /// naming the rule.
     pub(crate) fn judge(&self, caller: Caller<'_>, ask: &Ask<'_>) -> Result<Verdict, Error> {
         let reseller = caller.principal.is_some_and(Principal::is_reseller_admin);
-        let places = places(ask)?;
+        let places = places(ask);
         if !reseller {
             builtin(ask, &places)?;
         }
         let mine: Vec<&Policy> = self.policies.iter().filter(|p| p.holds(caller)).collect();
         // a bulk delete reaches the paths its body lists, not its own
-        let bulk_delete = query::is_bulk_delete(ask.method, ask.query);
+        let bulk_delete = ask.op.kind == Kind::BulkDelete;
         self.check(&mine, ask, &places, &places[usize::from(bulk_delete)..])?;
         let mut verdict = Verdict::default();
         for p in &mine {
@@ -318,7 +314,7 @@ impl Policies {
                 verdict.max_upload = Some((n, p.name.clone()));
             }
         }
-        if *ask.method == Method::PUT && has_param(ask.query, "extract-archive") {
+        if ask.op.kind == Kind::ExtractArchive {
             if let Some(p) = mine.iter().find(|p| p.scoped()) {
                 return Err(denial(
                     &p.name,
@@ -335,9 +331,9 @@ impl Policies {
             }
         }
         if !mine.is_empty() || !self.denies.is_empty() {
-            if *ask.method == Method::PUT
-                && ask.target.object.is_some()
-                && param(ask.query, "multipart-manifest") == Some("put")
+            if ask.op.method == Method::PUT
+                && ask.op.kind == Kind::Object
+                && ask.op.manifest == Some(Manifest::Put)
             {
                 verdict.body = Some(BodyCheck::Manifest);
             } else if bulk_delete {
@@ -355,7 +351,7 @@ impl Policies {
         check: BodyCheck,
         body: &[u8],
     ) -> Result<(), Error> {
-        let account = &ask.target.account;
+        let account = &ask.op.target.account;
         let mut places = Vec::new();
         match check {
             BodyCheck::Manifest => {
@@ -417,70 +413,53 @@ impl Policies {
 }
 
 /// Every place a request reaches: its path, and what its headers name.
-fn places(ask: &Ask<'_>) -> Result<Vec<Place>, Error> {
-    let t = ask.target;
-    let own = &t.account;
-    let header = |name: &str| header_str(ask.headers, name);
-    let account_in = |name: &str| -> Result<String, Error> {
-        match header(name)? {
-            Some(a) => names::account(a, name),
-            None => Ok(own.clone()),
-        }
-    };
-    let listing = (*ask.method == Method::GET && t.container.is_some() && t.object.is_none())
-        .then(|| param(ask.query, "prefix").unwrap_or("").to_owned());
+fn places(ask: &Ask<'_>) -> Vec<Place> {
+    let op = ask.op;
+    let t = &op.target;
+    let listing = (op.method == Method::GET && t.container.is_some() && t.object.is_none())
+        .then(|| op.param("prefix").unwrap_or("").to_owned());
     let mut out = vec![Place {
-        account: own.clone(),
+        account: t.account.clone(),
         container: t.container.clone(),
         object: t.object.clone(),
         prefix: false,
-        method: ask.method.clone(),
+        method: op.method.clone(),
         listing,
         via: "the path",
     }];
-    if let Some(v) = header("x-copy-from")? {
-        let account = account_in("x-copy-from-account")?;
-        let named = Reference::object(v, "X-Copy-From")?;
-        out.push(Place::named(account, named, Method::GET, "X-Copy-From"));
-    }
-    if let Some(v) = header("destination")? {
-        let account = account_in("destination-account")?;
-        let named = Reference::object(v, "Destination")?;
-        out.push(Place::named(account, named, Method::PUT, "Destination"));
-    }
-    if let Some(v) = header("x-symlink-target")? {
-        let account = account_in("x-symlink-target-account")?;
-        let named = Reference::object(v, "X-Symlink-Target")?;
-        out.push(Place::named(
-            account,
-            named,
-            Method::GET,
-            "X-Symlink-Target",
-        ));
-    }
-    if let Some(v) = header("x-object-manifest")? {
-        // the segments' prefix; none is the whole container
-        let named = Reference::parse(v, "X-Object-Manifest")?;
-        let mut at = Place::named(own.clone(), named, Method::GET, "X-Object-Manifest");
-        at.object.get_or_insert_default();
-        at.prefix = true;
+    for named in &op.references {
+        let method = match named.access {
+            Access::Read => Method::GET,
+            Access::Write => Method::PUT,
+        };
+        let mut at = Place::named(
+            named.account.clone(),
+            named.reference.clone(),
+            method,
+            named.via,
+        );
+        if named.prefix {
+            // the segments' prefix; none is the whole container
+            at.object.get_or_insert_default();
+            at.prefix = true;
+        }
         out.push(at);
     }
-    Ok(out)
+    out
 }
 
 /// The rules in force for everyone but reseller admins.
 fn builtin(ask: &Ask<'_>, places: &[Place]) -> Result<(), Error> {
-    let t = ask.target;
+    let t = &ask.op.target;
     if t.container.is_none()
-        && matches!(*ask.method, Method::PUT | Method::DELETE)
-        && !query::is_bulk_delete(ask.method, ask.query)
+        && matches!(ask.op.method, Method::PUT | Method::DELETE)
+        && ask.op.kind != Kind::BulkDelete
     {
         return Err(denial(
             "account-write",
             format!(
                 "only a reseller admin creates or deletes accounts; {} {} is refused",
-                ask.method, t.account
+                ask.op.method, t.account
             ),
         ));
     }
@@ -513,7 +492,7 @@ impl Deny {
         if !self.headers.is_empty() && !self.headers.iter().any(|h| ask.headers.contains_key(h)) {
             return Ok(());
         }
-        if !self.query.is_empty() && !self.query.iter().any(|q| has_param(ask.query, q)) {
+        if !self.query.is_empty() && !self.query.iter().any(|q| has_param(&ask.op.query, q)) {
             return Ok(());
         }
         let hit = places.iter().find(|place| {
@@ -603,7 +582,7 @@ impl Policy {
             let ok = match (&place.container, &place.object, &place.listing) {
                 (_, Some(o), _) => within(o),
                 (Some(_), None, Some(listing)) => within(listing),
-                (Some(_), None, None) => *ask.method == Method::HEAD && place.via == "the path",
+                (Some(_), None, None) => ask.op.method == Method::HEAD && place.via == "the path",
                 (None, _, _) => false,
             };
             if !ok {
@@ -738,6 +717,7 @@ pub(crate) fn too_large(limit: u64, rule: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::swift::target::Target;
 
     fn principal(account: &str, user: &str, groups: &[&str]) -> Principal {
         Principal {
@@ -780,13 +760,11 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        let query = crate::swift::query::query_pairs(Some(query)).unwrap();
         let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let op = Operation::classify(&method, target, Some(query), &map)?;
         let ask = Ask {
-            method: &method,
-            target: &target,
+            op: &op,
             headers: &map,
-            query: &query,
             account_name: &held,
         };
         policies.judge(
@@ -1020,10 +998,9 @@ mod tests {
                     certificate: Some(&cert),
                 },
                 &Ask {
-                    method: &Method::GET,
-                    target: &target,
+                    op: &Operation::classify(&Method::GET, target, None, &HeaderMap::new())
+                        .unwrap(),
                     headers: &HeaderMap::new(),
-                    query: &[],
                     account_name: &held,
                 },
             )

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::http_util::header_str;
 use crate::swift::acl::{self, AccountAccess};
 use crate::swift::limits;
-use crate::swift::target::Target;
-use crate::swift::{names, query};
+use crate::swift::names;
+use crate::swift::op::{Kind, Manifest, Operation};
 
 /// Who asks, and what they may reach on one cluster.
 struct Judge<'a> {
@@ -141,64 +141,42 @@ impl Judge<'_> {
     }
 }
 
-/// The container a header names (`<container>[/<object>]`, percent-encoded); `None` for
-/// a value that names none, which is judged as the whole account.
-fn container_of(value: &str) -> Option<String> {
-    names::Reference::parse(value, "a reference")
-        .ok()
-        .map(|r| r.container)
-}
-
-/// An account named in a header (`X-Copy-From-Account`, …), else the request's own.
-fn account_in(headers: &HeaderMap, name: &str, own: &str) -> Result<String> {
-    match header_str(headers, name)? {
-        Some(a) => names::account(a, name),
-        None => Ok(own.to_owned()),
-    }
-}
-
 /// Checks what a request reaches besides its own path. A copy reads its source as a GET
 /// would, links and segments included, unless it copies a manifest or a link itself.
-async fn check_references(
-    judge: &Judge<'_>,
-    headers: &HeaderMap,
-    target: &Target,
-    pairs: &[(String, String)],
-) -> Result<()> {
+async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, op: &Operation) -> Result<()> {
+    let target = &op.target;
     let own = target.account.as_str();
-    let manifest_get = query::param(pairs, "multipart-manifest") == Some("get");
-    if let Some(src) = header_str(headers, "x-copy-from")? {
-        let account = account_in(headers, "x-copy-from-account", own)?;
-        let source = names::Reference::object(src, "X-Copy-From")?;
+    let manifest_get = op.manifest == Some(Manifest::Get);
+    if let Some(from) = op.named("X-Copy-From") {
+        let (account, source) = (&from.account, &from.reference);
+        let src = format!("{}/{}", source.container, source.object);
         if !judge
-            .may(&account, Some(&source.container), true, false)
+            .may(account, Some(&source.container), true, false)
             .await?
         {
             return Err(judge.denied(&format!("copy from {account}/{src}")));
         }
         // with a copy source, `version-id` names a version of the source, and versions
         // are its owner's
-        if query::param(pairs, "version-id").is_some()
-            && judge.account_access(&account).await? != AccountAccess::Admin
-        {
+        if op.version_id.is_some() && judge.account_access(account).await? != AccountAccess::Admin {
             return Err(judge.denied(&format!(
                 "copy a version of {account}/{src}: versions are the owner's"
             )));
         }
         if manifest_get {
-            let path = format!("{}/{}", source.container, source.object);
-            check_manifest_copy(judge, &account, &path, own).await?;
-        } else if follows(pairs) {
-            let at = located(&account, source, pairs);
+            check_manifest_copy(judge, account, &src, own).await?;
+        } else if follows(op) {
+            let at = located(account, source.clone(), op);
             Trace::new(judge)
-                .object(at, &account, 0, Reached::Link)
+                .object(at, account, 0, Reached::Link)
                 .await?;
         }
     }
-    if let Some(dest) = header_str(headers, "destination")? {
-        let account = account_in(headers, "destination-account", own)?;
-        let c = container_of(dest);
-        if !judge.may(&account, c.as_deref(), true, true).await? {
+    if let Some(to) = op.named("Destination") {
+        let account = &to.account;
+        let c = Some(to.reference.container.clone());
+        let dest = format!("{}/{}", to.reference.container, to.reference.object);
+        if !judge.may(account, c.as_deref(), true, true).await? {
             // as in Swift, a copy of nothing is 404 wherever it was to go; the caller
             // may read the source, so its absence is theirs to know
             if let (Some(c), Some(o)) = (&target.container, &target.object)
@@ -213,33 +191,32 @@ async fn check_references(
         }
         if let (Some(c), Some(o)) = (&target.container, &target.object) {
             if manifest_get {
-                check_manifest_copy(judge, own, &format!("{c}/{o}"), &account).await?;
-            } else if follows(pairs) {
+                check_manifest_copy(judge, own, &format!("{c}/{o}"), account).await?;
+            } else if follows(op) {
                 let source = names::Reference {
                     container: c.clone(),
                     object: o.clone(),
                 };
                 Trace::new(judge)
-                    .object(located(own, source, pairs), own, 0, Reached::Link)
+                    .object(located(own, source, op), own, 0, Reached::Link)
                     .await?;
             }
         }
     }
     // a dynamic link may point anywhere, and is judged when followed; a static one
     // needs its target now
-    if let Some(t) = header_str(headers, "x-symlink-target")?
+    if let Some(link) = op.named("X-Symlink-Target")
         && headers.contains_key("x-symlink-target-etag")
     {
-        let account = account_in(headers, "x-symlink-target-account", own)?;
-        let c = container_of(t);
-        if !judge.may(&account, c.as_deref(), true, false).await? {
-            return Err(judge.denied(&format!("link to {account}/{t}")));
+        let (account, t) = (&link.account, &link.reference);
+        if !judge.may(account, Some(&t.container), true, false).await? {
+            return Err(judge.denied(&format!("link to {account}/{}/{}", t.container, t.object)));
         }
     }
-    if let Some(m) = header_str(headers, "x-object-manifest")? {
-        let c = container_of(m);
-        if !judge.may(own, c.as_deref(), true, false).await? {
-            return Err(judge.denied(&format!("make a manifest of {m}")));
+    if let Some(dlo) = op.named("X-Object-Manifest") {
+        let m = &dlo.reference;
+        if !judge.may(own, Some(&m.container), true, false).await? {
+            return Err(judge.denied(&format!("make a manifest of {}/{}", m.container, m.object)));
         }
     }
     Ok(())
@@ -666,30 +643,25 @@ fn unreadable(what: &str, value: &str) -> Error {
 
 /// Whether Swift follows what the object at a request's path links to or is made of:
 /// not when the request asks for the manifest or the link itself.
-fn follows(pairs: &[(String, String)]) -> bool {
-    query::param(pairs, "multipart-manifest") != Some("get")
-        && query::param(pairs, "symlink") != Some("get")
+fn follows(op: &Operation) -> bool {
+    op.manifest != Some(Manifest::Get) && !op.symlink_get
 }
 
 /// The object at `account/reference`, in the version the request names.
-fn located(account: &str, r: names::Reference, pairs: &[(String, String)]) -> names::Location {
+fn located(account: &str, r: names::Reference, op: &Operation) -> names::Location {
     names::Location {
         account: account.to_owned(),
         container: r.container,
         object: r.object,
-        version: query::param(pairs, "version-id").map(str::to_owned),
+        version: op.version_id.clone(),
     }
 }
 
 /// Checks where an answer's data came from, before any of its body is sent: when the
 /// answer shows a link or a large object, everything the object reaches, as Swift read it
 /// with the service's rights.
-async fn check_sources(
-    judge: &Judge<'_>,
-    resp: &Response<Body>,
-    target: &Target,
-    pairs: &[(String, String)],
-) -> Result<()> {
+async fn check_sources(judge: &Judge<'_>, resp: &Response<Body>, op: &Operation) -> Result<()> {
+    let target = &op.target;
     let h = resp.headers();
     let (Some(c), Some(o)) = (&target.container, &target.object) else {
         return Ok(());
@@ -702,7 +674,7 @@ async fn check_sources(
             .is_none_or(|at| (&at.account, &at.container, &at.object) != (&target.account, c, o)),
         Err(_) => true,
     };
-    if !follows(pairs) || !(large || elsewhere) {
+    if !follows(op) || !(large || elsewhere) {
         return Ok(());
     }
     let at = located(
@@ -711,7 +683,7 @@ async fn check_sources(
             container: c.clone(),
             object: o.clone(),
         },
-        pairs,
+        op,
     );
     Trace::new(judge)
         .object(at, &target.account, 0, Reached::Link)
@@ -723,10 +695,11 @@ pub(crate) async fn handle<B: RequestBody>(
     cluster: &Cluster,
     identity: &Identity,
     mut req: Request<B>,
-    target: Target,
+    op: &Operation,
     principal: Option<Principal>,
     how: Forward<'_>,
 ) -> Result<Response<Body>> {
+    let target = &op.target;
     let upstream = cluster
         .upstream_account(&target.account, identity.prefixes())
         .await?;
@@ -741,9 +714,8 @@ pub(crate) async fn handle<B: RequestBody>(
         ..how
     };
     let method = req.method().clone();
-    let pairs = query::query_pairs(req.uri().query())?;
     // a bulk delete, on whatever path, is the account's: its body names what it reaches
-    let bulk = query::is_bulk_delete(&method, &pairs);
+    let bulk = op.kind == Kind::BulkDelete;
     if target.container.is_none() && matches!(method, Method::PUT | Method::DELETE) && !bulk {
         return Err(Error::MethodNotAllowed {
             method: method.to_string(),
@@ -783,9 +755,9 @@ pub(crate) async fn handle<B: RequestBody>(
     let owner = access == AccountAccess::Admin;
     // a COPY reads its path and writes its destination
     let write = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "COPY");
-    let manifest = query::param(&pairs, "multipart-manifest");
+    let manifest = op.manifest;
     if !owner {
-        if query::param(&pairs, "version-id").is_some() {
+        if op.version_id.is_some() {
             return Err(judge.denied("reach the versions of an object: they are the owner's"));
         }
         let allowed = judge
@@ -803,16 +775,16 @@ pub(crate) async fn handle<B: RequestBody>(
         // no one else sees ACLs or keys, or sets them: the service token would let them
         crate::swift::privileged::strip_privileged(req.headers_mut());
     }
-    check_references(&judge, req.headers(), &target, &pairs).await?;
+    check_references(&judge, req.headers(), op).await?;
     if !owner
         && method == Method::DELETE
-        && manifest == Some("delete")
+        && manifest == Some(Manifest::Delete)
         && let (Some(c), Some(o)) = (&target.container, &target.object)
     {
         deletable_segments(&judge, &target.account, c, o).await?;
     }
     let reads = matches!(method, Method::GET | Method::HEAD);
-    let mut resp = if manifest == Some("put") && !owner {
+    let mut resp = if manifest == Some(Manifest::Put) && !owner {
         let (parts, body) = req.into_parts();
         let body = judged_manifest(&judge, &target.account, body).await?;
         cluster
@@ -826,7 +798,7 @@ pub(crate) async fn handle<B: RequestBody>(
         && resp.headers().contains_key(http::header::CONTENT_LOCATION);
     if reads
         && (resp.status().is_success() || broken_link)
-        && let Err(e) = check_sources(&judge, &resp, &target, &pairs).await
+        && let Err(e) = check_sources(&judge, &resp, op).await
     {
         // a link whose target is out of reach still says where it points, as in Swift
         let location = resp.headers().get(http::header::CONTENT_LOCATION).cloned();

@@ -3,7 +3,7 @@
 
 /// What a storage request addresses.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub account: String,
     pub container: Option<String>,
     pub object: Option<String>,

@@ -33,9 +33,10 @@ use crate::error::{Error, Result};
 use crate::http_util::xml_escape;
 
 use crate::swift::acl;
+use crate::swift::op::{Kind, Operation};
 use crate::swift::privileged::{ACCOUNT_QUOTAS, is_quota_header, strip_privileged};
 use crate::swift::query;
-use crate::swift::target::{Target, realm};
+use crate::swift::target::realm;
 
 /// Headers stored with an account besides its user metadata.
 const ACCOUNT_EXTRA: &[&str] = &[
@@ -236,13 +237,14 @@ impl LocalStore {
 
     /// A storage request for an account of this store, created at `account_created`
     /// (Unix seconds, from the identity store).
-    pub async fn handle<B: RequestBody>(
+    pub(crate) async fn handle<B: RequestBody>(
         &self,
         req: Request<B>,
-        target: Target,
+        op: &Operation,
         caller: &mut Caller,
         account_created: f64,
     ) -> Result<Response<Body>> {
+        let target = &op.target;
         if let Some(p) = &caller.principal
             && !caller.owns(&target.account)
         {
@@ -256,14 +258,10 @@ impl LocalStore {
             caller.account_access = acl::account_access(meta.get(acl::ACCOUNT_ACL), &groups);
         }
         let caller: &Caller = caller;
-        // as Swift's bulk middleware, a bulk delete on any path of the account is one
-        // of the account: its body names what it reaches
-        let bulk = crate::swift::query::is_bulk_delete(
-            req.method(),
-            &query::query_pairs(req.uri().query())?,
-        );
         match (&target.container, &target.object) {
-            _ if bulk => {
+            // a bulk delete on any path of the account is one of the account: its body
+            // names what it reaches
+            _ if op.kind == Kind::BulkDelete => {
                 let headers = req.headers().clone();
                 Box::pin(bulk::bulk_delete(
                     self,
@@ -275,22 +273,26 @@ impl LocalStore {
                 .await
             }
             (None, _) => {
-                Box::pin(self.account_request(&req, &target.account, caller, account_created)).await
+                Box::pin(self.account_request(
+                    &req,
+                    &op.query,
+                    &target.account,
+                    caller,
+                    account_created,
+                ))
+                .await
             }
             (Some(c), None) => {
-                Box::pin(self.container_request(&req, &target.account, c, caller)).await
+                Box::pin(self.container_request(&req, &op.query, &target.account, c, caller)).await
             }
-            (Some(c), Some(o)) => {
-                let (account, c, o) = (target.account.clone(), c.clone(), o.clone());
+            (Some(_), Some(o)) => {
                 if caller.temp_url.is_none() {
-                    return object::handle(self, req, &account, &c, &o, caller).await;
+                    return object::handle(self, req, op, caller).await;
                 }
-                let pairs = query::query_pairs(req.uri().query())?;
                 let read = matches!(*req.method(), Method::GET | Method::HEAD);
-                let mut resp =
-                    Box::pin(object::handle(self, req, &account, &c, &o, caller)).await?;
+                let mut resp = Box::pin(object::handle(self, req, op, caller)).await?;
                 if read && resp.status().is_success() {
-                    crate::swift::tempurl::filter_outgoing(resp.headers_mut(), &o, &pairs);
+                    crate::swift::tempurl::filter_outgoing(resp.headers_mut(), o, &op.query);
                 }
                 Ok(resp)
             }
@@ -300,6 +302,7 @@ impl LocalStore {
     async fn account_request<B: RequestBody>(
         &self,
         req: &Request<B>,
+        query: &[(String, String)],
         account: &str,
         caller: &Caller,
         created: f64,
@@ -313,9 +316,9 @@ impl LocalStore {
                 let a = account.to_owned();
                 let row = self.db(move |db| db.account(&a)).await?;
                 let mut resp = if req.method() == Method::HEAD {
-                    head_answer(req)?
+                    head_answer(req, query)?
                 } else {
-                    self.list_containers(req, account).await?
+                    self.list_containers(req, query, account).await?
                 };
                 let h = resp.headers_mut();
                 set(h, "x-account-container-count", row.container_count);
@@ -377,11 +380,11 @@ impl LocalStore {
     async fn list_containers<B: RequestBody>(
         &self,
         req: &Request<B>,
+        query: &[(String, String)],
         account: &str,
     ) -> Result<Response<Body>> {
-        let pairs = query::query_pairs(req.uri().query())?;
-        let fmt = crate::swift::listing::format(&pairs, req.headers())?;
-        let params = crate::swift::listing::params(&pairs)?;
+        let fmt = crate::swift::listing::format(query, req.headers())?;
+        let params = crate::swift::listing::params(query)?;
         let db = self.db.clone();
         let a = account.to_owned();
         let mut entries = tokio::task::spawn_blocking(move || {
@@ -423,6 +426,7 @@ impl LocalStore {
     async fn container_request<B: RequestBody>(
         &self,
         req: &Request<B>,
+        query: &[(String, String)],
         account: &str,
         container: &str,
         caller: &Caller,
@@ -506,9 +510,9 @@ impl LocalStore {
                 let row =
                     row.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
                 let mut resp = if req.method() == Method::HEAD {
-                    head_answer(req)?
+                    head_answer(req, query)?
                 } else {
-                    self.list_objects(req, account, &row).await?
+                    self.list_objects(req, query, account, &row).await?
                 };
                 let h = resp.headers_mut();
                 set(h, "x-container-object-count", row.object_count);
@@ -568,15 +572,15 @@ impl LocalStore {
     async fn list_objects<B: RequestBody>(
         &self,
         req: &Request<B>,
+        query: &[(String, String)],
         account: &str,
         container: &ContainerRow,
     ) -> Result<Response<Body>> {
-        let pairs = query::query_pairs(req.uri().query())?;
-        if query::param(&pairs, "versions").is_some() {
-            return versioning::list_versions(self, req, account, container).await;
+        if query::param(query, "versions").is_some() {
+            return versioning::list_versions(req, query, self, account, container).await;
         }
-        let fmt = crate::swift::listing::format(&pairs, req.headers())?;
-        let params = crate::swift::listing::params(&pairs)?;
+        let fmt = crate::swift::listing::format(query, req.headers())?;
+        let params = crate::swift::listing::params(query)?;
         let db = self.db.clone();
         let id = container.id;
         let entries = tokio::task::spawn_blocking(move || {
@@ -596,9 +600,8 @@ impl LocalStore {
 }
 
 /// The answer to an account or container HEAD: 204, typed as its listing would be.
-fn head_answer<B>(req: &Request<B>) -> Result<Response<Body>> {
-    let fmt =
-        crate::swift::listing::format(&query::query_pairs(req.uri().query())?, req.headers())?;
+fn head_answer<B>(req: &Request<B>, query: &[(String, String)]) -> Result<Response<Body>> {
+    let fmt = crate::swift::listing::format(query, req.headers())?;
     let mut r = status_only(StatusCode::NO_CONTENT);
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::http_util::xml_escape;
 use crate::http_util::{header_str, header_true};
 use crate::swift::limits::{MAX_FILE_SIZE, SYMLOOP_MAX};
-use crate::swift::names::{self, Reference};
+use crate::swift::names;
+use crate::swift::op::{Manifest, Operation};
 use crate::swift::query;
 
 /// Headers stored with an object besides `x-object-meta-*` (Swift's `allowed_headers`).
@@ -70,10 +71,6 @@ pub(super) fn listing_xml(o: &ObjectRow) -> String {
 
 pub(super) fn not_found(container: &str, object: &str) -> Error {
     Error::NotFound(format!("no object {object:?} in container {container:?}"))
-}
-
-fn query(req_query: Option<&str>) -> Result<Vec<(String, String)>> {
-    query::query_pairs(req_query)
 }
 
 /// Reads need the container's read ACL, writes its write ACL, unless the caller owns the account.
@@ -215,20 +212,6 @@ fn check_manifest(value: &str) -> Result<(String, String)> {
     }
 }
 
-/// A `container/object` path from `X-Copy-From` or `Destination`.
-fn split_copy_path(value: &str, header: &str) -> Result<(String, String)> {
-    let r = Reference::object(value, header)?;
-    Ok((r.container, r.object))
-}
-
-/// The account a header names, else `own`.
-fn account_header(headers: &HeaderMap, name: &str, own: &str) -> Result<String> {
-    match header_str(headers, name)? {
-        Some(a) => names::account(a, name),
-        None => Ok(own.to_owned()),
-    }
-}
-
 fn write_error(e: WriteError) -> Error {
     match e {
         WriteError::TooLarge(n) => {
@@ -351,26 +334,27 @@ fn select_part(served: &Served, n: Option<u64>) -> Part {
 pub(super) async fn handle<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
-    account: &str,
-    container: &str,
-    object: &str,
+    op: &Operation,
     caller: &Caller,
 ) -> Result<Response<Body>> {
+    let t = &op.target;
+    let (Some(container), Some(object)) = (t.container.as_deref(), t.object.as_deref()) else {
+        return Err(Error::Internal(
+            "an object request without an object".into(),
+        ));
+    };
+    let account = t.account.as_str();
     names::check_object(object)?;
     let method = req.method().clone();
     let c = store.container(account, container).await?;
-    let pairs = query(req.uri().query())?;
     // a temporary URL is for the current version: it ignores `version-id`, as Swift's;
     // a copy's `version-id` names a version of its source (Swift's copy middleware)
-    let copies = method.as_str() == "COPY"
-        || (method == Method::PUT && req.headers().contains_key("x-copy-from"));
     if caller.temp_url.is_none()
-        && !copies
-        && let Some(v) = query::param(&pairs, "version-id")
+        && !op.copies()
+        && let Some(v) = &op.version_id
     {
-        let v = v.to_owned();
         return Box::pin(versioning::with_version(
-            store, req, account, container, c, object, &v, caller,
+            store, req, op, account, container, c, object, v, caller,
         ))
         .await;
     }
@@ -378,21 +362,20 @@ pub(super) async fn handle<B: RequestBody>(
         Method::GET | Method::HEAD => {
             authorize(caller, account, c.as_ref(), false)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            let mut resp = read(store, &req, account, &c, object, caller).await?;
+            let mut resp = read(store, &req, op, account, &c, object, caller).await?;
             if let Some(hidden) = versioning::hidden_of(&c) {
                 versioning::annotate(resp.headers_mut(), account, container, object, hidden);
             }
             Ok(resp)
         }
         Method::PUT => {
-            if let Some(from) = header_str(req.headers(), "x-copy-from")? {
-                let (sc, so) = split_copy_path(from, "X-Copy-From")?;
-                let src_account = account_header(req.headers(), "x-copy-from-account", account)?;
+            if let Some(from) = op.named("X-Copy-From") {
+                let r = &from.reference;
                 return Box::pin(copy(
                     store,
                     req.headers(),
-                    req.uri().query(),
-                    (&src_account, &sc, &so),
+                    op,
+                    (&from.account, &r.container, &r.object),
                     (account, container, object),
                     caller,
                 ))
@@ -400,19 +383,19 @@ pub(super) async fn handle<B: RequestBody>(
             }
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
-            Box::pin(put(store, req, account, &c, object, caller)).await
+            Box::pin(put(store, req, op, account, &c, object, caller)).await
         }
         ref m if m.as_str() == "COPY" => {
-            let dest = header_str(req.headers(), "destination")?
+            let dest = op
+                .named("Destination")
                 .ok_or_else(|| Error::PreconditionFailed("Destination header required".into()))?;
-            let (dc, dobj) = split_copy_path(dest, "Destination")?;
-            let dest_account = account_header(req.headers(), "destination-account", account)?;
+            let r = &dest.reference;
             Box::pin(copy(
                 store,
                 req.headers(),
-                req.uri().query(),
+                op,
                 (account, container, object),
-                (&dest_account, &dc, &dobj),
+                (&dest.account, &r.container, &r.object),
                 caller,
             ))
             .await
@@ -425,7 +408,7 @@ pub(super) async fn handle<B: RequestBody>(
         Method::DELETE => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            if query::param(&pairs, "multipart-manifest") == Some("delete") {
+            if op.manifest == Some(Manifest::Delete) {
                 return Box::pin(slo::delete(
                     store,
                     req.headers(),
@@ -719,12 +702,13 @@ pub(super) async fn follow_links(
 pub(super) async fn read<B: RequestBody>(
     store: &LocalStore,
     req: &Request<B>,
+    op: &Operation,
     account: &str,
     container: &ContainerRow,
     object: &str,
     caller: &Caller,
 ) -> Result<Response<Body>> {
-    read_at(store, req, account, container, object, caller, 0, None).await
+    read_at(store, req, op, account, container, object, caller, 0, None).await
 }
 
 /// `depth` counts the links followed so far; `link_etag` is a static link's ETag that
@@ -733,6 +717,7 @@ pub(super) async fn read<B: RequestBody>(
 async fn read_at<B: RequestBody>(
     store: &LocalStore,
     req: &Request<B>,
+    op: &Operation,
     account: &str,
     container: &ContainerRow,
     object: &str,
@@ -740,9 +725,8 @@ async fn read_at<B: RequestBody>(
     depth: usize,
     link_etag: Option<String>,
 ) -> Result<Response<Body>> {
-    let pairs = query(req.uri().query())?;
-    let manifest_get = query::param(&pairs, "multipart-manifest") == Some("get");
-    let symlink_get = query::param(&pairs, "symlink") == Some("get");
+    let manifest_get = op.manifest == Some(Manifest::Get);
+    let symlink_get = op.symlink_get;
     // the row and the body are read in one go; the body file is opened at once, so a
     // concurrent overwrite cannot pull it away, and a small body is read whole
     let (row, body) = load(store, container, object, move |row| {
@@ -776,6 +760,7 @@ async fn read_at<B: RequestBody>(
                 Box::pin(read_at(
                     store,
                     req,
+                    op,
                     &t.account,
                     &c,
                     &t.object,
@@ -806,8 +791,7 @@ async fn read_at<B: RequestBody>(
         }
         return Ok(resp);
     }
-    let raw_manifest =
-        manifest_get && slo::is_slo(&row) && query::param(&pairs, "format") == Some("raw");
+    let raw_manifest = manifest_get && slo::is_slo(&row) && op.param("format") == Some("raw");
     let served = if served_whole(&row, manifest_get) {
         Served::whole(row)
     } else {
@@ -868,7 +852,7 @@ async fn read_at<B: RequestBody>(
         }
     };
     let is_dlo = served.segments.is_some() && served.parts.is_none();
-    let selected = match select_part(&served, part_number(&pairs)?) {
+    let selected = match select_part(&served, part_number(&op.query)?) {
         // Swift serves a dynamic large object whole when asked for several ranges
         Part::All => match headers::ranges(req.headers(), size) {
             Ranges::Some(r) if is_dlo && r.len() > 1 => Ranges::Whole,
@@ -1152,6 +1136,7 @@ pub(super) fn new_row(
 async fn put<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
+    op: &Operation,
     account: &str,
     container: &ContainerRow,
     object: &str,
@@ -1162,7 +1147,7 @@ async fn put<B: RequestBody>(
     // fail on bad headers before reading the body
     request_meta(&headers)?;
     delete_at(&headers)?;
-    let pairs = query(req.uri().query())?;
+    let manifest_put = op.manifest == Some(Manifest::Put);
     let link = symlink::requested(&headers, account)?;
     let mut link_target: Option<(u64, String)> = None;
     if let Some(t) = &link {
@@ -1174,7 +1159,7 @@ async fn put<B: RequestBody>(
                 "Symlink requests require a zero byte body",
             ));
         }
-        if query::param(&pairs, "multipart-manifest") == Some("put") {
+        if manifest_put {
             return Err(Error::bad_request("Manifest requests cannot be symlinks"));
         }
         if let Some(e) = &t.etag {
@@ -1195,7 +1180,7 @@ async fn put<B: RequestBody>(
             link_target = Some((target.size, target.content_type));
         }
     }
-    if query::param(&pairs, "multipart-manifest") == Some("put") {
+    if manifest_put {
         let (row, slo_etag) = slo::put(
             store,
             &headers,
@@ -1331,7 +1316,7 @@ async fn post(
 async fn copy(
     store: &LocalStore,
     headers: &HeaderMap,
-    query: Option<&str>,
+    op: &Operation,
     src: (&str, &str, &str),
     dest: (&str, &str, &str),
     caller: &Caller,
@@ -1341,8 +1326,7 @@ async fn copy(
     let sc = store.container(src_account, src_container).await?;
     authorize(caller, src_account, sc.as_ref(), false)?;
     let sc = sc.ok_or_else(|| not_found(src_container, src_object))?;
-    let pairs = query::query_pairs(query)?;
-    let (sc, src_name) = match query::param(&pairs, "version-id") {
+    let (sc, src_name) = match op.version_id.as_deref() {
         Some(v) => versioning::copy_source(store, src_account, sc, src_object, v, caller).await?,
         None => (sc, src_object.to_owned()),
     };
@@ -1350,7 +1334,7 @@ async fn copy(
         .await?
         .ok_or_else(|| not_found(src_container, src_object))?;
     // copying a link copies its target, unless `?symlink=get` asks for the link
-    if query::param(&pairs, "symlink") != Some("get") {
+    if !op.symlink_get {
         source = follow_links(store, source, caller)
             .await?
             .ok_or_else(|| not_found(src_container, src_object))?;
@@ -1360,7 +1344,7 @@ async fn copy(
     authorize(caller, dest_account, dest_row.as_ref(), true)?;
     let dest_container = &dest_row
         .ok_or_else(|| Error::NotFound(format!("no container {dest_container_name:?}")))?;
-    let manifest_get = query::param(&pairs, "multipart-manifest") == Some("get");
+    let manifest_get = op.manifest == Some(Manifest::Get);
     let served = served(store, src_account, source, manifest_get, caller).await?;
     let source = &served.row;
     check_quota(store, dest_account, dest_container, served.size).await?;
@@ -1398,7 +1382,7 @@ async fn copy(
         None => source.content_type.clone(),
     };
     // a Range or a part number on the copy request copies that part of the source
-    let selected = match select_part(&served, part_number(&pairs)?) {
+    let selected = match select_part(&served, part_number(&op.query)?) {
         Part::All => headers::ranges(headers, served.size),
         Part::Range { range, .. } => Ranges::Some(vec![range]),
         Part::Beyond { .. } => Ranges::Unsatisfiable,

@@ -25,6 +25,7 @@ use super::{Caller, LocalStore, set, slo, symlink};
 use crate::body::{Body, RequestBody, full, status_only};
 use crate::error::{Error, Result};
 use crate::http_util::header_str;
+use crate::swift::op::{Manifest, Operation};
 use crate::swift::query;
 use crate::swift::versions::{
     TICKS_PER_SECOND, hidden_container, parse_version, split_version_object, ticks_of, version_id,
@@ -481,6 +482,7 @@ pub(super) async fn copy_source(
 pub(super) async fn with_version<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
+    op: &Operation,
     account: &str,
     container: &str,
     c: Option<ContainerRow>,
@@ -514,7 +516,7 @@ pub(super) async fn with_version<B: RequestBody>(
             {
                 return Ok(not_found_with("null", None));
             }
-            let resp = object::read(store, &req, account, &c, object, caller).await?;
+            let resp = object::read(store, &req, op, account, &c, object, caller).await?;
             Ok(with_version_header(resp, "x-object-version-id", "null"))
         }
         (Method::GET | Method::HEAD, Some(ticks)) => {
@@ -532,7 +534,7 @@ pub(super) async fn with_version<B: RequestBody>(
                 }
                 Some(_) => {}
             }
-            let resp = object::read(store, &req, account, &hidden, &name, caller).await?;
+            let resp = object::read(store, &req, op, account, &hidden, &name, caller).await?;
             Ok(with_version_header(resp, "x-object-version-id", &id))
         }
         (Method::DELETE, None) => {
@@ -541,10 +543,7 @@ pub(super) async fn with_version<B: RequestBody>(
             super::history::delete(store, account, &c, object).await
         }
         (Method::DELETE, Some(ticks)) => {
-            let manifest_delete = query::param(
-                &query::query_pairs(req.uri().query())?,
-                "multipart-manifest",
-            ) == Some("delete");
+            let manifest_delete = op.manifest == Some(Manifest::Delete);
             let c = c.ok_or_else(|| not_found(container, object))?;
             let hidden = hidden_row(store, account, &c).await?;
             authorize(caller, account, hidden.as_ref(), true)?;
@@ -708,17 +707,17 @@ fn accepts_json(pairs: &[(String, String)], headers: &HeaderMap) -> bool {
 /// with `version_id` and `is_latest`; objects written while versioning was off are
 /// listed as version `null`. JSON only.
 pub(super) async fn list_versions<B: RequestBody>(
-    store: &LocalStore,
     req: &Request<B>,
+    pairs: &[(String, String)],
+    store: &LocalStore,
     account: &str,
     c: &ContainerRow,
 ) -> Result<Response<Body>> {
-    let pairs = query::query_pairs(req.uri().query())?;
-    if !accepts_json(&pairs, req.headers()) {
+    if !accepts_json(pairs, req.headers()) {
         return Err(Error::NotAcceptable);
     }
-    let params = crate::swift::listing::params(&pairs)?;
-    let hidden_marker = match (&params.marker, query::param(&pairs, "version_marker")) {
+    let params = crate::swift::listing::params(pairs)?;
+    let hidden_marker = match (&params.marker, query::param(pairs, "version_marker")) {
         (Some(m), None) => Some(format!("\0{m}\0:")),
         (Some(m), Some("null")) => Some(format!("\0{m}\0")),
         (Some(m), Some(v)) => Some(version_object(
