@@ -543,7 +543,7 @@ impl App {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             temp_url,
-            account_access: Default::default(),
+            account_access: None,
         };
         self.local
             .handle(

@@ -29,6 +29,7 @@ struct World {
     gw: TestGateway,
     alice: String,
     bob: String,
+    backend: Option<swiftgate::config::BackendConfig>,
     _swift: Option<Swift>,
 }
 
@@ -46,6 +47,7 @@ async fn world(on_cluster: bool) -> World {
         gw,
         alice,
         bob,
+        backend,
         _swift: swift,
     }
 }
@@ -917,6 +919,233 @@ async fn a_user_added_by_the_cli_logs_in_at_once() {
             "/auth/v1.0",
             &[("X-Auth-User", "test:fresh"), ("X-Auth-Key", "new-key")],
         )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+// Found by the stranger attack of the one-vocabulary issue.
+
+/// A user of `account` without groups, and its token.
+async fn plain_user(w: &World, account: &str, user: &str) -> String {
+    w.gw.user_on(w.backend.as_ref(), account, user, "plainkey", &[])
+        .await;
+    w.gw.login(&format!("{account}:{user}"), "plainkey").await
+}
+
+/// What Alice's owner reads at `path`.
+async fn alice_reads(w: &World, path: &str) -> Resp {
+    w.call(Some(&w.alice), "GET", path, &[], b"").await
+}
+
+async fn account_acls_hold_in_their_account_only(w: &World) {
+    secrets(w).await;
+    w.ok(&w.bob, "PUT", "AUTH_bob/b", &[], b"").await;
+    w.ok(&w.bob, "PUT", "AUTH_bob/b/mine", &[], b"bob-data")
+        .await;
+    let delegate = plain_user(w, "bob", "delegate").await;
+    for grant in ["read-only", "read-write", "admin"] {
+        let acl = format!(r#"{{"{grant}":["bob:delegate"]}}"#);
+        w.ok(
+            &w.bob,
+            "POST",
+            "AUTH_bob",
+            &[("X-Account-Access-Control", &acl)],
+            b"",
+        )
+        .await;
+        let d = Some(delegate.as_str());
+        let r = w
+            .call(
+                d,
+                "PUT",
+                "AUTH_bob/b/stolen",
+                &[
+                    ("X-Copy-From", "other/secret"),
+                    ("X-Copy-From-Account", "AUTH_alice"),
+                ],
+                b"",
+            )
+            .await;
+        assert!(
+            r.status == 403 || r.status == 401,
+            "{grant}: copy from Alice: {}",
+            r.status
+        );
+        let r = w
+            .call(
+                d,
+                "COPY",
+                "AUTH_bob/b/mine",
+                &[
+                    ("Destination", "other/secret"),
+                    ("Destination-Account", "AUTH_alice"),
+                ],
+                b"",
+            )
+            .await;
+        assert!(
+            r.status == 403 || r.status == 401,
+            "{grant}: copy over Alice's: {}",
+            r.status
+        );
+        assert_eq!(
+            alice_reads(w, "AUTH_alice/other/secret").await.text(),
+            "alice-secret"
+        );
+        // a link the delegate makes in Bob's account to Alice's object reads nothing of it
+        let made = w
+            .call(
+                d,
+                "PUT",
+                "AUTH_bob/b/link",
+                &[
+                    ("X-Symlink-Target", "other/secret"),
+                    ("X-Symlink-Target-Account", "AUTH_alice"),
+                ],
+                b"",
+            )
+            .await;
+        if made.status / 100 == 2 {
+            let r = w.call(d, "GET", "AUTH_bob/b/link", &[], b"").await;
+            assert!(
+                !r.text().contains("alice-secret"),
+                "{grant}: a link read Alice's object: {}",
+                r.status
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn account_acls_hold_in_their_account_only_in_the_embedded_store() {
+    account_acls_hold_in_their_account_only(&world(false).await).await;
+}
+
+#[tokio::test]
+async fn account_acls_hold_in_their_account_only_through_the_proxy() {
+    account_acls_hold_in_their_account_only(&world(true).await).await;
+}
+
+async fn only_owners_set_acls_and_keys(w: &World) {
+    secrets(w).await;
+    let delegate = plain_user(w, "alice", "delegate").await;
+    w.ok(
+        &w.alice,
+        "POST",
+        "AUTH_alice",
+        &[(
+            "X-Account-Access-Control",
+            r#"{"read-write":["alice:delegate"]}"#,
+        )],
+        b"",
+    )
+    .await;
+    for (header, value) in [
+        ("X-Container-Read", ".r:*,.rlistings"),
+        ("X-Container-Write", "*"),
+        ("X-Container-Meta-Temp-URL-Key", "mine"),
+        ("X-Container-Sync-Key", "k"),
+    ] {
+        let r = w
+            .call(
+                Some(&delegate),
+                "POST",
+                "AUTH_alice/other",
+                &[(header, value)],
+                b"",
+            )
+            .await;
+        assert!(r.status < 500, "{header}: {}", r.status);
+        let head = w
+            .call(Some(&w.alice), "HEAD", "AUTH_alice/other", &[], b"")
+            .await;
+        assert!(
+            head.header(header).is_none(),
+            "a read-write delegate set {header}"
+        );
+    }
+    let anonymous = w
+        .call(None, "GET", "AUTH_alice/other/secret", &[], b"")
+        .await;
+    assert!(
+        anonymous.status == 401 || anonymous.status == 403,
+        "{}",
+        anonymous.status
+    );
+}
+
+#[tokio::test]
+async fn only_owners_set_acls_and_keys_in_the_embedded_store() {
+    only_owners_set_acls_and_keys(&world(false).await).await;
+}
+
+#[tokio::test]
+async fn only_owners_set_acls_and_keys_through_the_proxy() {
+    only_owners_set_acls_and_keys(&world(true).await).await;
+}
+
+async fn repeated_references_are_refused(w: &World) {
+    secrets(w).await;
+    for header in [
+        "X-Object-Manifest",
+        "X-Copy-From",
+        "X-Symlink-Target",
+        "X-Copy-From-Account",
+    ] {
+        let value = if header.ends_with("Account") {
+            "AUTH_alice"
+        } else {
+            "c/x"
+        };
+        let r = w
+            .call(
+                Some(&w.alice),
+                "PUT",
+                "AUTH_alice/c/twice",
+                &[(header, value), (header, "other/")],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 400, "{header} twice: {}", r.text());
+        assert!(r.text().contains("more than once"), "{}", r.text());
+    }
+}
+
+#[tokio::test]
+async fn repeated_references_are_refused_in_the_embedded_store() {
+    repeated_references_are_refused(&world(false).await).await;
+}
+
+#[tokio::test]
+async fn repeated_references_are_refused_through_the_proxy() {
+    repeated_references_are_refused(&world(true).await).await;
+}
+
+#[tokio::test]
+async fn a_star_in_a_container_acl_lets_no_anonymous_caller_in() {
+    let w = world(false).await;
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/star",
+        &[("X-Container-Read", "*"), ("X-Container-Write", "*")],
+        b"",
+    )
+    .await;
+    w.ok(&w.alice, "PUT", "AUTH_alice/star/o", &[], b"data")
+        .await;
+    for (method, path) in [
+        ("PUT", "AUTH_alice/star/anon"),
+        ("DELETE", "AUTH_alice/star/o"),
+        ("GET", "AUTH_alice/star"),
+        ("GET", "AUTH_alice/star/o"),
+    ] {
+        let r = w.call(None, method, path, &[], b"anon").await;
+        assert_eq!(r.status, 401, "anonymous {method} {path}");
+    }
+    // a caller with a token is one of `*`
+    let r = w
+        .call(Some(&w.bob), "GET", "AUTH_alice/star/o", &[], b"")
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }

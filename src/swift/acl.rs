@@ -178,8 +178,10 @@ pub(crate) fn referrer_allowed(referer: Option<&str>, rules: &[String]) -> bool 
 }
 
 impl Acl {
+    /// Whether the ACL names one of `groups`; `*` names every caller with a token or a
+    /// certificate, never an anonymous one (who has no groups).
     pub(crate) fn has_group(&self, groups: &[String]) -> bool {
-        self.groups.iter().any(|g| g == "*" || groups.contains(g))
+        !groups.is_empty() && self.groups.iter().any(|g| g == "*" || groups.contains(g))
     }
 }
 

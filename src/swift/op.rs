@@ -6,7 +6,7 @@
 
 use http::{HeaderMap, Method};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http_util::header_str;
 use crate::swift::names::{self, Reference};
 use crate::swift::query;
@@ -131,6 +131,19 @@ impl Operation {
             Some("delete") => Some(Manifest::Delete),
             _ => None,
         };
+        // a header given twice could be judged by one value and acted on by the other
+        for (header, account_header, _) in REFERENCES {
+            let named = std::iter::once(*header).chain(*account_header);
+            for name in
+                named.chain(Some("x-symlink-target-etag").filter(|_| *header == "x-symlink-target"))
+            {
+                if headers.get_all(name).iter().nth(1).is_some() {
+                    return Err(Error::bad_request(format!(
+                        "the header {name} is given more than once"
+                    )));
+                }
+            }
+        }
         let mut references = Vec::new();
         for (header, account_header, access) in REFERENCES {
             let Some(value) = header_str(headers, header)? else {

@@ -56,8 +56,9 @@ pub struct Caller {
     pub referer: Option<String>,
     /// Set when a valid temporary URL authorizes this one request.
     pub temp_url: Option<crate::swift::tempurl::Scope>,
-    /// What the account's ACL (`X-Account-Access-Control`) grants this caller.
-    pub account_access: acl::AccountAccess,
+    /// What the ACL (`X-Account-Access-Control`) of the request's account grants this
+    /// caller, and that account: the grant holds in that account only.
+    pub account_access: Option<(String, acl::AccountAccess)>,
 }
 
 impl Caller {
@@ -65,7 +66,16 @@ impl Caller {
     /// account's ACL makes its admins. A temporary URL owns nothing.
     pub fn owns(&self, account: &str) -> bool {
         self.principal.as_ref().is_some_and(|p| p.owns(account))
-            || self.account_access == acl::AccountAccess::Admin
+            || self.access_in(account) == acl::AccountAccess::Admin
+    }
+
+    /// What the account's ACL grants the caller in `account`: nothing in an account
+    /// other than the one whose ACL was read.
+    fn access_in(&self, account: &str) -> acl::AccountAccess {
+        match &self.account_access {
+            Some((a, access)) if a == account => *access,
+            _ => acl::AccountAccess::None,
+        }
     }
 
     fn groups(&self) -> Vec<String> {
@@ -81,7 +91,7 @@ impl Caller {
     fn may(&self, account: &str, reach: &acl::Reach<'_>, write: bool) -> bool {
         let mut standing = acl::Standing {
             owner: self.principal.as_ref().is_some_and(|p| p.owns(account)),
-            access: self.account_access,
+            access: self.access_in(account),
             groups: &[],
             referer: self.referer.as_deref(),
             temp_url: self.temp_url.as_ref(),
@@ -255,9 +265,16 @@ impl LocalStore {
                 .split(',')
                 .map(str::to_owned)
                 .collect::<Vec<_>>();
-            caller.account_access = acl::account_access(meta.get(acl::ACCOUNT_ACL), &groups);
+            let access = acl::account_access(meta.get(acl::ACCOUNT_ACL), &groups);
+            caller.account_access = Some((target.account.clone(), access));
         }
         let caller: &Caller = caller;
+        let mut req = req;
+        // as Swift drops its `swift_owner_headers`: only an owner sets or sees ACLs,
+        // temporary URL keys and sync settings
+        if !caller.owns(&target.account) {
+            strip_privileged(req.headers_mut());
+        }
         match (&target.container, &target.object) {
             // a bulk delete on any path of the account is one of the account: its body
             // names what it reaches

@@ -1148,7 +1148,7 @@ async fn put<B: RequestBody>(
     request_meta(&headers)?;
     delete_at(&headers)?;
     let manifest_put = op.manifest == Some(Manifest::Put);
-    let link = symlink::requested(&headers, account)?;
+    let link = symlink::requested(op, &headers)?;
     let mut link_target: Option<(u64, String)> = None;
     if let Some(t) = &link {
         if t.account == account && t.container == container.name && t.object == object {

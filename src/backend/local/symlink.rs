@@ -11,7 +11,7 @@ use super::set;
 use crate::error::{Error, Result};
 use crate::http_util::header_str;
 use crate::swift::limits::SYMLOOP_MAX;
-use crate::swift::names::{self, Reference};
+use crate::swift::op::Operation;
 
 const TARGET: &str = "x-object-sysmeta-symlink-target";
 const TARGET_ACCOUNT: &str = "x-object-sysmeta-symlink-target-account";
@@ -51,21 +51,16 @@ pub(super) fn target(row: &ObjectRow) -> Option<Target> {
 }
 
 /// The target a PUT asks for; `None` for an ordinary object.
-pub(super) fn requested(headers: &HeaderMap, account: &str) -> Result<Option<Target>> {
-    let Some(t) = header_str(headers, "x-symlink-target")? else {
+pub(super) fn requested(op: &Operation, headers: &HeaderMap) -> Result<Option<Target>> {
+    let Some(t) = op.named("X-Symlink-Target") else {
         return Ok(None);
-    };
-    let t = Reference::object(t, "X-Symlink-Target")?;
-    let target_account = match header_str(headers, "x-symlink-target-account")? {
-        Some(a) => names::account(a, "X-Symlink-Target-Account")?,
-        None => account.to_owned(),
     };
     let etag = header_str(headers, "x-symlink-target-etag")?
         .map(|e| super::headers::unquote(e).to_owned());
     Ok(Some(Target {
-        account: target_account,
-        container: t.container,
-        object: t.object,
+        account: t.account.clone(),
+        container: t.reference.container.clone(),
+        object: t.reference.object.clone(),
         etag,
     }))
 }
