@@ -38,15 +38,19 @@ enum Cred {
     Service,
     /// Mallory's token with a service token, presented to `SERVICE_alice`.
     StolenService,
+    /// Dave's token; Alice's account ACL (`X-Account-Access-Control`) grants `dave:dave`
+    /// read-write in her account. Dave is no admin, of his account or any other.
+    AccountAcl,
 }
 
-const CREDS: [Cred; 6] = [
+const CREDS: [Cred; 7] = [
     Cred::Token,
     Cred::Cert,
     Cred::Anonymous,
     Cred::TempUrl,
     Cred::Service,
     Cred::StolenService,
+    Cred::AccountAcl,
 ];
 
 /// Where the named object is, from where the credential stands.
@@ -155,7 +159,7 @@ impl Via {
 fn reads(c: Cred, t: Target) -> bool {
     match c {
         Cred::Token | Cred::Cert | Cred::Anonymous => t == Target::Own,
-        Cred::Service => t != Target::OtherAccount,
+        Cred::Service | Cred::AccountAcl => t != Target::OtherAccount,
         Cred::TempUrl | Cred::StolenService => false,
     }
 }
@@ -163,7 +167,7 @@ fn reads(c: Cred, t: Target) -> bool {
 fn writes(c: Cred, t: Target) -> bool {
     match c {
         Cred::Token | Cred::Cert => t == Target::Own,
-        Cred::Service => t != Target::OtherAccount,
+        Cred::Service | Cred::AccountAcl => t != Target::OtherAccount,
         Cred::Anonymous | Cred::TempUrl | Cred::StolenService => false,
     }
 }
@@ -294,6 +298,7 @@ struct World {
     bob: String,
     mallory: String,
     svc: String,
+    dave: String,
     _work: tempfile::TempDir,
     _swift: Option<Swift>,
 }
@@ -325,12 +330,14 @@ impl World {
         }
         gw.user("mallory", "owner", "ownerkey", &[".admin"]).await;
         gw.user("svc", "svc", "svckey", &["service"]).await;
+        gw.user("dave", "dave", "davekey", &[]).await;
         let https = gw.handle.as_ref().unwrap().urls()[1].clone();
         World {
             alice: gw.login("alice:owner", "ownerkey").await,
             bob: gw.login("bob:owner", "ownerkey").await,
             mallory: gw.login("mallory:owner", "ownerkey").await,
             svc: gw.login("svc:svc", "svckey").await,
+            dave: gw.login("dave:dave", "davekey").await,
             client: Client { https, certs },
             _gw: gw,
             _work: work,
@@ -384,6 +391,11 @@ impl World {
                 cert: None,
                 token: Some(&self.mallory),
                 headers: service,
+            },
+            Cred::AccountAcl => Ask {
+                cert: None,
+                token: Some(&self.dave),
+                headers: Vec::new(),
             },
         }
     }
@@ -455,7 +467,10 @@ impl World {
             "AUTH_alice",
             "POST",
             "/v1/AUTH_alice",
-            &h("X-Account-Meta-Temp-URL-Key: alice-tk"),
+            &[
+                "X-Account-Meta-Temp-URL-Key: alice-tk".to_owned(),
+                r#"X-Account-Access-Control: {"read-write":["dave:dave"]}"#.to_owned(),
+            ],
             b"",
         );
         let containers: [(&str, &str, Vec<String>); 7] = [

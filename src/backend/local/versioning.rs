@@ -439,6 +439,16 @@ pub(super) async fn resolve(store: &LocalStore, row: ObjectRow) -> Result<Option
     }
 }
 
+/// Older versions are the account owner's alone: neither container ACLs nor the
+/// account's read-only or read-write grants reach them (as through the proxy).
+fn versions_of(caller: &Caller, account: &str) -> Result<()> {
+    if caller.owns(account) {
+        Ok(())
+    } else {
+        Err(caller.denied(account))
+    }
+}
+
 /// What `?version-id=` of a COPY source names: the container and object to read.
 pub(super) async fn copy_source(
     store: &LocalStore,
@@ -465,7 +475,7 @@ pub(super) async fn copy_source(
         ));
     }
     let hidden = hidden_row(store, account, &c).await?;
-    authorize(caller, account, hidden.as_ref(), false)?;
+    versions_of(caller, account)?;
     let hidden = hidden.ok_or_else(|| not_found(&c.name, object))?;
     let name = version_object(object, ticks);
     if current(store, &hidden, &name)
@@ -522,8 +532,7 @@ pub(super) async fn with_version<B: RequestBody>(
         (Method::GET | Method::HEAD, Some(ticks)) => {
             let c = c.ok_or_else(|| not_found(container, object))?;
             let hidden = hidden_row(store, account, &c).await?;
-            // the versions are the owner's: container ACLs do not reach them
-            authorize(caller, account, hidden.as_ref(), false)?;
+            versions_of(caller, account)?;
             let hidden = hidden.ok_or_else(|| not_found(container, object))?;
             let name = version_object(object, ticks);
             let id = version_id(ticks);
@@ -546,7 +555,7 @@ pub(super) async fn with_version<B: RequestBody>(
             let manifest_delete = op.manifest == Some(Manifest::Delete);
             let c = c.ok_or_else(|| not_found(container, object))?;
             let hidden = hidden_row(store, account, &c).await?;
-            authorize(caller, account, hidden.as_ref(), true)?;
+            versions_of(caller, account)?;
             let hidden = hidden.ok_or_else(|| not_found(container, object))?;
             let linked = current(store, &c, object)
                 .await?
