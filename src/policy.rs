@@ -25,7 +25,6 @@ use crate::config::{ConfigError, DenyConfig, PolicyConfig, parse_fingerprint};
 use crate::error::Error;
 use crate::swift::names::Reference;
 use crate::swift::op::{Access, Kind, Manifest, Operation};
-use crate::swift::query::param;
 
 /// Largest body the gateway reads to judge what it names (an SLO manifest, a bulk delete).
 pub(crate) const MAX_JUDGED_BODY: usize = 16 * 1024 * 1024;
@@ -211,10 +210,6 @@ fn glob_names(list: &[WildMatch]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn has_param(query: &[(String, String)], name: &str) -> bool {
-    param(query, name).is_some()
 }
 
 impl Policies {
@@ -492,7 +487,7 @@ impl Deny {
         if !self.headers.is_empty() && !self.headers.iter().any(|h| ask.headers.contains_key(h)) {
             return Ok(());
         }
-        if !self.query.is_empty() && !self.query.iter().any(|q| has_param(&ask.op.query, q)) {
+        if !self.query.is_empty() && !self.query.iter().any(|q| ask.op.param(q).is_some()) {
             return Ok(());
         }
         let hit = places.iter().find(|place| {

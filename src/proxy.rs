@@ -748,7 +748,7 @@ pub(crate) async fn handle<B: RequestBody>(
         cluster,
         identity,
         principal: &p,
-        groups: p.groups_header().split(',').map(str::to_owned).collect(),
+        groups: p.acl_groups(),
         referer: header_str(req.headers(), "referer")?.map(str::to_owned),
     };
     let access = judge.account_access(&target.account).await?;

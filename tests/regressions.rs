@@ -33,6 +33,22 @@ struct World {
     _swift: Option<Swift>,
 }
 
+/// Two tests of one check: against the embedded store, and through the proxy to a real
+/// Swift.
+macro_rules! on_both_backends {
+    ($check:ident: $local:ident, $proxy:ident) => {
+        #[tokio::test]
+        async fn $local() {
+            $check(&world(false).await).await;
+        }
+
+        #[tokio::test]
+        async fn $proxy() {
+            $check(&world(true).await).await;
+        }
+    };
+}
+
 async fn world(on_cluster: bool) -> World {
     let swift = on_cluster.then(Swift::start);
     let backend = swift.as_ref().map(cluster_backend);
@@ -214,15 +230,11 @@ async fn temp_urls_reach_their_one_object(w: &World) {
     assert_eq!(r.text(), "bob-secret");
 }
 
-#[tokio::test]
-async fn temp_urls_reach_their_one_object_in_the_embedded_store() {
-    temp_urls_reach_their_one_object(&world(false).await).await;
-}
-
-#[tokio::test]
-async fn temp_urls_reach_their_one_object_through_the_proxy() {
-    temp_urls_reach_their_one_object(&world(true).await).await;
-}
+on_both_backends!(
+    temp_urls_reach_their_one_object:
+    temp_urls_reach_their_one_object_in_the_embedded_store,
+    temp_urls_reach_their_one_object_through_the_proxy
+);
 
 #[tokio::test]
 async fn a_temp_url_follows_no_link_out_of_its_account() {
@@ -823,15 +835,11 @@ async fn bulk_delete_by_delete(w: &World) {
     assert!(matches!(r.status, 403 | 405), "{} {}", r.status, r.text());
 }
 
-#[tokio::test]
-async fn bulk_deletes_by_delete_in_the_embedded_store() {
-    bulk_delete_by_delete(&world(false).await).await;
-}
-
-#[tokio::test]
-async fn bulk_deletes_by_delete_through_the_proxy() {
-    bulk_delete_by_delete(&world(true).await).await;
-}
+on_both_backends!(
+    bulk_delete_by_delete:
+    bulk_deletes_by_delete_in_the_embedded_store,
+    bulk_deletes_by_delete_through_the_proxy
+);
 
 async fn object_names_count_characters(w: &World) {
     w.ok(&w.alice, "PUT", "AUTH_alice/c", &[], b"").await;
@@ -1016,15 +1024,11 @@ async fn account_acls_hold_in_their_account_only(w: &World) {
     }
 }
 
-#[tokio::test]
-async fn account_acls_hold_in_their_account_only_in_the_embedded_store() {
-    account_acls_hold_in_their_account_only(&world(false).await).await;
-}
-
-#[tokio::test]
-async fn account_acls_hold_in_their_account_only_through_the_proxy() {
-    account_acls_hold_in_their_account_only(&world(true).await).await;
-}
+on_both_backends!(
+    account_acls_hold_in_their_account_only:
+    account_acls_hold_in_their_account_only_in_the_embedded_store,
+    account_acls_hold_in_their_account_only_through_the_proxy
+);
 
 async fn only_owners_set_acls_and_keys(w: &World) {
     secrets(w).await;
@@ -1074,15 +1078,11 @@ async fn only_owners_set_acls_and_keys(w: &World) {
     );
 }
 
-#[tokio::test]
-async fn only_owners_set_acls_and_keys_in_the_embedded_store() {
-    only_owners_set_acls_and_keys(&world(false).await).await;
-}
-
-#[tokio::test]
-async fn only_owners_set_acls_and_keys_through_the_proxy() {
-    only_owners_set_acls_and_keys(&world(true).await).await;
-}
+on_both_backends!(
+    only_owners_set_acls_and_keys:
+    only_owners_set_acls_and_keys_in_the_embedded_store,
+    only_owners_set_acls_and_keys_through_the_proxy
+);
 
 async fn repeated_references_are_refused(w: &World) {
     secrets(w).await;
@@ -1111,15 +1111,11 @@ async fn repeated_references_are_refused(w: &World) {
     }
 }
 
-#[tokio::test]
-async fn repeated_references_are_refused_in_the_embedded_store() {
-    repeated_references_are_refused(&world(false).await).await;
-}
-
-#[tokio::test]
-async fn repeated_references_are_refused_through_the_proxy() {
-    repeated_references_are_refused(&world(true).await).await;
-}
+on_both_backends!(
+    repeated_references_are_refused:
+    repeated_references_are_refused_in_the_embedded_store,
+    repeated_references_are_refused_through_the_proxy
+);
 
 #[tokio::test]
 async fn a_star_in_a_container_acl_lets_no_anonymous_caller_in() {

@@ -68,6 +68,12 @@ impl Principal {
     /// storage id for account admins (the group that owns the account), then the
     /// remaining groups.
     pub fn groups_header(&self) -> String {
+        self.acl_groups().join(",")
+    }
+
+    /// The groups container and account ACLs name: `account:user`, `account`, the storage
+    /// id for account admins, and the user's other groups.
+    pub fn acl_groups(&self) -> Vec<String> {
         let mut out = vec![
             format!("{}:{}", self.account, self.user),
             self.account.clone(),
@@ -76,7 +82,7 @@ impl Principal {
             out.push(self.storage_id.clone());
         }
         out.extend(self.groups.iter().filter(|g| *g != ADMIN_GROUP).cloned());
-        out.join(",")
+        out
     }
 
     pub fn label(&self) -> String {

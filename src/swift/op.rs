@@ -80,28 +80,61 @@ pub(crate) struct Operation {
     pub references: Vec<Named>,
 }
 
-/// The headers that name another place, the header naming its account, and what is
-/// done there.
-const REFERENCES: &[(&str, Option<&str>, Access)] = &[
-    ("x-copy-from", Some("x-copy-from-account"), Access::Read),
-    ("destination", Some("destination-account"), Access::Write),
-    (
-        "x-symlink-target",
-        Some("x-symlink-target-account"),
-        Access::Read,
-    ),
-    ("x-object-manifest", None, Access::Read),
+/// A header that names another place.
+struct Naming {
+    /// Its name, and as Swift's answers spell it.
+    header: &'static str,
+    via: &'static str,
+    /// The header naming the place's account, if it may be in another.
+    account: Option<&'static str>,
+    access: Access,
+    /// It names a prefix: the segments of a dynamic large object.
+    prefix: bool,
+}
+
+const REFERENCES: &[Naming] = &[
+    Naming {
+        header: "x-copy-from",
+        via: "X-Copy-From",
+        account: Some("x-copy-from-account"),
+        access: Access::Read,
+        prefix: false,
+    },
+    Naming {
+        header: "destination",
+        via: "Destination",
+        account: Some("destination-account"),
+        access: Access::Write,
+        prefix: false,
+    },
+    Naming {
+        header: "x-symlink-target",
+        via: "X-Symlink-Target",
+        account: Some("x-symlink-target-account"),
+        access: Access::Read,
+        prefix: false,
+    },
+    Naming {
+        header: "x-object-manifest",
+        via: "X-Object-Manifest",
+        account: None,
+        access: Access::Read,
+        prefix: true,
+    },
 ];
 
-/// The header's name as Swift's answers spell it.
-fn display(header: &str) -> &'static str {
-    match header {
-        "x-copy-from" => "X-Copy-From",
-        "destination" => "Destination",
-        "x-symlink-target" => "X-Symlink-Target",
-        _ => "X-Object-Manifest",
-    }
-}
+/// Headers a request may give once only: given twice, one value could be judged and the
+/// other acted on.
+const ONCE: &[&str] = &[
+    "x-copy-from",
+    "x-copy-from-account",
+    "destination",
+    "destination-account",
+    "x-symlink-target",
+    "x-symlink-target-account",
+    "x-symlink-target-etag",
+    "x-object-manifest",
+];
 
 impl Operation {
     /// Classifies a storage request on `target`. Refuses (400, 412) a query or a
@@ -131,44 +164,36 @@ impl Operation {
             Some("delete") => Some(Manifest::Delete),
             _ => None,
         };
-        // a header given twice could be judged by one value and acted on by the other
-        for (header, account_header, _) in REFERENCES {
-            let named = std::iter::once(*header).chain(*account_header);
-            for name in
-                named.chain(Some("x-symlink-target-etag").filter(|_| *header == "x-symlink-target"))
-            {
-                if headers.get_all(name).iter().nth(1).is_some() {
-                    return Err(Error::bad_request(format!(
-                        "the header {name} is given more than once"
-                    )));
-                }
-            }
+        if let Some(name) = ONCE
+            .iter()
+            .find(|name| headers.get_all(**name).iter().nth(1).is_some())
+        {
+            return Err(Error::bad_request(format!(
+                "the header {name} is given more than once"
+            )));
         }
         let mut references = Vec::new();
-        for (header, account_header, access) in REFERENCES {
-            let Some(value) = header_str(headers, header)? else {
+        for r in REFERENCES {
+            let Some(value) = header_str(headers, r.header)? else {
                 continue;
             };
-            let via = display(header);
-            let account = match account_header {
-                Some(h) => match header_str(headers, h)? {
-                    Some(a) => names::account(a, h)?,
-                    None => target.account.clone(),
-                },
-                None => target.account.clone(),
+            let account = match r.account {
+                Some(h) => header_str(headers, h)?
+                    .map(|a| names::account(a, h))
+                    .transpose()?,
+                None => None,
             };
-            let prefix = *header == "x-object-manifest";
-            let reference = if prefix {
-                Reference::parse(value, via)?
+            let reference = if r.prefix {
+                Reference::parse(value, r.via)?
             } else {
-                Reference::object(value, via)?
+                Reference::object(value, r.via)?
             };
             references.push(Named {
-                account,
+                account: account.unwrap_or_else(|| target.account.clone()),
                 reference,
-                prefix,
-                access: *access,
-                via,
+                prefix: r.prefix,
+                access: r.access,
+                via: r.via,
             });
         }
         Ok(Operation {

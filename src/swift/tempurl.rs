@@ -183,8 +183,8 @@ pub(crate) struct Signed<'a> {
     expires: u64,
     path: String,
     ip_range: Option<&'a str>,
+    /// The methods a key may have signed: the request's, or for a HEAD also GET and PUT.
     methods: &'static [&'static str],
-    method: Method,
 }
 
 impl<'a> Signed<'a> {
@@ -204,7 +204,10 @@ impl<'a> Signed<'a> {
         let sig = param(pairs, "temp_url_sig").ok_or_else(invalid)?;
         let expires_raw = param(pairs, "temp_url_expires").ok_or_else(invalid)?;
         let expires = parse_expires(expires_raw).ok_or_else(invalid)?;
-        if (expires as f64) < now || !METHODS.contains(&method.as_str()) {
+        let Some(at) = METHODS.iter().position(|m| *m == method.as_str()) else {
+            return Err(invalid());
+        };
+        if (expires as f64) < now {
             return Err(invalid());
         }
         let (digest, sig) = parse_sig(sig).ok_or_else(invalid)?;
@@ -218,10 +221,10 @@ impl<'a> Signed<'a> {
             return Err(invalid());
         }
         // a GET or PUT URL also allows HEAD
-        let methods: &'static [&'static str] = if *method == Method::HEAD {
+        let methods = if *method == Method::HEAD {
             &["HEAD", "GET", "PUT"]
         } else {
-            &[]
+            std::slice::from_ref(&METHODS[at])
         };
         Ok(Signed {
             account,
@@ -232,25 +235,18 @@ impl<'a> Signed<'a> {
             path,
             ip_range,
             methods,
-            method: method.clone(),
         })
     }
 
     /// The scope of the first of `account_keys` (the account's `Temp-URL-Key`s) and
     /// `container_keys` (the container's) that signed this request; 401 when none did.
     pub(crate) fn scope(&self, account_keys: &[&str], container_keys: &[&str]) -> Result<Scope> {
-        let own = [self.method.as_str()];
-        let methods = if self.methods.is_empty() {
-            &own[..]
-        } else {
-            self.methods
-        };
         let keys = account_keys
             .iter()
             .map(|k| (*k, None))
             .chain(container_keys.iter().map(|k| (*k, Some(self.container))));
         let keys: Vec<_> = keys.collect();
-        for m in methods {
+        for m in self.methods {
             let message = match self.ip_range {
                 Some(r) => format!("ip={r}\n{m}\n{}\n{}", self.expires, self.path),
                 None => format!("{m}\n{}\n{}", self.expires, self.path),

@@ -81,7 +81,7 @@ impl Caller {
     fn groups(&self) -> Vec<String> {
         self.principal
             .as_ref()
-            .map(|p| p.groups_header().split(',').map(str::to_owned).collect())
+            .map(Principal::acl_groups)
             .unwrap_or_default()
     }
 
@@ -249,7 +249,7 @@ impl LocalStore {
     /// (Unix seconds, from the identity store).
     pub(crate) async fn handle<B: RequestBody>(
         &self,
-        req: Request<B>,
+        mut req: Request<B>,
         op: &Operation,
         caller: &mut Caller,
         account_created: f64,
@@ -260,16 +260,10 @@ impl LocalStore {
         {
             let a = target.account.clone();
             let meta = self.db(move |db| db.account_meta(&a)).await?;
-            let groups = p
-                .groups_header()
-                .split(',')
-                .map(str::to_owned)
-                .collect::<Vec<_>>();
-            let access = acl::account_access(meta.get(acl::ACCOUNT_ACL), &groups);
+            let access = acl::account_access(meta.get(acl::ACCOUNT_ACL), &p.acl_groups());
             caller.account_access = Some((target.account.clone(), access));
         }
         let caller: &Caller = caller;
-        let mut req = req;
         // as Swift drops its `swift_owner_headers`: only an owner sets or sees ACLs,
         // temporary URL keys and sync settings
         if !caller.owns(&target.account) {
@@ -302,12 +296,12 @@ impl LocalStore {
             (Some(c), None) => {
                 Box::pin(self.container_request(&req, &op.query, &target.account, c, caller)).await
             }
-            (Some(_), Some(o)) => {
+            (Some(c), Some(o)) => {
                 if caller.temp_url.is_none() {
-                    return object::handle(self, req, op, caller).await;
+                    return object::handle(self, req, op, (c, o), caller).await;
                 }
                 let read = matches!(*req.method(), Method::GET | Method::HEAD);
-                let mut resp = Box::pin(object::handle(self, req, op, caller)).await?;
+                let mut resp = Box::pin(object::handle(self, req, op, (c, o), caller)).await?;
                 if read && resp.status().is_success() {
                     crate::swift::tempurl::filter_outgoing(resp.headers_mut(), o, &op.query);
                 }

@@ -335,15 +335,10 @@ pub(super) async fn handle<B: RequestBody>(
     store: &LocalStore,
     req: Request<B>,
     op: &Operation,
+    (container, object): (&str, &str),
     caller: &Caller,
 ) -> Result<Response<Body>> {
-    let t = &op.target;
-    let (Some(container), Some(object)) = (t.container.as_deref(), t.object.as_deref()) else {
-        return Err(Error::Internal(
-            "an object request without an object".into(),
-        ));
-    };
-    let account = t.account.as_str();
+    let account = op.target.account.as_str();
     names::check_object(object)?;
     let method = req.method().clone();
     let c = store.container(account, container).await?;

@@ -35,18 +35,29 @@ impl LocalStore {
             self.db(move |db| db.account_meta(&a)).await?
         };
         let cont = self.container(account, container).await?;
-        let keys = |meta: &Meta, kind: &str| -> Vec<String> {
-            ["", "-2"]
-                .iter()
-                .filter_map(|n| meta.get(&format!("x-{kind}-meta-temp-url-key{n}")).cloned())
-                .collect()
-        };
-        let account_keys = keys(&account_meta, "account");
-        let container_keys = cont.map(|c| keys(&c.meta, "container")).unwrap_or_default();
-        signed.scope(&refs(&account_keys), &refs(&container_keys))
+        signed.scope(
+            &keys(
+                Some(&account_meta),
+                [
+                    "x-account-meta-temp-url-key",
+                    "x-account-meta-temp-url-key-2",
+                ],
+            ),
+            &keys(
+                cont.as_ref().map(|c| &c.meta),
+                [
+                    "x-container-meta-temp-url-key",
+                    "x-container-meta-temp-url-key-2",
+                ],
+            ),
+        )
     }
 }
 
-fn refs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+/// The keys of `names` that `meta` holds.
+fn keys<'a>(meta: Option<&'a Meta>, names: [&str; 2]) -> Vec<&'a str> {
+    names
+        .iter()
+        .filter_map(|n| meta?.get(*n).map(String::as_str))
+        .collect()
 }
