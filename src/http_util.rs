@@ -31,13 +31,14 @@ pub(crate) async fn read_limited<B: RequestBody>(
 
 /// A header's value as UTF-8 text; `None` when absent, 400 when not valid UTF-8.
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
-    match headers.get(name) {
-        None => Ok(None),
-        // UTF-8 beyond ASCII is allowed: Swift clients send object names in headers
-        Some(v) => std::str::from_utf8(v.as_bytes())
-            .map(Some)
-            .map_err(|_| Error::bad_request(format!("header {name} is not valid UTF-8 text"))),
-    }
+    headers.get(name).map(|v| header_text(name, v)).transpose()
+}
+
+/// The value of the header `name` as UTF-8 text; 400 when it is not.
+pub(crate) fn header_text<'a>(name: &str, value: &'a HeaderValue) -> Result<&'a str> {
+    // UTF-8 beyond ASCII is allowed: Swift clients send object names in headers
+    std::str::from_utf8(value.as_bytes())
+        .map_err(|_| Error::bad_request(format!("header {name} is not valid UTF-8 text")))
 }
 
 /// The first of several header names that is present and not empty.

@@ -7,7 +7,7 @@
 use http::{HeaderMap, Method};
 
 use crate::error::{Error, Result};
-use crate::http_util::header_str;
+use crate::http_util::header_text;
 use crate::swift::names::{self, Reference};
 use crate::swift::query;
 use crate::swift::target::Target;
@@ -164,23 +164,31 @@ impl Operation {
             Some("delete") => Some(Manifest::Delete),
             _ => None,
         };
-        if let Some(name) = ONCE
-            .iter()
-            .find(|name| headers.get_all(**name).iter().nth(1).is_some())
-        {
-            return Err(Error::bad_request(format!(
-                "the header {name} is given more than once"
-            )));
+        // one pass over the headers, not a lookup of each name
+        let mut given = [None; ONCE.len()];
+        for (name, value) in headers {
+            if let Some(i) = ONCE.iter().position(|n| *n == name.as_str()) {
+                if given[i].is_some() {
+                    return Err(Error::bad_request(format!(
+                        "the header {name} is given more than once"
+                    )));
+                }
+                given[i] = Some(value);
+            }
         }
+        let text = |name: &str| -> Result<Option<&str>> {
+            let at = ONCE.iter().position(|n| *n == name);
+            at.and_then(|i| given[i])
+                .map(|v| header_text(name, v))
+                .transpose()
+        };
         let mut references = Vec::new();
         for r in REFERENCES {
-            let Some(value) = header_str(headers, r.header)? else {
+            let Some(value) = text(r.header)? else {
                 continue;
             };
             let account = match r.account {
-                Some(h) => header_str(headers, h)?
-                    .map(|a| names::account(a, h))
-                    .transpose()?,
+                Some(h) => text(h)?.map(|a| names::account(a, h)).transpose()?,
                 None => None,
             };
             let reference = if r.prefix {
@@ -243,7 +251,7 @@ mod tests {
     fn op(method: &str, path: &str, query: &str, headers: &[(&str, &str)]) -> Result<Operation> {
         let mut h = HeaderMap::new();
         for (k, v) in headers {
-            h.insert(
+            h.append(
                 http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 v.parse().unwrap(),
             );
@@ -338,6 +346,19 @@ mod tests {
             (dest.account.as_str(), dest.access),
             ("AUTH_c", Access::Write)
         );
+    }
+
+    #[test]
+    fn every_reference_header_is_read_once() {
+        for r in REFERENCES {
+            for name in std::iter::once(r.header).chain(r.account) {
+                assert!(ONCE.contains(&name), "{name}");
+            }
+        }
+        for name in ONCE {
+            let e = op("PUT", "AUTH_a/c/o", "", &[(name, "c/o"), (name, "c/p")]).unwrap_err();
+            assert!(e.to_string().contains("more than once"), "{name}: {e}");
+        }
     }
 
     #[test]
