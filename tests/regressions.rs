@@ -1145,3 +1145,88 @@ async fn a_star_in_a_container_acl_lets_no_anonymous_caller_in() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// Older versions are the owner's: restoring one with `PUT ?version-id=` would let whoever
+/// may write the object read it back.
+async fn a_version_is_restored_by_its_owner_only(w: &World) {
+    let grantee = plain_user(w, "bob", "grantee").await;
+    w.ok(
+        &w.alice,
+        "POST",
+        "AUTH_alice",
+        &[(
+            "X-Account-Access-Control",
+            r#"{"read-write":["bob:grantee"]}"#,
+        )],
+        b"",
+    )
+    .await;
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/ver",
+        &[
+            ("X-Versions-Enabled", "true"),
+            ("X-Container-Read", "bob:owner"),
+            ("X-Container-Write", "bob:owner"),
+        ],
+        b"",
+    )
+    .await;
+    let first = w
+        .call(
+            Some(&w.alice),
+            "PUT",
+            "AUTH_alice/ver/o",
+            &[],
+            b"old-secret",
+        )
+        .await;
+    let v1 = first
+        .header("x-object-version-id")
+        .expect("a version id")
+        .to_owned();
+    w.ok(&w.alice, "PUT", "AUTH_alice/ver/o", &[], b"current")
+        .await;
+    for (who, token) in [
+        ("an account-ACL grantee", &grantee),
+        ("a container-ACL writer", &w.bob),
+    ] {
+        let r = w
+            .call(
+                Some(token),
+                "PUT",
+                &format!("AUTH_alice/ver/o?version-id={v1}"),
+                &[],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 403, "{who} restored a version: {}", r.text());
+        assert_eq!(alice_reads(w, "AUTH_alice/ver/o").await.text(), "current");
+    }
+    let r = w
+        .call(
+            Some(&w.alice),
+            "PUT",
+            &format!("AUTH_alice/ver/o?version-id={v1}"),
+            &[],
+            b"",
+        )
+        .await;
+    assert!(
+        r.status / 100 == 2,
+        "the owner restores: {} {}",
+        r.status,
+        r.text()
+    );
+    assert_eq!(
+        alice_reads(w, "AUTH_alice/ver/o").await.text(),
+        "old-secret"
+    );
+}
+
+on_both_backends!(
+    a_version_is_restored_by_its_owner_only:
+    a_version_is_restored_by_its_owner_only_in_the_embedded_store,
+    a_version_is_restored_by_its_owner_only_through_the_proxy
+);

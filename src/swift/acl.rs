@@ -155,14 +155,29 @@ pub(crate) fn parse(value: Option<&str>) -> Acl {
     acl
 }
 
+/// The host a `Referer` names, lowercased, without user info or port, as Swift's
+/// `urlparse(referer).hostname`; empty when it names none.
+fn referrer_host(referer: Option<&str>) -> String {
+    let Some((_, rest)) = referer.and_then(|r| r.split_once("://")) else {
+        return String::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host.to_ascii_lowercase()
+}
+
 /// Whether the `Referer` host passes the referrer rules; the last matching rule wins.
+/// Host names compare without regard to case.
 pub(crate) fn referrer_allowed(referer: Option<&str>, rules: &[String]) -> bool {
-    let host = referer
-        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
-        .map(|rest| rest.split(['/', ':']).next().unwrap_or(""))
-        .unwrap_or("");
+    let host = referrer_host(referer);
+    let host = host.as_str();
     let mut allowed = false;
     for rule in rules {
+        let rule = rule.to_ascii_lowercase();
         let (deny, pattern) = match rule.strip_prefix('-') {
             Some(p) => (true, p),
             None => (false, rule.as_str()),
@@ -293,6 +308,23 @@ mod tests {
         assert!(referrer_allowed(Some("https://a.example.com"), &dom));
         assert!(!referrer_allowed(Some("https://example.org"), &dom));
         assert!(!referrer_allowed(None, &dom));
+        // the host as a URL parser reads it: no user info, no port, any case
+        let deny = vec![".good.com".to_string(), "-bad.good.com".to_string()];
+        for sneaky in [
+            "http://x@bad.good.com/",
+            "http://BAD.good.com/",
+            "http://bad.good.com:8080/x",
+            "http://user:pw@Bad.Good.Com",
+        ] {
+            assert!(!referrer_allowed(Some(sneaky), &deny), "{sneaky}");
+        }
+        assert!(referrer_allowed(Some("http://WWW.Good.com/"), &deny));
+        assert!(referrer_allowed(
+            Some("http://bad.good.com@www.good.com/"),
+            &deny
+        ));
+        let v6 = vec!["[::1]".to_string(), "::1".to_string()];
+        assert!(referrer_allowed(Some("http://[::1]:8080/"), &v6));
     }
 
     fn who(access: AccountAccess, groups: &[String]) -> Standing<'_> {

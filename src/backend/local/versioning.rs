@@ -585,6 +585,8 @@ pub(super) async fn with_version<B: RequestBody>(
         }
         (Method::PUT, None) => Err(Error::bad_request("Invalid version parameter")),
         (Method::PUT, Some(ticks)) => {
+            // a restored version is read back by whoever may read the object
+            versions_of(caller, account)?;
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| Error::NotFound(format!("no container {container:?}")))?;
             restore(store, req, account, &c, object, ticks).await
