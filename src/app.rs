@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::http_util::first_header;
 use crate::policy::{self, Checked, Policies};
 use crate::proxy;
-use crate::request::{Connection, base_url, client_ip};
+use crate::request::{Connection, Context};
 use crate::swift::limits;
 use crate::swift::op::Operation;
 use crate::swift::target::Target;
@@ -87,6 +87,48 @@ fn page_for(e: Error) -> Result<Response<Body>> {
     Ok(web::error_page(&e))
 }
 
+/// Who a request comes from, as the one authentication stage found, and how it showed
+/// it.
+pub(crate) enum Authenticated {
+    /// No credential: public reads, OPTIONS, the pages and logins (which check the
+    /// credentials they are sent), a temporary URL (its signature is the store's to
+    /// check), or an address allowed to validate tokens.
+    Anonymous,
+    /// A user, by a token or by a client certificate that acts as one.
+    User(Principal),
+    /// A caller of the admin API: the super admin, or a user by admin key or token.
+    Admin(admin::Caller),
+}
+
+impl Authenticated {
+    /// The name of the access log.
+    fn label(&self) -> Option<String> {
+        match self {
+            Authenticated::Anonymous => None,
+            Authenticated::User(p) => Some(p.label()),
+            Authenticated::Admin(c) => Some(c.label()),
+        }
+    }
+}
+
+/// What routing found for the access log: the endpoint and who asked (when they came
+/// that far), and the outcome.
+struct Routed {
+    endpoint: Option<Endpoint>,
+    identity: Option<String>,
+    result: Result<Response<Body>>,
+}
+
+impl Routed {
+    fn refused(e: Error) -> Routed {
+        Routed {
+            endpoint: None,
+            identity: None,
+            result: Err(e),
+        }
+    }
+}
+
 impl App {
     pub(crate) async fn handle<B: RequestBody>(
         self: Arc<Self>,
@@ -94,29 +136,23 @@ impl App {
         conn: Connection,
     ) -> Response<Body> {
         let started = Instant::now();
-        let trans_id = trans_id();
+        let ctx = Context::new(&self.config.server, conn, req.headers(), trans_id());
         let refused = req.extensions().get::<crate::request::Refusal>().is_some();
         let method = req.method().clone();
         // what only the access log needs is kept only when it is written
         let logged = tracing::enabled!(target: "swiftgate::access", tracing::Level::INFO);
         let raw_path = logged.then(|| req.uri().path().to_owned());
-        let client = client_ip(&conn, req.headers(), &self.config.server.trusted_proxies);
         // eventlet (Swift) echoes a client's explicit keep-alive; some clients look for it
         let keep_alive = req
             .headers()
             .get(http::header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
         let stalled = req.extensions().get::<crate::request::Stalled>().cloned();
-        let (mut endpoint, mut identity) = (None, None);
-        let mut result = self
-            .route(
-                req,
-                conn,
-                client,
-                logged.then_some(&mut endpoint),
-                &mut identity,
-            )
-            .await;
+        let Routed {
+            endpoint,
+            identity,
+            mut result,
+        } = self.route(&ctx, req, logged).await;
         // a body that stopped coming fails wherever it was read; the client is told why
         if stalled.is_some_and(|s| s.0.load(std::sync::atomic::Ordering::Relaxed)) {
             result = Err(Error::RequestTimeout(format!(
@@ -130,7 +166,7 @@ impl App {
             Err(e) => {
                 let fault = e.fault().as_str();
                 let rule = e.rule().map(str::to_owned);
-                (e.into_response(&trans_id), fault, rule)
+                (e.into_response(&ctx.trans_id), fault, rule)
             }
         };
         // an answer to HEAD has no body (HTTP/2 would reset a stream that sent one); the
@@ -155,7 +191,7 @@ impl App {
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
         );
-        if let Ok(mut v) = HeaderValue::from_str(&trans_id) {
+        if let Ok(mut v) = HeaderValue::from_str(&ctx.trans_id) {
             // never the same twice: HTTP/2 need not keep it in its header table
             v.set_sensitive(true);
             resp.headers_mut().insert("x-trans-id", v.clone());
@@ -170,7 +206,7 @@ impl App {
         };
         tracing::info!(
             target: "swiftgate::access",
-            client = %client,
+            client = %ctx.client,
             method = if refused { "-" } else { method.as_str() },
             path = %path,
             status = resp.status().as_u16(),
@@ -179,95 +215,200 @@ impl App {
             identity = identity.as_deref().unwrap_or("-"),
             fault,
             rule = rule.as_deref().unwrap_or("-"),
-            trans_id = %trans_id,
+            trans_id = %ctx.trans_id,
         );
         resp
     }
 
+    /// Admits, classifies, authenticates and serves one request; `logged` keeps the
+    /// endpoint for the access log.
     async fn route<B: RequestBody>(
         &self,
+        ctx: &Context<'_>,
         req: Request<B>,
-        conn: Connection,
-        client: std::net::IpAddr,
-        endpoint_out: Option<&mut Option<Endpoint>>,
-        identity_out: &mut Option<String>,
-    ) -> Result<Response<Body>> {
+        logged: bool,
+    ) -> Routed {
+        let endpoint = match self.admit(&req) {
+            Ok(e) => e,
+            Err(e) => return Routed::refused(e),
+        };
+        let kept = logged.then(|| endpoint.clone());
+        if let Endpoint::V1Auth { account } = &endpoint {
+            // a login is its own authentication: who it is, is known once it succeeded
+            let login = self.login(ctx, account.as_deref(), req.headers()).await;
+            let identity = login.as_ref().ok().map(|(_, who)| who.clone());
+            return Routed {
+                endpoint: kept,
+                identity,
+                result: login.map(|(resp, _)| resp),
+            };
+        }
+        let caller = match self
+            .authenticate(ctx, &endpoint, req.method(), req.headers())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Routed {
+                    endpoint: kept,
+                    identity: None,
+                    result: Err(e),
+                };
+            }
+        };
+        let identity = caller.label();
+        let result = self.serve(ctx, endpoint, caller, req).await;
+        Routed {
+            endpoint: kept,
+            identity,
+            result,
+        }
+    }
+
+    /// The request's endpoint, once its head passed the gateway's checks.
+    fn admit<B>(&self, req: &Request<B>) -> Result<Endpoint> {
         if let Some(r) = req.extensions().get::<crate::request::Refusal>() {
             return Err(Error::Malformed {
                 status: r.status,
                 message: r.message.clone(),
             });
         }
+        check_header_sizes(req.headers())?;
+        classify(
+            req.method(),
+            req.uri().path(),
+            &self.identity.reseller_prefix,
+        )
+    }
+
+    /// A v1 login, and who logged in.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        account: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(Response<Body>, String)> {
+        Box::pin(v1::handle(
+            &self.identity,
+            &*self.clusters,
+            account,
+            headers,
+            ctx.client,
+            &ctx.base_url(headers)?,
+            self.tls
+                .as_ref()
+                .filter(|t| t.binds_tokens())
+                .and(ctx.conn.client_cert),
+        ))
+        .await
+    }
+
+    /// The one authentication stage: who the request comes from, by what each endpoint
+    /// accepts. A credential that is sent must be good (401 otherwise), whatever the
+    /// endpoint would have allowed without one.
+    async fn authenticate(
+        &self,
+        ctx: &Context<'_>,
+        endpoint: &Endpoint,
+        method: &http::Method,
+        headers: &HeaderMap,
+    ) -> Result<Authenticated> {
+        match endpoint {
+            // OPTIONS needs no token, as in Swift: a cluster answers it itself (CORS
+            // included), the embedded store with the methods it allows
+            Endpoint::Storage { .. } if method == http::Method::OPTIONS => {
+                Ok(Authenticated::Anonymous)
+            }
+            Endpoint::Storage { account, .. } => {
+                let Some(p) = self
+                    .authenticate_storage(headers, account, &ctx.conn)
+                    .await?
+                else {
+                    return Ok(Authenticated::Anonymous);
+                };
+                let p = match self.identity.service_owner(account) {
+                    Some(owner) => {
+                        let service_token = first_header(headers, &["x-service-token"])?;
+                        self.identity
+                            .in_service_account(p, account, &owner, service_token)
+                    }
+                    None => p,
+                };
+                Ok(Authenticated::User(p))
+            }
+            Endpoint::Admin(_) => Ok(Authenticated::Admin(
+                Box::pin(admin::authenticate(
+                    &self.identity,
+                    headers,
+                    ctx.client,
+                    ctx.conn.client_cert,
+                ))
+                .await?,
+            )),
+            Endpoint::ValidateToken { .. } => {
+                if self.config.auth.token_validation.allows_address(ctx.client) {
+                    return Ok(Authenticated::Anonymous);
+                }
+                Ok(Authenticated::Admin(
+                    Box::pin(admin::authenticate(
+                        &self.identity,
+                        headers,
+                        ctx.client,
+                        ctx.conn.client_cert,
+                    ))
+                    .await?,
+                ))
+            }
+            Endpoint::Usage { json: true } => {
+                let p = match self
+                    .authenticate_storage(headers, "usage", &ctx.conn)
+                    .await?
+                {
+                    Some(p) => p,
+                    None => Box::pin(self.authenticate_by_key(headers, ctx.client)).await?,
+                };
+                Ok(Authenticated::User(p))
+            }
+            Endpoint::V1Auth { .. }
+            | Endpoint::Usage { json: false }
+            | Endpoint::Link { .. }
+            | Endpoint::Callback
+            | Endpoint::Healthcheck
+            | Endpoint::Info => Ok(Authenticated::Anonymous),
+        }
+    }
+
+    /// Serves an authenticated request at its endpoint.
+    async fn serve<B: RequestBody>(
+        &self,
+        ctx: &Context<'_>,
+        endpoint: Endpoint,
+        caller: Authenticated,
+        req: Request<B>,
+    ) -> Result<Response<Body>> {
         let (parts, body) = req.into_parts();
         let headers = &parts.headers;
-        check_header_sizes(headers)?;
-        let endpoint = classify(
-            &parts.method,
-            parts.uri.path(),
-            &self.identity.reseller_prefix,
-        )?;
-        if let Some(out) = endpoint_out {
-            *out = Some(endpoint.clone());
-        }
-        let cfg = &self.config.server;
-        let base = || {
-            base_url(
-                cfg.public_url.as_deref(),
-                &conn,
-                headers,
-                &cfg.trusted_proxies,
-            )
-        };
-        match endpoint {
-            Endpoint::V1Auth { account } => {
-                let (resp, who) = Box::pin(v1::handle(
-                    &self.identity,
-                    &*self.clusters,
-                    account.as_deref(),
-                    headers,
-                    client,
-                    &base()?,
-                    self.tls
-                        .as_ref()
-                        .filter(|t| t.binds_tokens())
-                        .and(conn.client_cert),
-                ))
-                .await?;
-                *identity_out = Some(who);
-                Ok(resp)
-            }
-            Endpoint::Storage {
-                account,
-                container,
-                object,
-            } => {
-                // OPTIONS needs no token, as in Swift: a cluster answers it itself (CORS
-                // included), the embedded store with the methods it allows
-                let options = parts.method == http::Method::OPTIONS;
-                let mut principal = if options {
-                    None
-                } else {
-                    self.authenticate_storage(headers, &account, &conn).await?
+        match (endpoint, caller) {
+            (
+                Endpoint::Storage {
+                    account,
+                    container,
+                    object,
+                },
+                caller,
+            ) => {
+                let principal = match caller {
+                    Authenticated::User(p) => Some(p),
+                    _ => None,
                 };
                 let owner = self.identity.service_owner(&account);
-                if let Some(owner) = &owner
-                    && let Some(p) = principal.take()
-                {
-                    let service_token = first_header(headers, &["x-service-token"])?;
-                    principal =
-                        Some(
-                            self.identity
-                                .in_service_account(p, &account, owner, service_token),
-                        );
-                }
-                *identity_out = principal.as_ref().map(Principal::label);
                 let record = self
                     .identity
                     .account_by_storage_id(owner.as_deref().unwrap_or(&account));
                 let local = record
                     .as_ref()
                     .is_none_or(|r| self.clusters.is_local(&r.backend));
-                if options && local {
+                if parts.method == http::Method::OPTIONS && local {
                     return Ok(Self::allowed_methods(container.is_some(), object.is_some()));
                 }
                 let Some(record) = record else {
@@ -281,11 +422,10 @@ impl App {
                         Some(p) if p.is_reseller_admin() => {
                             Error::NotFound(format!("no account {account}"))
                         }
-                        Some(p) => Error::Denied {
-                            status: StatusCode::FORBIDDEN,
-                            rule: "foreign-account".into(),
-                            reason: format!("{} may not use {account}", p.label()),
-                        },
+                        Some(p) => Error::forbidden(
+                            "foreign-account",
+                            format!("{} may not use {account}", p.label()),
+                        ),
                     });
                 };
                 let target = Target {
@@ -303,13 +443,11 @@ impl App {
                 }
                 let over = Arc::new(AtomicBool::new(false));
                 let (body, limit) = self
-                    .police(&parts, body, &op, principal.as_ref(), &conn, &over)
+                    .police(ctx, &parts, body, &op, principal.as_ref(), &over)
                     .await?;
                 // an upload stopped at a policy's limit fails in the store or upstream;
                 // the client is told why
-                let result = self
-                    .store(parts, body, op, principal, client, &conn, &record)
-                    .await;
+                let result = self.store(ctx, parts, body, op, principal, &record).await;
                 match limit {
                     Some((n, rule)) if over.load(Ordering::Relaxed) => {
                         Err(policy::too_large(n, &rule))
@@ -317,15 +455,7 @@ impl App {
                     _ => result,
                 }
             }
-            Endpoint::Admin(op) => {
-                let caller = Box::pin(admin::authenticate(
-                    &self.identity,
-                    headers,
-                    client,
-                    conn.client_cert,
-                ))
-                .await?;
-                *identity_out = Some(caller.label());
+            (Endpoint::Admin(op), Authenticated::Admin(caller)) => {
                 let backends = admin::Backends {
                     clusters: &self.clusters,
                     default: &self.config.auth.default_backend,
@@ -335,43 +465,45 @@ impl App {
                     op,
                     &caller,
                     headers,
-                    &base()?,
+                    &ctx.base_url(headers)?,
                     backends,
                 ))
                 .await
             }
-            Endpoint::ValidateToken { token } => {
+            (Endpoint::ValidateToken { token }, caller) => {
+                let caller = match &caller {
+                    Authenticated::Admin(c) => Some(c),
+                    _ => None,
+                };
                 Box::pin(admin::validate_token(
                     &self.identity,
                     &self.config.auth.token_validation,
                     &token,
-                    headers,
-                    client,
-                    conn.client_cert,
-                    identity_out,
+                    ctx.client,
+                    caller,
                 ))
                 .await
             }
-            Endpoint::Link { account } => {
+            (Endpoint::Link { account }, _) => {
                 if parts.method == http::Method::GET {
                     return Ok(web::link_page(&account));
                 }
                 let form = Box::pin(read_form(body)).await?;
-                let public_base = base()?;
+                let public_base = ctx.base_url(headers)?;
                 Box::pin(web::link_start(
                     &self.identity,
                     &self.clusters,
                     &self.links,
                     &account,
                     &form,
-                    client,
+                    ctx.client,
                     &public_base,
                 ))
                 .await
                 .or_else(page_for)
             }
-            Endpoint::Callback => {
-                let public_base = base()?;
+            (Endpoint::Callback, _) => {
+                let public_base = ctx.base_url(headers)?;
                 Ok(Box::pin(web::callback(
                     &self.identity,
                     &self.clusters,
@@ -381,12 +513,7 @@ impl App {
                 ))
                 .await)
             }
-            Endpoint::Usage { json: true } => {
-                let p = match self.authenticate_storage(headers, "usage", &conn).await? {
-                    Some(p) => p,
-                    None => Box::pin(self.authenticate_by_key(headers, client)).await?,
-                };
-                *identity_out = Some(p.label());
+            (Endpoint::Usage { json: true }, Authenticated::User(p)) => {
                 Box::pin(web::usage_json(
                     &self.identity,
                     &self.clusters,
@@ -395,7 +522,7 @@ impl App {
                 ))
                 .await
             }
-            Endpoint::Usage { json: false } => {
+            (Endpoint::Usage { json: false }, _) => {
                 if parts.method == http::Method::GET {
                     return Ok(web::usage_page());
                 }
@@ -405,13 +532,18 @@ impl App {
                     &self.clusters,
                     &self.local,
                     &form,
-                    client,
+                    ctx.client,
                 ))
                 .await
                 .or_else(page_for)
             }
-            Endpoint::Healthcheck => Ok(text(StatusCode::OK, "OK")),
-            Endpoint::Info => Ok(json(StatusCode::OK, &Box::pin(self.info()).await)),
+            (Endpoint::Healthcheck, _) => Ok(text(StatusCode::OK, "OK")),
+            (Endpoint::Info, _) => Ok(json(StatusCode::OK, &Box::pin(self.info()).await)),
+            (Endpoint::V1Auth { .. } | Endpoint::Admin(_) | Endpoint::Usage { json: true }, _) => {
+                Err(Error::broken(
+                    "an endpoint was served without its authentication",
+                ))
+            }
         }
     }
 
@@ -419,11 +551,11 @@ impl App {
     /// backend (read and judged when it names places), with the upload limit in force.
     async fn police<B: RequestBody>(
         &self,
+        ctx: &Context<'_>,
         parts: &http::request::Parts,
         body: B,
         op: &Operation,
         principal: Option<&Principal>,
-        conn: &Connection,
         over: &Arc<AtomicBool>,
     ) -> Result<(Checked<B>, Option<(u64, String)>)> {
         let account_name = |id: &str| {
@@ -439,7 +571,7 @@ impl App {
         };
         let caller = policy::Caller {
             principal,
-            certificate: conn.client_cert.as_ref(),
+            certificate: ctx.conn.client_cert.as_ref(),
         };
         let verdict = match self.policies.judge(caller, &ask) {
             Ok(v) => v,
@@ -483,34 +615,26 @@ impl App {
     }
 
     /// A storage request the policies allowed, to the account's backend.
-    #[allow(clippy::too_many_arguments)]
     async fn store<B: RequestBody>(
         &self,
+        ctx: &Context<'_>,
         parts: http::request::Parts,
         body: B,
         op: Operation,
         principal: Option<Principal>,
-        client: std::net::IpAddr,
-        conn: &Connection,
         record: &crate::store::AccountRecord,
     ) -> Result<Response<Body>> {
         // whatever the delivery, the gateway's own token works through the proxy
         if let Some(upstream) = self.clusters.upstream(record)? {
             upstream.cluster.renew_ahead();
-            let cfg = &self.config.server;
-            let public_base = base_url(
-                cfg.public_url.as_deref(),
-                conn,
-                &parts.headers,
-                &cfg.trusted_proxies,
-            )?;
+            let public_base = ctx.base_url(&parts.headers)?;
             let req = Request::from_parts(parts, body);
             let rest = rest_of_path(req.uri().path());
             let account = op.target.account.clone();
             let how = Forward {
                 gateway_account: &account,
                 path: &rest,
-                client,
+                client: ctx.client,
                 as_service: false,
                 public_base: &public_base,
             };
@@ -529,7 +653,7 @@ impl App {
             (None, Some(c), Some(o)) if op.temp_url => Some(
                 Box::pin(
                     self.local
-                        .temp_url_scope(&t.account, c, o, &op.method, &op.query, client),
+                        .temp_url_scope(&t.account, c, o, &op.method, &op.query, ctx.client),
                 )
                 .await?,
             ),

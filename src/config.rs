@@ -810,6 +810,13 @@ pub struct TokenValidationConfig {
     pub addresses: Vec<IpNet>,
 }
 
+impl TokenValidationConfig {
+    /// Whether `source` may validate tokens without credentials.
+    pub fn allows_address(&self, source: std::net::IpAddr) -> bool {
+        self.addresses.iter().any(|n| n.contains(&source))
+    }
+}
+
 impl Default for TokenValidationConfig {
     fn default() -> Self {
         TokenValidationConfig {

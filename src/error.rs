@@ -1,6 +1,7 @@
-//! One error type for every request: each variant knows its status, who is at fault
-//! (the client, an upstream, or the gateway itself) and the body a client sees.
-//! Internal details are logged, never sent.
+//! One error type for every request. Each variant says what happened, and knows its
+//! status, who is at fault (the client, an upstream, or the gateway itself) and the body
+//! a client sees. Every refusal (403) names the rule that refused it. The gateway's own
+//! failures keep their cause, which is logged with its whole chain and never sent.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -34,10 +35,9 @@ pub enum Error {
     /// Bad or missing credentials: 401 with a `Www-Authenticate: Swift realm=…` challenge.
     #[error("{message}")]
     Unauthorized { realm: String, message: String },
-    #[error("{0}")]
-    Forbidden(String),
-    /// Refused by a rule of the gateway's policy (403), or over a policy's upload size
-    /// limit (413); the rule is named in the answer and in the access log.
+    /// Refused by a rule (403): of the gateway's policy, an ACL, an admin rank; or over
+    /// a policy's upload size limit (413). The rule is named in the answer and in the
+    /// access log.
     #[error("denied by {rule}: {reason}")]
     Denied {
         status: StatusCode,
@@ -81,9 +81,10 @@ pub enum Error {
     Malformed { status: StatusCode, message: String },
     #[error("{0}")]
     NotImplemented(String),
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
-    /// An upstream cluster cannot be reached.
+    /// The gateway cannot serve this now (503); the client may retry after the delay.
+    #[error("service unavailable: {message}")]
+    Unavailable { retry_after: u64, message: String },
+    /// An upstream cluster cannot be reached (503).
     #[error("service unavailable: {0}")]
     UpstreamUnavailable(String),
     /// An upstream answered with something the gateway cannot use.
@@ -93,9 +94,18 @@ pub enum Error {
     GatewayTimeout(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The gateway failed at what `context` says, for `source` when it knows.
+    #[error("internal error: {context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
+
+/// Seconds a client is asked to wait before it tries a cluster that could not be
+/// reached again.
+pub(crate) const UPSTREAM_RETRY_AFTER: u64 = 5;
 
 impl Error {
     pub fn bad_request(msg: impl Into<String>) -> Self {
@@ -109,11 +119,55 @@ impl Error {
         }
     }
 
+    /// A refusal (403) by `rule`.
+    pub fn forbidden(rule: &str, reason: impl Into<String>) -> Self {
+        Error::Denied {
+            status: StatusCode::FORBIDDEN,
+            rule: rule.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The gateway failed at `context` because of `source`.
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The gateway found what cannot be: `context` says what.
+    pub fn broken(context: impl Into<String>) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A task on the blocking pool failed (it panicked, or the runtime is shutting down).
+    pub fn task_failed(e: tokio::task::JoinError) -> Self {
+        Error::internal("a blocking task failed", e)
+    }
+
+    /// The error and each of its causes, outermost first, for the log.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cause = e.source();
+        }
+        out
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Denied { status, .. } => *status,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -129,12 +183,12 @@ impl Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Malformed { status, .. } => *status,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Store(e) => e.status(),
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -147,18 +201,32 @@ impl Error {
     }
 
     pub fn fault(&self) -> Fault {
-        if matches!(
-            self,
-            Error::UpstreamUnavailable(_) | Error::BadGateway(_) | Error::GatewayTimeout(_)
-        ) {
-            return Fault::Upstream;
-        }
-        if self.status().is_server_error()
-            && !matches!(self, Error::NotImplemented(_) | Error::Malformed { .. })
-        {
-            Fault::Internal
-        } else {
-            Fault::Client
+        match self {
+            Error::BadRequest(_)
+            | Error::Unauthorized { .. }
+            | Error::Denied { .. }
+            | Error::NotFound(_)
+            | Error::MethodNotAllowed { .. }
+            | Error::Conflict(_)
+            | Error::NotAcceptable
+            | Error::LengthRequired(_)
+            | Error::RequestTimeout(_)
+            | Error::PayloadTooLarge(_)
+            | Error::Unprocessable(_)
+            | Error::RangeNotSatisfiable(_)
+            | Error::PreconditionFailed(_)
+            | Error::TooManyRequests { .. }
+            | Error::Malformed { .. }
+            | Error::NotImplemented(_) => Fault::Client,
+            // a bulk report's fault is that of its worst failure
+            Error::Report { status, .. } if status.is_server_error() => Fault::Internal,
+            Error::Report { .. } => Fault::Client,
+            Error::UpstreamUnavailable(_) | Error::BadGateway(_) | Error::GatewayTimeout(_) => {
+                Fault::Upstream
+            }
+            Error::Unavailable { .. } | Error::Internal { .. } => Fault::Internal,
+            Error::Store(e) if e.status().is_server_error() => Fault::Internal,
+            Error::Store(_) => Fault::Client,
         }
     }
 
@@ -166,8 +234,10 @@ impl Error {
     /// transaction id, so the operator can find the detail in the log.
     pub fn into_response(self, trans_id: &str) -> Response<Body> {
         let status = self.status();
-        let message = if self.fault() == Fault::Internal {
-            tracing::error!(trans_id, error = %self, "request failed");
+        // the gateway's own failures are told as such; only their log line has the detail
+        let hidden = self.fault() == Fault::Internal && !matches!(self, Error::Unavailable { .. });
+        let message = if hidden {
+            tracing::error!(trans_id, error = %self.chain(), "request failed");
             format!("internal error; the gateway log has the details under {trans_id}")
         } else {
             self.to_string()
@@ -202,8 +272,11 @@ impl Error {
             Error::MethodNotAllowed { allow, .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Error::TooManyRequests { retry_after, .. } => {
+            Error::TooManyRequests { retry_after, .. } | Error::Unavailable { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Error::UpstreamUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(UPSTREAM_RETRY_AFTER));
             }
             // answers to HEAD have no body: the rule is named in a header too
             Error::Denied { rule, .. } => {
@@ -218,3 +291,81 @@ impl Error {
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn text(resp: Response<Body>) -> String {
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_its_rule() {
+        let e = Error::forbidden("acl", "alice:alice may not write in AUTH_bob");
+        assert_eq!(e.fault(), Fault::Client);
+        assert_eq!(e.rule(), Some("acl"));
+        let resp = e.into_response("tx1");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()["x-denied-by"], "acl");
+        assert_eq!(
+            text(resp).await,
+            "denied by acl: alice:alice may not write in AUTH_bob"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_gateway_s_failures_keep_their_cause_for_the_log_only() {
+        let cause = std::io::Error::other("disk full");
+        let e = Error::internal("writing an object body", cause);
+        assert_eq!(e.fault(), Fault::Internal);
+        assert_eq!(
+            e.chain(),
+            "internal error: writing an object body: disk full"
+        );
+        let body = text(e.into_response("tx2")).await;
+        assert!(body.contains("tx2"), "{body}");
+        assert!(!body.contains("disk full"), "{body}");
+        assert_eq!(
+            Error::broken("no such backend").chain(),
+            "internal error: no such backend"
+        );
+    }
+
+    #[test]
+    fn a_503_says_when_to_come_back() {
+        let resp = Error::UpstreamUnavailable("the upstream \"c\" cannot be reached".into())
+            .into_response("tx3");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+        let e = Error::Unavailable {
+            retry_after: 60,
+            message: "too many links are under way".into(),
+        };
+        assert_eq!(e.fault(), Fault::Internal);
+        let resp = e.into_response("tx4");
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "60");
+    }
+
+    #[test]
+    fn faults_are_by_who_is_to_blame() {
+        assert_eq!(Error::bad_request("x").fault(), Fault::Client);
+        assert_eq!(Error::NotImplemented("x".into()).fault(), Fault::Client);
+        let malformed = Error::Malformed {
+            status: StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            message: "x".into(),
+        };
+        assert_eq!(malformed.fault(), Fault::Client);
+        assert_eq!(Error::BadGateway("x".into()).fault(), Fault::Upstream);
+        assert_eq!(Error::GatewayTimeout("x".into()).fault(), Fault::Upstream);
+        let report = |status| Error::Report {
+            status,
+            body: String::new(),
+            content_type: "text/plain",
+        };
+        assert_eq!(report(StatusCode::BAD_REQUEST).fault(), Fault::Client);
+        assert_eq!(report(StatusCode::BAD_GATEWAY).fault(), Fault::Internal);
+    }
+}

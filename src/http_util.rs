@@ -76,7 +76,7 @@ pub(crate) fn is_chunked(headers: &HeaderMap) -> Result<bool> {
 
 /// A header value built from text the gateway produced; 500 if it is not a valid value.
 pub(crate) fn header_value(s: &str) -> Result<HeaderValue> {
-    HeaderValue::from_str(s).map_err(|_| Error::Internal(format!("invalid header value {s:?}")))
+    HeaderValue::from_str(s).map_err(|_| Error::broken(format!("invalid header value {s:?}")))
 }
 
 /// Text escaped for XML and HTML: `&`, `<`, `>` and both quotes.

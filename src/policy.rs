@@ -173,14 +173,6 @@ impl Place {
     }
 }
 
-fn denial(rule: impl Into<String>, reason: impl Into<String>) -> Error {
-    Error::Denied {
-        status: StatusCode::FORBIDDEN,
-        rule: rule.into(),
-        reason: reason.into(),
-    }
-}
-
 fn globs(list: &[String]) -> Vec<WildMatch> {
     list.iter().map(|g| WildMatch::new(g)).collect()
 }
@@ -311,14 +303,14 @@ impl Policies {
         }
         if ask.op.kind == Kind::ExtractArchive {
             if let Some(p) = mine.iter().find(|p| p.scoped()) {
-                return Err(denial(
+                return Err(Error::forbidden(
                     &p.name,
                     "an archive may create containers and objects anywhere in the account; \
                      upload its files one by one",
                 ));
             }
             if let Some(d) = self.denies.iter().find(|d| d.scoped()) {
-                return Err(denial(
+                return Err(Error::forbidden(
                     &d.name,
                     "an archive may create containers and objects this rule refuses; \
                      upload its files one by one",
@@ -450,7 +442,7 @@ fn builtin(ask: &Ask<'_>, places: &[Place]) -> Result<(), Error> {
         && matches!(ask.op.method, Method::PUT | Method::DELETE)
         && ask.op.kind != Kind::BulkDelete
     {
-        return Err(denial(
+        return Err(Error::forbidden(
             "account-write",
             format!(
                 "only a reseller admin creates or deletes accounts; {} {} is refused",
@@ -460,7 +452,7 @@ fn builtin(ask: &Ask<'_>, places: &[Place]) -> Result<(), Error> {
     }
     for name in ask.headers.keys() {
         if SYSMETA.iter().any(|p| name.as_str().starts_with(p)) {
-            return Err(denial(
+            return Err(Error::forbidden(
                 "sysmeta",
                 format!("{name} is system metadata, which clients may not set"),
             ));
@@ -468,7 +460,7 @@ fn builtin(ask: &Ask<'_>, places: &[Place]) -> Result<(), Error> {
     }
     for place in places {
         if place.account != t.account && (ask.account_name)(&place.account).is_none() {
-            return Err(denial(
+            return Err(Error::forbidden(
                 "foreign-account",
                 format!("{} is not an account of this gateway", place.account),
             ));
@@ -508,7 +500,7 @@ impl Deny {
                         .is_some_and(|o| any_glob(&self.objects, o)))
         });
         match hit {
-            Some(place) => Err(denial(
+            Some(place) => Err(Error::forbidden(
                 &self.name,
                 format!("{} {} is refused", place.method, place.describe()),
             )),
@@ -532,7 +524,7 @@ impl Policy {
     }
 
     fn check(&self, place: &Place, ask: &Ask<'_>) -> Result<(), Error> {
-        let refuse = |why: String| Err(denial(&self.name, why));
+        let refuse = |why: String| Err(Error::forbidden(&self.name, why));
         let what = place.describe();
         if !self.methods.is_empty() && !self.methods.contains(&place.method) {
             let allowed: Vec<String> = self.methods.iter().map(ToString::to_string).collect();

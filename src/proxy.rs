@@ -137,7 +137,7 @@ impl Judge<'_> {
     }
 
     fn denied(&self, what: &str) -> Error {
-        Error::Forbidden(self.refusal(what))
+        Error::forbidden("acl", self.refusal(what))
     }
 }
 
@@ -729,19 +729,20 @@ pub(crate) async fn handle<B: RequestBody>(
             .keys()
             .find(|k| k.as_str().contains("-sysmeta-"))
         {
-            return Err(Error::Forbidden(format!(
-                "{} may not set system metadata ({h})",
-                p.label()
-            )));
+            return Err(Error::forbidden(
+                "reseller-admin",
+                format!("{} may not set system metadata ({h})", p.label()),
+            ));
         }
         if let Some(h) = req
             .headers()
             .keys()
             .find(|k| crate::swift::privileged::is_quota_header(k.as_str()))
         {
-            return Err(Error::Forbidden(format!(
-                "only a reseller admin may set an account quota ({h})"
-            )));
+            return Err(Error::forbidden(
+                "reseller-admin",
+                format!("only a reseller admin may set an account quota ({h})"),
+            ));
         }
     }
     let judge = Judge {
@@ -803,7 +804,7 @@ pub(crate) async fn handle<B: RequestBody>(
         // a link whose target is out of reach still says where it points, as in Swift
         let location = resp.headers().get(http::header::CONTENT_LOCATION).cloned();
         let mut refused = match e {
-            e @ (Error::Forbidden(_) | Error::Conflict(_)) => e.into_response(""),
+            e @ (Error::Denied { .. } | Error::Conflict(_)) => e.into_response(""),
             e => return Err(e),
         };
         if let Some(v) = location {

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use http::{HeaderMap, StatusCode};
 use ipnet::IpNet;
 
+use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::http_util::header_str;
 
@@ -20,6 +21,41 @@ pub(crate) struct Connection {
     pub tls: bool,
     /// The SHA-256 of the client certificate it presented, verified.
     pub client_cert: Option<[u8; 32]>,
+}
+
+/// One request's facts from its connection and head, made once before it is routed and
+/// read by every surface: its transaction id, its connection (with the client
+/// certificate it showed), the client's address and how to name the gateway to it.
+pub(crate) struct Context<'a> {
+    pub trans_id: String,
+    pub conn: Connection,
+    /// The client: the peer, or the address trusted proxies forwarded for.
+    pub client: IpAddr,
+    public_url: Option<&'a str>,
+    proxies: &'a [IpNet],
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(
+        cfg: &'a ServerConfig,
+        conn: Connection,
+        headers: &HeaderMap,
+        trans_id: String,
+    ) -> Context<'a> {
+        Context {
+            trans_id,
+            conn,
+            client: client_ip(&conn, headers, &cfg.trusted_proxies),
+            public_url: cfg.public_url.as_deref(),
+            proxies: &cfg.trusted_proxies,
+        }
+    }
+
+    /// The gateway's base URL as this request names it (see [`base_url`]); only the
+    /// surfaces that answer with URLs ask, so only they refuse a bad `Host`.
+    pub(crate) fn base_url(&self, headers: &HeaderMap) -> Result<String> {
+        base_url(self.public_url, &self.conn, headers, self.proxies)
+    }
 }
 
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {

@@ -147,18 +147,20 @@ async fn sign_in_admin(
     let user = match user.split_once(':') {
         Some((a, u)) if a == account => u,
         Some(_) => {
-            return Err(Error::Forbidden(format!(
-                "{user} is not a user of account {account}"
-            )));
+            return Err(Error::forbidden(
+                "link-account",
+                format!("{user} is not a user of account {account}"),
+            ));
         }
         None => user,
     };
     let key = field(fields, "key")?.to_owned();
     let record = identity.verify_key(account, user, &[key], source).await?;
     if !record.is_admin() {
-        return Err(Error::Forbidden(format!(
-            "{account}:{user} is not an admin of account {account}"
-        )));
+        return Err(Error::forbidden(
+            "account-admin",
+            format!("{account}:{user} is not an admin of account {account}"),
+        ));
     }
     Ok(user.to_owned())
 }
@@ -169,9 +171,10 @@ impl Links {
         let now = Instant::now();
         pending.retain(|_, p| p.until > now);
         if pending.len() >= MAX_PENDING {
-            return Err(Error::Unavailable(
-                "too many links are under way; try again in a few minutes".into(),
-            ));
+            return Err(Error::Unavailable {
+                retry_after: 60,
+                message: "too many links are under way; try again in a few minutes".into(),
+            });
         }
         let state = oauth::nonce();
         pending.insert(
@@ -234,7 +237,7 @@ pub(crate) async fn link_start(
     resp.headers_mut().insert(
         header::LOCATION,
         HeaderValue::from_str(&to)
-            .map_err(|_| Error::Internal("the provider's address is not a valid URL".into()))?,
+            .map_err(|_| Error::broken("the provider's address is not a valid URL"))?,
     );
     Ok(resp)
 }

@@ -72,10 +72,10 @@ fn require(caller: &Caller, account: &str, rank: u8, what: &str) -> Result<()> {
     if caller.rank(account) >= rank {
         Ok(())
     } else {
-        Err(Error::Forbidden(format!(
-            "{} may not {what}",
-            caller.label()
-        )))
+        Err(Error::forbidden(
+            "admin-rank",
+            format!("{} may not {what}", caller.label()),
+        ))
     }
 }
 
@@ -141,11 +141,14 @@ fn outrank(caller: &Caller, account: &str, target: &UserRecord, verb: &str) -> R
     if rank > user_rank(target) || rank == SUPER_ADMIN {
         Ok(())
     } else {
-        Err(Error::Forbidden(format!(
-            "{} may not {verb} {account}:{}, who has as many rights",
-            caller.label(),
-            target.name
-        )))
+        Err(Error::forbidden(
+            "admin-rank",
+            format!(
+                "{} may not {verb} {account}:{}, who has as many rights",
+                caller.label(),
+                target.name
+            ),
+        ))
     }
 }
 
@@ -310,9 +313,9 @@ async fn put_user(
     };
     // group names are the same in every account (ACLs and the service group name them)
     if !named.is_empty() && caller.rank(account) < SUPER_ADMIN {
-        return Err(Error::Forbidden(
-            "only the super admin may put users in groups; group names hold in every account"
-                .into(),
+        return Err(Error::forbidden(
+            "super-admin",
+            "only the super admin may put users in groups; group names hold in every account",
         ));
     }
     groups.extend(named.iter().cloned());
@@ -335,8 +338,9 @@ async fn put_user(
         )?;
         let rank = caller.rank(account);
         if wanted == RESELLER_ADMIN && rank < SUPER_ADMIN {
-            return Err(Error::Forbidden(
-                "only the super admin may create reseller admins".into(),
+            return Err(Error::forbidden(
+                "super-admin",
+                "only the super admin may create reseller admins",
             ));
         }
         if let Some(u) = &existing {
@@ -366,25 +370,30 @@ pub async fn validate_token(
     identity: &Identity,
     cfg: &TokenValidationConfig,
     token: &str,
-    headers: &HeaderMap,
     source: IpAddr,
-    certificate: Option<[u8; 32]>,
-    caller_label: &mut Option<String>,
+    caller: Option<&Caller>,
 ) -> Result<Response<Body>> {
-    if !cfg.addresses.iter().any(|n| n.contains(&source)) {
-        let caller = authenticate(identity, headers, source, certificate).await?;
-        let allowed = match &caller {
+    if !cfg.allows_address(source) {
+        let caller = caller.ok_or_else(|| {
+            Error::unauthorized(
+                "unknown",
+                "send X-Auth-Admin-User and X-Auth-Admin-Key, or X-Auth-Token",
+            )
+        })?;
+        let allowed = match caller {
             Caller::SuperAdmin => true,
             Caller::User(p) => p.groups.iter().any(|g| cfg.groups.contains(g)),
         };
         if !allowed {
-            return Err(Error::Forbidden(format!(
-                "{} may not validate tokens; that needs one of the groups {:?}",
-                caller.label(),
-                cfg.groups
-            )));
+            return Err(Error::forbidden(
+                "token-validation",
+                format!(
+                    "{} may not validate tokens; that needs one of the groups {:?}",
+                    caller.label(),
+                    cfg.groups
+                ),
+            ));
         }
-        *caller_label = Some(caller.label());
     }
     // a token bound to a client certificate is good only at the gateway, over that
     // certificate: whoever asks here cannot show it

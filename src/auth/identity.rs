@@ -204,7 +204,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Internal(format!("store task failed: {e}")))?
+        .map_err(|e| Error::internal("store task failed", e))?
         .map_err(Error::from)
 }
 

@@ -38,7 +38,7 @@ impl KeyHasher {
         self.argon2()
             .hash_password(key.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| Error::Internal(format!("argon2 hashing failed: {e}")))
+            .map_err(|e| Error::internal("argon2 hashing failed", e))
     }
 
     /// Checks `key` against a PHC string on the calling thread.
@@ -56,11 +56,14 @@ impl KeyHasher {
             .permits
             .acquire()
             .await
-            .map_err(|_| Error::Unavailable("the gateway is shutting down".into()))?;
+            .map_err(|_| Error::Unavailable {
+                retry_after: 1,
+                message: "the gateway is shutting down".into(),
+            })?;
         let hasher = self.clone();
         tokio::task::spawn_blocking(move || work(&hasher))
             .await
-            .map_err(|e| Error::Internal(format!("argon2 task failed: {e}")))
+            .map_err(|e| Error::internal("argon2 task failed", e))
     }
 
     /// Checks `keys` against `phc`; the index of the one that matches.

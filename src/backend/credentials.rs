@@ -111,8 +111,8 @@ impl Sealer {
 
     /// `FORMAT ‖ nonce ‖ ciphertext`, bound to `storage_id`.
     pub fn seal(&self, storage_id: &str, creds: &AccountCredentials) -> Result<Vec<u8>> {
-        let plain = serde_json::to_vec(creds)
-            .map_err(|e| Error::Internal(format!("upstream credentials: {e}")))?;
+        let plain =
+            serde_json::to_vec(creds).map_err(|e| Error::internal("upstream credentials", e))?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
@@ -124,7 +124,7 @@ impl Sealer {
                     aad: storage_id.as_bytes(),
                 },
             )
-            .map_err(|_| Error::Internal("upstream credentials could not be sealed".into()))?;
+            .map_err(|_| Error::broken("upstream credentials could not be sealed"))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(FORMAT);
         out.extend_from_slice(&nonce);
@@ -136,7 +136,7 @@ impl Sealer {
     /// another key, for another account, or altered.
     pub fn open(&self, storage_id: &str, blob: &[u8]) -> Result<AccountCredentials> {
         let unreadable = || {
-            Error::Internal(format!(
+            Error::broken(format!(
                 "the upstream credentials of {storage_id} do not open with the configured \
                  credential key (another key, or altered); set them again"
             ))

@@ -179,7 +179,7 @@ async fn token_request(
         .header("accept", "application/json")
         .header("authorization", format!("Basic {basic}"))
         .body(body(form(fields)))
-        .map_err(|e| Error::Internal(format!("token request: {e}")))?;
+        .map_err(|e| Error::internal("token request", e))?;
     let (status, answer) = call(client, timeout, req, "token endpoint").await?;
     if status.is_success() {
         let t: TokenAnswer = serde_json::from_slice(&answer).map_err(|e| {
@@ -265,7 +265,7 @@ async fn bearer_get<T: serde::de::DeserializeOwned>(
         .header("accept", "application/json")
         .header("authorization", format!("Bearer {access_token}"))
         .body(body(String::new()))
-        .map_err(|e| Error::Internal(format!("{what} request: {e}")))?;
+        .map_err(|e| Error::internal(format!("{what} request"), e))?;
     let (status, answer) = call(client, timeout, req, what).await?;
     if status == StatusCode::UNAUTHORIZED {
         return Ok(None);

@@ -221,7 +221,7 @@ pub(super) async fn delete(
         listing::list(&params, |page| db.list_objects(id, page))
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))??
+    .map_err(Error::task_failed)??
     .into_iter()
     .filter_map(|e| match e {
         Entry::Item(row) => Some(row),

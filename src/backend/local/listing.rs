@@ -4,7 +4,7 @@
 use http::StatusCode;
 
 use super::db::{Bound, DbError, Page};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http_util::xml_escape;
 pub(super) use crate::swift::listing::{Format, Params};
 
@@ -38,7 +38,7 @@ pub(super) fn list<T: Named>(
             reverse: p.reverse,
             limit: want.min(1000),
         };
-        let rows = fetch(&page).map_err(|e| Error::Internal(e.to_string()))?;
+        let rows = fetch(&page).map_err(super::db_error)?;
         if rows.is_empty() {
             break;
         }

@@ -108,7 +108,9 @@ impl Caller {
     fn denied(&self, account: &str) -> Error {
         match &self.principal {
             None => Error::unauthorized(&realm(account), "this needs a token: send X-Auth-Token"),
-            Some(p) => Error::Forbidden(format!("{} may not do this in {account}", p.label())),
+            Some(p) => {
+                Error::forbidden("acl", format!("{} may not do this in {account}", p.label()))
+            }
         }
     }
 }
@@ -119,7 +121,7 @@ pub struct LocalStore {
 }
 
 fn db_error(e: DbError) -> Error {
-    Error::Internal(e.to_string())
+    Error::internal("the object database failed", e)
 }
 
 impl ContainerRow {
@@ -196,7 +198,7 @@ impl LocalStore {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| Error::Internal(format!("object store task failed: {e}")))?
+            .map_err(|e| Error::internal("object store task failed", e))?
             .map_err(db_error)
     }
 
@@ -205,8 +207,8 @@ impl LocalStore {
         let (files, src) = (self.files.clone(), file.to_owned());
         tokio::task::spawn_blocking(move || files.link_copy(&src))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::Internal(format!("copying an object body: {e}")))
+            .map_err(Error::task_failed)?
+            .map_err(|e| Error::internal("copying an object body", e))
     }
 
     /// A zero-byte row (a link or a delete marker) with its own empty body file.
@@ -214,8 +216,8 @@ impl LocalStore {
         let files = self.files.clone();
         let written = tokio::task::spawn_blocking(move || files.write_bytes(b""))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::Internal(format!("writing an object body: {e}")))?;
+            .map_err(Error::task_failed)?
+            .map_err(|e| Error::internal("writing an object body", e))?;
         Ok(db::ObjectRow {
             name,
             file: written.id,
@@ -355,8 +357,9 @@ impl LocalStore {
                         .as_ref()
                         .is_some_and(|p| p.is_reseller_admin())
                 {
-                    return Err(Error::Forbidden(
-                        "only a reseller admin may set an account quota".into(),
+                    return Err(Error::forbidden(
+                        "reseller-admin",
+                        "only a reseller admin may set an account quota",
                     ));
                 }
                 check_quota_values(req.headers(), &["x-account-meta-quota-bytes"])?;
@@ -402,7 +405,7 @@ impl LocalStore {
             listing::list(&params, |page| db.list_containers(&a, page))
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+        .map_err(Error::task_failed)??;
         for e in &mut entries {
             if let listing::Entry::Item(c) = e {
                 versioning::add_versions_bytes(self, account, c).await?;
@@ -598,7 +601,7 @@ impl LocalStore {
             listing::list(&params, |page| db.list_objects(id, page))
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+        .map_err(Error::task_failed)??;
         let body = listing::render(
             fmt,
             ("container", &container.name),

@@ -221,7 +221,7 @@ fn write_error(e: WriteError) -> Error {
             "the request body ended after {got} of {expected} bytes"
         )),
         WriteError::Client(m) => Error::bad_request(m),
-        WriteError::Disk(e) => Error::Internal(format!("writing an object body: {e}")),
+        WriteError::Disk(e) => Error::internal("writing an object body", e),
     }
 }
 
@@ -494,7 +494,7 @@ async fn load(
     let row = store
         .db
         .object(container.id, object)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(super::db_error)?;
     let now = headers::now();
     let Some(row) = row.filter(|r| r.delete_at.is_none_or(|at| (at as f64) > now)) else {
         return Ok(None);
@@ -505,7 +505,7 @@ async fn load(
     if let Some(body) = store.files.kept(&row.file) {
         return Ok(Some((row, Some(Loaded::Small(body)))));
     }
-    let missing = |e: std::io::Error| Error::Internal(format!("object body missing: {e}"));
+    let missing = |e: std::io::Error| Error::internal("object body missing", e);
     let mut file = File::open(store.files.path(&row.file)).map_err(missing)?;
     let body = match file.metadata().map_err(missing)?.len() {
         n if n <= SMALL_BODY => {
@@ -555,7 +555,7 @@ async fn dlo_segments(
         listing::list(&params, |page: &Page<'_>| db.list_objects(id, page))
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
+    .map_err(Error::task_failed)??;
     let mut segments = Vec::new();
     for e in entries {
         if let listing::Entry::Item(o) = e
@@ -774,7 +774,7 @@ async fn read_at<B: RequestBody>(
             Err(
                 e @ (Error::NotFound(_)
                 | Error::Conflict(_)
-                | Error::Forbidden(_)
+                | Error::Denied { .. }
                 | Error::Unauthorized { .. }),
             ) => e.into_response(""),
             Err(e) => return Err(e),
@@ -1052,8 +1052,8 @@ pub(super) async fn commit(
     let id = row.file.clone();
     tokio::task::spawn_blocking(move || files.commit(&id))
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("storing an object body: {e}")))?;
+        .map_err(Error::task_failed)?
+        .map_err(|e| Error::internal("storing an object body", e))?;
     let cid = container.id;
     let file = row.file.clone();
     let result = store.db(move |db| db.put_object(cid, &row)).await;

@@ -356,12 +356,13 @@ pub(super) async fn put<B: RequestBody>(
             "the manifest's ETag is {slo_etag}, not the {e} the request declared"
         )));
     }
-    let json = serde_json::to_vec(&stored).map_err(|e| Error::Internal(e.to_string()))?;
+    let json =
+        serde_json::to_vec(&stored).map_err(|e| Error::internal("encoding a manifest", e))?;
     let files = store.files.clone();
     let written = tokio::task::spawn_blocking(move || files.write_bytes(&json))
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("writing a manifest: {e}")))?;
+        .map_err(Error::task_failed)?
+        .map_err(|e| Error::internal("writing a manifest", e))?;
     let mut row = super::object::new_row(headers, object, written.id, total, written.md5)?;
     row.meta
         .insert("x-static-large-object".into(), "True".into());
@@ -416,10 +417,9 @@ pub(super) async fn manifest(store: &LocalStore, row: &ObjectRow) -> Result<Vec<
     let path = store.files.path(&row.file);
     let raw = tokio::task::spawn_blocking(move || std::fs::read(path))
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("reading a manifest: {e}")))?;
-    serde_json::from_slice(&raw)
-        .map_err(|e| Error::Internal(format!("a stored manifest is not valid: {e}")))
+        .map_err(Error::task_failed)?
+        .map_err(|e| Error::internal("reading a manifest", e))?;
+    serde_json::from_slice(&raw).map_err(|e| Error::internal("a stored manifest is not valid", e))
 }
 
 /// The length of each part (manifest entry) of an SLO.
@@ -488,7 +488,7 @@ pub(super) async fn segments(
         let (c, o) = name
             .trim_start_matches('/')
             .split_once('/')
-            .ok_or_else(|| Error::Internal(format!("bad segment name {name:?}")))?;
+            .ok_or_else(|| Error::broken(format!("bad segment name {name:?}")))?;
         // a segment the caller may not read makes the whole object unreadable: 409, as Swift
         let seg = lookup(store, account, c, o, caller)
             .await

@@ -773,7 +773,7 @@ pub(super) async fn list_versions<B: RequestBody>(
         Ok((primary, versions))
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
+    .map_err(Error::task_failed)??;
 
     let mut subdirs = BTreeSet::new();
     let mut null_listing = Vec::new();
@@ -868,7 +868,7 @@ pub(super) async fn list_versions<B: RequestBody>(
     }
     all.truncate(limit);
     let body = serde_json::to_string(&all.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal("encoding a version listing", e))?;
     let mut resp = Response::new(full(body));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
