@@ -1,0 +1,133 @@
+//! `[auth]`: tokens, reseller prefixes, keys and their hashing, the login throttle, and
+//! who may validate tokens.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::{de_duration, de_nets};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    #[serde(deserialize_with = "de_duration")]
+    pub token_life: Duration,
+    /// Upper bound for `X-Auth-Token-Lifetime`.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_token_life: Duration,
+    pub super_admin_key: Option<String>,
+    pub super_admin_key_file: Option<PathBuf>,
+    /// The key that seals accounts' upstream credentials in the store: 32 bytes, in hex
+    /// or base64; inline, from its file, or from `SWIFTGATE_CREDENTIAL_KEY`.
+    pub credential_key: Option<String>,
+    pub credential_key_file: Option<PathBuf>,
+    pub default_backend: String,
+    /// Prefix of storage ids (`AUTH_<id>`) and of tokens (`AUTH_tk…`).
+    pub reseller_prefix: String,
+    /// With a prefix such as `SERVICE_`, each account `AUTH_<id>` also has a service
+    /// account `SERVICE_<id>`: its owner reaches it only together with a token of a user
+    /// in `service_group` (in `X-Service-Token`), as OpenStack services store data there.
+    pub service_prefix: Option<String>,
+    pub service_group: String,
+    /// How long a verified key is remembered (as a keyed hash) so repeat logins skip argon2.
+    #[serde(deserialize_with = "de_duration")]
+    pub credential_cache: Duration,
+    pub throttle: ThrottleConfig,
+    pub argon2: Argon2Config,
+    pub token_validation: TokenValidationConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_life: Duration::from_secs(86_400),
+            max_token_life: Duration::from_secs(7 * 86_400),
+            super_admin_key: None,
+            super_admin_key_file: None,
+            credential_key: None,
+            credential_key_file: None,
+            default_backend: "local".into(),
+            reseller_prefix: "AUTH_".into(),
+            service_prefix: None,
+            service_group: "service".into(),
+            credential_cache: Duration::from_secs(600),
+            throttle: ThrottleConfig::default(),
+            argon2: Argon2Config::default(),
+            token_validation: TokenValidationConfig::default(),
+        }
+    }
+}
+
+/// Failed logins allowed per window before further attempts get 429 (see
+/// `auth::throttle` for how they keep a user's owner in).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// From one address, for one user.
+    pub failures_per_user_address: u32,
+    /// From one address (an IPv6 /64), for all users.
+    pub failures_per_address: u32,
+    /// For one user, from every address but those it logged in from lately.
+    pub failures_per_user: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub window: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            failures_per_user_address: 10,
+            failures_per_address: 30,
+            failures_per_user: 1000,
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// argon2id cost; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Who may call `GET /token/<token>` and `GET /auth/v2/.token/<token>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenValidationConfig {
+    /// Users in any of these groups (by token or admin headers) may validate tokens.
+    pub groups: Vec<String>,
+    /// Sources allowed without credentials (e.g. a Ceph RGW with `rgw_swift_auth_url`).
+    #[serde(deserialize_with = "de_nets")]
+    pub addresses: Vec<IpNet>,
+}
+
+impl TokenValidationConfig {
+    /// Whether `source` may validate tokens without credentials.
+    pub fn allows_address(&self, source: std::net::IpAddr) -> bool {
+        self.addresses.iter().any(|n| n.contains(&source))
+    }
+}
+
+impl Default for TokenValidationConfig {
+    fn default() -> Self {
+        TokenValidationConfig {
+            groups: vec![".reseller_admin".into()],
+            addresses: Vec::new(),
+        }
+    }
+}
