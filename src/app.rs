@@ -24,10 +24,10 @@ use crate::http_util::first_header;
 use crate::policy::{self, Checked, Policies};
 use crate::proxy;
 use crate::request::{Connection, Context};
-use crate::swift::limits;
-use crate::swift::op::Operation;
+use crate::swift::op::{Credential, Operation};
 use crate::swift::target::Target;
 use crate::swift::tempurl;
+use crate::swift::{limits, query};
 use crate::web;
 
 /// Swift's limit on one header line (`MAX_HEADER_SIZE`).
@@ -91,11 +91,18 @@ fn page_for(e: Error) -> Result<Response<Body>> {
 /// it.
 pub(crate) enum Authenticated {
     /// No credential: public reads, OPTIONS, the pages and logins (which check the
-    /// credentials they are sent), a temporary URL (its signature is the store's to
-    /// check), or an address allowed to validate tokens.
+    /// credentials they are sent), or an address allowed to validate tokens.
     Anonymous,
-    /// A user, by a token or by a client certificate that acts as one.
-    User(Principal),
+    /// A storage request with no token or certificate whose query presents a temporary
+    /// URL (`temp_url_sig` or `temp_url_expires`): its signature and scope are the
+    /// backend's to check, against the keys the account holds.
+    TempUrl,
+    /// A user, by a token (with a service token, perhaps) or by a client certificate
+    /// that acts as one.
+    User {
+        principal: Principal,
+        credential: Credential,
+    },
     /// A caller of the admin API: the super admin, or a user by admin key or token.
     Admin(admin::Caller),
 }
@@ -104,9 +111,19 @@ impl Authenticated {
     /// The name of the access log.
     fn label(&self) -> Option<String> {
         match self {
-            Authenticated::Anonymous => None,
-            Authenticated::User(p) => Some(p.label()),
+            Authenticated::Anonymous | Authenticated::TempUrl => None,
+            Authenticated::User { principal, .. } => Some(principal.label()),
             Authenticated::Admin(c) => Some(c.label()),
+        }
+    }
+
+    /// How the caller showed who it is, for the access log.
+    fn credential(&self) -> &'static str {
+        match self {
+            Authenticated::Anonymous => "-",
+            Authenticated::TempUrl => Credential::TempUrl.as_str(),
+            Authenticated::User { credential, .. } => credential.as_str(),
+            Authenticated::Admin(_) => "admin",
         }
     }
 }
@@ -116,6 +133,7 @@ impl Authenticated {
 struct Routed {
     endpoint: Option<Endpoint>,
     identity: Option<String>,
+    credential: &'static str,
     result: Result<Response<Body>>,
 }
 
@@ -124,6 +142,7 @@ impl Routed {
         Routed {
             endpoint: None,
             identity: None,
+            credential: "-",
             result: Err(e),
         }
     }
@@ -151,6 +170,7 @@ impl App {
         let Routed {
             endpoint,
             identity,
+            credential,
             mut result,
         } = self.route(&ctx, req, logged).await;
         // a body that stopped coming fails wherever it was read; the client is told why
@@ -213,6 +233,7 @@ impl App {
             bytes = resp.body().size_hint().exact().unwrap_or_default(),
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             identity = identity.as_deref().unwrap_or("-"),
+            credential,
             fault,
             rule = rule.as_deref().unwrap_or("-"),
             trans_id = %ctx.trans_id,
@@ -240,11 +261,18 @@ impl App {
             return Routed {
                 endpoint: kept,
                 identity,
+                credential: Credential::Key.as_str(),
                 result: login.map(|(resp, _)| resp),
             };
         }
         let caller = match self
-            .authenticate(ctx, &endpoint, req.method(), req.headers())
+            .authenticate(
+                ctx,
+                &endpoint,
+                req.method(),
+                req.uri().query(),
+                req.headers(),
+            )
             .await
         {
             Ok(c) => c,
@@ -252,15 +280,17 @@ impl App {
                 return Routed {
                     endpoint: kept,
                     identity: None,
+                    credential: "-",
                     result: Err(e),
                 };
             }
         };
-        let identity = caller.label();
+        let (identity, credential) = (caller.label(), caller.credential());
         let result = self.serve(ctx, endpoint, caller, req).await;
         Routed {
             endpoint: kept,
             identity,
+            credential,
             result,
         }
     }
@@ -311,6 +341,7 @@ impl App {
         ctx: &Context<'_>,
         endpoint: &Endpoint,
         method: &http::Method,
+        query: Option<&str>,
         headers: &HeaderMap,
     ) -> Result<Authenticated> {
         match endpoint {
@@ -320,21 +351,37 @@ impl App {
                 Ok(Authenticated::Anonymous)
             }
             Endpoint::Storage { account, .. } => {
-                let Some(p) = self
+                let Some((principal, credential)) = self
                     .authenticate_storage(headers, account, &ctx.conn)
                     .await?
                 else {
-                    return Ok(Authenticated::Anonymous);
+                    let query = query::query_pairs(query)?;
+                    return Ok(if tempurl::presented(&query) {
+                        Authenticated::TempUrl
+                    } else {
+                        Authenticated::Anonymous
+                    });
                 };
-                let p = match self.identity.service_owner(account) {
-                    Some(owner) => {
-                        let service_token = first_header(headers, &["x-service-token"])?;
-                        self.identity
-                            .in_service_account(p, account, &owner, service_token)
-                    }
-                    None => p,
+                let Some(owner) = self.identity.service_owner(account) else {
+                    return Ok(Authenticated::User {
+                        principal,
+                        credential,
+                    });
                 };
-                Ok(Authenticated::User(p))
+                let service_token = first_header(headers, &["x-service-token"])?;
+                let own = principal.storage_id.clone();
+                let principal =
+                    self.identity
+                        .in_service_account(principal, account, &owner, service_token);
+                let credential = if principal.storage_id == own {
+                    credential
+                } else {
+                    Credential::ServiceToken
+                };
+                Ok(Authenticated::User {
+                    principal,
+                    credential,
+                })
             }
             Endpoint::Admin(_) => Ok(Authenticated::Admin(
                 Box::pin(admin::authenticate(
@@ -360,14 +407,20 @@ impl App {
                 ))
             }
             Endpoint::Usage { json: true } => {
-                let p = match self
+                let (principal, credential) = match self
                     .authenticate_storage(headers, "usage", &ctx.conn)
                     .await?
                 {
-                    Some(p) => p,
-                    None => Box::pin(self.authenticate_by_key(headers, ctx.client)).await?,
+                    Some(found) => found,
+                    None => (
+                        Box::pin(self.authenticate_by_key(headers, ctx.client)).await?,
+                        Credential::Key,
+                    ),
                 };
-                Ok(Authenticated::User(p))
+                Ok(Authenticated::User {
+                    principal,
+                    credential,
+                })
             }
             Endpoint::V1Auth { .. }
             | Endpoint::Usage { json: false }
@@ -397,9 +450,15 @@ impl App {
                 },
                 caller,
             ) => {
-                let principal = match caller {
-                    Authenticated::User(p) => Some(p),
-                    _ => None,
+                let (principal, shown) = match caller {
+                    Authenticated::User {
+                        principal,
+                        credential,
+                    } => (Some(principal), credential),
+                    Authenticated::TempUrl => (None, Credential::TempUrl),
+                    Authenticated::Anonymous | Authenticated::Admin(_) => {
+                        (None, Credential::Anonymous)
+                    }
                 };
                 let owner = self.identity.service_owner(&account);
                 let record = self
@@ -433,9 +492,9 @@ impl App {
                     container,
                     object,
                 };
-                let op = Operation::classify(&parts.method, target, parts.uri.query(), headers)?;
-                if principal.is_none()
-                    && op.temp_url
+                let op =
+                    Operation::classify(&parts.method, target, parts.uri.query(), headers, shown)?;
+                if op.credential == Credential::TempUrl
                     && let Err(e) = tempurl::check_request(headers, &op.query)
                 {
                     policy::drain(body).await;
@@ -513,12 +572,12 @@ impl App {
                 ))
                 .await)
             }
-            (Endpoint::Usage { json: true }, Authenticated::User(p)) => {
+            (Endpoint::Usage { json: true }, Authenticated::User { principal, .. }) => {
                 Box::pin(web::usage_json(
                     &self.identity,
                     &self.clusters,
                     &self.local,
-                    &p,
+                    &principal,
                 ))
                 .await
             }
@@ -650,7 +709,7 @@ impl App {
         }
         let t = &op.target;
         let temp_url = match (&principal, &t.container, &t.object) {
-            (None, Some(c), Some(o)) if op.temp_url => Some(
+            (None, Some(c), Some(o)) if op.credential == Credential::TempUrl => Some(
                 Box::pin(
                     self.local
                         .temp_url_scope(&t.account, c, o, &op.method, &op.query, ctx.client),
@@ -687,13 +746,16 @@ impl App {
         headers: &HeaderMap,
         account: &str,
         conn: &Connection,
-    ) -> Result<Option<Principal>> {
+    ) -> Result<Option<(Principal, Credential)>> {
         match first_header(headers, &["x-auth-token", "x-storage-token"])? {
-            None => self.certificate_caller(conn, account).await,
+            None => Ok(self
+                .certificate_caller(conn, account)
+                .await?
+                .map(|p| (p, Credential::Certificate))),
             Some(token) => self
                 .identity
                 .validate_over(token, conn.client_cert)
-                .map(Some)
+                .map(|p| Some((p, Credential::Token)))
                 .map_err(|why| Error::unauthorized(account, why)),
         }
     }

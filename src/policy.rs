@@ -704,6 +704,7 @@ pub(crate) fn too_large(limit: u64, rule: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::swift::op::Credential;
     use crate::swift::target::Target;
 
     fn principal(account: &str, user: &str, groups: &[&str]) -> Principal {
@@ -748,7 +749,7 @@ mod tests {
             );
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let op = Operation::classify(&method, target, Some(query), &map)?;
+        let op = Operation::classify(&method, target, Some(query), &map, Credential::Token)?;
         let ask = Ask {
             op: &op,
             headers: &map,
@@ -985,8 +986,14 @@ mod tests {
                     certificate: Some(&cert),
                 },
                 &Ask {
-                    op: &Operation::classify(&Method::GET, target, None, &HeaderMap::new())
-                        .unwrap(),
+                    op: &Operation::classify(
+                        &Method::GET,
+                        target,
+                        None,
+                        &HeaderMap::new(),
+                        Credential::Certificate,
+                    )
+                    .unwrap(),
                     headers: &HeaderMap::new(),
                     account_name: &held,
                 },

@@ -396,6 +396,8 @@ fn json_logs_and_access_lines_without_secrets() {
     assert_eq!(access[2]["fields"]["rule"], "foreign-account");
     assert_eq!(access[3]["fields"]["rule"], "deny no-sync");
     assert_eq!(access[0]["fields"]["identity"], "t:u");
+    assert_eq!(access[0]["fields"]["credential"], "key");
+    assert_eq!(access[3]["fields"]["credential"], "token");
     assert_eq!(access[1]["fields"]["path"], "/token/<token>");
     assert!(
         !logs.contains(key) && !logs.contains(&token[7..]),

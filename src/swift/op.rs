@@ -11,7 +11,6 @@ use crate::http_util::header_text;
 use crate::swift::names::{self, Reference};
 use crate::swift::query;
 use crate::swift::target::Target;
-use crate::swift::tempurl;
 
 /// `?multipart-manifest=`: how a request treats a static large object's manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +60,38 @@ pub(crate) struct Named {
     pub via: &'static str,
 }
 
+/// How a storage request showed who it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// None: what the container's ACL lets anyone do, and OPTIONS.
+    Anonymous,
+    /// A temporary URL's signature, good for the one object and methods it was made for.
+    TempUrl,
+    /// A token (`X-Auth-Token` or `X-Storage-Token`).
+    Token,
+    /// A token, and the `X-Service-Token` of a user of the service group: the request
+    /// acts in the service account.
+    ServiceToken,
+    /// The connection's client certificate, which acts as a user.
+    Certificate,
+    /// A user's key (`X-Auth-User` and `X-Auth-Key`), checked for this one request.
+    Key,
+}
+
+impl Credential {
+    /// Its name in the access log.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Credential::Anonymous => "anonymous",
+            Credential::TempUrl => "temp-url",
+            Credential::Token => "token",
+            Credential::ServiceToken => "service-token",
+            Credential::Certificate => "certificate",
+            Credential::Key => "key",
+        }
+    }
+}
+
 /// A storage request, classified.
 #[derive(Debug, Clone)]
 pub(crate) struct Operation {
@@ -74,8 +105,8 @@ pub(crate) struct Operation {
     pub symlink_get: bool,
     /// `?version-id=`: a version of the object (of the copy source, for a copy).
     pub version_id: Option<String>,
-    /// The request presents a temporary URL (`temp_url_sig` or `temp_url_expires`).
-    pub temp_url: bool,
+    /// How it showed who it comes from, as authentication found.
+    pub credential: Credential,
     /// Every place named besides the path, in the order of [`REFERENCES`].
     pub references: Vec<Named>,
 }
@@ -144,6 +175,7 @@ impl Operation {
         target: Target,
         query: Option<&str>,
         headers: &HeaderMap,
+        shown: Credential,
     ) -> Result<Operation> {
         let pairs = query::query_pairs(query)?;
         let param = |name| query::param(&pairs, name);
@@ -210,7 +242,7 @@ impl Operation {
             manifest,
             symlink_get: param("symlink") == Some("get"),
             version_id: param("version-id").map(str::to_owned),
-            temp_url: tempurl::presented(&pairs),
+            credential: shown,
             references,
             target,
             query: pairs,
@@ -257,7 +289,13 @@ mod tests {
             );
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        Operation::classify(&method, target(path), Some(query), &h)
+        Operation::classify(
+            &method,
+            target(path),
+            Some(query),
+            &h,
+            Credential::Anonymous,
+        )
     }
 
     #[test]
@@ -296,9 +334,7 @@ mod tests {
         assert_eq!(o.manifest, Some(Manifest::Get));
         assert!(o.symlink_get);
         assert_eq!(o.version_id.as_deref(), Some("1.5"));
-        assert!(!o.temp_url);
-        let signed = op("GET", "AUTH_a/c/o", "temp_url_expires=1", &[]).unwrap();
-        assert!(signed.temp_url);
+        assert_eq!(o.credential, Credential::Anonymous);
         assert!(op("GET", "AUTH_a/c/o", "prefix=%ff", &[]).is_err());
         assert_eq!(
             op("DELETE", "AUTH_a/c/o", "multipart-manifest=nonsense", &[])
