@@ -62,6 +62,34 @@ fn check_header_sizes(headers: &HeaderMap) -> Result<()> {
     Ok(())
 }
 
+/// Headers that carry a credential, or say whose it is.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "x-auth-token",
+    "x-storage-token",
+    "x-service-token",
+    "x-auth-user",
+    "x-auth-key",
+    "x-storage-user",
+    "x-storage-pass",
+    "x-auth-admin-user",
+    "x-auth-admin-key",
+];
+
+/// A credential given twice is refused (400), not read as either: Swift joins repeated
+/// headers into one value, which no token or key matches.
+fn credentials_given_once(headers: &HeaderMap) -> Result<()> {
+    for name in headers.keys() {
+        if CREDENTIAL_HEADERS.contains(&name.as_str())
+            && headers.get_all(name).iter().nth(1).is_some()
+        {
+            return Err(Error::bad_request(format!(
+                "{name} is given more than once"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What follows the account in a storage path (`/v1/<account>…`), still percent-encoded.
 fn rest_of_path(path: &str) -> String {
     let after_version = path
@@ -304,6 +332,7 @@ impl App {
             });
         }
         check_header_sizes(req.headers())?;
+        credentials_given_once(req.headers())?;
         classify(
             req.method(),
             req.uri().path(),
@@ -347,7 +376,9 @@ impl App {
         match endpoint {
             // OPTIONS needs no token, as in Swift: a cluster answers it itself (CORS
             // included), the embedded store with the methods it allows
-            Endpoint::Storage { .. } if method == http::Method::OPTIONS => {
+            Endpoint::Storage { account, .. } if method == http::Method::OPTIONS => {
+                self.authenticate_storage(headers, account, &ctx.conn)
+                    .await?;
                 Ok(Authenticated::Anonymous)
             }
             Endpoint::Storage { account, .. } => {
@@ -370,9 +401,13 @@ impl App {
                 };
                 let service_token = first_header(headers, &["x-service-token"])?;
                 let own = principal.storage_id.clone();
-                let principal =
-                    self.identity
-                        .in_service_account(principal, account, &owner, service_token);
+                let principal = self.identity.in_service_account(
+                    principal,
+                    account,
+                    &owner,
+                    service_token,
+                    ctx.conn.client_cert,
+                );
                 let credential = if principal.storage_id == own {
                     credential
                 } else {
@@ -476,7 +511,7 @@ impl App {
                     return Err(match &principal {
                         None => Error::unauthorized(
                             &crate::swift::target::realm(&account),
-                            "this needs a token",
+                            "this needs a token: send X-Auth-Token",
                         ),
                         Some(p) if p.is_reseller_admin() => {
                             Error::NotFound(format!("no account {account}"))

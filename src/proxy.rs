@@ -142,8 +142,16 @@ impl Judge<'_> {
 }
 
 /// Checks what a request reaches besides its own path. A copy reads its source as a GET
-/// would, links and segments included, unless it copies a manifest or a link itself.
-async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, op: &Operation) -> Result<()> {
+/// would, links and segments included, unless it copies a manifest or a link itself;
+/// for a copy whose source's links were followed, the object they ended at, which the
+/// copy is then pinned to ([`pin_copy`]).
+async fn check_references(
+    judge: &Judge<'_>,
+    headers: &HeaderMap,
+    op: &Operation,
+) -> Result<Option<names::Location>> {
+    let follow = Follow::of(op);
+    let mut copied = None;
     let target = &op.target;
     let own = target.account.as_str();
     let manifest_get = op.manifest == Some(Manifest::Get);
@@ -165,12 +173,11 @@ async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, op: &Operation
         }
         if manifest_get {
             check_manifest_copy(judge, account, &src, own).await?;
-        } else if follows(op) {
-            let at = located(account, source.clone(), op);
-            Trace::new(judge)
-                .object(at, account, 0, Reached::Link)
-                .await?;
         }
+        let at = located(account, source.clone(), op);
+        let mut trace = Trace::new(judge, follow);
+        trace.object(at, account, 0, Reached::Link, true).await?;
+        copied = trace.end.filter(|_| follow.links);
     }
     if let Some(to) = op.named("Destination") {
         let account = &to.account;
@@ -192,15 +199,16 @@ async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, op: &Operation
         if let (Some(c), Some(o)) = (&target.container, &target.object) {
             if manifest_get {
                 check_manifest_copy(judge, own, &format!("{c}/{o}"), account).await?;
-            } else if follows(op) {
-                let source = names::Reference {
-                    container: c.clone(),
-                    object: o.clone(),
-                };
-                Trace::new(judge)
-                    .object(located(own, source, op), own, 0, Reached::Link)
-                    .await?;
             }
+            let source = names::Reference {
+                container: c.clone(),
+                object: o.clone(),
+            };
+            let mut trace = Trace::new(judge, follow);
+            trace
+                .object(located(own, source, op), own, 0, Reached::Link, true)
+                .await?;
+            copied = trace.end.filter(|_| follow.links);
         }
     }
     // a dynamic link may point anywhere, and is judged when followed; a static one
@@ -219,7 +227,7 @@ async fn check_references(judge: &Judge<'_>, headers: &HeaderMap, op: &Operation
             return Err(judge.denied(&format!("make a manifest of {}/{}", m.container, m.object)));
         }
     }
-    Ok(())
+    Ok(copied)
 }
 
 /// What Swift leaves unquoted in a path, besides `/`.
@@ -329,11 +337,35 @@ enum Reached {
     DloSegment,
 }
 
+/// What Swift follows from the object at a request's path: its links, unless the
+/// request asks for the link itself (`symlink=get`); the segments of the large object the
+/// links end at, unless it asks for the manifest (`multipart-manifest=get`). Each asks
+/// only for that: a link is followed to a manifest that is then served raw, and a large
+/// object is assembled with its segments' links followed. What segments reach is always
+/// followed.
+#[derive(Debug, Clone, Copy)]
+struct Follow {
+    links: bool,
+    segments: bool,
+}
+
+impl Follow {
+    fn of(op: &Operation) -> Follow {
+        Follow {
+            links: !op.symlink_get,
+            segments: op.manifest != Some(Manifest::Get),
+        }
+    }
+}
+
 /// One read's references, followed as Swift follows them with the service's rights
 /// (links, the segments of large objects, and what those are in turn), each judged for
 /// the caller.
 struct Trace<'a, 'b> {
     judge: &'a Judge<'b>,
+    follow: Follow,
+    /// Where the links from the request's path ended: the object Swift reads.
+    end: Option<names::Location>,
     lookups: usize,
     readable: HashMap<(String, String), bool>,
 }
@@ -341,9 +373,11 @@ struct Trace<'a, 'b> {
 type Traced<'t> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 't>>;
 
 impl<'a, 'b> Trace<'a, 'b> {
-    fn new(judge: &'a Judge<'b>) -> Self {
+    fn new(judge: &'a Judge<'b>, follow: Follow) -> Self {
         Trace {
             judge,
+            follow,
+            end: None,
             lookups: 0,
             readable: HashMap::new(),
         }
@@ -390,13 +424,15 @@ impl<'a, 'b> Trace<'a, 'b> {
 
     /// The object `at` and all that Swift reads with it. `base` is the account the
     /// request named, where Swift finds the segments of every manifest it reaches; they
-    /// are judged there and in the manifest's own account.
+    /// are judged there and in the manifest's own account. `top`: `at` is the object at
+    /// the request's path or one its links lead to, where the request's [`Follow`] holds.
     fn object(
         &mut self,
         at: names::Location,
         base: &'a str,
         depth: usize,
         how: Reached,
+        top: bool,
     ) -> Traced<'_>
     where
         'b: 'a,
@@ -415,6 +451,9 @@ impl<'a, 'b> Trace<'a, 'b> {
                 .object_meta(&upstream, &at.container, &at.object, at.version.as_deref())
                 .await?
             else {
+                if top {
+                    self.end = Some(at);
+                }
                 return Ok(());
             };
             let header = |name: &str| {
@@ -422,7 +461,14 @@ impl<'a, 'b> Trace<'a, 'b> {
                     Error::BadGateway(format!("the cluster's answer has an unreadable {name}"))
                 })
             };
-            if let Some(t) = header("x-symlink-target")? {
+            let link = header("x-symlink-target")?;
+            if top && (link.is_none() || !self.follow.links) {
+                self.end = Some(at.clone());
+            }
+            if let Some(t) = link {
+                if top && !self.follow.links {
+                    return Ok(());
+                }
                 let account = match header("x-symlink-target-account")? {
                     Some(a) => names::account(a, "X-Symlink-Target-Account")?,
                     None => at.account.clone(),
@@ -434,7 +480,10 @@ impl<'a, 'b> Trace<'a, 'b> {
                 } else {
                     Reached::Link
                 };
-                return self.object(target, base, depth + 1, how).await;
+                return self.object(target, base, depth + 1, how, top).await;
+            }
+            if top && !self.follow.segments {
+                return Ok(());
             }
             if h.get("x-static-large-object")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
@@ -492,7 +541,7 @@ impl<'a, 'b> Trace<'a, 'b> {
                     object,
                     version: None,
                 };
-                self.object(seg, base, depth + 1, Reached::SloSegment)
+                self.object(seg, base, depth + 1, Reached::SloSegment, false)
                     .await?;
             }
         }
@@ -580,7 +629,8 @@ impl<'a, 'b> Trace<'a, 'b> {
                 if let Some(p) = &l.symlink_path {
                     let target =
                         names::Location::parse(p).ok_or_else(|| unreadable("symlink_path", p))?;
-                    self.object(target, base, depth + 1, Reached::Link).await?;
+                    self.object(target, base, depth + 1, Reached::Link, false)
+                        .await?;
                 }
             }
         }
@@ -641,12 +691,6 @@ fn unreadable(what: &str, value: &str) -> Error {
     ))
 }
 
-/// Whether Swift follows what the object at a request's path links to or is made of:
-/// not when the request asks for the manifest or the link itself.
-fn follows(op: &Operation) -> bool {
-    op.manifest != Some(Manifest::Get) && !op.symlink_get
-}
-
 /// The object at `account/reference`, in the version the request names.
 fn located(account: &str, r: names::Reference, op: &Operation) -> names::Location {
     names::Location {
@@ -667,15 +711,27 @@ async fn check_sources(judge: &Judge<'_>, resp: &Response<Body>, op: &Operation)
         return Ok(());
     };
     let large = h.contains_key("x-object-manifest") || h.contains_key("x-static-large-object");
-    // a versioned object's own version is its own data
-    let elsewhere = match header_str(h, "content-location") {
-        Ok(None) => false,
-        Ok(Some(loc)) => names::Location::parse(loc)
-            .is_none_or(|at| (&at.account, &at.container, &at.object) != (&target.account, c, o)),
-        Err(_) => true,
+    // where the answer says its data came from (a link's target) is judged as it is, not
+    // as what the object at the path links to now, which may have changed since Swift
+    // read it; a versioned object's own version is its own data
+    let source = match header_str(h, "content-location") {
+        Ok(None) => None,
+        Ok(Some(loc)) => {
+            Some(names::Location::parse(loc).ok_or_else(|| unreadable("Content-Location", loc))?)
+        }
+        Err(_) => return Err(unreadable("Content-Location", "(not UTF-8)")),
     };
-    if !follows(op) || !(large || elsewhere) {
+    let elsewhere = source
+        .as_ref()
+        .filter(|at| (&at.account, &at.container, &at.object) != (&target.account, c, o));
+    if !(large || elsewhere.is_some()) {
         return Ok(());
+    }
+    let mut trace = Trace::new(judge, Follow::of(op));
+    if let Some(at) = elsewhere {
+        trace
+            .judge(&at.account, &at.container, Reached::Link)
+            .await?;
     }
     let at = located(
         &target.account,
@@ -685,9 +741,48 @@ async fn check_sources(judge: &Judge<'_>, resp: &Response<Body>, op: &Operation)
         },
         op,
     );
-    Trace::new(judge)
-        .object(at, &target.account, 0, Reached::Link)
+    trace
+        .object(at, &target.account, 0, Reached::Link, true)
         .await
+}
+
+/// Pins a copy to the object the gateway judged as its source: Swift copies `end`, where
+/// the source's links ended, as it is then (`symlink=get`). A source turned into a link
+/// since is copied as that link, not followed with the service's rights to wherever it
+/// points now. Returns the path a `COPY` reads instead of its own.
+fn pin_copy<B>(
+    req: &mut Request<B>,
+    op: &Operation,
+    end: &names::Location,
+) -> Result<Option<String>> {
+    let encode = |s: &str| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string();
+    let source = format!("{}/{}", encode(&end.container), encode(&end.object));
+    let value = |v: &str| {
+        http::HeaderValue::from_str(v)
+            .map_err(|_| Error::bad_request("the copy source cannot be named in a header"))
+    };
+    let path = if op.named("X-Copy-From").is_some() {
+        let (from, account) = (value(&source)?, value(&end.account)?);
+        req.headers_mut().insert("x-copy-from", from);
+        req.headers_mut().insert("x-copy-from-account", account);
+        None
+    } else if end.account == op.target.account {
+        Some(format!("/{source}"))
+    } else {
+        return Err(Error::Conflict(format!(
+            "this COPY reads a link into {}: copy its target with X-Copy-From and \
+             X-Copy-From-Account instead",
+            end.account
+        )));
+    };
+    let query = match req.uri().query() {
+        Some(q) => format!("{q}&symlink=get"),
+        None => "symlink=get".to_owned(),
+    };
+    *req.uri_mut() = format!("{}?{query}", req.uri().path())
+        .parse()
+        .map_err(|_| Error::bad_request("the request path cannot be forwarded"))?;
+    Ok(path)
 }
 
 /// A storage request for an account on an upstream cluster.
@@ -776,7 +871,15 @@ pub(crate) async fn handle<B: RequestBody>(
         // no one else sees ACLs or keys, or sets them: the service token would let them
         crate::swift::privileged::strip_privileged(req.headers_mut());
     }
-    check_references(&judge, req.headers(), op).await?;
+    let copied = check_references(&judge, req.headers(), op).await?;
+    let pinned = match copied.filter(|_| op.version_id.is_none()) {
+        Some(end) => pin_copy(&mut req, op, &end)?,
+        None => None,
+    };
+    let how = Forward {
+        path: pinned.as_deref().unwrap_or(how.path),
+        ..how
+    };
     if !owner
         && method == Method::DELETE
         && manifest == Some(Manifest::Delete)

@@ -350,9 +350,18 @@ struct AccountUsage {
     error: Option<String>,
 }
 
-async fn usage_of(clusters: &Clusters, local: &LocalStore, record: &AccountRecord) -> AccountUsage {
+async fn usage_of(
+    identity: &Identity,
+    clusters: &Clusters,
+    local: &LocalStore,
+    record: &AccountRecord,
+) -> AccountUsage {
     let found = match clusters.upstream(record) {
-        Ok(Some(up)) => up.cluster.usage().await.map(|u| (u.used, u.quota)),
+        Ok(Some(up)) => up
+            .cluster
+            .usage(&record.storage_id, identity.prefixes())
+            .await
+            .map(|u| (u.used, u.quota)),
         Ok(None) => local.usage(&record.storage_id).await,
         Err(e) => Err(e),
     };
@@ -387,7 +396,7 @@ pub(crate) async fn usage_json(
 ) -> Result<Response<Body>> {
     let mut out = Vec::new();
     for record in visible(identity, &principal.account, principal.is_reseller_admin()) {
-        out.push(usage_of(clusters, local, &record).await);
+        out.push(usage_of(identity, clusters, local, &record).await);
     }
     Ok(json(
         StatusCode::OK,
@@ -436,7 +445,7 @@ pub(crate) async fn usage_signed_in(
     let record = identity.verify_key(account, name, &[key], source).await?;
     let mut rows = String::new();
     for r in visible(identity, account, record.is_reseller_admin()) {
-        let u = usage_of(clusters, local, &r).await;
+        let u = usage_of(identity, clusters, local, &r).await;
         let (used, quota) = match (&u.error, u.used) {
             (Some(e), _) => (format!("unknown: {e}"), String::new()),
             (None, used) => (

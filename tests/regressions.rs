@@ -1230,3 +1230,236 @@ on_both_backends!(
     a_version_is_restored_by_its_owner_only_in_the_embedded_store,
     a_version_is_restored_by_its_owner_only_through_the_proxy
 );
+
+/// Asking for the manifest (`multipart-manifest=get`) does not stop a link from being
+/// followed, and asking for the link (`symlink=get`) does not stop a large object's
+/// segments from being read: neither lets Alice read Bob's object through a link of
+/// hers, by a GET or by a copy that keeps the bytes.
+async fn query_flags_do_not_turn_off_link_checks(w: &World) {
+    secrets(w).await;
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/c/link",
+        &[
+            ("X-Symlink-Target", "b/secret"),
+            ("X-Symlink-Target-Account", "AUTH_bob"),
+        ],
+        b"",
+    )
+    .await;
+    // the embedded store refuses the manifest already (its segment reaches Bob's
+    // object); a cluster takes it, with the service's rights
+    let slo = w
+        .call(
+            Some(&w.alice),
+            "PUT",
+            "AUTH_alice/c/slo?multipart-manifest=put",
+            &[],
+            br#"[{"path": "/c/link"}]"#,
+        )
+        .await;
+    assert!(
+        matches!(slo.status, 201 | 403),
+        "{} {}",
+        slo.status,
+        slo.text()
+    );
+    let reads: &[(&str, &str, Headers<'_>)] = &[
+        ("GET", "AUTH_alice/c/link", &[]),
+        ("GET", "AUTH_alice/c/link?multipart-manifest=get", &[]),
+        ("HEAD", "AUTH_alice/c/link?multipart-manifest=get", &[]),
+        ("GET", "AUTH_alice/c/slo", &[]),
+        ("GET", "AUTH_alice/c/slo?symlink=get", &[]),
+        (
+            "PUT",
+            "AUTH_alice/c/stolen?multipart-manifest=get",
+            &[("X-Copy-From", "c/link")],
+        ),
+        (
+            "COPY",
+            "AUTH_alice/c/link?multipart-manifest=get",
+            &[("Destination", "c/stolen")],
+        ),
+        (
+            "PUT",
+            "AUTH_alice/c/stolen?symlink=get",
+            &[("X-Copy-From", "c/slo")],
+        ),
+    ];
+    for (method, path, headers) in reads {
+        let r = w.call(Some(&w.alice), method, path, headers, b"").await;
+        let refused = match r.status {
+            403 | 409 => true,
+            // no manifest was made
+            404 => {
+                slo.status == 403
+                    && (path.contains("slo") || headers.iter().any(|(_, v)| v.contains("slo")))
+            }
+            _ => false,
+        };
+        assert!(refused, "{method} {path}: {} {}", r.status, r.text());
+        assert!(!r.text().contains("bob-secret"), "{method} {path}");
+    }
+    let copied = w
+        .call(Some(&w.alice), "GET", "AUTH_alice/c/stolen", &[], b"")
+        .await;
+    assert_eq!(copied.status, 404, "{}", copied.text());
+    // the link itself is Alice's to read
+    let link = w
+        .call(
+            Some(&w.alice),
+            "GET",
+            "AUTH_alice/c/link?symlink=get",
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(link.status, 200, "{}", link.text());
+    assert!(!link.text().contains("bob-secret"));
+}
+
+on_both_backends!(
+    query_flags_do_not_turn_off_link_checks:
+    query_flags_do_not_turn_off_link_checks_in_the_embedded_store,
+    query_flags_do_not_turn_off_link_checks_through_the_proxy
+);
+
+/// A credential sent twice is refused rather than read as either, and a bad token is
+/// refused even where no token is needed.
+async fn credentials_are_given_once_and_must_be_good(w: &World) {
+    secrets(w).await;
+    for name in ["X-Auth-Token", "X-Storage-Token", "X-Service-Token"] {
+        let r = w
+            .call(
+                None,
+                "GET",
+                "AUTH_alice/other/secret",
+                &[(name, w.alice.as_str()), (name, "AUTH_tkbad")],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 400, "{name} twice: {}", r.text());
+        assert!(r.text().contains("more than once"), "{}", r.text());
+    }
+    let bad = format!("AUTH_tk{}", "a".repeat(64));
+    let r = w
+        .call(Some(&bad), "OPTIONS", "AUTH_alice/other/secret", &[], b"")
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+}
+
+on_both_backends!(
+    credentials_are_given_once_and_must_be_good:
+    credentials_are_given_once_and_must_be_good_in_the_embedded_store,
+    credentials_are_given_once_and_must_be_good_through_the_proxy
+);
+
+/// Alice turns her object into a link to Bob's and back while she reads it: what the
+/// answer says it was read from is judged, not what the object has become since, so
+/// none of her reads returns Bob's bytes.
+async fn a_link_swapped_under_a_read_reveals_nothing(w: &World) {
+    secrets(w).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (addr, token, stop) = (w.gw.addr, w.alice.clone(), stop.clone());
+        tokio::spawn(async move {
+            let link: Headers<'_> = &[
+                ("X-Auth-Token", &token),
+                ("X-Symlink-Target", "b/secret"),
+                ("X-Symlink-Target-Account", "AUTH_bob"),
+            ];
+            let plain: Headers<'_> = &[("X-Auth-Token", &token)];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (headers, body) in [(link, &b""[..]), (plain, &b"alice-own"[..])] {
+                    request_with_body(addr, "PUT", "/v1/AUTH_alice/c/race", headers, body).await;
+                }
+            }
+        })
+    };
+    let (mut reads, mut leaks) = (0, 0);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    while std::time::Instant::now() < until {
+        let r = w
+            .call(Some(&w.alice), "GET", "AUTH_alice/c/race", &[], b"")
+            .await;
+        reads += 1;
+        if r.text().contains("bob-secret") {
+            leaks += 1;
+        }
+        // a copy reads its source as a GET does
+        let copied = w
+            .call(
+                Some(&w.alice),
+                "PUT",
+                "AUTH_alice/c/copy",
+                &[("X-Copy-From", "c/race")],
+                b"",
+            )
+            .await;
+        if copied.status == 201 {
+            reads += 1;
+            let r = w
+                .call(Some(&w.alice), "GET", "AUTH_alice/c/copy", &[], b"")
+                .await;
+            if r.text().contains("bob-secret") {
+                leaks += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(reads >= 20, "only {reads} reads");
+    assert_eq!(leaks, 0, "{leaks} of {reads} reads returned Bob's object");
+}
+
+on_both_backends!(
+    a_link_swapped_under_a_read_reveals_nothing:
+    a_link_swapped_under_a_read_reveals_nothing_in_the_embedded_store,
+    a_link_swapped_under_a_read_reveals_nothing_through_the_proxy
+);
+
+/// `/usage.json` tells each account's own figures, wherever the account lives (a cluster's
+/// were once those of the gateway's service account there).
+async fn usage_is_the_accounts_own(w: &World) {
+    w.gw.user_on(
+        w.backend.as_ref(),
+        "alice",
+        "reseller",
+        "rkey",
+        &[".reseller_admin"],
+    )
+    .await;
+    let reseller = w.gw.login("alice:reseller", "rkey").await;
+    for (token, account, quota) in [
+        (&reseller, "AUTH_alice", "777777"),
+        (&w.bob, "AUTH_bob", ""),
+    ] {
+        if !quota.is_empty() {
+            w.ok(
+                token,
+                "POST",
+                account,
+                &[("X-Account-Meta-Quota-Bytes", quota)],
+                b"",
+            )
+            .await;
+        }
+    }
+    let usage = |token: String| async move {
+        let r = w.gw.get("/usage.json", &[("X-Auth-Token", &token)]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    };
+    let alice = usage(w.alice.clone()).await;
+    let account = &alice["accounts"][0];
+    assert_eq!(account["quota"], 777_777, "{alice}");
+    let bob = usage(w.bob.clone()).await;
+    assert!(bob["accounts"][0]["quota"].is_null(), "{bob}");
+}
+
+on_both_backends!(
+    usage_is_the_accounts_own:
+    usage_is_the_accounts_own_in_the_embedded_store,
+    usage_is_the_accounts_own_through_the_proxy
+);

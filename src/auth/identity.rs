@@ -501,20 +501,22 @@ impl Identity {
     }
 
     /// Who the caller is in the service account `account` of `owner`: an admin of the
-    /// owner whose request also carries the token of a user of the service group acts as
-    /// the service account's admin; everyone else stays who they are there.
+    /// owner whose request also carries the token of a user of the service group (good
+    /// over a connection with `certificate`, as any token) acts as the service account's
+    /// admin; everyone else stays who they are there.
     pub fn in_service_account(
         &self,
         p: Principal,
         account: &str,
         owner: &str,
         service_token: Option<&str>,
+        certificate: Option<[u8; 32]>,
     ) -> Principal {
         if p.is_reseller_admin() || !p.administers(owner) {
             return p;
         }
         let service = service_token
-            .and_then(|t| self.validate(t))
+            .and_then(|t| self.validate_over(t, certificate).ok())
             .is_some_and(|s| s.groups.contains(&self.service_group));
         if service {
             Principal {

@@ -16,6 +16,7 @@ use crate::backend::credentials::AccountCredentials;
 use crate::backend::oauth;
 use crate::config::{BackendConfig, ConfigError, OAuthSettings};
 use crate::error::{Error, Result};
+use crate::swift::target::Prefixes;
 
 /// A service token is renewed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
@@ -360,9 +361,10 @@ impl Cluster {
         }
     }
 
-    /// What the account stores upstream and may store: from the OAuth2 provider's usage
-    /// endpoint when it has one, else the upstream account's own counters.
-    pub async fn usage(&self) -> Result<oauth::Usage> {
+    /// What the gateway's account `storage_id` stores upstream and may store: from the
+    /// OAuth2 provider's usage endpoint when it has one, else the upstream account's own
+    /// counters.
+    pub async fn usage(&self, storage_id: &str, gateway: Prefixes<'_>) -> Result<oauth::Usage> {
         if let Login::OAuth2(grant) = &self.login
             && let Some(url) = &grant.settings.usage_url
         {
@@ -372,7 +374,7 @@ impl Cluster {
                 })
                 .await;
         }
-        let account = self.session(None).await?.account;
+        let account = self.upstream_account(storage_id, gateway).await?;
         let headers = self.account_headers(&account).await?;
         let number = |name: &str| {
             headers
