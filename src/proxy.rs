@@ -291,8 +291,10 @@ async fn readable_segments(judge: &Judge<'_>, account: &str, segments: &[String]
     })
 }
 
-/// The body of a manifest upload by someone other than the account's owner, read to
-/// judge its segments, then sent on as it came.
+/// The body of a manifest upload, read to judge its segments, then sent on as it came.
+/// Swift reads each segment with the service's rights as the manifest is stored, and
+/// records what it found (etag, size): a segment, or what it links to, that the caller
+/// may not read is refused, owner or not.
 async fn judged_manifest<B: RequestBody>(
     judge: &Judge<'_>,
     account: &str,
@@ -319,6 +321,14 @@ async fn judged_manifest<B: RequestBody>(
         _ => Vec::new(),
     };
     readable_segments(judge, account, &paths).await?;
+    let segments: Vec<(String, bool)> = paths.into_iter().map(|p| (p, false)).collect();
+    let follow = Follow {
+        links: true,
+        segments: true,
+    };
+    Trace::new(judge, follow)
+        .segments(account, &segments, account, 0)
+        .await?;
     Ok(http_body_util::Full::new(bytes))
 }
 
@@ -512,18 +522,32 @@ impl<'a, 'b> Trace<'a, 'b> {
             .manifest_segments(upstream, &at.container, &at.object, at.version.as_deref())
             .await?
             .unwrap_or_default();
+        let segments: Vec<(String, bool)> =
+            segments.into_iter().map(|s| (s.name, s.sub_slo)).collect();
+        self.segments(&at.account, &segments, base, depth).await
+    }
+
+    /// The segments of a manifest in `account` (`/container/object`, and whether each is
+    /// a manifest itself), and what each reaches, as Swift reads them from `base`.
+    async fn segments(
+        &mut self,
+        account: &str,
+        segments: &[(String, bool)],
+        base: &'a str,
+        depth: usize,
+    ) -> Result<()> {
         let mut by_container: HashMap<String, Vec<(String, bool)>> = HashMap::new();
-        for s in segments {
-            let r = names::Reference::from_text(&s.name, "a manifest segment")
-                .map_err(|_| unreadable("segment", &s.name))?;
-            for account in [base, at.account.as_str()] {
+        for (name, sub_slo) in segments {
+            let r = names::Reference::from_text(name, "a manifest segment")
+                .map_err(|_| unreadable("segment", name))?;
+            for account in [base, account] {
                 self.judge(account, &r.container, Reached::SloSegment)
                     .await?;
             }
             by_container
                 .entry(r.container)
                 .or_default()
-                .push((r.object, s.sub_slo));
+                .push((r.object, *sub_slo));
         }
         for (container, objects) in by_container {
             let listed = self.listed(base, &container, &objects).await?;
@@ -749,7 +773,8 @@ async fn check_sources(judge: &Judge<'_>, resp: &Response<Body>, op: &Operation)
 /// Pins a copy to the object the gateway judged as its source: Swift copies `end`, where
 /// the source's links ended, as it is then (`symlink=get`). A source turned into a link
 /// since is copied as that link, not followed with the service's rights to wherever it
-/// points now. Returns the path a `COPY` reads instead of its own.
+/// points now. A `version-id` stays only while it names a version of `end` itself.
+/// Returns the path a `COPY` reads instead of its own.
 fn pin_copy<B>(
     req: &mut Request<B>,
     op: &Operation,
@@ -775,10 +800,20 @@ fn pin_copy<B>(
             end.account
         )));
     };
-    let query = match req.uri().query() {
-        Some(q) => format!("{q}&symlink=get"),
-        None => "symlink=get".to_owned(),
-    };
+    let mut query: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            end.version.is_some()
+                || crate::swift::query::query_pairs(Some(pair))
+                    .is_ok_and(|p| p.iter().all(|(k, _)| k != "version-id"))
+        })
+        .collect();
+    query.push("symlink=get");
+    let query = query.join("&");
     *req.uri_mut() = format!("{}?{query}", req.uri().path())
         .parse()
         .map_err(|_| Error::bad_request("the request path cannot be forwarded"))?;
@@ -872,7 +907,7 @@ pub(crate) async fn handle<B: RequestBody>(
         crate::swift::privileged::strip_privileged(req.headers_mut());
     }
     let copied = check_references(&judge, req.headers(), op).await?;
-    let pinned = match copied.filter(|_| op.version_id.is_none()) {
+    let pinned = match copied {
         Some(end) => pin_copy(&mut req, op, &end)?,
         None => None,
     };
@@ -888,7 +923,7 @@ pub(crate) async fn handle<B: RequestBody>(
         deletable_segments(&judge, &target.account, c, o).await?;
     }
     let reads = matches!(method, Method::GET | Method::HEAD);
-    let mut resp = if manifest == Some(Manifest::Put) && !owner {
+    let mut resp = if manifest == Some(Manifest::Put) {
         let (parts, body) = req.into_parts();
         let body = judged_manifest(&judge, &target.account, body).await?;
         cluster
