@@ -418,7 +418,13 @@ impl App {
                     credential,
                 })
             }
-            Endpoint::Admin(_) => Ok(Authenticated::Admin(
+            // an address allowed to validate tokens needs no credential there
+            Endpoint::ValidateToken { .. }
+                if self.config.auth.token_validation.allows_address(ctx.client) =>
+            {
+                Ok(Authenticated::Anonymous)
+            }
+            Endpoint::Admin(_) | Endpoint::ValidateToken { .. } => Ok(Authenticated::Admin(
                 Box::pin(admin::authenticate(
                     &self.identity,
                     headers,
@@ -427,20 +433,6 @@ impl App {
                 ))
                 .await?,
             )),
-            Endpoint::ValidateToken { .. } => {
-                if self.config.auth.token_validation.allows_address(ctx.client) {
-                    return Ok(Authenticated::Anonymous);
-                }
-                Ok(Authenticated::Admin(
-                    Box::pin(admin::authenticate(
-                        &self.identity,
-                        headers,
-                        ctx.client,
-                        ctx.conn.client_cert,
-                    ))
-                    .await?,
-                ))
-            }
             Endpoint::Usage { json: true } => {
                 let (principal, credential) = match self
                     .authenticate_storage(headers, "usage", &ctx.conn)

@@ -174,10 +174,7 @@ async fn check_references(
         if manifest_get {
             check_manifest_copy(judge, account, &src, own).await?;
         }
-        let at = located(account, source.clone(), op);
-        let mut trace = Trace::new(judge, follow);
-        trace.object(at, account, 0, Reached::Link, true).await?;
-        copied = trace.end.filter(|_| follow.links);
+        copied = copy_source(judge, follow, located(account, source.clone(), op)).await?;
     }
     if let Some(to) = op.named("Destination") {
         let account = &to.account;
@@ -204,11 +201,7 @@ async fn check_references(
                 container: c.clone(),
                 object: o.clone(),
             };
-            let mut trace = Trace::new(judge, follow);
-            trace
-                .object(located(own, source, op), own, 0, Reached::Link, true)
-                .await?;
-            copied = trace.end.filter(|_| follow.links);
+            copied = copy_source(judge, follow, located(own, source, op)).await?;
         }
     }
     // a dynamic link may point anywhere, and is judged when followed; a static one
@@ -228,6 +221,19 @@ async fn check_references(
         }
     }
     Ok(copied)
+}
+
+/// A copy's source `at` and all that Swift reads with it, judged; where its links ended
+/// when Swift follows them, which the copy is pinned to.
+async fn copy_source(
+    judge: &Judge<'_>,
+    follow: Follow,
+    at: names::Location,
+) -> Result<Option<names::Location>> {
+    let account = at.account.clone();
+    let mut trace = Trace::new(judge, follow);
+    trace.object(at, &account, 0, Reached::Link, true).await?;
+    Ok(trace.end.filter(|_| follow.links))
 }
 
 /// What Swift leaves unquoted in a path, besides `/`.
