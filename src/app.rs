@@ -314,7 +314,9 @@ impl App {
             }
         };
         let (identity, credential) = (caller.label(), caller.credential());
-        let result = self.serve(ctx, endpoint, caller, req).await;
+        // boxed: held inline, every endpoint's state would make each request's future
+        // (built and copied per request) four times larger
+        let result = Box::pin(self.serve(ctx, endpoint, caller, req)).await;
         Routed {
             endpoint: kept,
             identity,
