@@ -209,14 +209,11 @@ impl App {
             )));
         }
         // who was at fault for a failed request: the client, or the gateway
-        let (mut resp, fault, rule) = match result {
-            Ok(resp) => (resp, "-", None),
-            Err(e) => {
-                let fault = e.fault().as_str();
-                let rule = e.rule().map(str::to_owned);
-                (e.into_response(&ctx.trans_id), fault, rule)
-            }
-        };
+        let mut resp = result.unwrap_or_else(|e| e.into_response(&ctx.trans_id));
+        let (fault, rule) = resp
+            .extensions()
+            .get::<crate::error::Answered>()
+            .map_or(("-", None), |a| (a.fault.as_str(), a.rule.clone()));
         // an answer to HEAD has no body (HTTP/2 would reset a stream that sent one); the
         // length stays declared
         if method == http::Method::HEAD && resp.body().size_hint().exact() != Some(0) {

@@ -242,6 +242,7 @@ impl Error {
         } else {
             self.to_string()
         };
+        let answered = self.answered();
         if let Error::Report {
             status,
             body,
@@ -252,6 +253,7 @@ impl Error {
             *resp.status_mut() = status;
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            resp.extensions_mut().insert(answered);
             return resp;
         }
         // plain text, never HTML: a message may hold what the request named (Swift types
@@ -286,8 +288,26 @@ impl Error {
             }
             _ => {}
         }
+        resp.extensions_mut().insert(answered);
         resp
     }
+
+    /// What the answer made of this error carries for the access log.
+    pub(crate) fn answered(&self) -> Answered {
+        Answered {
+            fault: self.fault(),
+            rule: self.rule().map(str::to_owned),
+        }
+    }
+}
+
+/// Who was at fault for an answer made from an error, and the rule that refused it: kept
+/// on the answer, so that the access log names them wherever the answer was made (a
+/// proxied read refused once the cluster answered, an error page).
+#[derive(Debug, Clone)]
+pub(crate) struct Answered {
+    pub fault: Fault,
+    pub rule: Option<String>,
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
@@ -310,6 +330,11 @@ mod tests {
         let resp = e.into_response("tx1");
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert_eq!(resp.headers()["x-denied-by"], "acl");
+        let answered = resp.extensions().get::<Answered>().unwrap();
+        assert_eq!(
+            (answered.fault, answered.rule.as_deref()),
+            (Fault::Client, Some("acl"))
+        );
         assert_eq!(
             text(resp).await,
             "denied by acl: alice:alice may not write in AUTH_bob"

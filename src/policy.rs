@@ -23,6 +23,7 @@ use crate::auth::identity::Principal;
 use crate::body::RequestBody;
 use crate::config::{ConfigError, DenyConfig, PolicyConfig, parse_fingerprint};
 use crate::error::Error;
+use crate::swift::manifest;
 use crate::swift::names::Reference;
 use crate::swift::op::{Access, Kind, Manifest, Operation};
 
@@ -342,21 +343,14 @@ impl Policies {
         let mut places = Vec::new();
         match check {
             BodyCheck::Manifest => {
-                // a manifest the store cannot read is refused there; here only the
-                // segments it names matter
-                let Ok(serde_json::Value::Array(segments)) = serde_json::from_slice(body) else {
-                    return Ok(());
-                };
-                // segment paths are text, as the store reads them; one it cannot read
-                // is refused there
-                for s in &segments {
-                    if let Some(path) = s.get("path").and_then(|p| p.as_str())
-                        && let Ok(named) = Reference::from_text(path, "a manifest segment")
-                    {
-                        let at =
-                            Place::named(account.clone(), named, Method::GET, "a manifest segment");
-                        places.push(at);
-                    }
+                // a manifest or a segment path that cannot be read here is refused
+                // here: what a store makes of it would not have been judged
+                let segments = manifest::parse(body)?;
+                for path in manifest::paths(&segments)? {
+                    let named = Reference::from_text(path, "a manifest segment")?;
+                    let at =
+                        Place::named(account.clone(), named, Method::GET, "a manifest segment");
+                    places.push(at);
                 }
             }
             BodyCheck::BulkDelete => {
@@ -727,13 +721,12 @@ mod tests {
         account.strip_prefix("AUTH_").map(str::to_owned)
     }
 
-    fn ask(
-        policies: &Policies,
-        who: Option<&Principal>,
+    /// A request as classified, with its headers.
+    fn request(
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
-    ) -> Result<Verdict, Error> {
+    ) -> Result<(Operation, HeaderMap), Error> {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let mut parts = path.splitn(3, '/');
         let target = Target {
@@ -750,21 +743,33 @@ mod tests {
         }
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let op = Operation::classify(&method, target, Some(query), &map, Credential::Token)?;
+        Ok((op, map))
+    }
+
+    fn caller(who: Option<&Principal>) -> Caller<'_> {
+        Caller {
+            principal: who,
+            certificate: None,
+        }
+    }
+
+    fn ask(
+        policies: &Policies,
+        who: Option<&Principal>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Verdict, Error> {
+        let (op, map) = request(method, path, headers)?;
         let ask = Ask {
             op: &op,
             headers: &map,
             account_name: &held,
         };
-        policies.judge(
-            Caller {
-                principal: who,
-                certificate: None,
-            },
-            &ask,
-        )
+        policies.judge(caller(who), &ask)
     }
 
-    fn rule(r: Result<Verdict, Error>) -> String {
+    fn rule<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
         match r {
             Err(Error::Denied { rule, .. }) => rule,
             other => panic!("expected a denial, got {other:?}"),
@@ -947,6 +952,42 @@ mod tests {
             )),
             "policy robot"
         );
+    }
+
+    #[test]
+    fn a_manifest_that_cannot_be_read_here_is_refused_here() {
+        let p = config(ROBOT).unwrap();
+        let robot = principal("backup", "robot", &[]);
+        let (op, map) = request(
+            "PUT",
+            "AUTH_backup/backups/daily/m?multipart-manifest=put",
+            &[],
+        )
+        .unwrap();
+        let ask = Ask {
+            op: &op,
+            headers: &map,
+            account_name: &held,
+        };
+        let body = |b: &[u8]| p.judge_body(caller(Some(&robot)), &ask, BodyCheck::Manifest, b);
+        assert!(body(br#"[{"path": "/backups/daily/s1"}]"#).is_ok());
+        assert_eq!(rule(body(br#"[{"path": "/private/s1"}]"#)), "policy robot");
+        let utf16: Vec<u8> =
+            r#"[{"path": "/private/s1"}]"#.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for refused in [
+            utf16.as_slice(),
+            b"\xef\xbb\xbf[{\"path\": \"/private/s1\"}]",
+            br#"[{"path": ["/private/s1"]}]"#,
+            br#"[{"path": "/private\u0000/s1"}]"#,
+        ] {
+            assert!(
+                matches!(
+                    body(refused),
+                    Err(Error::BadRequest(_) | Error::PreconditionFailed(_))
+                ),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

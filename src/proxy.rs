@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::http_util::header_str;
 use crate::swift::acl::{self, AccountAccess};
 use crate::swift::limits;
+use crate::swift::manifest;
 use crate::swift::names;
 use crate::swift::op::{Kind, Manifest, Operation};
 
@@ -204,10 +205,12 @@ async fn check_references(
             copied = copy_source(judge, follow, located(own, source, op)).await?;
         }
     }
-    // a dynamic link may point anywhere, and is judged when followed; a static one
-    // needs its target now
+    // a link is followed with the rights of whoever reads it, a temporary URL's among
+    // them, which reach the whole account: one to a place in its own account needs the
+    // maker's right to read that place, as a static link does wherever it points; a
+    // dynamic link to another account is judged when followed
     if let Some(link) = op.named("X-Symlink-Target")
-        && headers.contains_key("x-symlink-target-etag")
+        && (link.account == own || headers.contains_key("x-symlink-target-etag"))
     {
         let (account, t) = (&link.account, &link.reference);
         if !judge.may(account, Some(&t.container), true, false).await? {
@@ -318,14 +321,13 @@ async fn judged_manifest<B: RequestBody>(
         },
     )
     .await?;
-    // a manifest the cluster cannot read is refused there
-    let paths: Vec<String> = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(serde_json::Value::Array(segments)) => segments
-            .iter()
-            .filter_map(|s| s.get("path")?.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    };
+    // what cannot be read here is refused here: the cluster might read it otherwise
+    let segments = manifest::parse(&bytes)?;
+    let mut paths = Vec::new();
+    for path in manifest::paths(&segments)? {
+        names::Reference::from_text(path, "a manifest segment")?;
+        paths.push(path.to_owned());
+    }
     readable_segments(judge, account, &paths).await?;
     let segments: Vec<(String, bool)> = paths.into_iter().map(|p| (p, false)).collect();
     let follow = Follow {

@@ -87,7 +87,9 @@ pub(crate) fn error_page(e: &Error) -> Response<Body> {
         s if s.is_server_error() => "The gateway could not finish",
         _ => "This did not work",
     };
-    page(status, title, &format!("<p>{}</p>", escape(&e.to_string())))
+    let mut resp = page(status, title, &format!("<p>{}</p>", escape(&e.to_string())));
+    resp.extensions_mut().insert(e.answered());
+    resp
 }
 
 fn sign_in_form(action: &str, user_label: &str, button: &str) -> String {

@@ -1462,3 +1462,196 @@ on_both_backends!(
     usage_is_the_accounts_own_in_the_embedded_store,
     usage_is_the_accounts_own_through_the_proxy
 );
+
+/// Bob may read and write Alice's container `c`, which holds `c/mine`.
+async fn bob_writes_in_alices_c(w: &World) {
+    secrets(w).await;
+    w.ok(
+        &w.alice,
+        "POST",
+        "AUTH_alice/c",
+        &[
+            ("X-Container-Read", "bob:owner"),
+            ("X-Container-Write", "bob:owner"),
+        ],
+        b"",
+    )
+    .await;
+    w.ok(&w.alice, "PUT", "AUTH_alice/c/mine", &[], b"in c")
+        .await;
+}
+
+/// A manifest body this gateway cannot read is refused, not sent on unjudged: Swift
+/// reads UTF-16, UTF-32 and a byte-order mark, and would have stored a manifest of
+/// segments no one judged.
+async fn manifests_the_gateway_cannot_read_are_refused(w: &World) {
+    bob_writes_in_alices_c(w).await;
+    let manifest = r#"[{"path": "/other/secret"}]"#;
+    let utf16: Vec<u8> = manifest.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let utf32: Vec<u8> = manifest
+        .chars()
+        .flat_map(|c| u32::from(c).to_le_bytes())
+        .collect();
+    let bom = [b"\xef\xbb\xbf".as_slice(), manifest.as_bytes()].concat();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let bodies: [(&str, &[u8]); 7] = [
+        ("utf-8", manifest.as_bytes()),
+        ("utf-16", &utf16),
+        ("utf-32", &utf32),
+        ("a byte-order mark", &bom),
+        ("deep nesting", deep.as_bytes()),
+        (
+            "a number out of range",
+            br#"[{"path": "/c/mine", "size_bytes": 1e400}]"#,
+        ),
+        ("a path that is a list", br#"[{"path": ["/other/secret"]}]"#),
+    ];
+    for (what, body) in bodies {
+        let r = w
+            .call(
+                Some(&w.bob),
+                "PUT",
+                "AUTH_alice/c/slo?multipart-manifest=put",
+                &[],
+                body,
+            )
+            .await;
+        assert!(
+            matches!(r.status, 400 | 403),
+            "{what}: {} {}",
+            r.status,
+            r.text()
+        );
+        let stored = w
+            .call(Some(&w.alice), "GET", "AUTH_alice/c/slo", &[], b"")
+            .await;
+        assert_eq!(stored.status, 404, "{what}: {}", stored.text());
+    }
+}
+
+on_both_backends!(
+    manifests_the_gateway_cannot_read_are_refused:
+    manifests_the_gateway_cannot_read_are_refused_in_the_embedded_store,
+    manifests_the_gateway_cannot_read_are_refused_through_the_proxy
+);
+
+/// A link or a dynamic manifest in Alice's account is followed within her temporary
+/// URL key's scope, the whole account: Bob, who may write in `c` but not read `other`,
+/// may not make one that points there.
+async fn a_writer_links_only_to_what_it_may_read(w: &World) {
+    bob_writes_in_alices_c(w).await;
+    let plants: [(&str, &str, Headers<'_>); 3] = [
+        (
+            "PUT",
+            "AUTH_alice/c/link",
+            &[("X-Symlink-Target", "other/secret")],
+        ),
+        (
+            "PUT",
+            "AUTH_alice/c/dlo",
+            &[("X-Object-Manifest", "other/")],
+        ),
+        (
+            "POST",
+            "AUTH_alice/c/mine",
+            &[("X-Object-Manifest", "other/")],
+        ),
+    ];
+    for (method, path, headers) in plants {
+        let r = w.call(Some(&w.bob), method, path, headers, b"").await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+    }
+    for object in ["link", "dlo", "mine"] {
+        let path = format!("AUTH_alice/c/{object}");
+        let r = w.call(None, "GET", &temp_url("GET", &path), &[], b"").await;
+        assert!(
+            !r.text().contains("alice-secret"),
+            "{path}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    // what Bob may read, he may link to; Alice links to her own as before
+    w.ok(
+        &w.bob,
+        "PUT",
+        "AUTH_alice/c/to-mine",
+        &[("X-Symlink-Target", "c/mine")],
+        b"",
+    )
+    .await;
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/c/to-secret",
+        &[("X-Symlink-Target", "other/secret")],
+        b"",
+    )
+    .await;
+    let own = w
+        .call(
+            None,
+            "GET",
+            &temp_url("GET", "AUTH_alice/c/to-secret"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        (own.status, own.text().as_str()),
+        (200, "alice-secret"),
+        "the owner's own link"
+    );
+}
+
+on_both_backends!(
+    a_writer_links_only_to_what_it_may_read:
+    a_writer_links_only_to_what_it_may_read_in_the_embedded_store,
+    a_writer_links_only_to_what_it_may_read_through_the_proxy
+);
+
+/// `X-Remove-Container-Read` undoes what `X-Container-Read` sets: it is the owner's too.
+async fn removing_an_acl_is_the_owners_as_setting_it(w: &World) {
+    bob_writes_in_alices_c(w).await;
+    let delegate = plain_user(w, "alice", "delegate").await;
+    w.ok(
+        &w.alice,
+        "POST",
+        "AUTH_alice",
+        &[(
+            "X-Account-Access-Control",
+            r#"{"read-write":["alice:delegate"]}"#,
+        )],
+        b"",
+    )
+    .await;
+    for method in ["POST", "PUT"] {
+        for header in [
+            "X-Remove-Container-Read",
+            "X-Remove-Container-Write",
+            "X-Remove-Container-Sync-Key",
+        ] {
+            let r = w
+                .call(
+                    Some(&delegate),
+                    method,
+                    "AUTH_alice/c",
+                    &[(header, "x")],
+                    b"",
+                )
+                .await;
+            assert!(r.status < 500, "{method} {header}: {}", r.status);
+        }
+    }
+    let head = w
+        .call(Some(&w.alice), "HEAD", "AUTH_alice/c", &[], b"")
+        .await;
+    assert_eq!(head.header("x-container-read"), Some("bob:owner"));
+    assert_eq!(head.header("x-container-write"), Some("bob:owner"));
+}
+
+on_both_backends!(
+    removing_an_acl_is_the_owners_as_setting_it:
+    removing_an_acl_is_the_owners_as_setting_it_in_the_embedded_store,
+    removing_an_acl_is_the_owners_as_setting_it_through_the_proxy
+);

@@ -19,6 +19,7 @@ use crate::body::RequestBody;
 use crate::error::{Error, Result};
 use crate::http_util::read_limited;
 use crate::swift::limits::{MAX_MANIFEST_SEGMENTS, MAX_MANIFEST_SIZE};
+use crate::swift::manifest;
 use crate::swift::names::Reference;
 
 /// How deep manifests may nest (a segment that is itself a manifest).
@@ -94,11 +95,7 @@ fn parse_range(s: &str) -> Option<(Option<u64>, Option<u64>)> {
 }
 
 fn parse_input(body: &[u8]) -> Result<Vec<Requested>> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| Error::bad_request("Manifest must be valid JSON.\n"))?;
-    let list = v
-        .as_array()
-        .ok_or_else(|| Error::bad_request("Manifest must be a list.\n"))?;
+    let list = manifest::parse(body)?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for (i, seg) in list.iter().enumerate() {

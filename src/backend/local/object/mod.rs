@@ -88,6 +88,23 @@ pub(super) fn authorize(
     }
 }
 
+/// A link or a dynamic manifest is followed with the rights of whoever reads it, a
+/// temporary URL's among them, which reach the whole account: one that names a place in
+/// its own account may be made only by a caller who may read that place.
+async fn authorize_references(store: &LocalStore, op: &Operation, caller: &Caller) -> Result<()> {
+    for via in ["X-Symlink-Target", "X-Object-Manifest"] {
+        if let Some(named) = op.named(via)
+            && named.account == op.target.account
+        {
+            let c = store
+                .container(&named.account, &named.reference.container)
+                .await?;
+            authorize(caller, &named.account, c.as_ref(), false)?;
+        }
+    }
+    Ok(())
+}
+
 /// The content type a PUT declares, or one guessed from the name.
 fn content_type(headers: &HeaderMap, name: &str) -> Result<String> {
     let declared = header_str(headers, "content-type")?
@@ -234,6 +251,9 @@ pub(super) async fn handle<B: RequestBody>(
     names::check_object(object)?;
     let method = req.method().clone();
     let c = store.container(account, container).await?;
+    if matches!(method, Method::PUT | Method::POST) || method.as_str() == "COPY" {
+        authorize_references(store, op, caller).await?;
+    }
     // a temporary URL is for the current version: it ignores `version-id`, as Swift's;
     // a copy's `version-id` names a version of its source (Swift's copy middleware)
     if caller.temp_url.is_none()
