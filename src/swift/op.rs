@@ -190,8 +190,10 @@ impl Operation {
                 (Some(_), Some(_)) => Kind::Object,
             }
         };
+        // a manifest is uploaded by PUT only: on a POST, Swift ignores the parameter
         let manifest = match param("multipart-manifest") {
-            Some("put") => Some(Manifest::Put),
+            Some("put") if *method == Method::PUT => Some(Manifest::Put),
+            Some("put") => None,
             Some("get") => Some(Manifest::Get),
             Some("delete") => Some(Manifest::Delete),
             _ => None,
@@ -342,6 +344,17 @@ mod tests {
                 .manifest,
             None
         );
+    }
+
+    #[test]
+    fn a_manifest_is_uploaded_by_put_only() {
+        let manifest = |m| {
+            op(m, "AUTH_a/c/o", "multipart-manifest=put", &[])
+                .unwrap()
+                .manifest
+        };
+        assert_eq!(manifest("PUT"), Some(Manifest::Put));
+        assert_eq!(manifest("POST"), None);
     }
 
     #[test]
