@@ -232,6 +232,18 @@ pub(crate) struct Standing<'a> {
     pub temp_url: Option<&'a Scope>,
 }
 
+/// Whether a temporary URL's scope reaches on past an object of `container` (to a
+/// link's target, a dynamic manifest's segments): only through what no one but the
+/// account's owners could have made there. Those a container's write ACL names could
+/// have left a link or a manifest in it, made in their own account and copied in, or
+/// pointing at a link that leads on, which a URL of the owner's key would follow where
+/// they may not read; past an object of such a container, a temporary URL's read is
+/// judged as an anonymous one.
+pub(crate) fn scope_passes(container: &Container<'_>) -> bool {
+    let acl = parse(container.write);
+    acl.groups.is_empty() && acl.referrers.is_empty()
+}
+
 /// The decision, when the container's ACLs do not change it: `None` when they do.
 pub(crate) fn settled(who: &Standing<'_>, reach: &Reach<'_>, write: bool) -> Option<bool> {
     if who.owner || who.access == AccountAccess::Admin {
@@ -282,6 +294,19 @@ pub(crate) fn allows(who: &Standing<'_>, account: &str, reach: &Reach<'_>, write
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_temp_url_s_scope_ends_where_others_write() {
+        let container = |write| Container {
+            name: "c",
+            read: Some(".r:*"),
+            write,
+        };
+        assert!(scope_passes(&container(None)));
+        assert!(scope_passes(&container(Some(""))));
+        assert!(!scope_passes(&container(Some("bob:owner"))));
+        assert!(!scope_passes(&container(Some("*"))));
+    }
 
     #[test]
     fn cleaning() {

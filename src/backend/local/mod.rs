@@ -104,6 +104,18 @@ impl Caller {
         acl::allows(&standing, account, reach, write)
     }
 
+    /// The caller as it reads on past an object of `container`: without its temporary
+    /// URL's scope where [`acl::scope_passes`] says the scope ends; `None` when nothing
+    /// changes.
+    fn past(&self, container: &ContainerRow) -> Option<Caller> {
+        (self.temp_url.is_some() && !acl::scope_passes(&container.acls())).then(|| Caller {
+            principal: self.principal.clone(),
+            referer: self.referer.clone(),
+            temp_url: None,
+            account_access: self.account_access.clone(),
+        })
+    }
+
     /// 401 for anonymous callers, 403 for known ones.
     fn denied(&self, account: &str) -> Error {
         match &self.principal {

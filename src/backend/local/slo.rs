@@ -210,7 +210,7 @@ async fn lookup(
     authorize(caller, account, c.as_ref(), false)?;
     match c {
         Some(c) => match current(store, &c, object).await? {
-            Some(row) => super::object::follow_links(store, row, caller).await,
+            Some(row) => super::object::follow_links(store, &c, row, caller).await,
             None => Ok(None),
         },
         None => Ok(None),

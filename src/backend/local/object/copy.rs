@@ -40,7 +40,7 @@ pub(super) async fn copy(
         .ok_or_else(|| not_found(src_container, src_object))?;
     // copying a link copies its target, unless `?symlink=get` asks for the link
     if !op.symlink_get {
-        source = follow_links(store, source, caller)
+        source = follow_links(store, &sc, source, caller)
             .await?
             .ok_or_else(|| not_found(src_container, src_object))?;
     }

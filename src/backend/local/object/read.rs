@@ -221,7 +221,7 @@ pub(super) async fn dlo_segments(
         {
             // a segment that is a link (a versioned object) contributes its target
             match symlink::target(&o) {
-                Some(_) => segments.extend(follow_links(store, o, caller).await?),
+                Some(_) => segments.extend(follow_links(store, &c, o, caller).await?),
                 None => segments.push(o),
             }
         }
@@ -320,15 +320,18 @@ pub(super) fn segment_pieces(
     pieces
 }
 
-/// The object a chain of symlinks ends at (`row` itself when it is no link); `None`
-/// when the chain is broken.
+/// The object a chain of symlinks from `row`, an object of `container`, ends at (`row`
+/// itself when it is no link); `None` when the chain is broken.
 pub(in crate::backend::local) async fn follow_links(
     store: &LocalStore,
+    container: &ContainerRow,
     mut row: ObjectRow,
     caller: &Caller,
 ) -> Result<Option<ObjectRow>> {
     let mut depth = 0;
+    let mut narrowed = caller.past(container);
     while let Some(t) = symlink::target(&row) {
+        let caller = narrowed.as_ref().unwrap_or(caller);
         // a versioned container's link to its current version is part of the object
         let version_link = versioning::is_link(&row);
         if !version_link {
@@ -349,6 +352,9 @@ pub(in crate::backend::local) async fn follow_links(
             && e != symlink::effective_etag(&next)
         {
             return Err(symlink::etag_mismatch(symlink::effective_etag(&next), e));
+        }
+        if let Some(c) = caller.past(&tc) {
+            narrowed = Some(c);
         }
         row = next;
     }
@@ -398,6 +404,9 @@ pub(super) async fn read_at<B: RequestBody>(
     {
         return Err(symlink::etag_mismatch(symlink::effective_etag(&row), &e));
     }
+    // what the object leads to is judged past its container
+    let narrowed = caller.past(container);
+    let caller = narrowed.as_ref().unwrap_or(caller);
     if !symlink_get && let Some(t) = symlink::target(&row) {
         // a versioned container's link to its current version is part of the object:
         // it counts no hop and needs no other authorization
