@@ -128,6 +128,16 @@ impl Error {
         }
     }
 
+    /// A refusal by `rule` answered 409, as Swift answers a large object whose segments
+    /// may not be read.
+    pub fn conflict_by(rule: &str, reason: impl Into<String>) -> Self {
+        Error::Denied {
+            status: StatusCode::CONFLICT,
+            rule: rule.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
     /// The gateway failed at `context` because of `source`.
     pub fn internal(
         context: impl Into<String>,
@@ -339,6 +349,16 @@ mod tests {
             text(resp).await,
             "denied by acl: alice:alice may not write in AUTH_bob"
         );
+    }
+
+    #[test]
+    fn an_unreadable_segment_is_a_conflict_that_names_its_rule() {
+        let resp =
+            Error::conflict_by("acl", "alice:alice may not read the segments").into_response("tx");
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        assert_eq!(resp.headers()["x-denied-by"], "acl");
+        let answered = resp.extensions().get::<Answered>().unwrap();
+        assert_eq!(answered.rule.as_deref(), Some("acl"));
     }
 
     #[tokio::test]

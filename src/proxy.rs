@@ -433,9 +433,10 @@ impl<'a, 'b> Trace<'a, 'b> {
             Reached::Link => self.judge.denied(&format!(
                 "read the target of this link ({account}/{container})"
             )),
-            Reached::SloSegment => {
-                Error::Conflict(self.judge.refusal("read the segments of this object"))
-            }
+            Reached::SloSegment => Error::conflict_by(
+                "acl",
+                self.judge.refusal("read the segments of this object"),
+            ),
             Reached::DloSegment => self.judge.denied("read the segments of this object"),
         })
     }

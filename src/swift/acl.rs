@@ -234,14 +234,15 @@ pub(crate) struct Standing<'a> {
 
 /// Whether a temporary URL's scope reaches on past an object of `container` (to a
 /// link's target, a dynamic manifest's segments): only through what no one but the
-/// account's owners could have made there. Those a container's write ACL names could
+/// account's owners could have made, an object an owner wrote last (`made_by_owner`) or
+/// one in a container no one else may write. Those a container's write ACL names could
 /// have left a link or a manifest in it, made in their own account and copied in, or
 /// pointing at a link that leads on, which a URL of the owner's key would follow where
-/// they may not read; past an object of such a container, a temporary URL's read is
-/// judged as an anonymous one.
-pub(crate) fn scope_passes(container: &Container<'_>) -> bool {
+/// they may not read; past such an object, a temporary URL's read is judged as an
+/// anonymous one.
+pub(crate) fn scope_passes(container: &Container<'_>, made_by_owner: bool) -> bool {
     let acl = parse(container.write);
-    acl.groups.is_empty() && acl.referrers.is_empty()
+    made_by_owner || (acl.groups.is_empty() && acl.referrers.is_empty())
 }
 
 /// The decision, when the container's ACLs do not change it: `None` when they do.
@@ -302,10 +303,11 @@ mod tests {
             read: Some(".r:*"),
             write,
         };
-        assert!(scope_passes(&container(None)));
-        assert!(scope_passes(&container(Some(""))));
-        assert!(!scope_passes(&container(Some("bob:owner"))));
-        assert!(!scope_passes(&container(Some("*"))));
+        assert!(scope_passes(&container(None), false));
+        assert!(scope_passes(&container(Some("")), false));
+        assert!(!scope_passes(&container(Some("bob:owner")), false));
+        assert!(!scope_passes(&container(Some("*")), false));
+        assert!(scope_passes(&container(Some("bob:owner")), true));
     }
 
     #[test]

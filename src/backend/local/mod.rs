@@ -21,7 +21,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
-use self::db::{ContainerRow, Db, DbError, Meta};
+use self::db::{ContainerRow, Db, DbError, Meta, ObjectRow};
 use self::files::Files;
 use self::headers::{
     check_metadata, http_date, iso, merge_checked, text_value, title_case, x_timestamp,
@@ -104,11 +104,12 @@ impl Caller {
         acl::allows(&standing, account, reach, write)
     }
 
-    /// The caller as it reads on past an object of `container`: without its temporary
-    /// URL's scope where [`acl::scope_passes`] says the scope ends; `None` when nothing
-    /// changes.
-    fn past(&self, container: &ContainerRow) -> Option<Caller> {
-        (self.temp_url.is_some() && !acl::scope_passes(&container.acls())).then(|| Caller {
+    /// The caller as it reads on past `row`, an object of `container`: without its
+    /// temporary URL's scope where [`acl::scope_passes`] says the scope ends; `None` when
+    /// nothing changes.
+    fn past(&self, container: &ContainerRow, row: &ObjectRow) -> Option<Caller> {
+        let passes = acl::scope_passes(&container.acls(), object::made_by_owner(row));
+        (self.temp_url.is_some() && !passes).then(|| Caller {
             principal: self.principal.clone(),
             referer: self.referer.clone(),
             temp_url: None,

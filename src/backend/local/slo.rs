@@ -489,7 +489,13 @@ pub(super) async fn segments(
         // a segment the caller may not read makes the whole object unreadable: 409, as Swift
         let seg = lookup(store, account, c, o, caller)
             .await
-            .map_err(|_| Error::Conflict(format!("segment {name} of the manifest cannot be read")))?
+            .map_err(|e| {
+                let why = format!("segment {name} of the manifest cannot be read");
+                match e.rule() {
+                    Some(rule) => Error::conflict_by(rule, why),
+                    None => Error::Conflict(why),
+                }
+            })?
             .ok_or_else(|| Error::Conflict(format!("segment {name} of the manifest is gone")))?;
         if s.hash.as_deref().is_some_and(|h| h != etag_of(&seg)) {
             return Err(Error::Conflict(format!(

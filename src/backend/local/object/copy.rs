@@ -5,7 +5,7 @@ use http::{HeaderMap, Response};
 
 use super::read::{Part, current, follow_links, part_number, segment_pieces, select_part, served};
 use super::write::{check_quota, created, save, write_error};
-use super::{authorize, delete_at, encode, not_found, request_meta};
+use super::{authorize, delete_at, encode, mark_maker, not_found, request_meta};
 use crate::backend::local::db::{Meta, ObjectRow};
 use crate::backend::local::files::{Piece, stream};
 use crate::backend::local::headers::{self, ByteRange, Ranges, http_date, unquote};
@@ -79,6 +79,7 @@ pub(super) async fn copy(
         }
     }
     meta.extend(request_meta(headers)?);
+    mark_maker(&mut meta, caller, dest_account);
     let content_type = match header_str(headers, "content-type")?
         .map(str::trim)
         .filter(|s| !s.is_empty())

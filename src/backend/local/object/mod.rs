@@ -88,6 +88,23 @@ pub(super) fn authorize(
     }
 }
 
+/// Marks an object an owner of its account wrote last: a temporary URL's scope passes
+/// through its links and manifests ([`acl::scope_passes`]). Every write sets or clears it,
+/// so that no copy or metadata change carries it from another writer.
+const MADE_BY_OWNER: &str = "x-object-sysmeta-swiftgate-made-by-owner";
+
+pub(super) fn mark_maker(meta: &mut Meta, caller: &Caller, account: &str) {
+    if caller.owns(account) {
+        meta.insert(MADE_BY_OWNER.into(), "1".into());
+    } else {
+        meta.remove(MADE_BY_OWNER);
+    }
+}
+
+pub(super) fn made_by_owner(row: &ObjectRow) -> bool {
+    row.meta.contains_key(MADE_BY_OWNER)
+}
+
 /// A link or a dynamic manifest is followed with the rights of whoever reads it, a
 /// temporary URL's among them, which reach the whole account: one that names a place in
 /// its own account may be made only by a caller who may read that place.
@@ -310,7 +327,7 @@ pub(super) async fn handle<B: RequestBody>(
         Method::POST => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            Box::pin(post(store, req.headers(), &c, object)).await
+            Box::pin(post(store, req.headers(), account, &c, object, caller)).await
         }
         Method::DELETE => {
             authorize(caller, account, c.as_ref(), true)?;

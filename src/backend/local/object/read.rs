@@ -329,7 +329,7 @@ pub(in crate::backend::local) async fn follow_links(
     caller: &Caller,
 ) -> Result<Option<ObjectRow>> {
     let mut depth = 0;
-    let mut narrowed = caller.past(container);
+    let mut narrowed = caller.past(container, &row);
     while let Some(t) = symlink::target(&row) {
         let caller = narrowed.as_ref().unwrap_or(caller);
         // a versioned container's link to its current version is part of the object
@@ -353,7 +353,7 @@ pub(in crate::backend::local) async fn follow_links(
         {
             return Err(symlink::etag_mismatch(symlink::effective_etag(&next), e));
         }
-        if let Some(c) = caller.past(&tc) {
+        if let Some(c) = caller.past(&tc, &next) {
             narrowed = Some(c);
         }
         row = next;
@@ -405,7 +405,7 @@ pub(super) async fn read_at<B: RequestBody>(
         return Err(symlink::etag_mismatch(symlink::effective_etag(&row), &e));
     }
     // what the object leads to is judged past its container
-    let narrowed = caller.past(container);
+    let narrowed = caller.past(container, &row);
     let caller = narrowed.as_ref().unwrap_or(caller);
     if !symlink_get && let Some(t) = symlink::target(&row) {
         // a versioned container's link to its current version is part of the object:

@@ -4,7 +4,7 @@
 use http::{HeaderMap, Request, Response, StatusCode, header};
 
 use super::read::current;
-use super::{authorize, content_type, delete_at, not_found, request_meta};
+use super::{authorize, content_type, delete_at, mark_maker, not_found, request_meta};
 use crate::backend::local::db::{ContainerRow, ObjectRow};
 use crate::backend::local::files::{WriteError, Written};
 use crate::backend::local::headers::{self, http_date, unquote};
@@ -244,7 +244,7 @@ pub(super) async fn put<B: RequestBody>(
         }
     }
     if manifest_put {
-        let (row, slo_etag) = slo::put(
+        let (mut row, slo_etag) = slo::put(
             store,
             &headers,
             req.into_body(),
@@ -254,6 +254,7 @@ pub(super) async fn put<B: RequestBody>(
             caller,
         )
         .await?;
+        mark_maker(&mut row.meta, caller, account);
         let timestamp = row.timestamp;
         let version = save(store, account, container, row).await?;
         return Ok(created(&format!("\"{slo_etag}\""), timestamp, version));
@@ -282,6 +283,7 @@ pub(super) async fn put<B: RequestBody>(
     }
     let Written { id, size, md5 } = written;
     let mut row = new_row(&headers, object, id, size, md5.clone())?;
+    mark_maker(&mut row.meta, caller, account);
     if let Some(t) = &link {
         symlink::store(&mut row.meta, t, link_target.as_ref().map(|(b, _)| *b));
         if header_str(&headers, "content-type")?.is_none_or(|c| c.trim().is_empty()) {
@@ -303,8 +305,10 @@ pub(super) async fn put<B: RequestBody>(
 pub(super) async fn post(
     store: &LocalStore,
     headers: &HeaderMap,
+    account: &str,
     container: &ContainerRow,
     object: &str,
+    caller: &Caller,
 ) -> Result<Response<Body>> {
     if headers.contains_key("x-symlink-target") {
         return Err(Error::bad_request(
@@ -323,6 +327,7 @@ pub(super) async fn post(
             meta.insert(k.clone(), v.clone());
         }
     }
+    mark_maker(&mut meta, caller, account);
     let delete_at = match (
         header_str(headers, "x-remove-delete-at")?,
         delete_at(headers)?,
@@ -361,7 +366,7 @@ pub(super) async fn post(
         for k in ["x-delete-at", "x-delete-after", "x-remove-delete-at"] {
             h.remove(k);
         }
-        return Box::pin(post(store, &h, &hc, &t.object)).await;
+        return Box::pin(post(store, &h, &t.account, &hc, &t.object, caller)).await;
     }
     // a POST to a link changes the link, and points at the target
     if let Some(t) = symlink::target(&existing) {
