@@ -1751,3 +1751,67 @@ async fn a_temp_url_reaches_past_what_only_the_owner_could_make_nothing_else() {
         rewritten.text()
     );
 }
+
+/// A version comes back as made by who brings it back, and a versioned object is as
+/// much its writer's as its version: Alice's link archived in a shared container and
+/// restored by Bob's DELETE reaches nothing through her temporary URL; her own link in a
+/// shared container with `X-Versions-Enabled` still does.
+#[tokio::test]
+async fn versions_carry_who_made_them_for_temp_urls() {
+    let w = world(false).await;
+    secrets(&w).await;
+    let shared = [
+        ("X-Container-Read", "bob:owner"),
+        ("X-Container-Write", "bob:owner"),
+    ];
+    w.ok(&w.alice, "PUT", "AUTH_alice/archive", &[], b"").await;
+    let stack = [shared[0], shared[1], ("X-Versions-Location", "archive")];
+    w.ok(&w.alice, "PUT", "AUTH_alice/stack", &stack, b"").await;
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/stack/a",
+        &[("X-Symlink-Target", "other/secret")],
+        b"",
+    )
+    .await;
+    w.ok(&w.alice, "PUT", "AUTH_alice/stack/a", &[], b"alice-v2")
+        .await;
+    w.ok(&w.bob, "DELETE", "AUTH_alice/stack/a", &[], b"").await;
+    let restored = w
+        .call(
+            None,
+            "GET",
+            &temp_url("GET", "AUTH_alice/stack/a"),
+            &[],
+            b"",
+        )
+        .await;
+    assert!(
+        !restored.text().contains("alice-secret"),
+        "{} {}",
+        restored.status,
+        restored.text()
+    );
+    let enabled = [shared[0], shared[1], ("X-Versions-Enabled", "true")];
+    w.ok(&w.alice, "PUT", "AUTH_alice/versioned", &enabled, b"")
+        .await;
+    w.ok(
+        &w.alice,
+        "PUT",
+        "AUTH_alice/versioned/link",
+        &[("X-Symlink-Target", "other/secret")],
+        b"",
+    )
+    .await;
+    let own = w
+        .call(
+            None,
+            "GET",
+            &temp_url("GET", "AUTH_alice/versioned/link"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!((own.status, own.text().as_str()), (200, "alice-secret"));
+}

@@ -172,7 +172,7 @@ pub(super) async fn delete_one(
         let resp = if versioning::enabled(&c) {
             versioning::delete(store, account, &c, object).await?
         } else {
-            match history::delete(store, account, &c, object).await {
+            match history::delete(store, account, &c, object, caller).await {
                 Err(Error::NotFound(_)) => return Ok(false),
                 r => r?,
             }

@@ -14,7 +14,7 @@ use super::headers::{self, x_timestamp};
 use super::listing::{self, Entry, Params};
 use super::object::{self, current, not_found};
 use super::versioning::DELETE_MARKER;
-use super::{LocalStore, set};
+use super::{Caller, LocalStore, set};
 use crate::body::{Body, status_only};
 use crate::error::{Error, Result};
 use crate::http_util::header_str;
@@ -177,12 +177,16 @@ fn deleted(found: bool, container: &str, object: &str) -> Result<Response<Body>>
 }
 
 /// A DELETE in a container with legacy versioning (or none: then a plain delete).
+/// A DELETE by `caller`; in stack mode the newest archived copy comes back, as made by
+/// `caller` (see `object::mark_maker`).
 pub(super) async fn delete(
     store: &LocalStore,
     account: &str,
     c: &ContainerRow,
     object: &str,
+    caller: &Caller,
 ) -> Result<Response<Body>> {
+    let by_owner = caller.owns(account);
     let Some(archive_name) = archive_name(c) else {
         return deleted(
             object::delete_plain(store, c, object).await?,
@@ -238,7 +242,7 @@ pub(super) async fn delete(
                 if older.content_type == DELETE_MARKER {
                     break;
                 }
-                if restore(store, c, &archive, object, older).await? {
+                if restore(store, c, &archive, object, older, by_owner).await? {
                     object::delete_plain(store, &archive, &older.name).await?;
                     break;
                 }
@@ -249,7 +253,7 @@ pub(super) async fn delete(
                 &newest.name,
             );
         }
-        if restore(store, c, &archive, object, newest).await? {
+        if restore(store, c, &archive, object, newest, by_owner).await? {
             return deleted(
                 object::delete_plain(store, &archive, &newest.name).await?,
                 &archive.name,
@@ -264,16 +268,20 @@ pub(super) async fn delete(
     )
 }
 
-/// Copies an archived version back in place; false when it vanished meanwhile.
+/// Copies an archived version back in place; false when it vanished meanwhile. It stays
+/// an owner's only when an owner both made it and brings it back.
 async fn restore(
     store: &LocalStore,
     c: &ContainerRow,
     archive: &ContainerRow,
     object: &str,
     version: &ObjectRow,
+    by_owner: bool,
 ) -> Result<bool> {
     match current(store, archive, &version.name).await? {
-        Some(row) => {
+        Some(mut row) => {
+            let owners = by_owner && object::made_by_owner(&row);
+            object::mark_made(&mut row.meta, owners);
             copy_row(store, c, &row, object.to_owned()).await?;
             Ok(true)
         }

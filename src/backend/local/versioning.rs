@@ -275,6 +275,8 @@ async fn write_link(
         etag: None,
     };
     symlink::store(&mut link.meta, &target, Some(version.size));
+    // the link to a version is as much its writer's as the version
+    object::mark_made(&mut link.meta, object::made_by_owner(version));
     link.meta.insert(LINK.into(), "true".into());
     link.meta.insert(LINK_ETAG.into(), version.etag.clone());
     if slo::is_slo(version) {
@@ -549,7 +551,7 @@ pub(super) async fn with_version<B: RequestBody>(
         (Method::DELETE, None) => {
             authorize(caller, account, c.as_ref(), true)?;
             let c = c.ok_or_else(|| not_found(container, object))?;
-            super::history::delete(store, account, &c, object).await
+            super::history::delete(store, account, &c, object, caller).await
         }
         (Method::DELETE, Some(ticks)) => {
             let manifest_delete = op.manifest == Some(Manifest::Delete);

@@ -94,7 +94,12 @@ pub(super) fn authorize(
 const MADE_BY_OWNER: &str = "x-object-sysmeta-swiftgate-made-by-owner";
 
 pub(super) fn mark_maker(meta: &mut Meta, caller: &Caller, account: &str) {
-    if caller.owns(account) {
+    mark_made(meta, caller.owns(account));
+}
+
+/// Sets or clears the mark of [`MADE_BY_OWNER`].
+pub(super) fn mark_made(meta: &mut Meta, by_owner: bool) {
+    if by_owner {
         meta.insert(MADE_BY_OWNER.into(), "1".into());
     } else {
         meta.remove(MADE_BY_OWNER);
@@ -360,7 +365,7 @@ pub(super) async fn handle<B: RequestBody>(
             if versioning::enabled(&c) {
                 return Box::pin(versioning::delete(store, account, &c, object)).await;
             }
-            Box::pin(history::delete(store, account, &c, object)).await
+            Box::pin(history::delete(store, account, &c, object, caller)).await
         }
         _ => Err(Error::MethodNotAllowed {
             method: method.to_string(),
