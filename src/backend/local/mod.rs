@@ -108,8 +108,9 @@ impl Caller {
     /// temporary URL's scope where [`acl::scope_passes`] says the scope ends; `None` when
     /// nothing changes.
     fn past(&self, container: &ContainerRow, row: &ObjectRow) -> Option<Caller> {
-        let passes = acl::scope_passes(&container.acls(), object::made_by_owner(row));
-        (self.temp_url.is_some() && !passes).then(|| Caller {
+        let ends = self.temp_url.is_some()
+            && !acl::scope_passes(&container.acls(), object::made_by_owner(row));
+        ends.then(|| Caller {
             principal: self.principal.clone(),
             referer: self.referer.clone(),
             temp_url: None,
