@@ -1030,8 +1030,8 @@ on_both_backends!(
     account_acls_hold_in_their_account_only_through_the_proxy
 );
 
-async fn only_owners_set_acls_and_keys(w: &World) {
-    secrets(w).await;
+/// Alice's plain user `delegate`, made read-write in her account by its ACL; its token.
+async fn read_write_delegate(w: &World) -> String {
     let delegate = plain_user(w, "alice", "delegate").await;
     w.ok(
         &w.alice,
@@ -1044,6 +1044,12 @@ async fn only_owners_set_acls_and_keys(w: &World) {
         b"",
     )
     .await;
+    delegate
+}
+
+async fn only_owners_set_acls_and_keys(w: &World) {
+    secrets(w).await;
+    let delegate = read_write_delegate(w).await;
     for (header, value) in [
         ("X-Container-Read", ".r:*,.rlistings"),
         ("X-Container-Write", "*"),
@@ -1613,18 +1619,7 @@ on_both_backends!(
 /// `X-Remove-Container-Read` undoes what `X-Container-Read` sets: it is the owner's too.
 async fn removing_an_acl_is_the_owners_as_setting_it(w: &World) {
     bob_writes_in_alices_c(w).await;
-    let delegate = plain_user(w, "alice", "delegate").await;
-    w.ok(
-        &w.alice,
-        "POST",
-        "AUTH_alice",
-        &[(
-            "X-Account-Access-Control",
-            r#"{"read-write":["alice:delegate"]}"#,
-        )],
-        b"",
-    )
-    .await;
+    let delegate = read_write_delegate(w).await;
     for method in ["POST", "PUT"] {
         for header in [
             "X-Remove-Container-Read",
