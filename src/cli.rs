@@ -247,27 +247,43 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let mut config = load_config(&cli)?;
     match cli.command {
         Command::Serve(args) => serve(config, args),
-        Command::Account(cmd) => account(&config, cmd),
-        Command::User(cmd) => user(&mut config, cmd),
-        Command::Link {
-            account,
-            redirect_uri,
-        } => link(&config, &account, redirect_uri),
         Command::Cert(CertCommand::Dev {
             dir,
             names,
             ips,
             clients,
         }) => cert_dev(&dir, names, ips, &clients),
-        Command::Token(TokenCommand::Revoke { user }) => {
-            let (account, name) = split_user(&user)?;
-            let store = Store::open(&config.data_dir())?;
-            let u = store.user(account, name)?;
-            let n = store.revoke_tokens(u.id)?;
-            println!("revoked {n} token(s) of {user}");
-            Ok(())
-        }
+        command => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async move {
+                let store = open_store(&config).await?;
+                match command {
+                    Command::Account(cmd) => account(&config, &store, cmd).await,
+                    Command::User(cmd) => user(&mut config, &store, cmd).await,
+                    Command::Link {
+                        account,
+                        redirect_uri,
+                    } => link(&config, store, &account, redirect_uri).await,
+                    Command::Token(TokenCommand::Revoke { user }) => {
+                        let (account, name) = split_user(&user)?;
+                        let u = store.user(account, name).await?;
+                        let n = store.revoke_tokens(u.id).await?;
+                        println!("revoked {n} token(s) of {user}");
+                        Ok(())
+                    }
+                    Command::Serve(_) | Command::Cert(_) => unreachable!("handled above"),
+                }
+            }),
     }
+}
+
+/// The store the configuration names: the shared one, or the embedded one.
+async fn open_store(config: &Config) -> Result<std::sync::Arc<Store>, CliError> {
+    let shared = config.store.shared()?;
+    Ok(std::sync::Arc::new(
+        Store::open(shared.as_ref(), &config.data_dir()).await?,
+    ))
 }
 
 /// Writes a file that must not exist yet; keys readable by their owner only.
@@ -389,10 +405,15 @@ fn pasted_code(pasted: &str, state: &str) -> Result<String, CliError> {
         .ok_or_else(|| CliError::Usage("the pasted address holds no code".into()))
 }
 
-fn link(config: &Config, account: &str, redirect_uri: Option<String>) -> Result<(), CliError> {
-    let store = std::sync::Arc::new(Store::open(&config.data_dir())?);
+async fn link(
+    config: &Config,
+    store: std::sync::Arc<Store>,
+    account: &str,
+    redirect_uri: Option<String>,
+) -> Result<(), CliError> {
     let acc = store
-        .account(account)?
+        .account(account)
+        .await?
         .ok_or_else(|| StoreError::NoAccount(account.to_owned()))?;
     let clusters = Clusters::from_config(config)?.with_store(store.clone());
     let settings = clusters.oauth(&acc.backend).ok_or_else(|| {
@@ -425,10 +446,13 @@ fn link(config: &Config, account: &str, redirect_uri: Option<String>) -> Result<
     let mut pasted = String::new();
     std::io::stdin().read_line(&mut pasted)?;
     let code = pasted_code(&pasted, &state)?;
-    let refresh_token =
-        upstream(clusters.link_grant(&acc.backend, &code, &pkce.verifier, &redirect))?;
+    let refresh_token = clusters
+        .link_grant(&acc.backend, &code, &pkce.verifier, &redirect)
+        .await?;
     let grant = AccountCredentials::oauth2(refresh_token);
-    store.set_credentials(account, &clusters.sealer()?.seal(&acc.storage_id, &grant)?)?;
+    store
+        .set_credentials(account, &clusters.sealer()?.seal(&acc.storage_id, &grant)?)
+        .await?;
     println!("linked account {account} to {}", acc.backend);
     Ok(())
 }
@@ -531,19 +555,8 @@ fn read_key(args: &KeyArgs) -> Result<Option<String>, CliError> {
     Ok(key)
 }
 
-/// Runs one upstream call from the command line.
-fn upstream<T>(
-    call: impl std::future::Future<Output = crate::error::Result<T>>,
-) -> Result<T, CliError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(call)
-        .map_err(CliError::from)
-}
-
 /// Creates an account: on a cluster backend the upstream account first, then the record.
-fn create_account(
+async fn create_account(
     config: &Config,
     store: &Store,
     name: &str,
@@ -554,12 +567,14 @@ fn create_account(
     check_name("account", name, prefix)?;
     let clusters = Clusters::from_config(config)?;
     clusters.check(backend)?;
-    if store.account(name)?.is_some() {
+    if store.account(name).await?.is_some() {
         return Err(StoreError::AccountExists(name.to_owned()).into());
     }
     let id = identity::storage_id(prefix, suffix)?;
-    let record = async { Ok(store.create_account(name, &id, backend)?) };
-    let acc = upstream(clusters.provision_then(backend, &id, prefixes(config), record))?;
+    let record = async { Ok(store.create_account(name, &id, backend).await?) };
+    let acc = clusters
+        .provision_then(backend, &id, prefixes(config), record)
+        .await?;
     println!(
         "created account {} with storage id {} on {}",
         acc.name, acc.storage_id, acc.backend
@@ -575,8 +590,7 @@ fn prefixes(config: &Config) -> Prefixes<'_> {
     }
 }
 
-fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
-    let store = Store::open(&config.data_dir())?;
+async fn account(config: &Config, store: &Store, cmd: AccountCommand) -> Result<(), CliError> {
     match cmd {
         AccountCommand::Create {
             name,
@@ -584,18 +598,21 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
             backend,
         } => {
             let backend = backend.as_deref().unwrap_or(&config.auth.default_backend);
-            create_account(config, &store, &name, suffix.as_deref(), backend)?;
+            create_account(config, store, &name, suffix.as_deref(), backend).await?;
         }
         AccountCommand::Recreate => {
             let clusters = Clusters::from_config(config)?;
             let mut failures = Vec::new();
             let mut count = 0;
-            for a in store.accounts()? {
+            for a in store.accounts().await? {
                 if clusters.get(&a.backend).is_none() {
                     continue;
                 }
                 count += 1;
-                match upstream(clusters.provision(&a.backend, &a.storage_id, prefixes(config))) {
+                match clusters
+                    .provision(&a.backend, &a.storage_id, prefixes(config))
+                    .await
+                {
                     Ok(()) => println!("recreated {} ({}) on {}", a.name, a.storage_id, a.backend),
                     Err(e) => {
                         eprintln!("cannot recreate {}: {e}", a.name);
@@ -612,7 +629,8 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
             let name = args.name.clone();
             let no_check = args.no_check;
             let mut acc = store
-                .account(&name)?
+                .account(&name)
+                .await?
                 .ok_or_else(|| StoreError::NoAccount(name.clone()))?;
             let clusters = Clusters::from_config(config)?;
             let kind = clusters.kind(&acc.backend).unwrap_or("local").to_owned();
@@ -623,13 +641,13 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
                 let up = clusters.upstream(&acc)?.ok_or_else(|| {
                     CliError::Usage(format!("account {name} is on the local backend"))
                 })?;
-                let found = upstream(up.cluster.direct_credentials(false))?;
+                let found = up.cluster.direct_credentials(false).await?;
                 println!(
                     "the upstream accepts them: storage at {}",
                     found.storage_url
                 );
             }
-            store.set_credentials(&name, &sealed)?;
+            store.set_credentials(&name, &sealed).await?;
             println!(
                 "set the {} credentials of account {name} ({})",
                 acc.backend,
@@ -637,21 +655,22 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
             );
         }
         AccountCommand::List => {
-            let users = store.users(None)?;
+            let users = store.users(None).await?;
             println!(
                 "{:<24} {:<40} {:<8} USERS",
                 "ACCOUNT", "STORAGE ID", "BACKEND"
             );
-            for a in store.accounts()? {
+            for a in store.accounts().await? {
                 let n = users.iter().filter(|(acc, _)| *acc == a.name).count();
                 println!("{:<24} {:<40} {:<8} {n}", a.name, a.storage_id, a.backend);
             }
         }
         AccountCommand::Delete { name } => {
             let acc = store
-                .account(&name)?
+                .account(&name)
+                .await?
                 .ok_or_else(|| StoreError::NoAccount(name.clone()))?;
-            let users = store.users(Some(&name))?.len();
+            let users = store.users(Some(&name)).await?.len();
             if users > 0 {
                 return Err(CliError::Usage(format!(
                     "account {name:?} still has {users} user(s); delete them first \
@@ -659,8 +678,10 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
                 )));
             }
             let clusters = Clusters::from_config(config)?;
-            upstream(clusters.deprovision(&acc.backend, &acc.storage_id, prefixes(config)))?;
-            store.delete_account(&name).map_err(|e| match e {
+            clusters
+                .deprovision(&acc.backend, &acc.storage_id, prefixes(config))
+                .await?;
+            store.delete_account(&name).await.map_err(|e| match e {
                 StoreError::AccountHasUsers { account, users } => CliError::Usage(format!(
                     "account {account:?} still has {users} user(s); delete them first \
                      (swiftgate user list {account}; swiftgate user delete {account}:USER)"
@@ -673,8 +694,7 @@ fn account(config: &Config, cmd: AccountCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-fn user(config: &mut Config, cmd: UserCommand) -> Result<(), CliError> {
-    let store = Store::open(&config.data_dir())?;
+async fn user(config: &mut Config, store: &Store, cmd: UserCommand) -> Result<(), CliError> {
     let hasher = KeyHasher::new(&config.auth.argon2).map_err(CliError::Usage)?;
     match cmd {
         UserCommand::Add {
@@ -690,10 +710,10 @@ fn user(config: &mut Config, cmd: UserCommand) -> Result<(), CliError> {
                 identity::check_group(g)?;
             }
             let given = read_key(&key)?;
-            if store.account(account)?.is_none() {
+            if store.account(account).await?.is_none() {
                 let backend = config.auth.default_backend.clone();
-                create_account(config, &store, account, None, &backend)?;
-            } else if store.user(account, name).is_ok() {
+                create_account(config, store, account, None, &backend).await?;
+            } else if store.user(account, name).await.is_ok() {
                 return Err(CliError::Usage(format!(
                     "user {user} already exists; to change its key: swiftgate user set-key {user}"
                 )));
@@ -707,7 +727,9 @@ fn user(config: &mut Config, cmd: UserCommand) -> Result<(), CliError> {
             }
             groups.extend(named);
             let k = given.clone().unwrap_or_else(generate_key);
-            store.put_user(account, name, &hasher.hash_blocking(&k)?, &groups)?;
+            store
+                .put_user(account, name, &hasher.hash_blocking(&k)?, &groups)
+                .await?;
             println!("added user {user}");
             if given.is_none() {
                 println!("key: {k}");
@@ -715,21 +737,23 @@ fn user(config: &mut Config, cmd: UserCommand) -> Result<(), CliError> {
         }
         UserCommand::List { account } => {
             println!("{:<40} GROUPS", "USER");
-            for (acc, u) in store.users(account.as_deref())? {
+            for (acc, u) in store.users(account.as_deref()).await? {
                 println!("{:<40} {}", format!("{acc}:{}", u.name), u.groups.join(","));
             }
         }
         UserCommand::Delete { user } => {
             let (account, name) = split_user(&user)?;
-            store.delete_user(account, name)?;
+            store.delete_user(account, name).await?;
             println!("deleted user {user}");
         }
         UserCommand::SetKey { user, key } => {
             let (account, name) = split_user(&user)?;
-            store.user(account, name)?;
+            store.user(account, name).await?;
             let given = read_key(&key)?;
             let k = given.clone().unwrap_or_else(generate_key);
-            store.set_key(account, name, &hasher.hash_blocking(&k)?)?;
+            store
+                .set_key(account, name, &hasher.hash_blocking(&k)?)
+                .await?;
             println!("set a new key for {user}; its tokens were revoked");
             if given.is_none() {
                 println!("key: {k}");

@@ -246,7 +246,15 @@ impl Error {
         let status = self.status();
         // the gateway's own failures are told as such; only their log line has the detail
         let hidden = self.fault() == Fault::Internal && !matches!(self, Error::Unavailable { .. });
-        let message = if hidden {
+        let store_down =
+            matches!(&self, Error::Store(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE);
+        let message = if store_down {
+            tracing::error!(trans_id, error = %self.chain(), "the identity store is unavailable");
+            format!(
+                "the identity store is unavailable; try again shortly (the gateway log has the \
+                 details under {trans_id})"
+            )
+        } else if hidden {
             tracing::error!(trans_id, error = %self.chain(), "request failed");
             format!("internal error; the gateway log has the details under {trans_id}")
         } else {
@@ -288,6 +296,9 @@ impl Error {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             Error::UpstreamUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(UPSTREAM_RETRY_AFTER));
+            }
+            Error::Store(_) if store_down => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(UPSTREAM_RETRY_AFTER));
             }
             // answers to HEAD have no body: the rule is named in a header too

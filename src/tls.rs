@@ -43,23 +43,6 @@ fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     Ok(certified)
 }
 
-/// The client authorities of a PEM file.
-fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in
-        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?
-    {
-        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{} holds no certificate", path.display()));
-    }
-    Ok(roots)
-}
-
 /// The listeners' TLS: the certificate every handshake gets, the client authorities,
 /// and what client certificates stand for.
 #[derive(Debug)]
@@ -261,7 +244,7 @@ fn client_verifier(
     let (Some(ca), ClientAuth::Optional | ClientAuth::Required) = (client_ca, client_auth) else {
         return Ok(None);
     };
-    let verifier = WebPkiClientVerifier::builder(Arc::new(load_roots(ca)?));
+    let verifier = WebPkiClientVerifier::builder(Arc::new(crate::config::trust_roots(ca)?));
     let verifier = if client_auth == ClientAuth::Optional {
         verifier.allow_unauthenticated()
     } else {

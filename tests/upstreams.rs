@@ -610,22 +610,28 @@ async fn oauth2_link_refresh_and_revoke() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let r = setup.login("cloud").await;
     assert_eq!(r.header("x-auth-token"), Some(swift_token.as_str()));
-    let stored = || {
-        swiftgate::store::Store::open(gw.dir.path())
+    let stored = || async {
+        swiftgate::store::Store::open(None, gw.dir.path())
+            .await
             .unwrap()
             .account("cloud")
+            .await
             .unwrap()
             .unwrap()
             .credentials
     };
-    let sealed_before = stored();
+    let sealed_before = stored().await;
     let (refreshes, _) = provider.counts();
     let r = setup
         .login_with("cloud", &[("X-Auth-New-Token", "true")])
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(provider.counts().0, refreshes + 1);
-    assert_ne!(stored(), sealed_before, "the rotated grant is kept at once");
+    assert_ne!(
+        stored().await,
+        sealed_before,
+        "the rotated grant is kept at once"
+    );
     run(setup.swift("cloud", d).args(["list", "default"]));
     // the next refresh uses the rotated token: the old one no longer works upstream
     tokio::time::sleep(Duration::from_millis(2500)).await;

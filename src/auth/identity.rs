@@ -174,7 +174,8 @@ pub fn unix_now() -> u64 {
 pub struct Identity {
     store: Arc<Store>,
     state: RwLock<State>,
-    data_version: Mutex<i64>,
+    /// The store's data version the mirror was loaded at; `None` before the first load.
+    data_version: Mutex<Option<i64>>,
     hasher: KeyHasher,
     throttle: Throttle,
     /// Keyed with random bytes at start: map keys for the keys of cached logins.
@@ -199,18 +200,9 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal("store task failed", e))?
-        .map_err(Error::from)
-}
-
 impl Identity {
-    /// Loads the store into memory. Hashing the super admin key and the dummy key
-    /// costs two argon2 runs, once at start.
+    /// An identity service on `store`, with nothing loaded yet (`reload` loads it).
+    /// Hashing the super admin key and the dummy key costs two argon2 runs, once at start.
     pub fn open(store: Arc<Store>, config: &Config) -> std::result::Result<Identity, String> {
         let hasher = KeyHasher::new(&config.auth.argon2)?;
         let mut mac_key = [0u8; 32];
@@ -225,7 +217,7 @@ impl Identity {
         };
         let identity = Identity {
             state: RwLock::new(State::default()),
-            data_version: Mutex::new(store.data_version().map_err(|e| e.to_string())?),
+            data_version: Mutex::new(None),
             store,
             hasher,
             throttle: Throttle::new(config.auth.throttle.clone()),
@@ -239,8 +231,6 @@ impl Identity {
             max_token_life: config.auth.max_token_life,
             credential_cache: config.auth.credential_cache,
         };
-        let snapshot = identity.store.snapshot().map_err(|e| e.to_string())?;
-        identity.install(snapshot);
         Ok(identity)
     }
 
@@ -287,45 +277,51 @@ impl Identity {
 
     /// Rebuilds the mirror from the store.
     pub async fn reload(&self) -> Result<()> {
-        let store = self.store.clone();
-        let (snap, version) =
-            blocking(move || Ok((store.snapshot()?, store.data_version()?))).await?;
-        *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = version;
+        let version = self.store.data_version().await?;
+        let snap = self.store.snapshot().await?;
+        *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(version);
         self.install(snap);
         Ok(())
     }
 
     /// Reloads when another process has written to the store.
     pub async fn reload_if_changed(&self) -> Result<bool> {
-        let store = self.store.clone();
-        let version = blocking(move || store.data_version()).await?;
+        let version = self.store.data_version().await?;
         let last = *self.data_version.lock().unwrap_or_else(|p| p.into_inner());
-        if version == last {
+        if last == Some(version) {
             return Ok(false);
         }
         self.reload().await?;
         Ok(true)
     }
 
-    /// Picks up what another process (the CLI) wrote, before a login is refused for it.
-    async fn catch_up(&self) {
-        if let Err(e) = self.reload_if_changed().await {
-            tracing::warn!(error = %e, "cannot read the identity store; using what is in memory");
+    /// Picks up what another process (the CLI, another gateway) wrote, before a key is
+    /// checked against it. The embedded store, unreadable, leaves what is in memory; a
+    /// shared store that cannot be reached refuses the check, since another gateway may
+    /// have changed the key meanwhile.
+    async fn catch_up(&self) -> Result<()> {
+        match self.reload_if_changed().await {
+            Ok(_) => Ok(()),
+            Err(e) if self.store.is_shared() => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the identity store; using what is in memory");
+                Ok(())
+            }
         }
     }
 
     /// Before a login looks at a user's account: a user this gateway does not know yet
-    /// may just have been added by the CLI.
+    /// may just have been added by the CLI or another gateway.
     pub async fn look_for(&self, account: &str, user: &str) {
         if self.user(account, user).is_none() {
-            self.catch_up().await;
+            // a store that cannot be read refuses the key check that follows
+            let _ = self.catch_up().await;
         }
     }
 
     /// Drops expired tokens from the store and the mirror, and stale verified keys.
     pub async fn purge_expired(self: &Arc<Self>) -> Result<()> {
-        let store = self.store.clone();
-        blocking(move || store.purge_expired_tokens()).await?;
+        self.store.purge_expired_tokens().await?;
         let now = unix_now();
         let instant = Instant::now();
         let mut st = write(&self.state);
@@ -360,7 +356,7 @@ impl Identity {
         if let Some(u) = self.remembered(account, user, &name, &macs, source)? {
             return Ok(u);
         }
-        self.catch_up().await;
+        self.catch_up().await?;
         let known = self.user(account, user);
         let phc = known
             .as_ref()
@@ -429,9 +425,8 @@ impl Identity {
             .ok_or_else(|| Error::unauthorized(&req.account, "invalid account, user or key"))?;
         let now = unix_now();
         if req.new_token {
-            let store = self.store.clone();
             let id = user.id;
-            blocking(move || store.revoke_tokens(id)).await?;
+            self.store.revoke_tokens(id).await?;
             let mut st = write(&self.state);
             st.tokens.retain(|_, t| t.user_id != id);
             st.issued.remove(&id);
@@ -457,9 +452,7 @@ impl Identity {
             expires_at: now + life.as_secs(),
             bound_to: req.bound_to,
         };
-        let store = self.store.clone();
-        let stored = record.clone();
-        blocking(move || store.insert_token(&stored)).await?;
+        self.store.insert_token(&record).await?;
         let mut st = write(&self.state);
         if !st.users.contains_key(&user.id) {
             // deleted while the token was being stored
@@ -689,9 +682,7 @@ impl Identity {
         storage_id: &str,
         backend: &str,
     ) -> Result<AccountRecord> {
-        let store = self.store.clone();
-        let (n, b, id) = (name.to_owned(), backend.to_owned(), storage_id.to_owned());
-        let acc = blocking(move || store.create_account(&n, &id, &b)).await?;
+        let acc = self.store.create_account(name, storage_id, backend).await?;
         self.reload().await?;
         Ok(acc)
     }
@@ -714,9 +705,7 @@ impl Identity {
 
     /// Removes an account's record, seen at once.
     pub async fn remove_account(self: &Arc<Self>, name: &str) -> Result<()> {
-        let store = self.store.clone();
-        let name = name.to_owned();
-        blocking(move || store.delete_account(&name)).await?;
+        self.store.delete_account(name).await?;
         self.reload().await
     }
 
@@ -731,19 +720,17 @@ impl Identity {
         check_name("user", user, "")?;
         check_key(key)?;
         let key_hash = self.hasher.hash(key.to_owned()).await?;
-        let store = self.store.clone();
-        let (account, user) = (account.to_owned(), user.to_owned());
-        let (_, created) =
-            blocking(move || store.put_user(&account, &user, &key_hash, &groups)).await?;
+        let (_, created) = self
+            .store
+            .put_user(account, user, &key_hash, &groups)
+            .await?;
         self.reload().await?;
         Ok(created)
     }
 
     /// Replaces an account's sealed upstream credentials, seen at once.
     pub async fn set_credentials(self: &Arc<Self>, account: &str, sealed: Vec<u8>) -> Result<()> {
-        let store = self.store.clone();
-        let account = account.to_owned();
-        blocking(move || store.set_credentials(&account, &sealed)).await?;
+        self.store.set_credentials(account, &sealed).await?;
         self.reload().await
     }
 
@@ -752,11 +739,11 @@ impl Identity {
         &self.store
     }
 
-    /// On a store with no users, creates `admin:admin` (account admin and reseller
-    /// admin) with a random key, and returns that key; the only time it is seen.
+    /// On an embedded store with no users, creates `admin:admin` (account admin and
+    /// reseller admin) with a random key, and returns that key; the only time it is seen.
+    /// A shared store's first users come from the command line.
     pub async fn bootstrap_admin(self: &Arc<Self>) -> Result<Option<String>> {
-        let store = self.store.clone();
-        if blocking(move || store.count_users()).await? > 0 {
+        if self.store.is_shared() || self.store.count_users().await? > 0 {
             return Ok(None);
         }
         if self.account(BOOTSTRAP_ACCOUNT).is_none() {
@@ -772,9 +759,7 @@ impl Identity {
     }
 
     pub async fn delete_user(self: &Arc<Self>, account: &str, user: &str) -> Result<()> {
-        let store = self.store.clone();
-        let (account, user) = (account.to_owned(), user.to_owned());
-        blocking(move || store.delete_user(&account, &user)).await?;
+        self.store.delete_user(account, user).await?;
         self.reload().await
     }
 }

@@ -63,23 +63,8 @@ fn tls_trusting(
     backend: &str,
     path: &std::path::Path,
 ) -> std::result::Result<rustls::ClientConfig, ConfigError> {
-    use rustls_pki_types::pem::PemObject;
-    let invalid = |why: String| {
-        ConfigError::Invalid(format!(
-            "backend {backend:?}: ca_file {}: {why}",
-            path.display()
-        ))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| invalid(e.to_string()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| invalid(e.to_string()))?;
-        roots.add(cert).map_err(|e| invalid(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(invalid("holds no certificate".into()));
-    }
+    let roots = crate::config::trust_roots(path)
+        .map_err(|why| ConfigError::Invalid(format!("backend {backend:?}: ca_file {why}")))?;
     Ok(rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth())

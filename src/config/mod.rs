@@ -14,6 +14,7 @@ mod auth;
 mod backend;
 mod policy;
 mod server;
+mod store;
 
 pub use auth::{Argon2Config, AuthConfig, ThrottleConfig, TokenValidationConfig};
 pub use backend::{BackendConfig, Delivery, OAuthSettings};
@@ -23,6 +24,7 @@ pub use server::{
     CertIdentity, ClientAuth, LogConfig, LogFormat, ServerConfig, TlsConfig, interface_name,
     parse_fingerprint, parse_listen,
 };
+pub use store::{SharedStore, StoreConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "swiftgate-data";
@@ -46,6 +48,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub store: StoreConfig,
     /// Upstream clusters (`[[backend]]`), by name.
     #[serde(rename = "backend")]
     pub backends: Vec<BackendConfig>,
@@ -224,6 +227,13 @@ impl Config {
         if let Some(tls) = &self.server.tls {
             tls.validate()?;
         }
+        if self.store.shared()?.is_some() && auth.default_backend == "local" {
+            return Err(ConfigError::Invalid(
+                "with a shared store (store.url), auth.default_backend must name a [[backend]] \
+                 cluster: the embedded object store (\"local\") lives on one machine"
+                    .into(),
+            ));
+        }
         let sealed = self.credential_key()?.is_some();
         if let Some(b) = self.backends.iter().find(|b| b.per_account())
             && !sealed
@@ -353,6 +363,24 @@ fn parse_key32(text: &str) -> Option<[u8; 32]> {
 }
 
 /// A secret from a file: trailing newlines trimmed; a file others may read is refused.
+/// The certificate authorities of a PEM file the configuration names.
+pub fn trust_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no certificate", path.display()));
+    }
+    Ok(roots)
+}
+
 pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read {

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -174,13 +176,26 @@ impl Gateway {
             Some(t) => Some(tls::Certificate::open(t)?),
             None => None,
         };
-        let store = Arc::new(Store::open(&config.data_dir())?);
+        let store =
+            Arc::new(Store::open(config.store.shared()?.as_ref(), &config.data_dir()).await?);
         let clusters = Arc::new(Clusters::from_config(&config)?.with_store(store.clone()));
         let cfg = config.clone();
         let identity = tokio::task::spawn_blocking(move || Identity::open(store, &cfg))
             .await
             .map_err(|e| StartError::Identity(e.to_string()))?
             .map_err(StartError::Identity)?;
+        identity
+            .reload()
+            .await
+            .map_err(|e| StartError::Identity(e.to_string()))?;
+        if identity.store().is_shared()
+            && let Some(a) = identity
+                .accounts()
+                .into_iter()
+                .find(|a| a.backend == crate::store::EMBEDDED_BACKEND)
+        {
+            return Err(StoreError::EmbeddedOnShared(a.name).into());
+        }
         let identity = Arc::new(identity);
         let data_dir = config.data_dir();
         let local = tokio::task::spawn_blocking(move || LocalStore::open(&data_dir))
@@ -276,18 +291,30 @@ async fn accept_loop(
 }
 
 /// Keeps the in-memory identity in step with the store: picks up other processes'
-/// writes (the CLI) within a second; every minute drops expired tokens and objects.
+/// writes (the CLI) within a second, and other gateways' at once, as the shared store
+/// announces them; every minute drops expired tokens and objects.
 async fn maintain(app: Arc<App>) {
     let identity = &app.identity;
+    let changed = identity.store().changed();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut n: u64 = 0;
+    let mut purge = Instant::now() + Duration::from_secs(60);
     loop {
-        tick.tick().await;
-        n += 1;
+        match &changed {
+            Some(changed) => {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = changed.notified() => {}
+                }
+            }
+            None => {
+                tick.tick().await;
+            }
+        }
         if let Err(e) = identity.reload_if_changed().await {
             tracing::warn!(error = %e, "cannot reload the identity store");
         }
-        if n.is_multiple_of(60) {
+        if Instant::now() >= purge {
+            purge = Instant::now() + Duration::from_secs(60);
             if let Err(e) = identity.purge_expired().await {
                 tracing::warn!(error = %e, "cannot purge expired tokens");
             }

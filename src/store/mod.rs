@@ -1,15 +1,22 @@
-//! Where accounts, users and tokens persist. Records here are what is stored:
-//! user keys only as argon2id PHC strings, tokens only as SHA-256 digests, upstream
-//! credentials only sealed.
+//! Where accounts, users and tokens persist: the embedded SQLite store of one gateway
+//! (`sqlite`), or a PostgreSQL database that several gateways share (`postgres`), behind
+//! one interface. Records here are what is stored: user keys only as argon2id PHC
+//! strings, tokens only as SHA-256 digests, upstream credentials only sealed.
 
+mod postgres;
 mod sqlite;
 
-pub use sqlite::Store;
+use std::path::Path;
+use std::sync::Arc;
 
 use http::StatusCode;
 
+use crate::config::SharedStore;
+
 pub const ADMIN_GROUP: &str = ".admin";
 pub const RESELLER_ADMIN_GROUP: &str = ".reseller_admin";
+/// The backend name of the embedded object store.
+pub const EMBEDDED_BACKEND: &str = "local";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRecord {
@@ -90,6 +97,17 @@ pub enum StoreError {
     },
     #[error("store error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("shared store error: {0}")]
+    Postgres(tokio_postgres::Error),
+    #[error("the shared store cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("the store's task failed: {0}")]
+    Task(String),
+    #[error(
+        "account {0:?} would be on the embedded object store (backend \"local\"), which lives \
+         on one machine; a shared store holds accounts on [[backend]] clusters only"
+    )]
+    EmbeddedOnShared(String),
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,
@@ -104,7 +122,12 @@ impl StoreError {
             | StoreError::StorageIdTaken(_)
             | StoreError::AccountHasUsers { .. } => StatusCode::CONFLICT,
             StoreError::NoAccount(_) | StoreError::NoUser(_) => StatusCode::NOT_FOUND,
+            StoreError::EmbeddedOnShared(_) => StatusCode::BAD_REQUEST,
             StoreError::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Postgres(e) if e.is_closed() || e.as_db_error().is_none() => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,4 +138,242 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+/// The store: embedded, or shared by several gateways.
+pub enum Store {
+    Embedded(Arc<sqlite::Store>),
+    Shared(postgres::Store),
+}
+
+/// Runs a call of the embedded store off the async threads.
+async fn embedded<T: Send + 'static>(
+    store: &Arc<sqlite::Store>,
+    f: impl FnOnce(&sqlite::Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+impl Store {
+    /// The shared store when one is configured, else the embedded one in `data_dir`.
+    pub async fn open(shared: Option<&SharedStore>, data_dir: &Path) -> Result<Store, StoreError> {
+        match shared {
+            Some(s) => Ok(Store::Shared(postgres::Store::open(s).await?)),
+            None => {
+                let dir = data_dir.to_owned();
+                let store = tokio::task::spawn_blocking(move || sqlite::Store::open(&dir))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                Ok(Store::Embedded(Arc::new(store)))
+            }
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Shared(_))
+    }
+
+    /// Changes when another process (the CLI, another gateway) has written.
+    pub async fn data_version(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Embedded(s) => embedded(s, |s| s.data_version()).await,
+            Store::Shared(s) => s.data_version().await,
+        }
+    }
+
+    /// Woken at once when another gateway has written; `None` for the embedded store,
+    /// whose other writer (the CLI) is polled for.
+    pub fn changed(&self) -> Option<Arc<tokio::sync::Notify>> {
+        match self {
+            Store::Embedded(_) => None,
+            Store::Shared(s) => Some(s.changed()),
+        }
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        match self {
+            Store::Embedded(s) => embedded(s, |s| s.snapshot()).await,
+            Store::Shared(s) => s.snapshot().await,
+        }
+    }
+
+    pub async fn create_account(
+        &self,
+        name: &str,
+        storage_id: &str,
+        backend: &str,
+    ) -> Result<AccountRecord, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (n, i, b) = (name.to_owned(), storage_id.to_owned(), backend.to_owned());
+                embedded(s, move |s| s.create_account(&n, &i, &b)).await
+            }
+            Store::Shared(_) if backend == EMBEDDED_BACKEND => {
+                Err(StoreError::EmbeddedOnShared(name.to_owned()))
+            }
+            Store::Shared(s) => s.create_account(name, storage_id, backend).await,
+        }
+    }
+
+    /// Sets an account's sealed upstream credentials anew (an admin's change).
+    pub async fn set_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (n, c) = (name.to_owned(), sealed.to_vec());
+                embedded(s, move |s| s.set_credentials(&n, &c)).await
+            }
+            Store::Shared(s) => s.set_credentials(name, sealed).await,
+        }
+    }
+
+    /// Replaces an account's sealed credentials with their renewed form (a rotated
+    /// OAuth2 refresh token): the same credentials, so their version stays.
+    pub async fn renew_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (n, c) = (name.to_owned(), sealed.to_vec());
+                embedded(s, move |s| s.renew_credentials(&n, &c)).await
+            }
+            Store::Shared(s) => s.renew_credentials(name, sealed).await,
+        }
+    }
+
+    pub async fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let n = name.to_owned();
+                embedded(s, move |s| s.account(&n)).await
+            }
+            Store::Shared(s) => s.account(name).await,
+        }
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        Ok(self.snapshot().await?.accounts)
+    }
+
+    /// Deletes an account that has no users left.
+    pub async fn delete_account(&self, name: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let n = name.to_owned();
+                embedded(s, move |s| s.delete_account(&n)).await
+            }
+            Store::Shared(s) => s.delete_account(name).await,
+        }
+    }
+
+    /// Users of one account, or of all accounts, with their account names.
+    pub async fn users(
+        &self,
+        account: Option<&str>,
+    ) -> Result<Vec<(String, UserRecord)>, StoreError> {
+        let snap = self.snapshot().await?;
+        if let Some(a) = account
+            && !snap.accounts.iter().any(|acc| acc.name == a)
+        {
+            return Err(StoreError::NoAccount(a.into()));
+        }
+        let mut out: Vec<(String, UserRecord)> = snap
+            .users
+            .into_iter()
+            .filter_map(|u| {
+                let acc = snap.accounts.iter().find(|a| a.id == u.account_id)?;
+                Some((acc.name.clone(), u))
+            })
+            .filter(|(a, _)| account.is_none_or(|want| want == a))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        Ok(out)
+    }
+
+    /// Creates a user, or replaces an existing user's key and groups (Swauth's PUT).
+    /// Replacing revokes the user's tokens. Returns the record and whether it was created.
+    pub async fn put_user(
+        &self,
+        account: &str,
+        name: &str,
+        key_hash: &str,
+        groups: &[String],
+    ) -> Result<(UserRecord, bool), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (a, n, k, g) = (
+                    account.to_owned(),
+                    name.to_owned(),
+                    key_hash.to_owned(),
+                    groups.to_vec(),
+                );
+                embedded(s, move |s| s.put_user(&a, &n, &k, &g)).await
+            }
+            Store::Shared(s) => s.put_user(account, name, key_hash, groups).await,
+        }
+    }
+
+    pub async fn user(&self, account: &str, name: &str) -> Result<UserRecord, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (a, n) = (account.to_owned(), name.to_owned());
+                embedded(s, move |s| s.user(&a, &n)).await
+            }
+            Store::Shared(s) => s.user(account, name).await,
+        }
+    }
+
+    /// Sets a new key and revokes every token of the user.
+    pub async fn set_key(
+        &self,
+        account: &str,
+        name: &str,
+        key_hash: &str,
+    ) -> Result<UserRecord, StoreError> {
+        let user = self.user(account, name).await?;
+        let (user, _) = self.put_user(account, name, key_hash, &user.groups).await?;
+        Ok(user)
+    }
+
+    pub async fn delete_user(&self, account: &str, name: &str) -> Result<UserRecord, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (a, n) = (account.to_owned(), name.to_owned());
+                embedded(s, move |s| s.delete_user(&a, &n)).await
+            }
+            Store::Shared(s) => s.delete_user(account, name).await,
+        }
+    }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Embedded(s) => embedded(s, |s| s.count_users()).await,
+            Store::Shared(s) => s.count_users().await,
+        }
+    }
+
+    pub async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let t = token.clone();
+                embedded(s, move |s| s.insert_token(&t)).await
+            }
+            Store::Shared(s) => s.insert_token(token).await,
+        }
+    }
+
+    /// Revokes every token of a user; returns how many there were.
+    pub async fn revoke_tokens(&self, user_id: i64) -> Result<usize, StoreError> {
+        match self {
+            Store::Embedded(s) => embedded(s, move |s| s.revoke_tokens(user_id)).await,
+            Store::Shared(s) => s.revoke_tokens(user_id).await,
+        }
+    }
+
+    pub async fn purge_expired_tokens(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Embedded(s) => embedded(s, |s| s.purge_expired_tokens()).await,
+            Store::Shared(s) => s.purge_expired_tokens().await,
+        }
+    }
 }

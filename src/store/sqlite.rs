@@ -210,10 +210,6 @@ impl Store {
         find_account(&tx, name)
     }
 
-    pub fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        Ok(self.snapshot()?.accounts)
-    }
-
     /// Deletes an account that has no users left.
     pub fn delete_account(&self, name: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
@@ -233,27 +229,6 @@ impl Store {
         tx.execute("DELETE FROM accounts WHERE id = ?1", [account.id])?;
         tx.commit()?;
         Ok(())
-    }
-
-    /// Users of one account, or of all accounts, with their account names.
-    pub fn users(&self, account: Option<&str>) -> Result<Vec<(String, UserRecord)>, StoreError> {
-        let snap = self.snapshot()?;
-        if let Some(a) = account
-            && !snap.accounts.iter().any(|acc| acc.name == a)
-        {
-            return Err(StoreError::NoAccount(a.into()));
-        }
-        let mut out: Vec<(String, UserRecord)> = snap
-            .users
-            .into_iter()
-            .filter_map(|u| {
-                let acc = snap.accounts.iter().find(|a| a.id == u.account_id)?;
-                Some((acc.name.clone(), u))
-            })
-            .filter(|(a, _)| account.is_none_or(|want| want == a))
-            .collect();
-        out.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
-        Ok(out)
     }
 
     /// Creates a user, or replaces an existing user's key and groups (Swauth's PUT).
@@ -307,18 +282,6 @@ impl Store {
         let acc =
             find_account(&tx, account)?.ok_or_else(|| StoreError::NoAccount(account.into()))?;
         find_user(&tx, acc.id, name)?.ok_or_else(|| StoreError::NoUser(format!("{account}:{name}")))
-    }
-
-    /// Sets a new key and revokes every token of the user.
-    pub fn set_key(
-        &self,
-        account: &str,
-        name: &str,
-        key_hash: &str,
-    ) -> Result<UserRecord, StoreError> {
-        let user = self.user(account, name)?;
-        let (user, _) = self.put_user(account, name, key_hash, &user.groups)?;
-        Ok(user)
     }
 
     pub fn delete_user(&self, account: &str, name: &str) -> Result<UserRecord, StoreError> {
@@ -484,7 +447,9 @@ mod tests {
         assert_eq!(store.purge_expired_tokens().unwrap(), 1);
 
         // a new key revokes the user's tokens
-        store.set_key("test", "tester", "$argon2id$y").unwrap();
+        store
+            .put_user("test", "tester", "$argon2id$y", &[".admin".into()])
+            .unwrap();
         assert!(store.snapshot().unwrap().tokens.is_empty());
 
         assert!(matches!(
@@ -493,7 +458,7 @@ mod tests {
         ));
         store.delete_user("test", "tester").unwrap();
         store.delete_account("test").unwrap();
-        assert!(store.accounts().unwrap().is_empty());
+        assert!(store.snapshot().unwrap().accounts.is_empty());
     }
 
     #[test]

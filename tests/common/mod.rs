@@ -465,6 +465,79 @@ impl Drop for Keystone {
     }
 }
 
+/// A real PostgreSQL, started by `scripts/peers` in a directory of its own; each test
+/// makes its own databases in it.
+pub struct Postgres {
+    pub dir: tempfile::TempDir,
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("sg-postgres-")
+            .tempdir()
+            .expect("tempdir");
+        peers("postgres-start", dir.path(), &[]);
+        let env = std::fs::read_to_string(dir.path().join("postgres.env"))
+            .expect("postgres.env")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Postgres { dir, env }
+    }
+
+    /// Stops the cluster (a fast shutdown: clients are cut off).
+    pub fn stop(&self) {
+        stop_peer("postgres-stop", self.dir.path());
+    }
+
+    /// Starts the stopped cluster again, on its port.
+    pub fn start_again(&self) {
+        peers("postgres-start", self.dir.path(), &[]);
+    }
+
+    /// Runs SQL as the role swiftgate, on one of its databases (`swiftgate` at first).
+    pub fn sql(&self, database: &str, sql: &str) -> String {
+        let out = Command::new(Path::new(&self.env["PG_BIN"]).join("psql"))
+            .args([
+                self.url_of(database).as_str(),
+                "-qAtX",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A new, empty database: its URL.
+    pub fn database(&self, name: &str) -> String {
+        self.sql("swiftgate", &format!("CREATE DATABASE {name}"));
+        self.url_of(name)
+    }
+
+    pub fn url_of(&self, database: &str) -> String {
+        let url = &self.env["PG_URL"];
+        let base = url.rsplit_once('/').expect("a database in PG_URL").0;
+        format!("{base}/{database}")
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        stop_peer("postgres-stop", self.dir.path());
+    }
+}
+
 /// A Swift on a Keystone as a gateway backend: the Keystone user `gateway` (reseller
 /// admin of the cluster) with its password, or its application credential.
 pub fn keystone_backend(keystone: &Keystone, name: &str, app_credential: bool) -> BackendConfig {

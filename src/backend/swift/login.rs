@@ -85,7 +85,8 @@ pub(super) enum Login {
 }
 
 /// Keeps a rotated refresh token: seals and stores it.
-pub type KeepGrant = Arc<dyn Fn(&str) -> Result<()> + Send + Sync>;
+pub type KeepGrant =
+    Arc<dyn Fn(String) -> futures_util::future::BoxFuture<'static, Result<()>> + Send + Sync>;
 
 /// An account's OAuth2 grant, and its current access token.
 pub struct Grant {
@@ -332,7 +333,7 @@ impl Cluster {
         match oauth::refresh(&self.client, self.timeout, &grant.settings, &refresh_token).await {
             Ok(t) => {
                 if let Some(rotated) = t.refresh_token.filter(|r| *r != *refresh_token) {
-                    (grant.keep)(&rotated)?;
+                    (grant.keep)(rotated.clone()).await?;
                     *refresh_token = rotated;
                 }
                 let life = Duration::from_secs(t.expires_in.unwrap_or(3600));

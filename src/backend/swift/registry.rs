@@ -244,13 +244,19 @@ impl Clusters {
     fn keep_grant(&self, record: &AccountRecord) -> KeepGrant {
         let (store, sealer) = (self.store.clone(), self.sealer.clone());
         let (storage_id, name) = (record.storage_id.clone(), record.name.clone());
-        Arc::new(move |refresh_token: &str| {
-            let (Some(store), Some(sealer)) = (&store, &sealer) else {
-                return Err(Error::broken("no store to keep a rotated OAuth2 grant in"));
-            };
-            let grant = AccountCredentials::oauth2(refresh_token.to_owned());
-            store.renew_credentials(&name, &sealer.seal(&storage_id, &grant)?)?;
-            Ok(())
+        Arc::new(move |refresh_token: String| {
+            let (store, sealer) = (store.clone(), sealer.clone());
+            let (storage_id, name) = (storage_id.clone(), name.clone());
+            Box::pin(async move {
+                let (Some(store), Some(sealer)) = (store, sealer) else {
+                    return Err(Error::broken("no store to keep a rotated OAuth2 grant in"));
+                };
+                let grant = AccountCredentials::oauth2(refresh_token);
+                store
+                    .renew_credentials(&name, &sealer.seal(&storage_id, &grant)?)
+                    .await?;
+                Ok(())
+            })
         })
     }
 

@@ -1,0 +1,451 @@
+//! Several gateways on one shared store: a real PostgreSQL (started by `scripts/peers`)
+//! and a real Swift cluster as the backend. What is done on one gateway holds on every
+//! other, at once or within a second; accounts on the embedded object store stay off a
+//! shared store.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Postgres, Swift, TestGateway, cluster_backend};
+use swiftgate::config::StoreConfig;
+use swiftgate::store::{Store, StoreError, TokenRecord};
+
+const SUPER: &str = "super-secret-key";
+
+fn shared(url: &str) -> StoreConfig {
+    StoreConfig {
+        url: Some(url.to_owned()),
+        ..StoreConfig::default()
+    }
+}
+
+async fn node(swift: &Swift, url: &str) -> TestGateway {
+    let backend = cluster_backend(swift);
+    let url = url.to_owned();
+    TestGateway::start_with(move |c| {
+        c.store = shared(&url);
+        c.backends = vec![backend];
+        c.auth.default_backend = "cluster".into();
+        c.auth.super_admin_key = Some(SUPER.into());
+    })
+    .await
+}
+
+fn super_admin() -> [(&'static str, &'static str); 2] {
+    [
+        ("X-Auth-Admin-User", ".super_admin"),
+        ("X-Auth-Admin-Key", SUPER),
+    ]
+}
+
+/// A login's token and storage URL's path.
+async fn login(
+    gw: &TestGateway,
+    user: &str,
+    key: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    let mut h = vec![("X-Auth-User", user), ("X-Auth-Key", key)];
+    h.extend_from_slice(extra);
+    let r = gw.get("/auth/v1.0", &h).await;
+    assert_eq!(
+        r.status,
+        200,
+        "login of {user} on {}: {}",
+        gw.url(),
+        r.text()
+    );
+    let url = r.header("x-storage-url").expect("storage url");
+    let path = url[url.find("/v1/").expect("a /v1/ path")..].to_owned();
+    (r.header("x-auth-token").expect("token").to_owned(), path)
+}
+
+async fn head_status(gw: &TestGateway, token: &str, path: &str) -> u16 {
+    gw.with_token(token, "HEAD", path, &[], b"").await.status
+}
+
+/// How long until every gateway answers `status` to a HEAD with `token`; fails past 5 s.
+async fn until_all(gws: &[&TestGateway], token: &str, path: &str, status: u16) -> Duration {
+    let start = Instant::now();
+    for gw in gws {
+        loop {
+            let got = head_status(gw, token, path).await;
+            if got == status {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                let r = gw.with_token(token, "GET", path, &[], b"").await;
+                panic!(
+                    "{} still answers {got}, not {status}, after 5 s: {} {}",
+                    gw.url(),
+                    r.status,
+                    r.text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let took = start.elapsed();
+    eprintln!("every gateway answered {status} within {took:?}");
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_gateways_serve_the_same_users_tokens_and_revocations() {
+    let pg = Postgres::start();
+    let swift = Swift::start();
+    let db = pg.database("nodes");
+    let (a, b, c) = tokio::join!(node(&swift, &db), node(&swift, &db), node(&swift, &db));
+    let all = [&a, &b, &c];
+
+    // an account and a user made through B's admin API log in on A at once
+    let r = b.req("PUT", "/auth/v2/acme", &super_admin()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mut h = super_admin().to_vec();
+    h.extend([
+        ("X-Auth-User-Key", "alicekey"),
+        ("X-Auth-User-Admin", "true"),
+    ]);
+    let r = b.req("PUT", "/auth/v2/acme/alice", &h).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (token, path) = login(&a, "acme:alice", "alicekey", &[]).await;
+
+    // A's token works on B and C
+    let took = until_all(&all, &token, &path, 204).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "A's token reached B and C in {took:?}"
+    );
+
+    // a key changed on C: the old token fails everywhere within a second, the old key
+    // at once, the new key works on A at once
+    let mut h = super_admin().to_vec();
+    h.extend([
+        ("X-Auth-User-Key", "alicekey2"),
+        ("X-Auth-User-Admin", "true"),
+    ]);
+    let r = c.req("PUT", "/auth/v2/acme/alice", &h).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let took = until_all(&all, &token, &path, 401).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "revoked everywhere in {took:?}"
+    );
+    let r = a
+        .get(
+            "/auth/v1.0",
+            &[("X-Auth-User", "acme:alice"), ("X-Auth-Key", "alicekey")],
+        )
+        .await;
+    assert_eq!(r.status, 401, "the old key on A: {}", r.text());
+    let (token, _) = login(&a, "acme:alice", "alicekey2", &[]).await;
+    until_all(&all, &token, &path, 204).await;
+
+    // X-Auth-New-Token on B revokes the token A gave
+    let (fresh, _) = login(
+        &b,
+        "acme:alice",
+        "alicekey2",
+        &[("X-Auth-New-Token", "true")],
+    )
+    .await;
+    assert_ne!(fresh, token);
+    let took = until_all(&all, &token, &path, 401).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "revoked everywhere in {took:?}"
+    );
+    until_all(&all, &fresh, &path, 204).await;
+
+    // `swiftgate token revoke` against the shared store
+    let config = a.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = {db:?}\n[auth]\ndefault_backend = \"cluster\"\n[[backend]]\nname = \"cluster\"\ntype = \"swift\"\nauth_url = \"{}/auth/v1.0\"\nuser = \"admin:admin\"\nkey = \"admin\"\n",
+            swift.url
+        ),
+    )
+    .unwrap();
+    common::run(
+        std::process::Command::new(common::swiftgate_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["token", "revoke", "acme:alice"]),
+    );
+    let took = until_all(&all, &fresh, &path, 401).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "revoked everywhere in {took:?}"
+    );
+
+    // a user added with the CLI logs in on every gateway at once
+    common::run(
+        std::process::Command::new(common::swiftgate_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["user", "add", "acme:bob", "--admin", "--key", "bobkey"]),
+    );
+    for gw in all {
+        login(gw, "acme:bob", "bobkey", &[]).await;
+    }
+
+    // a user deleted on B: its token fails everywhere within a second
+    let (bob, _) = login(&c, "acme:bob", "bobkey", &[]).await;
+    until_all(&all, &bob, &path, 204).await;
+    let r = b.req("DELETE", "/auth/v2/acme/bob", &super_admin()).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let took = until_all(&all, &bob, &path, 401).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "revoked everywhere in {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn accounts_on_the_embedded_object_store_stay_off_a_shared_store() {
+    let pg = Postgres::start();
+    let swift = Swift::start();
+    let db = pg.database("embedded");
+
+    // the default backend must be a cluster
+    let e = swiftgate::Config::parse(&format!("[store]\nurl = {db:?}\n"), "test.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("auth.default_backend"), "{e}");
+
+    // the admin API refuses an account on the embedded store, saying why
+    let gw = node(&swift, &db).await;
+    let mut h = super_admin().to_vec();
+    h.push(("X-Account-Backend", "local"));
+    let r = gw.req("PUT", "/auth/v2/here", &h).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("embedded object store"), "{}", r.text());
+    drop(gw);
+
+    // a shared store that holds one anyway is not served
+    pg.sql(
+        "embedded",
+        "INSERT INTO accounts (name, storage_id, backend, created_at) VALUES ('here', 'AUTH_here', 'local', 0)",
+    );
+    let backend = cluster_backend(&swift);
+    let dir = tempfile::tempdir().unwrap();
+    let err = swiftgate::Gateway::builder()
+        .listen("127.0.0.1:0")
+        .data_dir(dir.path())
+        .configure(move |c| {
+            c.store = shared(&db);
+            c.backends = vec![backend];
+            c.auth.default_backend = "cluster".into();
+        })
+        .start()
+        .await
+        .err()
+        .expect("a gateway does not serve a store with an embedded account")
+        .to_string();
+    assert!(
+        err.contains("\"here\"") && err.contains("embedded object store"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn gateways_starting_together_migrate_the_store_once() {
+    let pg = Postgres::start();
+    let db = pg.database("together");
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let config = shared(&db).shared().unwrap().unwrap();
+    let opened =
+        futures_util::future::join_all(dirs.iter().map(|d| Store::open(Some(&config), d.path())))
+            .await;
+    for o in &opened {
+        assert!(o.is_ok(), "{:?}", o.as_ref().err());
+    }
+    assert_eq!(
+        pg.sql("together", "SELECT COUNT(*) FROM schema_migrations"),
+        "1"
+    );
+}
+
+/// The same calls, the same answers, on the embedded store and on PostgreSQL.
+async fn round_trip(store: &Store) {
+    let acc = store
+        .create_account("test", "AUTH_x1", "cluster")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_account("test", "AUTH_x2", "cluster").await,
+        Err(StoreError::AccountExists(_))
+    ));
+    assert!(matches!(
+        store.create_account("other", "AUTH_x1", "cluster").await,
+        Err(StoreError::StorageIdTaken(_))
+    ));
+    let (u, created) = store
+        .put_user("test", "tester", "$argon2id$x", &[".admin".into()])
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(u.account_id, acc.id);
+    let now = swiftgate::auth::identity::unix_now();
+    for (digest, expires_at) in [([7; 32], now + 60), ([8; 32], now - 1)] {
+        store
+            .insert_token(&TokenRecord {
+                digest,
+                user_id: u.id,
+                expires_at,
+                bound_to: Some([9; 32]),
+            })
+            .await
+            .unwrap();
+    }
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(snap.tokens.len(), 1, "expired tokens are not loaded");
+    assert_eq!(snap.tokens[0].bound_to, Some([9; 32]));
+    assert_eq!(snap.users[0].groups, vec![".admin".to_string()]);
+    assert_eq!(store.purge_expired_tokens().await.unwrap(), 1);
+
+    store.set_credentials("test", b"sealed").await.unwrap();
+    store.renew_credentials("test", b"renewed").await.unwrap();
+    let a = store.account("test").await.unwrap().unwrap();
+    assert_eq!(
+        (a.credentials.as_deref(), a.credentials_version),
+        (Some(&b"renewed"[..]), 1)
+    );
+    assert!(matches!(
+        store.set_credentials("nosuch", b"x").await,
+        Err(StoreError::NoAccount(_))
+    ));
+
+    // a new key revokes the user's tokens
+    let v = store.data_version().await.unwrap();
+    store
+        .set_key("test", "tester", "$argon2id$y")
+        .await
+        .unwrap();
+    assert!(store.snapshot().await.unwrap().tokens.is_empty());
+    assert_eq!(
+        store.user("test", "tester").await.unwrap().key_hash,
+        "$argon2id$y"
+    );
+    assert_eq!(store.users(Some("test")).await.unwrap().len(), 1);
+    assert!(matches!(
+        store.users(Some("nosuch")).await,
+        Err(StoreError::NoAccount(_))
+    ));
+    assert!(matches!(
+        store.user("test", "nosuch").await,
+        Err(StoreError::NoUser(_))
+    ));
+
+    assert!(matches!(
+        store.delete_account("test").await,
+        Err(StoreError::AccountHasUsers { users: 1, .. })
+    ));
+    store.delete_user("test", "tester").await.unwrap();
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    store.delete_account("test").await.unwrap();
+    assert!(store.accounts().await.unwrap().is_empty());
+    if store.is_shared() {
+        assert_ne!(
+            store.data_version().await.unwrap(),
+            v,
+            "its own writes count"
+        );
+    }
+}
+
+#[tokio::test]
+async fn both_stores_keep_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    round_trip(&Store::open(None, dir.path()).await.unwrap()).await;
+    let pg = Postgres::start();
+    let config = shared(&pg.database("contract")).shared().unwrap().unwrap();
+    let store = Store::open(Some(&config), dir.path()).await.unwrap();
+    round_trip(&store).await;
+    // what the embedded store would hold on one machine, the shared one refuses
+    assert!(matches!(
+        store.create_account("here", "AUTH_here", "local").await,
+        Err(StoreError::EmbeddedOnShared(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_store_down_tokens_and_remembered_keys_keep_working() {
+    let pg = Postgres::start();
+    let swift = Swift::start();
+    let db = pg.database("degraded");
+    let gw = node(&swift, &db).await;
+    let mut h = super_admin().to_vec();
+    h.extend([
+        ("X-Auth-User-Key", "ownerkey"),
+        ("X-Auth-User-Admin", "true"),
+    ]);
+    assert_eq!(
+        gw.req("PUT", "/auth/v2/deg", &super_admin()).await.status,
+        201
+    );
+    assert_eq!(gw.req("PUT", "/auth/v2/deg/owner", &h).await.status, 201);
+    let mut h = super_admin().to_vec();
+    h.extend([
+        ("X-Auth-User-Key", "otherkey"),
+        ("X-Auth-User-Admin", "true"),
+    ]);
+    assert_eq!(gw.req("PUT", "/auth/v2/deg/other", &h).await.status, 201);
+    let (token, path) = login(&gw, "deg:owner", "ownerkey", &[]).await;
+
+    pg.stop();
+    // the token and the remembered key keep working; the cluster is up
+    assert_eq!(head_status(&gw, &token, &path).await, 204);
+    let (again, _) = login(&gw, "deg:owner", "ownerkey", &[]).await;
+    assert_eq!(again, token);
+    // a first login and an admin write are refused, naming the store
+    let r = gw
+        .get(
+            "/auth/v1.0",
+            &[("X-Auth-User", "deg:other"), ("X-Auth-Key", "otherkey")],
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("identity store is unavailable"),
+        "{}",
+        r.text()
+    );
+    assert!(!r.text().contains(&db), "{}", r.text());
+    let r = gw.req("PUT", "/auth/v2/deg2", &super_admin()).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+
+    pg.start_again();
+    let start = Instant::now();
+    loop {
+        let r = gw
+            .get(
+                "/auth/v1.0",
+                &[("X-Auth-User", "deg:other"), ("X-Auth-Key", "otherkey")],
+            )
+            .await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no recovery: {} {}",
+            r.status,
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gw.req("PUT", "/auth/v2/deg2", &super_admin()).await.status,
+        201
+    );
+}
