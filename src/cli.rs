@@ -48,6 +48,12 @@ pub enum Command {
     /// Revoke tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The key ring that seals tokens
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Move the embedded store to a shared one
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Certificates for trying swiftgate out over TLS
     #[command(subcommand)]
     Cert(CertCommand),
@@ -208,6 +214,39 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Rotate the token key ring: the staged key becomes the primary (which seals new
+    /// tokens), the primary a secondary (which still accepts its tokens), a new key is
+    /// staged, and the oldest secondaries beyond auth.token_keys are dropped with their
+    /// tokens. Every gateway on the store follows within a second
+    Rotate,
+    /// List the ring's keys: their ids, states and ages (never the keys)
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the embedded store of the data directory (accounts, users with their key
+    /// hashes, sealed upstream credentials and OAuth2 grants, the token key ring) into an
+    /// empty PostgreSQL database; every user keeps its key and its live tokens. Needs
+    /// auth.credential_key, which seals the ring there
+    Migrate {
+        /// postgres://USER@HOST:PORT/DATABASE (the password in it, in --password-file or
+        /// in SWIFTGATE_STORE_PASSWORD)
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// The database's certificate authorities (PEM)
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Leave the accounts on the embedded object store (and their users) behind
+        #[arg(long)]
+        skip_local: bool,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -265,17 +304,134 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         account,
                         redirect_uri,
                     } => link(&config, store, &account, redirect_uri).await,
+                    Command::Keys(cmd) => keys(&config, &store, cmd).await,
+                    Command::Store(StoreCommand::Migrate {
+                        to,
+                        password_file,
+                        ca_file,
+                        skip_local,
+                    }) => {
+                        let target = crate::config::StoreConfig {
+                            url: Some(to),
+                            password_file,
+                            ca_file,
+                            pool_size: None,
+                        };
+                        migrate(&config, &store, &target, skip_local).await
+                    }
                     Command::Token(TokenCommand::Revoke { user }) => {
                         let (account, name) = split_user(&user)?;
                         let u = store.user(account, name).await?;
-                        let n = store.revoke_tokens(u.id).await?;
-                        println!("revoked {n} token(s) of {user}");
+                        store.revoke_tokens(u.id).await?;
+                        println!("revoked every token of {user} issued until now");
                         Ok(())
                     }
                     Command::Serve(_) | Command::Cert(_) => unreachable!("handled above"),
                 }
             }),
     }
+}
+
+/// `store migrate`: the embedded store, whole, into an empty shared one.
+async fn migrate(
+    config: &Config,
+    source: &Store,
+    target: &crate::config::StoreConfig,
+    skip_local: bool,
+) -> Result<(), CliError> {
+    if source.is_shared() {
+        return Err(CliError::Usage(
+            "store migrate copies the embedded store of the data directory; run it with a \
+             configuration that has no [store] url"
+                .into(),
+        ));
+    }
+    let credential_key = config.credential_key()?.ok_or_else(|| {
+        CliError::Usage(
+            "a shared store keeps the token key ring sealed with auth.credential_key: give \
+             auth.credential_key_file (or SWIFTGATE_CREDENTIAL_KEY), the key every gateway \
+             on the shared store will have"
+                .into(),
+        )
+    })?;
+    let mut snap = source.snapshot().await?;
+    let local: Vec<&crate::store::AccountRecord> = snap
+        .accounts
+        .iter()
+        .filter(|a| a.backend == crate::store::EMBEDDED_BACKEND)
+        .collect();
+    if !local.is_empty() && !skip_local {
+        let names: Vec<&str> = local.iter().map(|a| a.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "accounts on the embedded object store live on this machine and cannot move to \
+             a shared store: {}; move their objects to a cluster account first, or give \
+             --skip-local to leave them (and their users) behind",
+            names.join(", ")
+        )));
+    }
+    let left: Vec<i64> = local.iter().map(|a| a.id).collect();
+    let left_names: Vec<String> = local.iter().map(|a| a.name.clone()).collect();
+    snap.accounts.retain(|a| !left.contains(&a.id));
+    snap.users.retain(|u| !left.contains(&u.account_id));
+    if snap.keys.is_empty() {
+        crate::auth::ring::start(source, Some(&credential_key)).await?;
+        snap.keys = source.snapshot().await?.keys;
+    }
+    for k in &mut snap.keys {
+        if !k.sealed {
+            let key: [u8; 32] = k.key.as_slice().try_into().map_err(|_| {
+                CliError::Usage(format!(
+                    "token key {} of the embedded store is not 32 bytes",
+                    k.id
+                ))
+            })?;
+            k.key = crate::auth::token::seal_ring_key(&credential_key, k.id, &key);
+            k.sealed = true;
+        }
+    }
+    crate::auth::ring::Ring::open(&snap.keys, Some(&credential_key)).map_err(CliError::Usage)?;
+    let shared = target
+        .shared()?
+        .ok_or_else(|| CliError::Usage("--to names no store".into()))?;
+    let store = Store::open(Some(&shared), &config.data_dir()).await?;
+    store.import(&snap).await?;
+    println!(
+        "copied {} accounts, {} users and {} token keys to {}",
+        snap.accounts.len(),
+        snap.users.len(),
+        snap.keys.len(),
+        shared.url
+    );
+    if !left_names.is_empty() {
+        println!(
+            "left behind (on the embedded object store): {}",
+            left_names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn keys(config: &Config, store: &Store, cmd: KeysCommand) -> Result<(), CliError> {
+    let credential_key = config.credential_key()?;
+    let ring = match cmd {
+        KeysCommand::Rotate => {
+            let ring =
+                crate::auth::ring::rotate(store, credential_key.as_ref(), config.auth.token_keys)
+                    .await?;
+            println!("rotated the token key ring");
+            ring
+        }
+        KeysCommand::List => store.snapshot().await?.keys,
+    };
+    let now = crate::store::now_micros() / 1_000_000;
+    println!("{:<6} {:<10} {:<8} AGE", "ID", "STATE", "SEALED");
+    for k in ring.iter().rev() {
+        let age = humantime::format_duration(std::time::Duration::from_secs(
+            now.saturating_sub(k.created_at),
+        ));
+        println!("{:<6} {:<10} {:<8} {age}", k.id, k.state.as_str(), k.sealed);
+    }
+    Ok(())
 }
 
 /// The store the configuration names: the shared one, or the embedded one.

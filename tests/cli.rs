@@ -219,7 +219,20 @@ fn account_user_and_token_commands() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("key: "));
     let o = sg(d, &["token", "revoke", "acme:boss"]);
-    assert!(stdout(&o).contains("revoked 0 token(s)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("revoked every token of acme:boss"),
+        "{}",
+        stdout(&o)
+    );
+    // the ring that seals tokens: listed without its keys, rotated
+    let o = sg(d, &["keys", "rotate"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = stdout(&o);
+    for state in ["primary", "secondary", "staged"] {
+        assert!(listed.contains(state), "{listed}");
+    }
+    let o = sg(d, &["keys", "list"]);
+    assert_eq!(stdout(&o).lines().count(), 4, "{}", stdout(&o));
 
     let o = sg(d, &["account", "delete", "acme"]);
     assert!(!o.status.success());

@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 
 use common::{Postgres, Swift, TestGateway, cluster_backend};
 use swiftgate::config::StoreConfig;
-use swiftgate::store::{Store, StoreError, TokenRecord};
+use swiftgate::store::{KeyState, Store, StoreError};
 
 const SUPER: &str = "super-secret-key";
+/// The key sealing the token ring and upstream credentials, the same on every gateway.
+const CREDENTIAL_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 fn shared(url: &str) -> StoreConfig {
     StoreConfig {
@@ -35,6 +37,7 @@ async fn node(swift: &Swift, url: &str) -> TestGateway {
         c.backends = vec![backend];
         c.auth.default_backend = "cluster".into();
         c.auth.super_admin_key = Some(SUPER.into());
+        c.auth.credential_key = Some(CREDENTIAL_KEY.into());
     })
     .await
 }
@@ -170,7 +173,7 @@ async fn three_gateways_serve_the_same_users_tokens_and_revocations() {
     std::fs::write(
         &config,
         format!(
-            "[store]\nurl = {db:?}\n[auth]\ndefault_backend = \"cluster\"\n[[backend]]\nname = \"cluster\"\ntype = \"swift\"\nauth_url = \"{}/auth/v1.0\"\nuser = \"admin:admin\"\nkey = \"admin\"\n",
+            "[store]\nurl = {db:?}\n[auth]\ndefault_backend = \"cluster\"\ncredential_key = {CREDENTIAL_KEY:?}\n[[backend]]\nname = \"cluster\"\ntype = \"swift\"\nauth_url = \"{}/auth/v1.0\"\nuser = \"admin:admin\"\nkey = \"admin\"\n",
             swift.url
         ),
     )
@@ -198,8 +201,95 @@ async fn three_gateways_serve_the_same_users_tokens_and_revocations() {
         login(gw, "acme:bob", "bobkey", &[]).await;
     }
 
+    // the key ring rotates while requests run: no request fails; a token outlives its
+    // key's rotation to secondary, and fails everywhere once its key leaves the ring
+    let (old, _) = login(&a, "acme:bob", "bobkey", &[]).await;
+    let cli = |args: &[&str]| {
+        common::run(
+            std::process::Command::new(common::swiftgate_bin())
+                .arg("--config")
+                .arg(&config)
+                .args(args),
+        )
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, gws) = (stop.clone(), [a.addr, b.addr, c.addr]);
+        let (old, path) = (old.clone(), path.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for addr in gws {
+                    let r = common::request(addr, "HEAD", &path, &[("X-Auth-Token", &old)]).await;
+                    assert_eq!(r.status, 204, "request {n} on {addr} during a rotation");
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    cli(&["keys", "rotate"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = load.await.unwrap();
+    assert!(n > 10, "{n} requests during the rotation");
+    // a token of the new primary key
+    let (newer, _) = login(&c, "acme:bob", "bobkey", &[("X-Auth-New-Token", "true")]).await;
+    let took = until_all(&all, &old, &path, 401).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let (old, _) = login(&a, "acme:bob", "bobkey", &[]).await;
+    assert_ne!(
+        old, newer,
+        "A had not heard of C's new token: it mints its own"
+    );
+    // two more rotations: the first key (which sealed nothing live) and then the
+    // second (which sealed `old` and `newer`) leave the ring of three
+    cli(&["keys", "rotate"]);
+    until_all(&all, &newer, &path, 204).await;
+    let listed = common::stdout(&cli(&["keys", "list"]));
+    assert_eq!(listed.lines().count(), 4, "three keys: {listed}");
+    assert!(!listed.contains(CREDENTIAL_KEY), "{listed}");
+    cli(&["keys", "rotate"]);
+    let took = until_all(&all, &newer, &path, 401).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    until_all(&all, &old, &path, 401).await;
+
+    // failed logins count on every gateway: ten guesses from one address spread over
+    // three gateways hold that address on all of them, as ten on one would
+    let mut h = super_admin().to_vec();
+    h.extend([("X-Auth-User-Key", "carolkey")]);
+    assert_eq!(b.req("PUT", "/auth/v2/acme/carol", &h).await.status, 201);
+    let guesser: std::net::IpAddr = "127.0.0.5".parse().unwrap();
+    let attempt = |gw: &TestGateway, from: std::net::IpAddr, key: &'static str| {
+        let addr = gw.addr;
+        async move {
+            common::request_from(
+                from,
+                addr,
+                "GET",
+                "/auth/v1.0",
+                &[("X-Auth-User", "acme:carol"), ("X-Auth-Key", key)],
+            )
+            .await
+            .status
+        }
+    };
+    for i in 0..10 {
+        assert_eq!(
+            attempt(all[i % 3], guesser, "guess").await,
+            401,
+            "guess {i}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for gw in all {
+        assert_eq!(attempt(gw, guesser, "carolkey").await, 429, "{}", gw.url());
+        let owner = "127.0.0.6".parse().unwrap();
+        assert_eq!(attempt(gw, owner, "carolkey").await, 200, "{}", gw.url());
+    }
+
     // a user deleted on B: its token fails everywhere within a second
-    let (bob, _) = login(&c, "acme:bob", "bobkey", &[]).await;
+    let (bob, _) = login(&c, "acme:bob", "bobkey", &[("X-Auth-New-Token", "true")]).await;
     until_all(&all, &bob, &path, 204).await;
     let r = b.req("DELETE", "/auth/v2/acme/bob", &super_admin()).await;
     assert_eq!(r.status, 204, "{}", r.text());
@@ -221,6 +311,17 @@ async fn accounts_on_the_embedded_object_store_stay_off_a_shared_store() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("auth.default_backend"), "{e}");
+    // and the key that seals the token ring
+    let e = swiftgate::Config::parse(
+        &format!(
+            "[store]\nurl = {db:?}\n[auth]\ndefault_backend = \"cluster\"\n[[backend]]\nname = \"cluster\"\ntype = \"swift\"\nauth_url = \"{}/auth/v1.0\"\nuser = \"admin:admin\"\nkey = \"admin\"\n",
+            swift.url
+        ),
+        "test.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("auth.credential_key"), "{e}");
 
     // the admin API refuses an account on the embedded store, saying why
     let gw = node(&swift, &db).await;
@@ -245,6 +346,7 @@ async fn accounts_on_the_embedded_object_store_stay_off_a_shared_store() {
             c.store = shared(&db);
             c.backends = vec![backend];
             c.auth.default_backend = "cluster".into();
+            c.auth.credential_key = Some(CREDENTIAL_KEY.into());
         })
         .start()
         .await
@@ -295,23 +397,51 @@ async fn round_trip(store: &Store) {
         .unwrap();
     assert!(created);
     assert_eq!(u.account_id, acc.id);
-    let now = swiftgate::auth::identity::unix_now();
-    for (digest, expires_at) in [([7; 32], now + 60), ([8; 32], now - 1)] {
-        store
-            .insert_token(&TokenRecord {
-                digest,
-                user_id: u.id,
-                expires_at,
-                bound_to: Some([9; 32]),
-            })
+    assert!(u.tokens_after > 0, "a new user's tokens start with it");
+    let at = store.revoke_tokens(u.id).await.unwrap();
+    assert!(at >= u.tokens_after);
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(snap.users[0].groups, vec![".admin".to_string()]);
+    assert_eq!(snap.users[0].tokens_after, at);
+    assert!(matches!(
+        store.revoke_tokens(u.id + 1000).await,
+        Err(StoreError::NoUser(_))
+    ));
+
+    // the key ring: started once, rotated as seen
+    assert!(snap.keys.is_empty());
+    let credential = [5u8; 32];
+    swiftgate::auth::ring::start(store, Some(&credential))
+        .await
+        .unwrap();
+    swiftgate::auth::ring::start(store, Some(&credential))
+        .await
+        .unwrap();
+    let ring = store.snapshot().await.unwrap().keys;
+    let states: Vec<_> = ring.iter().map(|k| (k.id, k.state)).collect();
+    assert_eq!(states, [(1, KeyState::Primary), (2, KeyState::Staged)]);
+    assert!(ring.iter().all(|k| k.sealed && k.key.len() > 32));
+    for _ in 0..3 {
+        swiftgate::auth::ring::rotate(store, Some(&credential), 3)
             .await
             .unwrap();
     }
-    let snap = store.snapshot().await.unwrap();
-    assert_eq!(snap.tokens.len(), 1, "expired tokens are not loaded");
-    assert_eq!(snap.tokens[0].bound_to, Some([9; 32]));
-    assert_eq!(snap.users[0].groups, vec![".admin".to_string()]);
-    assert_eq!(store.purge_expired_tokens().await.unwrap(), 1);
+    let ring = store.snapshot().await.unwrap().keys;
+    let states: Vec<_> = ring.iter().map(|k| (k.id, k.state)).collect();
+    assert_eq!(
+        states,
+        [
+            (3, KeyState::Secondary),
+            (4, KeyState::Primary),
+            (5, KeyState::Staged)
+        ]
+    );
+    let mut stale = ring.clone();
+    stale[0].state = KeyState::Staged;
+    assert!(matches!(
+        store.rotate_ring(&stale, &ring[0], 3).await,
+        Err(StoreError::RingChanged)
+    ));
 
     store.set_credentials("test", b"sealed").await.unwrap();
     store.renew_credentials("test", b"renewed").await.unwrap();
@@ -327,11 +457,15 @@ async fn round_trip(store: &Store) {
 
     // a new key revokes the user's tokens
     let v = store.data_version().await.unwrap();
-    store
+    let u = store
         .set_key("test", "tester", "$argon2id$y")
         .await
         .unwrap();
-    assert!(store.snapshot().await.unwrap().tokens.is_empty());
+    assert!(u.tokens_after > at);
+    assert_eq!(
+        store.snapshot().await.unwrap().users[0].tokens_after,
+        u.tokens_after
+    );
     assert_eq!(
         store.user("test", "tester").await.unwrap().key_hash,
         "$argon2id$y"
@@ -448,4 +582,96 @@ async fn the_store_down_tokens_and_remembered_keys_keep_working() {
         gw.req("PUT", "/auth/v2/deg2", &super_admin()).await.status,
         201
     );
+}
+
+#[tokio::test]
+async fn an_embedded_store_moves_to_postgres_with_every_key_and_token() {
+    let pg = Postgres::start();
+    let swift = Swift::start();
+    let backend = cluster_backend(&swift);
+    let embedded = {
+        let backend = backend.clone();
+        TestGateway::start_with(move |c| {
+            c.backends = vec![backend];
+            c.auth.credential_key = Some(CREDENTIAL_KEY.into());
+        })
+        .await
+    };
+    embedded
+        .cluster_user(&backend, "mig", "owner", "ownerkey", &[".admin"])
+        .await;
+    embedded.user("loc", "owner", "lockey", &[".admin"]).await;
+    let (token, path) = login(&embedded, "mig:owner", "ownerkey", &[]).await;
+    let config = embedded.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\ncredential_key = {CREDENTIAL_KEY:?}\n[[backend]]\nname = \"cluster\"\ntype = \"swift\"\nauth_url = \"{}/auth/v1.0\"\nuser = \"admin:admin\"\nkey = \"admin\"\n",
+            swift.url
+        ),
+    )
+    .unwrap();
+    let db = pg.database("moved");
+    let migrate = |extra: &[&str]| {
+        std::process::Command::new(common::swiftgate_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--data")
+            .arg(embedded.dir.path())
+            .args(["store", "migrate", "--to", &db])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // the account on the embedded object store cannot move: named, and left only if asked
+    let out = migrate(&[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("loc") && said.contains("--skip-local"),
+        "{said}"
+    );
+    let out = migrate(&["--skip-local"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("copied 1 accounts, 1 users and 2 token keys"),
+        "{said}"
+    );
+    let password = db.split(['@', ':']).nth(2).unwrap();
+    assert!(
+        !said.contains(password) && said.contains("left behind"),
+        "{said}"
+    );
+    // a target that holds anything is refused
+    let out = migrate(&["--skip-local"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // on every gateway of the shared store: the same key logs in, the embedded
+    // gateway's token still works, the account left behind is unknown, and new records
+    // are numbered after the copied ones
+    let (a, b) = tokio::join!(node(&swift, &db), node(&swift, &db));
+    for gw in [&a, &b] {
+        assert_eq!(head_status(gw, &token, &path).await, 204, "{}", gw.url());
+        login(gw, "mig:owner", "ownerkey", &[]).await;
+        let r = gw
+            .get(
+                "/auth/v1.0",
+                &[("X-Auth-User", "loc:owner"), ("X-Auth-Key", "lockey")],
+            )
+            .await;
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    a.cluster_user(&backend, "fresh", "owner", "freshkey", &[".admin"])
+        .await;
+    login(&b, "fresh:owner", "freshkey", &[]).await;
 }

@@ -1,7 +1,9 @@
-//! The identity service: accounts, users and tokens mirrored in memory from the
-//! store, so that token validation and repeat logins never touch the database or
-//! run argon2. Writes go to the store first, then the mirror is rebuilt; writes by
-//! another process (the CLI) are noticed through the store's data version.
+//! The identity service: accounts, users and the token key ring mirrored in memory from
+//! the store, so that token validation and repeat logins never touch the database or
+//! run argon2. Tokens are sealed with the ring (`auth::token`), so any gateway on the same
+//! store accepts them at once; a user's tokens are revoked by recording when. Writes go to
+//! the store first, then the mirror is rebuilt; writes by another process (the CLI,
+//! another gateway) are noticed through the store's data version.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,13 +16,14 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::keys::KeyHasher;
+use super::ring::{self, Ring};
 use super::throttle::Throttle;
-use super::token;
+use super::token::{self, Claims};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{
-    ADMIN_GROUP, AccountRecord, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError, TokenRecord,
-    UserRecord,
+    ADMIN_GROUP, AccountRecord, LoginEvent, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError,
+    UserRecord, now_micros,
 };
 use crate::swift::target::Prefixes;
 
@@ -118,9 +121,8 @@ struct Verified {
 #[derive(Clone)]
 struct IssuedToken {
     token: String,
-    digest: [u8; 32],
-    expires_at: u64,
-    bound_to: Option<[u8; 32]>,
+    key_id: u32,
+    claims: Claims,
 }
 
 #[derive(Default)]
@@ -130,7 +132,7 @@ struct State {
     storage_ids: HashMap<String, String>,
     users: HashMap<i64, UserRecord>,
     user_ids: HashMap<(String, String), i64>,
-    tokens: HashMap<[u8; 32], TokenRecord>,
+    ring: Ring,
     /// The live token of each user, reused by later logins; held only in memory.
     issued: HashMap<i64, IssuedToken>,
     verified: HashMap<i64, Verified>,
@@ -184,6 +186,8 @@ pub struct Identity {
     /// as long to refuse as a wrong key.
     dummy_hash: String,
     super_admin_hash: Option<String>,
+    /// Seals the token key ring in the store.
+    credential_key: Option<[u8; 32]>,
     pub reseller_prefix: String,
     service_prefix: Option<String>,
     service_group: String,
@@ -224,6 +228,7 @@ impl Identity {
             mac,
             dummy_hash,
             super_admin_hash,
+            credential_key: config.credential_key().map_err(|e| e.to_string())?,
             reseller_prefix: config.auth.reseller_prefix.clone(),
             service_prefix: config.auth.service_prefix.clone(),
             service_group: config.auth.service_group.clone(),
@@ -241,15 +246,15 @@ impl Identity {
     }
 
     /// Replaces the mirror with a fresh snapshot, keeping what is still valid of the
-    /// in-memory extras: issued tokens still stored, verified keys whose hash is unchanged.
-    fn install(&self, snap: Snapshot) {
+    /// in-memory extras: issued tokens not revoked, verified keys whose hash is unchanged.
+    fn install(&self, snap: Snapshot, ring: Ring) {
         let mut st = write(&self.state);
         st.users.clear();
         st.accounts.clear();
         st.account_names.clear();
         st.storage_ids.clear();
         st.user_ids.clear();
-        st.tokens.clear();
+        st.ring = ring;
         for a in snap.accounts {
             st.account_names.insert(a.id, a.name.clone());
             st.storage_ids.insert(a.storage_id.clone(), a.name.clone());
@@ -261,26 +266,36 @@ impl Identity {
                 st.users.insert(u.id, u);
             }
         }
-        for t in snap.tokens {
-            st.tokens.insert(t.digest, t);
-        }
         let State {
             users,
-            tokens,
+            ring,
             issued,
             verified,
             ..
         } = &mut *st;
-        issued.retain(|_, t| tokens.contains_key(&t.digest));
+        issued.retain(|id, t| {
+            ring.has(t.key_id)
+                && users
+                    .get(id)
+                    .is_some_and(|u| t.claims.issued_at >= u.tokens_after)
+        });
         verified.retain(|id, v| users.get(id).is_some_and(|u| u.key_hash == v.key_hash));
     }
 
-    /// Rebuilds the mirror from the store.
+    /// Rebuilds the mirror from the store; on a store with no token key ring yet, makes
+    /// its first keys.
     pub async fn reload(&self) -> Result<()> {
-        let version = self.store.data_version().await?;
-        let snap = self.store.snapshot().await?;
+        let mut version = self.store.data_version().await?;
+        let mut snap = self.store.snapshot().await?;
+        if snap.keys.is_empty() {
+            ring::start(&self.store, self.credential_key.as_ref()).await?;
+            version = self.store.data_version().await?;
+            snap = self.store.snapshot().await?;
+        }
+        let ring = Ring::open(&snap.keys, self.credential_key.as_ref())
+            .map_err(|e| Error::internal("cannot open the token key ring", e))?;
         *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(version);
-        self.install(snap);
+        self.install(snap, ring);
         Ok(())
     }
 
@@ -319,16 +334,13 @@ impl Identity {
         }
     }
 
-    /// Drops expired tokens from the store and the mirror, and stale verified keys.
-    pub async fn purge_expired(self: &Arc<Self>) -> Result<()> {
-        self.store.purge_expired_tokens().await?;
+    /// Drops expired issued tokens and stale verified keys from memory.
+    pub fn purge_expired(&self) {
         let now = unix_now();
         let instant = Instant::now();
         let mut st = write(&self.state);
-        st.tokens.retain(|_, t| t.expires_at > now);
-        st.issued.retain(|_, t| t.expires_at > now);
+        st.issued.retain(|_, t| t.claims.expires_at > now);
         st.verified.retain(|_, v| v.until > instant);
-        Ok(())
     }
 
     /// Checks a user's key. An address over its limit for the user is refused first,
@@ -364,7 +376,7 @@ impl Identity {
         let matched = self.hasher.verify(keys.to_vec(), phc).await?;
         match (known, matched) {
             (Some(u), Some(i)) => {
-                self.throttle.succeeded(&name, source);
+                self.login_succeeded(&name, source);
                 write(&self.state).verified.insert(
                     u.id,
                     Verified {
@@ -376,10 +388,64 @@ impl Identity {
                 Ok(u)
             }
             _ => {
-                self.throttle.failed(&name, source);
+                self.login_failed(&name, source);
                 Err(Error::unauthorized(account, "invalid account, user or key"))
             }
         }
+    }
+
+    /// Counts a failed login, here and, on a shared store, on every other gateway.
+    fn login_failed(&self, name: &str, source: IpAddr) {
+        self.throttle.failed(name, source);
+        self.announce(LoginEvent::Failed {
+            user: name.to_owned(),
+            source,
+        });
+    }
+
+    /// Counts a successful login; other gateways hear of it when it changed what their
+    /// throttle knows.
+    fn login_succeeded(&self, name: &str, source: IpAddr) {
+        if self.throttle.succeeded(name, source) {
+            self.announce(LoginEvent::Succeeded {
+                user: name.to_owned(),
+                source,
+            });
+        }
+    }
+
+    fn announce(&self, event: LoginEvent) {
+        if !self.store.is_shared() {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.announce(&event).await {
+                tracing::warn!(error = %e, "cannot tell the other gateways of a login");
+            }
+        });
+    }
+
+    /// Counts the other gateways' logins in this one's throttle, for as long as this
+    /// identity service lives (on a shared store: the gateways throttle as one).
+    pub fn follow_other_gateways(self: &Arc<Self>) {
+        let Some(mut events) = self.store.login_events() else {
+            return;
+        };
+        let identity = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                let Some(identity) = identity.upgrade() else {
+                    return;
+                };
+                match e {
+                    LoginEvent::Failed { user, source } => identity.throttle.failed(&user, source),
+                    LoginEvent::Succeeded { user, source } => {
+                        identity.throttle.succeeded(&user, source);
+                    }
+                }
+            }
+        });
     }
 
     /// The throttle's answer for this user and address, then the user if the key is the
@@ -409,7 +475,7 @@ impl Identity {
         }
         let u = u.clone();
         drop(st);
-        self.throttle.succeeded(name, source);
+        self.login_succeeded(name, source);
         Ok(Some(u))
     }
 
@@ -426,17 +492,19 @@ impl Identity {
         let now = unix_now();
         if req.new_token {
             let id = user.id;
-            self.store.revoke_tokens(id).await?;
+            let at = self.store.revoke_tokens(id).await?;
             let mut st = write(&self.state);
-            st.tokens.retain(|_, t| t.user_id != id);
+            if let Some(u) = st.users.get_mut(&id) {
+                u.tokens_after = u.tokens_after.max(at);
+            }
             st.issued.remove(&id);
         } else if let Some(t) = read(&self.state).issued.get(&user.id)
-            && t.expires_at > now + 1
-            && t.bound_to == req.bound_to
+            && t.claims.expires_at > now + 1
+            && t.claims.bound_to == req.bound_to
         {
             return Ok(Issued {
                 token: t.token.clone(),
-                expires_at: t.expires_at,
+                expires_at: t.claims.expires_at,
                 storage_id,
             });
         }
@@ -445,33 +513,35 @@ impl Identity {
             .unwrap_or(self.token_life)
             .min(self.max_token_life)
             .max(Duration::from_secs(1));
-        let token = token::mint(&self.reseller_prefix);
-        let record = TokenRecord {
-            digest: token::digest(&token),
-            user_id: user.id,
-            expires_at: now + life.as_secs(),
-            bound_to: req.bound_to,
-        };
-        self.store.insert_token(&record).await?;
         let mut st = write(&self.state);
-        if !st.users.contains_key(&user.id) {
-            // deleted while the token was being stored
+        let Some(tokens_after) = st.users.get(&user.id).map(|u| u.tokens_after) else {
+            // deleted meanwhile
             return Err(Error::unauthorized(
                 &req.account,
                 "invalid account, user or key",
             ));
-        }
+        };
+        let (key_id, key) = st
+            .ring
+            .primary()
+            .ok_or_else(|| Error::broken("the token key ring has no primary key"))?;
+        let claims = Claims {
+            user_id: user.id,
+            issued_at: now_micros().max(tokens_after),
+            expires_at: now + life.as_secs(),
+            audit_id: token::new_audit_id(),
+            bound_to: req.bound_to,
+        };
+        let token = token::seal(&self.reseller_prefix, key_id, key, &claims);
+        let expires_at = claims.expires_at;
         st.issued.insert(
             user.id,
             IssuedToken {
                 token: token.clone(),
-                digest: record.digest,
-                expires_at: record.expires_at,
-                bound_to: record.bound_to,
+                key_id,
+                claims,
             },
         );
-        let expires_at = record.expires_at;
-        st.tokens.insert(record.digest, record);
         Ok(Issued {
             token,
             expires_at,
@@ -547,17 +617,16 @@ impl Identity {
 
     /// A live token's principal and the certificate it is bound to, if any.
     fn lookup(&self, token: &str) -> Option<(Principal, Option<[u8; 32]>)> {
-        if token.len() > token::MAX_TOKEN_LENGTH || !token::is_ours(token, &self.reseller_prefix) {
-            return None;
-        }
-        let digest = token::digest(token);
         let st = read(&self.state);
-        let record = st.tokens.get(&digest)?;
-        if record.expires_at <= unix_now() {
+        let claims = token::open(token, &self.reseller_prefix, |id| st.ring.get(id))?;
+        if claims.expires_at <= unix_now() {
             return None;
         }
-        let user = st.users.get(&record.user_id)?;
-        Some((st.principal(user, record.expires_at)?, record.bound_to))
+        let user = st.users.get(&claims.user_id)?;
+        if claims.issued_at < user.tokens_after {
+            return None;
+        }
+        Some((st.principal(user, claims.expires_at)?, claims.bound_to))
     }
 
     /// The principal for a verified key (admin API callers).
@@ -593,7 +662,7 @@ impl Identity {
                 .super_admin_verified
                 .is_some_and(|(m, until)| until > Instant::now() && bool::from(m.ct_eq(&mac)));
             if fresh {
-                self.throttle.succeeded(NAME, source);
+                self.login_succeeded(NAME, source);
             }
             Ok(fresh)
         };
@@ -611,12 +680,12 @@ impl Identity {
             .await?
             .is_some()
         {
-            self.throttle.succeeded(NAME, source);
+            self.login_succeeded(NAME, source);
             write(&self.state).super_admin_verified =
                 Some((mac, Instant::now() + self.credential_cache));
             Ok(())
         } else {
-            self.throttle.failed(NAME, source);
+            self.login_failed(NAME, source);
             Err(Error::unauthorized(NAME, "invalid super admin key"))
         }
     }

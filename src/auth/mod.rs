@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod keys;
+pub mod ring;
 pub mod throttle;
 pub mod token;
 pub mod v1;

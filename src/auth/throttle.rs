@@ -140,10 +140,12 @@ impl Throttle {
 
     /// A successful login clears the failures of its user from its address (not the
     /// address's, nor the user's from elsewhere), and makes the address the owner's.
-    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+    /// True when that changed anything but the time the address was last seen: what
+    /// other gateways on the same store are told.
+    pub fn succeeded(&self, user: &str, ip: IpAddr) -> bool {
         let (source, now) = (Source::of(ip), Instant::now());
         let mut st = self.state();
-        st.pairs.remove(&(user.to_owned(), source));
+        let cleared = st.pairs.remove(&(user.to_owned(), source)).is_some();
         if st.known.len() >= SWEEP_AT {
             st.known.retain(|_, k| {
                 k.retain(|(_, at)| now.duration_since(*at) < KNOWN_FOR);
@@ -151,11 +153,14 @@ impl Throttle {
             });
         }
         let known = st.known.entry(user.to_owned()).or_default();
+        let before = known.len();
         known.retain(|(s, _)| *s != source);
+        let new = known.len() == before;
         if known.len() >= KNOWN_PER_USER {
             known.remove(0);
         }
         known.push((source, now));
+        cleared || new
     }
 }
 

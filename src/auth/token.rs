@@ -1,45 +1,279 @@
-//! Tokens: 256 random bits, hex-encoded behind `<reseller_prefix>tk`. Only the
-//! SHA-256 digest is stored or used as a map key; the token itself is handed to
-//! the client and otherwise kept only in this process's memory.
+//! Tokens any gateway can check with the key ring alone, in memory: `<reseller_prefix>tk`
+//! and, in URL-safe base64, a format byte, the id of the ring key that sealed the token, a
+//! random nonce, and the sealed claims (XChaCha20-Poly1305, the prefix authenticated
+//! with them). The claims are whose the token is (a user id), when it was issued (µs),
+//! when it expires, an audit id, and the client certificate it works with, if bound to
+//! one. Nothing in a token is readable without the ring, and the ring holds no user's
+//! secret: a stolen ring mints tokens, so it is kept sealed (`seal_ring_key`).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
-/// Longer tokens are refused before any lookup (Swauth's limit).
+/// Longer tokens are refused before any work (Swauth's limit).
 pub const MAX_TOKEN_LENGTH: usize = 5000;
 
-pub fn mint(reseller_prefix: &str) -> String {
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    format!("{reseller_prefix}tk{}", hex::encode(raw))
+const FORMAT: u8 = 1;
+const NONCE: usize = 24;
+const TAG: usize = 16;
+/// user id, issued (µs), expires (s), audit id, bound flag
+const CLAIMS: usize = 8 + 8 + 8 + 8 + 1;
+const BOUND: usize = 32;
+const HEAD: usize = 1 + 4 + NONCE;
+
+/// What a token says, once opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub user_id: i64,
+    /// Unix microseconds.
+    pub issued_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Names the token in logs and revocations without being it.
+    pub audit_id: [u8; 8],
+    /// The SHA-256 of the client certificate the token works with only.
+    pub bound_to: Option<[u8; 32]>,
 }
 
-pub fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+impl Claims {
+    pub fn audit_id(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.audit_id)
+    }
 }
 
-/// Whether a string has the shape of a token this gateway issued.
+pub fn new_audit_id() -> [u8; 8] {
+    let mut id = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    id
+}
+
+/// A new random key for the ring.
+pub fn new_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+/// Seals `claims` into a token with the ring key `key_id`.
+pub fn seal(reseller_prefix: &str, key_id: u32, key: &[u8; 32], claims: &Claims) -> String {
+    let mut plain = Vec::with_capacity(CLAIMS + BOUND);
+    plain.extend_from_slice(&claims.user_id.to_be_bytes());
+    plain.extend_from_slice(&claims.issued_at.to_be_bytes());
+    plain.extend_from_slice(&claims.expires_at.to_be_bytes());
+    plain.extend_from_slice(&claims.audit_id);
+    match &claims.bound_to {
+        Some(b) => {
+            plain.push(1);
+            plain.extend_from_slice(b);
+        }
+        None => plain.push(0),
+    }
+    let mut nonce = [0u8; NONCE];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let mut head = [0u8; HEAD];
+    head[0] = FORMAT;
+    head[1..5].copy_from_slice(&key_id.to_be_bytes());
+    head[5..].copy_from_slice(&nonce);
+    let aad = associated(reseller_prefix, &head);
+    let sealed = XChaCha20Poly1305::new(key.into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: &aad,
+            },
+        )
+        .unwrap_or_default();
+    let mut raw = Vec::with_capacity(HEAD + sealed.len());
+    raw.extend_from_slice(&head);
+    raw.extend_from_slice(&sealed);
+    format!("{reseller_prefix}tk{}", URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// What sealing authenticates besides the claims: the prefix and the token's head.
+fn associated(reseller_prefix: &str, head: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(reseller_prefix.len() + head.len());
+    aad.extend_from_slice(reseller_prefix.as_bytes());
+    aad.extend_from_slice(head);
+    aad
+}
+
+fn decode(token: &str, reseller_prefix: &str) -> Option<Vec<u8>> {
+    if token.len() > MAX_TOKEN_LENGTH {
+        return None;
+    }
+    let body = token.strip_prefix(reseller_prefix)?.strip_prefix("tk")?;
+    let raw = URL_SAFE_NO_PAD.decode(body).ok()?;
+    let sealed = raw.len().checked_sub(HEAD)?;
+    (sealed == CLAIMS + TAG || sealed == CLAIMS + BOUND + TAG).then_some(raw)
+}
+
+/// The claims of a token sealed with the ring key it names (`key_for` gives the ring's key
+/// of an id), or `None` for anything else.
+pub fn open<'k>(
+    token: &str,
+    reseller_prefix: &str,
+    key_for: impl FnOnce(u32) -> Option<&'k [u8; 32]>,
+) -> Option<Claims> {
+    let raw = decode(token, reseller_prefix)?;
+    let (head, sealed) = raw.split_at(HEAD);
+    if head[0] != FORMAT {
+        return None;
+    }
+    let key = key_for(u32::from_be_bytes(head[1..5].try_into().ok()?))?;
+    let aad = associated(reseller_prefix, head);
+    let plain = XChaCha20Poly1305::new(key.into())
+        .decrypt(
+            XNonce::from_slice(&head[5..]),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
+        .ok()?;
+    let u64_at = |i: usize| plain.get(i..i + 8)?.try_into().ok().map(u64::from_be_bytes);
+    let bound_to = match plain.get(32)? {
+        0 if plain.len() == CLAIMS => None,
+        1 if plain.len() == CLAIMS + BOUND => Some(plain[CLAIMS..].try_into().ok()?),
+        _ => return None,
+    };
+    Some(Claims {
+        user_id: i64::from_be_bytes(plain.get(0..8)?.try_into().ok()?),
+        issued_at: u64_at(8)?,
+        expires_at: u64_at(16)?,
+        audit_id: plain.get(24..32)?.try_into().ok()?,
+        bound_to,
+    })
+}
+
+/// Whether a string has the shape of a token this gateway issues.
 pub fn is_ours(token: &str, reseller_prefix: &str) -> bool {
-    token
-        .strip_prefix(reseller_prefix)
-        .and_then(|t| t.strip_prefix("tk"))
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    decode(token, reseller_prefix).is_some_and(|raw| raw[0] == FORMAT)
+}
+
+/// Seals a ring key for the store with the credential key: what reads the store alone
+/// cannot mint tokens.
+pub fn seal_ring_key(credential_key: &[u8; 32], id: i64, key: &[u8; 32]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let aad = ring_aad(id);
+    let sealed = XChaCha20Poly1305::new(credential_key.into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: key,
+                aad: &aad,
+            },
+        )
+        .unwrap_or_default();
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    out
+}
+
+/// A ring key sealed by `seal_ring_key`; `None` when the credential key is not the one
+/// it was sealed with.
+pub fn open_ring_key(credential_key: &[u8; 32], id: i64, sealed: &[u8]) -> Option<[u8; 32]> {
+    if sealed.len() != NONCE + 32 + TAG {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(NONCE);
+    let aad = ring_aad(id);
+    let key = XChaCha20Poly1305::new(credential_key.into())
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: body,
+                aad: &aad,
+            },
+        )
+        .ok()?;
+    key.try_into().ok()
+}
+
+fn ring_aad(id: i64) -> Vec<u8> {
+    let mut aad = b"swiftgate token key ".to_vec();
+    aad.extend_from_slice(&id.to_be_bytes());
+    aad
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn claims(bound_to: Option<[u8; 32]>) -> Claims {
+        Claims {
+            user_id: 42,
+            issued_at: 1_796_000_000_123_456,
+            expires_at: 1_796_086_400,
+            audit_id: new_audit_id(),
+            bound_to,
+        }
+    }
+
     #[test]
-    fn minted_tokens_are_ours_and_distinct() {
-        let a = mint("AUTH_");
-        let b = mint("AUTH_");
-        assert_ne!(a, b);
-        assert!(a.starts_with("AUTH_tk"));
-        assert_eq!(a.len(), 7 + 64);
-        assert!(is_ours(&a, "AUTH_"));
-        assert!(!is_ours(&a, "SERVICE_"));
-        assert!(!is_ours("AUTH_tk1234", "AUTH_"));
-        assert_ne!(digest(&a), digest(&b));
+    fn a_token_opens_with_its_key_and_prefix_only() {
+        let key = new_key();
+        for c in [claims(None), claims(Some([7; 32]))] {
+            let t = seal("AUTH_", 3, &key, &c);
+            assert!(t.starts_with("AUTH_tk"));
+            assert!(t.len() < 250, "{} bytes", t.len());
+            assert!(is_ours(&t, "AUTH_"));
+            let ring = |id| (id == 3).then_some(&key);
+            assert_eq!(open(&t, "AUTH_", ring), Some(c.clone()));
+            let other_key = new_key();
+            assert_eq!(open(&t, "AUTH_", |_| Some(&other_key)), None, "another key");
+            assert_eq!(
+                open(&t, "AUTH_", |_| None),
+                None,
+                "a key no longer in the ring"
+            );
+            let other = t.replacen("AUTH_", "SERVICE_", 1);
+            assert_eq!(open(&other, "SERVICE_", ring), None, "another prefix");
+            assert_ne!(seal("AUTH_", 3, &key, &c), t, "a fresh nonce each time");
+        }
+    }
+
+    #[test]
+    fn a_changed_token_opens_to_nothing() {
+        let key = new_key();
+        let t = seal("AUTH_", 1, &key, &claims(None));
+        let body = t.strip_prefix("AUTH_tk").unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(body).unwrap();
+        for i in 0..raw.len() {
+            raw[i] ^= 1;
+            let changed = format!("AUTH_tk{}", URL_SAFE_NO_PAD.encode(&raw));
+            assert_eq!(
+                open(&changed, "AUTH_", |_| Some(&key)),
+                None,
+                "byte {i} changed"
+            );
+            raw[i] ^= 1;
+        }
+        for bad in [
+            "",
+            "AUTH_tk",
+            "AUTH_tk!!!!",
+            "AUTH_tkAAAA",
+            &t[..t.len() - 1],
+            &format!("{t}A"),
+            &"A".repeat(MAX_TOKEN_LENGTH + 1),
+        ] {
+            assert_eq!(open(bad, "AUTH_", |_| Some(&key)), None, "{bad:?}");
+        }
+        // the token of the v1 format before this one
+        assert!(!is_ours(&format!("AUTH_tk{}", "ab".repeat(32)), "AUTH_"));
+    }
+
+    #[test]
+    fn ring_keys_open_with_their_credential_key_and_id_only() {
+        let (credential, key) = (new_key(), new_key());
+        let sealed = seal_ring_key(&credential, 5, &key);
+        assert_eq!(open_ring_key(&credential, 5, &sealed), Some(key));
+        assert_eq!(open_ring_key(&credential, 6, &sealed), None);
+        assert_eq!(open_ring_key(&new_key(), 5, &sealed), None);
+        assert_eq!(open_ring_key(&credential, 5, &sealed[1..]), None);
     }
 }

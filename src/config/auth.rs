@@ -31,6 +31,9 @@ pub struct AuthConfig {
     /// in `service_group` (in `X-Service-Token`), as OpenStack services store data there.
     pub service_prefix: Option<String>,
     pub service_group: String,
+    /// Keys the token ring keeps: the primary, the staged one and the secondaries that
+    /// still accept tokens. Keep `max_token_life / rotation interval + 2`.
+    pub token_keys: usize,
     /// How long a verified key is remembered (as a keyed hash) so repeat logins skip argon2.
     #[serde(deserialize_with = "de_duration")]
     pub credential_cache: Duration,
@@ -52,6 +55,7 @@ impl Default for AuthConfig {
             reseller_prefix: "AUTH_".into(),
             service_prefix: None,
             service_group: "service".into(),
+            token_keys: 3,
             credential_cache: Duration::from_secs(600),
             throttle: ThrottleConfig::default(),
             argon2: Argon2Config::default(),

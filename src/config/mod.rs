@@ -227,10 +227,26 @@ impl Config {
         if let Some(tls) = &self.server.tls {
             tls.validate()?;
         }
+        if auth.token_keys < 3 {
+            return Err(ConfigError::Invalid(
+                "auth.token_keys must be at least 3: the primary key, the staged one and one \
+                 that still accepts the tokens of the key before"
+                    .into(),
+            ));
+        }
         if self.store.shared()?.is_some() && auth.default_backend == "local" {
             return Err(ConfigError::Invalid(
                 "with a shared store (store.url), auth.default_backend must name a [[backend]] \
                  cluster: the embedded object store (\"local\") lives on one machine"
+                    .into(),
+            ));
+        }
+        if self.store.shared()?.is_some() && self.credential_key()?.is_none() {
+            return Err(ConfigError::Invalid(
+                "a shared store (store.url) keeps the token key ring sealed with \
+                 auth.credential_key_file (or SWIFTGATE_CREDENTIAL_KEY), the same on every \
+                 gateway; make one with: head -c 32 /dev/urandom | base64 > credential.key && \
+                 chmod 600 credential.key"
                     .into(),
             ));
         }

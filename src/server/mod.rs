@@ -197,6 +197,7 @@ impl Gateway {
             return Err(StoreError::EmbeddedOnShared(a.name).into());
         }
         let identity = Arc::new(identity);
+        identity.follow_other_gateways();
         let data_dir = config.data_dir();
         let local = tokio::task::spawn_blocking(move || LocalStore::open(&data_dir))
             .await
@@ -292,7 +293,7 @@ async fn accept_loop(
 
 /// Keeps the in-memory identity in step with the store: picks up other processes'
 /// writes (the CLI) within a second, and other gateways' at once, as the shared store
-/// announces them; every minute drops expired tokens and objects.
+/// announces them; every minute drops expired tokens from memory and expired objects.
 async fn maintain(app: Arc<App>) {
     let identity = &app.identity;
     let changed = identity.store().changed();
@@ -315,9 +316,7 @@ async fn maintain(app: Arc<App>) {
         }
         if Instant::now() >= purge {
             purge = Instant::now() + Duration::from_secs(60);
-            if let Err(e) = identity.purge_expired().await {
-                tracing::warn!(error = %e, "cannot purge expired tokens");
-            }
+            identity.purge_expired();
             if let Err(e) = app.local.purge_expired().await {
                 tracing::warn!(error = %e, "cannot purge expired objects");
             }

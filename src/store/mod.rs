@@ -1,7 +1,9 @@
 //! Where accounts, users and tokens persist: the embedded SQLite store of one gateway
 //! (`sqlite`), or a PostgreSQL database that several gateways share (`postgres`), behind
 //! one interface. Records here are what is stored: user keys only as argon2id PHC
-//! strings, tokens only as SHA-256 digests, upstream credentials only sealed.
+//! strings, upstream credentials only sealed, the token key ring sealed when a credential
+//! key is configured (always on a shared store). Tokens are not stored: any gateway checks
+//! them with the ring; revoking a user's tokens records when (`tokens_after`).
 
 mod postgres;
 mod sqlite;
@@ -43,6 +45,9 @@ pub struct UserRecord {
     /// argon2id PHC string.
     pub key_hash: String,
     pub groups: Vec<String>,
+    /// Unix microseconds: tokens issued before are revoked (a new key, `X-Auth-New-Token`,
+    /// `swiftgate token revoke`; a new user's own creation).
+    pub tokens_after: u64,
 }
 
 impl UserRecord {
@@ -57,14 +62,43 @@ impl UserRecord {
     }
 }
 
+/// A key of the token ring: staged keys are accepted and will mint next, the primary key
+/// mints, secondary keys are still accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub digest: [u8; 32],
-    pub user_id: i64,
+pub struct RingKey {
+    pub id: i64,
+    /// 32 bytes, or sealed with the credential key.
+    pub key: Vec<u8>,
+    pub sealed: bool,
+    pub state: KeyState,
     /// Unix seconds.
-    pub expires_at: u64,
-    /// The SHA-256 of the client certificate it works with only, when bound to one.
-    pub bound_to: Option<[u8; 32]>,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Staged,
+    Primary,
+    Secondary,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Staged => "staged",
+            KeyState::Primary => "primary",
+            KeyState::Secondary => "secondary",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyState> {
+        match s {
+            "staged" => Some(KeyState::Staged),
+            "primary" => Some(KeyState::Primary),
+            "secondary" => Some(KeyState::Secondary),
+            _ => None,
+        }
+    }
 }
 
 /// Everything the gateway keeps in memory, read in one transaction.
@@ -72,7 +106,15 @@ pub struct TokenRecord {
 pub struct Snapshot {
     pub accounts: Vec<AccountRecord>,
     pub users: Vec<UserRecord>,
-    pub tokens: Vec<TokenRecord>,
+    pub keys: Vec<RingKey>,
+}
+
+/// The current time in Unix microseconds: when tokens were issued and revoked.
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +145,10 @@ pub enum StoreError {
     Unreachable(String),
     #[error("the store's task failed: {0}")]
     Task(String),
+    #[error("the token key ring changed meanwhile (another rotation?); run it again")]
+    RingChanged,
+    #[error("the target store is not empty: it holds accounts, users or token keys already")]
+    NotEmpty,
     #[error(
         "account {0:?} would be on the embedded object store (backend \"local\"), which lives \
          on one machine; a shared store holds accounts on [[backend]] clusters only"
@@ -120,7 +166,9 @@ impl StoreError {
         match self {
             StoreError::AccountExists(_)
             | StoreError::StorageIdTaken(_)
-            | StoreError::AccountHasUsers { .. } => StatusCode::CONFLICT,
+            | StoreError::AccountHasUsers { .. }
+            | StoreError::RingChanged
+            | StoreError::NotEmpty => StatusCode::CONFLICT,
             StoreError::NoAccount(_) | StoreError::NoUser(_) => StatusCode::NOT_FOUND,
             StoreError::EmbeddedOnShared(_) => StatusCode::BAD_REQUEST,
             StoreError::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
@@ -138,6 +186,20 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+/// What one gateway tells the others on a shared store about logins, so that they throttle
+/// as one: a failure, or a success that cleared failures or made an address the owner's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum LoginEvent {
+    Failed {
+        user: String,
+        source: std::net::IpAddr,
+    },
+    Succeeded {
+        user: String,
+        source: std::net::IpAddr,
+    },
 }
 
 /// The store: embedded, or shared by several gateways.
@@ -190,6 +252,23 @@ impl Store {
         match self {
             Store::Embedded(_) => None,
             Store::Shared(s) => Some(s.changed()),
+        }
+    }
+
+    /// Tells the other gateways of a login event; nothing on the embedded store.
+    pub async fn announce(&self, event: &LoginEvent) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(_) => Ok(()),
+            Store::Shared(s) => s.announce(event).await,
+        }
+    }
+
+    /// The other gateways' login events, once: `None` on the embedded store, or when
+    /// taken before.
+    pub fn login_events(&self) -> Option<tokio::sync::mpsc::Receiver<LoginEvent>> {
+        match self {
+            Store::Embedded(_) => None,
+            Store::Shared(s) => s.login_events(),
         }
     }
 
@@ -352,28 +431,82 @@ impl Store {
         }
     }
 
-    pub async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        match self {
-            Store::Embedded(s) => {
-                let t = token.clone();
-                embedded(s, move |s| s.insert_token(&t)).await
-            }
-            Store::Shared(s) => s.insert_token(token).await,
-        }
-    }
-
-    /// Revokes every token of a user; returns how many there were.
-    pub async fn revoke_tokens(&self, user_id: i64) -> Result<usize, StoreError> {
+    /// Revokes every token of a user issued until now; returns when (Unix µs).
+    pub async fn revoke_tokens(&self, user_id: i64) -> Result<u64, StoreError> {
         match self {
             Store::Embedded(s) => embedded(s, move |s| s.revoke_tokens(user_id)).await,
             Store::Shared(s) => s.revoke_tokens(user_id).await,
         }
     }
 
-    pub async fn purge_expired_tokens(&self) -> Result<usize, StoreError> {
+    /// Copies a whole embedded store, ids and all, into this shared store, which must be
+    /// empty.
+    pub async fn import(&self, snap: &Snapshot) -> Result<(), StoreError> {
         match self {
-            Store::Embedded(s) => embedded(s, |s| s.purge_expired_tokens()).await,
-            Store::Shared(s) => s.purge_expired_tokens().await,
+            Store::Embedded(_) => Err(StoreError::Unreachable(
+                "only a shared store takes an import".into(),
+            )),
+            Store::Shared(s) => s.import(snap).await,
         }
     }
+
+    /// Adds the first keys of the token ring, unless another process added some first.
+    pub async fn start_ring(&self, keys: &[RingKey]) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let k = keys.to_vec();
+                embedded(s, move |s| s.start_ring(&k)).await
+            }
+            Store::Shared(s) => s.start_ring(keys).await,
+        }
+    }
+
+    /// Rotates the ring as it was in `seen`: its staged key becomes the primary, the
+    /// primary a secondary, `staged` the new staged key; the oldest secondaries go so
+    /// that `keep` keys stay. `RingChanged` when the ring is no longer `seen`.
+    pub async fn rotate_ring(
+        &self,
+        seen: &[RingKey],
+        staged: &RingKey,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (seen, staged) = (seen.to_vec(), staged.clone());
+                embedded(s, move |s| s.rotate_ring(&seen, &staged, keep)).await
+            }
+            Store::Shared(s) => s.rotate_ring(seen, staged, keep).await,
+        }
+    }
+}
+
+/// The ring after a rotation: what changes state, what goes.
+pub(crate) struct Rotation {
+    pub to_primary: i64,
+    pub to_secondary: Option<i64>,
+    pub dropped: Vec<i64>,
+}
+
+/// Plans a rotation of `ring` (ids ascending by age) keeping `keep` keys in all.
+pub(crate) fn plan_rotation(ring: &[RingKey], keep: usize) -> Result<Rotation, StoreError> {
+    let staged = ring
+        .iter()
+        .find(|k| k.state == KeyState::Staged)
+        .ok_or(StoreError::RingChanged)?;
+    let primary = ring.iter().find(|k| k.state == KeyState::Primary);
+    let mut secondaries: Vec<i64> = ring
+        .iter()
+        .filter(|k| k.state == KeyState::Secondary)
+        .map(|k| k.id)
+        .chain(primary.map(|k| k.id))
+        .collect();
+    secondaries.sort_unstable();
+    // the new staged key and the new primary stay besides the secondaries
+    let room = keep.saturating_sub(2).max(1);
+    let dropped = secondaries[..secondaries.len().saturating_sub(room)].to_vec();
+    Ok(Rotation {
+        to_primary: staged.id,
+        to_secondary: primary.map(|k| k.id),
+        dropped,
+    })
 }

@@ -13,7 +13,10 @@ use futures_util::StreamExt;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row};
 
-use super::{AccountRecord, Snapshot, StoreError, TokenRecord, UserRecord};
+use super::{
+    AccountRecord, KeyState, LoginEvent, RingKey, Snapshot, StoreError, UserRecord, now_micros,
+    plan_rotation,
+};
 use crate::config::SharedStore;
 
 /// Schema migrations, applied in order; `schema_migrations` lists those applied.
@@ -34,15 +37,16 @@ CREATE TABLE users (
     key_hash    TEXT NOT NULL,
     groups      TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
+    tokens_after BIGINT NOT NULL DEFAULT 0,
     UNIQUE (account_id, name)
 );
-CREATE TABLE tokens (
-    digest      BYTEA PRIMARY KEY,
-    user_id     BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    expires_at  BIGINT NOT NULL,
-    bound_to    BYTEA
+CREATE TABLE token_keys (
+    id          BIGINT PRIMARY KEY,
+    key         BYTEA NOT NULL,
+    sealed      BOOLEAN NOT NULL,
+    state       TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
 );
-CREATE INDEX tokens_by_user ON tokens(user_id);
 CREATE TABLE store_version (
     one      BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
     version  BIGINT NOT NULL
@@ -52,6 +56,17 @@ INSERT INTO store_version (version) VALUES (0);
 
 /// The channel every write notifies; the payload is the writer's node id.
 const CHANNEL: &str = "swiftgate_store";
+/// The channel of login events (`Heard` as JSON), which gateways throttle by together.
+const LOGINS: &str = "swiftgate_logins";
+/// Login events heard and not yet counted; past this many, more are dropped.
+const LOGIN_BACKLOG: usize = 10_000;
+
+/// A login event on the wire, with the gateway it comes from.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Heard {
+    node: String,
+    event: LoginEvent,
+}
 
 /// Held while migrations run, so that gateways starting together apply them once.
 const MIGRATION_LOCK: i64 = 0x7377_6966_7467_6174; // "swiftgat"
@@ -60,6 +75,7 @@ pub struct Store {
     pool: Pool,
     node: String,
     changed: Arc<tokio::sync::Notify>,
+    logins: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<LoginEvent>>>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -222,11 +238,19 @@ impl Store {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
         let node = hex::encode(raw);
         let changed = Arc::new(tokio::sync::Notify::new());
-        let listener = tokio::spawn(listen(config, connector, node.clone(), changed.clone()));
+        let (heard, logins) = tokio::sync::mpsc::channel(LOGIN_BACKLOG);
+        let listener = tokio::spawn(listen(
+            config,
+            connector,
+            node.clone(),
+            changed.clone(),
+            heard,
+        ));
         Ok(Store {
             pool,
             node,
             changed,
+            logins: std::sync::Mutex::new(Some(logins)),
             listener,
         })
     }
@@ -244,6 +268,24 @@ impl Store {
     /// Woken when another gateway has written.
     pub fn changed(&self) -> Arc<tokio::sync::Notify> {
         self.changed.clone()
+    }
+
+    pub fn login_events(&self) -> Option<tokio::sync::mpsc::Receiver<LoginEvent>> {
+        self.logins.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub async fn announce(&self, event: &LoginEvent) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(&Heard {
+            node: self.node.clone(),
+            event: event.clone(),
+        })
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&LOGINS, &payload])
+            .await
+            .map_err(pg)?;
+        Ok(())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -272,7 +314,7 @@ impl Store {
             .collect();
         let users = tx
             .query(
-                "SELECT id, account_id, name, key_hash, groups FROM users ORDER BY name",
+                "SELECT id, account_id, name, key_hash, groups, tokens_after FROM users ORDER BY name",
                 &[],
             )
             .await
@@ -280,21 +322,12 @@ impl Store {
             .iter()
             .map(user_row)
             .collect();
-        let tokens = tx
-            .query(
-                "SELECT digest, user_id, expires_at, bound_to FROM tokens WHERE expires_at > $1",
-                &[&now()],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .filter_map(token_row)
-            .collect();
+        let keys = ring(&tx).await?;
         tx.commit().await.map_err(pg)?;
         Ok(Snapshot {
             accounts,
             users,
-            tokens,
+            keys,
         })
     }
 
@@ -415,6 +448,8 @@ impl Store {
     ) -> Result<(UserRecord, bool), StoreError> {
         let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
         let groups_json = groups_json.as_str();
+        let tokens_after = now_micros();
+        let after = signed(tokens_after);
         let (id, account_id, created) = write_tx!(self, |tx| {
             let acc = find_account(tx, account)
                 .await?
@@ -422,22 +457,20 @@ impl Store {
             match find_user(tx, acc.id, name).await? {
                 Some(u) => {
                     tx.execute(
-                        "UPDATE users SET key_hash = $1, groups = $2 WHERE id = $3",
-                        &[&key_hash, &groups_json, &u.id],
+                        "UPDATE users SET key_hash = $1, groups = $2, \
+                         tokens_after = GREATEST(tokens_after, $3) WHERE id = $4",
+                        &[&key_hash, &groups_json, &after, &u.id],
                     )
                     .await
                     .map_err(pg)?;
-                    tx.execute("DELETE FROM tokens WHERE user_id = $1", &[&u.id])
-                        .await
-                        .map_err(pg)?;
                     Ok((u.id, acc.id, false))
                 }
                 None => {
                     let row = tx
                         .query_one(
-                            "INSERT INTO users (account_id, name, key_hash, groups, created_at) \
-                                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                            &[&acc.id, &name, &key_hash, &groups_json, &now()],
+                            "INSERT INTO users (account_id, name, key_hash, groups, created_at, \
+                             tokens_after) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                            &[&acc.id, &name, &key_hash, &groups_json, &now(), &after],
                         )
                         .await
                         .map_err(pg)?;
@@ -452,6 +485,7 @@ impl Store {
                 name: name.into(),
                 key_hash: key_hash.into(),
                 groups: groups.to_vec(),
+                tokens_after,
             },
             created,
         ))
@@ -491,40 +525,163 @@ impl Store {
             .get(0))
     }
 
-    pub async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        let digest = &token.digest[..];
-        let expires_at = signed(token.expires_at);
-        let bound_to = token.bound_to.as_ref().map(|b| &b[..]);
-        let user_id = token.user_id;
+    pub async fn revoke_tokens(&self, user_id: i64) -> Result<u64, StoreError> {
+        let at = now_micros();
+        let after = signed(at);
         write_tx!(self, |tx| {
-            tx.execute(
-                    "INSERT INTO tokens (digest, user_id, expires_at, bound_to) VALUES ($1, $2, $3, $4)",
-                    &[&digest, &user_id, &expires_at, &bound_to],
+            let changed = tx
+                .execute(
+                    "UPDATE users SET tokens_after = GREATEST(tokens_after, $1) WHERE id = $2",
+                    &[&after, &user_id],
                 )
                 .await
                 .map_err(pg)?;
+            if changed == 0 {
+                return Err(StoreError::NoUser(format!("user id {user_id}")));
+            }
+            Ok(at)
+        })
+    }
+
+    pub async fn start_ring(&self, keys: &[RingKey]) -> Result<(), StoreError> {
+        write_tx!(self, |tx| {
+            if ring(tx).await?.is_empty() {
+                for k in keys {
+                    insert_key(tx, k).await?;
+                }
+            }
             Ok(())
         })
     }
 
-    pub async fn revoke_tokens(&self, user_id: i64) -> Result<usize, StoreError> {
+    pub async fn rotate_ring(
+        &self,
+        seen: &[RingKey],
+        staged: &RingKey,
+        keep: usize,
+    ) -> Result<(), StoreError> {
         write_tx!(self, |tx| {
-            let n = tx
-                .execute("DELETE FROM tokens WHERE user_id = $1", &[&user_id])
+            let current = ring(tx).await?;
+            if current != seen {
+                return Err(StoreError::RingChanged);
+            }
+            let plan = plan_rotation(&current, keep)?;
+            let set = "UPDATE token_keys SET state = $1 WHERE id = $2";
+            if let Some(id) = plan.to_secondary {
+                tx.execute(set, &[&KeyState::Secondary.as_str(), &id])
+                    .await
+                    .map_err(pg)?;
+            }
+            tx.execute(set, &[&KeyState::Primary.as_str(), &plan.to_primary])
                 .await
                 .map_err(pg)?;
-            Ok(count(n))
+            for id in &plan.dropped {
+                tx.execute("DELETE FROM token_keys WHERE id = $1", &[id])
+                    .await
+                    .map_err(pg)?;
+            }
+            insert_key(tx, staged).await?;
+            Ok(())
         })
     }
 
-    pub async fn purge_expired_tokens(&self) -> Result<usize, StoreError> {
-        let client = self.client().await?;
-        let n = client
-            .execute("DELETE FROM tokens WHERE expires_at <= $1", &[&now()])
+    /// Copies `snap` (a whole embedded store) into this empty store, ids and all.
+    pub async fn import(&self, snap: &Snapshot) -> Result<(), StoreError> {
+        write_tx!(self, |tx| {
+            let held: i64 = tx
+                .query_one(
+                    "SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM users) \
+                     + (SELECT COUNT(*) FROM token_keys)",
+                    &[],
+                )
+                .await
+                .map_err(pg)?
+                .get(0);
+            if held > 0 {
+                return Err(StoreError::NotEmpty);
+            }
+            for a in &snap.accounts {
+                tx.execute(
+                    "INSERT INTO accounts (id, name, storage_id, backend, credentials, \
+                     credentials_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &a.id,
+                        &a.name,
+                        &a.storage_id,
+                        &a.backend,
+                        &a.credentials,
+                        &a.credentials_version,
+                        &signed(a.created_at),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            for u in &snap.users {
+                let groups = serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into());
+                tx.execute(
+                    "INSERT INTO users (id, account_id, name, key_hash, groups, created_at, \
+                     tokens_after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &u.id,
+                        &u.account_id,
+                        &u.name,
+                        &u.key_hash,
+                        &groups,
+                        &now(),
+                        &signed(u.tokens_after),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            for k in &snap.keys {
+                insert_key(tx, k).await?;
+            }
+            // new rows are numbered after the copied ones
+            tx.batch_execute(
+                "SELECT setval(pg_get_serial_sequence('accounts', 'id'), \
+                     GREATEST((SELECT MAX(id) FROM accounts), 1)); \
+                 SELECT setval(pg_get_serial_sequence('users', 'id'), \
+                     GREATEST((SELECT MAX(id) FROM users), 1));",
+            )
             .await
             .map_err(pg)?;
-        Ok(count(n))
+            Ok(())
+        })
     }
+}
+
+async fn ring<C: GenericClient>(client: &C) -> Result<Vec<RingKey>, StoreError> {
+    Ok(client
+        .query(
+            "SELECT id, key, sealed, state, created_at FROM token_keys ORDER BY id",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .filter_map(|r| {
+            Some(RingKey {
+                id: r.get(0),
+                key: r.get(1),
+                sealed: r.get(2),
+                state: KeyState::parse(r.get(3))?,
+                created_at: unsigned(r.get(4)),
+            })
+        })
+        .collect())
+}
+
+async fn insert_key<C: GenericClient>(client: &C, k: &RingKey) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO token_keys (id, key, sealed, state, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&k.id, &k.key, &k.sealed, &k.state.as_str(), &signed(k.created_at)],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(())
 }
 
 /// Applies the migrations not applied yet, one gateway at a time.
@@ -589,12 +746,15 @@ async fn listen(
     connector: Connector,
     node: String,
     changed: Arc<tokio::sync::Notify>,
+    heard: tokio::sync::mpsc::Sender<LoginEvent>,
 ) {
     let mut first = true;
     loop {
         let result = match &connector {
-            Connector::Plain => listen_once(&config, NoTls, &node, &changed, first).await,
-            Connector::Tls(tls) => listen_once(&config, tls.clone(), &node, &changed, first).await,
+            Connector::Plain => listen_once(&config, NoTls, &node, &changed, &heard, first).await,
+            Connector::Tls(tls) => {
+                listen_once(&config, tls.clone(), &node, &changed, &heard, first).await
+            }
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "lost the shared store's change notifications; reconnecting");
@@ -609,6 +769,7 @@ async fn listen_once<T>(
     tls: T,
     node: &str,
     changed: &tokio::sync::Notify,
+    heard: &tokio::sync::mpsc::Sender<LoginEvent>,
     first: bool,
 ) -> Result<(), tokio_postgres::Error>
 where
@@ -634,7 +795,9 @@ where
             }
         }
     });
-    let listening = client.batch_execute(&format!("LISTEN {CHANNEL}")).await;
+    let listening = client
+        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {LOGINS}"))
+        .await;
     if let Err(e) = listening {
         driver.abort();
         return Err(e);
@@ -645,6 +808,16 @@ where
     }
     let outcome = loop {
         match rx.recv().await {
+            Some(Ok(AsyncMessage::Notification(n))) if n.channel() == LOGINS => {
+                match serde_json::from_str::<Heard>(n.payload()) {
+                    // a full backlog drops the event: the throttle errs towards letting in
+                    Ok(h) if h.node != node => {
+                        let _ = heard.try_send(h.event);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "an unreadable login event"),
+                }
+            }
             Some(Ok(AsyncMessage::Notification(n))) => {
                 if n.payload() != node {
                     changed.notify_one();
@@ -680,21 +853,8 @@ fn user_row(r: &Row) -> UserRecord {
         name: r.get(2),
         key_hash: r.get(3),
         groups: serde_json::from_str(&groups).unwrap_or_default(),
+        tokens_after: unsigned(r.get(5)),
     }
-}
-
-fn token_row(r: &Row) -> Option<TokenRecord> {
-    let digest: Vec<u8> = r.get(0);
-    let bound_to: Option<Vec<u8>> = r.get(3);
-    Some(TokenRecord {
-        digest: digest.try_into().ok()?,
-        user_id: r.get(1),
-        expires_at: unsigned(r.get(2)),
-        bound_to: match bound_to {
-            None => None,
-            Some(b) => Some(b.try_into().ok()?),
-        },
-    })
 }
 
 async fn find_account<C: GenericClient>(
@@ -720,7 +880,7 @@ async fn find_user<C: GenericClient>(
 ) -> Result<Option<UserRecord>, StoreError> {
     Ok(client
         .query_opt(
-            "SELECT id, account_id, name, key_hash, groups FROM users \
+            "SELECT id, account_id, name, key_hash, groups, tokens_after FROM users \
              WHERE account_id = $1 AND name = $2",
             &[&account_id, &name],
         )

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{AccountRecord, Snapshot, StoreError, TokenRecord, UserRecord};
+use super::{
+    AccountRecord, KeyState, RingKey, Snapshot, StoreError, UserRecord, now_micros, plan_rotation,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -42,6 +44,17 @@ ALTER TABLE accounts ADD COLUMN credentials_version INTEGER NOT NULL DEFAULT 0;
 "#,
     r#"
 ALTER TABLE tokens ADD COLUMN bound_to BLOB;
+"#,
+    r#"
+DROP TABLE tokens;
+ALTER TABLE users ADD COLUMN tokens_after INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE token_keys (
+    id          INTEGER PRIMARY KEY,
+    key         BLOB NOT NULL,
+    sealed      INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -101,43 +114,16 @@ impl Store {
         };
         let users = {
             let mut st = tx.prepare(
-                "SELECT id, account_id, name, key_hash, groups FROM users ORDER BY name",
+                "SELECT id, account_id, name, key_hash, groups, tokens_after FROM users ORDER BY name",
             )?;
             st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?
         };
-        let tokens = {
-            let mut st = tx.prepare(
-                "SELECT digest, user_id, expires_at, bound_to FROM tokens WHERE expires_at > ?1",
-            )?;
-            let rows = st
-                .query_map([now()], |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, u64>(2)?,
-                        r.get::<_, Option<Vec<u8>>>(3)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .filter_map(|(digest, user_id, expires_at, bound_to)| {
-                    Some(TokenRecord {
-                        digest: digest.try_into().ok()?,
-                        user_id,
-                        expires_at,
-                        bound_to: match bound_to {
-                            None => None,
-                            Some(b) => Some(b.try_into().ok()?),
-                        },
-                    })
-                })
-                .collect()
-        };
+        let keys = ring(&tx)?;
         tx.commit()?;
         Ok(Snapshot {
             accounts,
             users,
-            tokens,
+            keys,
         })
     }
 
@@ -245,20 +231,22 @@ impl Store {
         let acc =
             find_account(&tx, account)?.ok_or_else(|| StoreError::NoAccount(account.into()))?;
         let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
+        let tokens_after = now_micros();
         let existing = find_user(&tx, acc.id, name)?;
         let (id, created) = match existing {
             Some(u) => {
                 tx.execute(
-                    "UPDATE users SET key_hash = ?1, groups = ?2 WHERE id = ?3",
-                    params![key_hash, groups_json, u.id],
+                    "UPDATE users SET key_hash = ?1, groups = ?2, tokens_after = MAX(tokens_after, ?3) \
+                     WHERE id = ?4",
+                    params![key_hash, groups_json, tokens_after, u.id],
                 )?;
-                tx.execute("DELETE FROM tokens WHERE user_id = ?1", [u.id])?;
                 (u.id, false)
             }
             None => {
                 tx.execute(
-                    "INSERT INTO users (account_id, name, key_hash, groups, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![acc.id, name, key_hash, groups_json, now()],
+                    "INSERT INTO users (account_id, name, key_hash, groups, created_at, tokens_after) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![acc.id, name, key_hash, groups_json, now(), tokens_after],
                 )?;
                 (tx.last_insert_rowid(), true)
             }
@@ -271,6 +259,7 @@ impl Store {
                 name: name.into(),
                 key_hash: key_hash.into(),
                 groups: groups.to_vec(),
+                tokens_after,
             },
             created,
         ))
@@ -302,31 +291,92 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?)
     }
 
-    pub fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO tokens (digest, user_id, expires_at, bound_to) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                &token.digest[..],
-                token.user_id,
-                token.expires_at,
-                token.bound_to.as_ref().map(|b| &b[..])
-            ],
+    /// Revokes every token of a user issued until now; returns when (Unix µs).
+    pub fn revoke_tokens(&self, user_id: i64) -> Result<u64, StoreError> {
+        let at = now_micros();
+        let changed = self.conn().execute(
+            "UPDATE users SET tokens_after = MAX(tokens_after, ?1) WHERE id = ?2",
+            params![at, user_id],
         )?;
+        if changed == 0 {
+            return Err(StoreError::NoUser(format!("user id {user_id}")));
+        }
+        Ok(at)
+    }
+
+    pub fn start_ring(&self, keys: &[RingKey]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if ring(&tx)?.is_empty() {
+            for k in keys {
+                insert_key(&tx, k)?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
-    /// Revokes every token of a user; returns how many there were.
-    pub fn revoke_tokens(&self, user_id: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM tokens WHERE user_id = ?1", [user_id])?)
+    pub fn rotate_ring(
+        &self,
+        seen: &[RingKey],
+        staged: &RingKey,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = ring(&tx)?;
+        if current != seen {
+            return Err(StoreError::RingChanged);
+        }
+        let plan = plan_rotation(&current, keep)?;
+        let set = "UPDATE token_keys SET state = ?1 WHERE id = ?2";
+        if let Some(id) = plan.to_secondary {
+            tx.execute(set, params![KeyState::Secondary.as_str(), id])?;
+        }
+        tx.execute(set, params![KeyState::Primary.as_str(), plan.to_primary])?;
+        for id in plan.dropped {
+            tx.execute("DELETE FROM token_keys WHERE id = ?1", [id])?;
+        }
+        insert_key(&tx, staged)?;
+        tx.commit()?;
+        Ok(())
     }
+}
 
-    pub fn purge_expired_tokens(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM tokens WHERE expires_at <= ?1", [now()])?)
-    }
+fn ring(tx: &Transaction<'_>) -> Result<Vec<RingKey>, StoreError> {
+    let mut st =
+        tx.prepare("SELECT id, key, sealed, state, created_at FROM token_keys ORDER BY id")?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, u64>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, key, sealed, state, created_at)| {
+            Some(RingKey {
+                id,
+                key,
+                sealed,
+                state: KeyState::parse(&state)?,
+                created_at,
+            })
+        })
+        .collect())
+}
+
+fn insert_key(tx: &Transaction<'_>, k: &RingKey) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO token_keys (id, key, sealed, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![k.id, k.key, k.sealed, k.state.as_str(), k.created_at],
+    )?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -376,6 +426,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         name: r.get(2)?,
         key_hash: r.get(3)?,
         groups: serde_json::from_str(&groups).unwrap_or_default(),
+        tokens_after: r.get(5)?,
     })
 }
 
@@ -396,7 +447,8 @@ fn find_user(
 ) -> Result<Option<UserRecord>, StoreError> {
     Ok(tx
         .query_row(
-            "SELECT id, account_id, name, key_hash, groups FROM users WHERE account_id = ?1 AND name = ?2",
+            "SELECT id, account_id, name, key_hash, groups, tokens_after FROM users \
+             WHERE account_id = ?1 AND name = ?2",
             params![account_id, name],
             user_row,
         )
@@ -406,60 +458,6 @@ fn find_user(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accounts_users_tokens_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let acc = store.create_account("test", "AUTH_x1", "local").unwrap();
-        assert!(matches!(
-            store.create_account("test", "AUTH_x2", "local"),
-            Err(StoreError::AccountExists(_))
-        ));
-        assert!(matches!(
-            store.create_account("other", "AUTH_x1", "local"),
-            Err(StoreError::StorageIdTaken(_))
-        ));
-        let (u, created) = store
-            .put_user("test", "tester", "$argon2id$x", &[".admin".into()])
-            .unwrap();
-        assert!(created);
-        assert_eq!(u.account_id, acc.id);
-        store
-            .insert_token(&TokenRecord {
-                digest: [7; 32],
-                user_id: u.id,
-                expires_at: now() + 60,
-                bound_to: None,
-            })
-            .unwrap();
-        store
-            .insert_token(&TokenRecord {
-                digest: [8; 32],
-                user_id: u.id,
-                expires_at: now() - 1,
-                bound_to: None,
-            })
-            .unwrap();
-        let snap = store.snapshot().unwrap();
-        assert_eq!(snap.tokens.len(), 1, "expired tokens are not loaded");
-        assert_eq!(snap.users[0].groups, vec![".admin".to_string()]);
-        assert_eq!(store.purge_expired_tokens().unwrap(), 1);
-
-        // a new key revokes the user's tokens
-        store
-            .put_user("test", "tester", "$argon2id$y", &[".admin".into()])
-            .unwrap();
-        assert!(store.snapshot().unwrap().tokens.is_empty());
-
-        assert!(matches!(
-            store.delete_account("test"),
-            Err(StoreError::AccountHasUsers { users: 1, .. })
-        ));
-        store.delete_user("test", "tester").unwrap();
-        store.delete_account("test").unwrap();
-        assert!(store.snapshot().unwrap().accounts.is_empty());
-    }
 
     #[test]
     fn reopening_keeps_the_schema_version() {
