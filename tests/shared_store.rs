@@ -33,6 +33,8 @@ async fn node(swift: &Swift, url: &str) -> TestGateway {
     let backend = cluster_backend(swift);
     let url = url.to_owned();
     TestGateway::start_with(move |c| {
+        // a gateway on a shared store makes its data directory itself
+        c.server.data_dir = c.server.data_dir.as_ref().map(|d| d.join("new"));
         c.store = shared(&url);
         c.backends = vec![backend];
         c.auth.default_backend = "cluster".into();

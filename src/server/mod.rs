@@ -199,6 +199,13 @@ impl Gateway {
         let identity = Arc::new(identity);
         identity.follow_other_gateways();
         let data_dir = config.data_dir();
+        // on a shared store the identity store made no data directory: the object store's
+        // (empty there) is made here, its owner's only
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&data_dir)
+            .map_err(|e| {
+                StartError::Objects(format!("cannot create {}: {e}", data_dir.display()))
+            })?;
         let local = tokio::task::spawn_blocking(move || LocalStore::open(&data_dir))
             .await
             .map_err(|e| StartError::Objects(e.to_string()))?

@@ -692,15 +692,22 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
         .await
         .map_err(pg)?;
     let applied = async {
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
-                     version    INTEGER PRIMARY KEY,
-                     applied_at BIGINT NOT NULL
-                 )",
-            )
+        let fresh: bool = client
+            .query_one("SELECT to_regclass('schema_migrations') IS NULL", &[])
             .await
-            .map_err(pg)?;
+            .map_err(pg)?
+            .get(0);
+        if fresh {
+            client
+                .batch_execute(
+                    "CREATE TABLE schema_migrations (
+                         version    INTEGER PRIMARY KEY,
+                         applied_at BIGINT NOT NULL
+                     )",
+                )
+                .await
+                .map_err(pg)?;
+        }
         let version: i32 = client
             .query_one(
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
