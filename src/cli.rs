@@ -228,9 +228,9 @@ pub enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Copy the embedded store of the data directory (accounts, users with their key
-    /// hashes, sealed upstream credentials and OAuth2 grants, the token key ring) into an
-    /// empty PostgreSQL database; every user keeps its key and its live tokens. Needs
-    /// auth.credential_key, which seals the ring there
+    /// hashes, sealed upstream credentials and OAuth2 grants) into an empty PostgreSQL
+    /// database; every user keeps its key. The shared store gets a token key ring of its
+    /// own, sealed with auth.credential_key: tokens of the embedded store do not work there
     Migrate {
         /// postgres://USER@HOST:PORT/DATABASE (the password in it, in --password-file or
         /// in SWIFTGATE_STORE_PASSWORD)
@@ -373,34 +373,20 @@ async fn migrate(
     let left_names: Vec<String> = local.iter().map(|a| a.name.clone()).collect();
     snap.accounts.retain(|a| !left.contains(&a.id));
     snap.users.retain(|u| !left.contains(&u.account_id));
-    if snap.keys.is_empty() {
-        crate::auth::ring::start(source, Some(&credential_key)).await?;
-        snap.keys = source.snapshot().await?.keys;
-    }
-    for k in &mut snap.keys {
-        if !k.sealed {
-            let key: [u8; 32] = k.key.as_slice().try_into().map_err(|_| {
-                CliError::Usage(format!(
-                    "token key {} of the embedded store is not 32 bytes",
-                    k.id
-                ))
-            })?;
-            k.key = crate::auth::token::seal_ring_key(&credential_key, k.id, &key);
-            k.sealed = true;
-        }
-    }
-    crate::auth::ring::Ring::open(&snap.keys, Some(&credential_key)).map_err(CliError::Usage)?;
+    // a ring of its own: a token of one store must never open in the other, where the
+    // same user id may name someone else (the accounts left behind keep being served here)
+    snap.keys.clear();
     let shared = target
         .shared()?
         .ok_or_else(|| CliError::Usage("--to names no store".into()))?;
     let store = Store::open(Some(&shared), &config.data_dir()).await?;
     store.import(&snap).await?;
+    crate::auth::ring::start(&store, Some(&credential_key)).await?;
     println!(
-        "copied {} accounts, {} users and {} token keys to {}",
+        "copied {} accounts and {} users to the shared store; it seals tokens with a key \
+         ring of its own, so users log in there anew (with the same keys)",
         snap.accounts.len(),
         snap.users.len(),
-        snap.keys.len(),
-        shared.url
     );
     if !left_names.is_empty() {
         println!(

@@ -100,6 +100,8 @@ pub async fn rotate(
         start(store, credential_key).await?;
         seen = store.snapshot().await?.keys;
     }
+    // a key the gateways cannot open would stop every one of them from reloading
+    Ring::open(&seen, credential_key).map_err(StoreError::Ring)?;
     let next = seen.iter().map(|k| k.id).max().unwrap_or(0) + 1;
     let staged = new_ring_key(next, KeyState::Staged, credential_key);
     store.rotate_ring(&seen, &staged, keep).await?;

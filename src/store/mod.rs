@@ -147,6 +147,8 @@ pub enum StoreError {
     Task(String),
     #[error("the token key ring changed meanwhile (another rotation?); run it again")]
     RingChanged,
+    #[error("{0}; nothing was changed")]
+    Ring(String),
     #[error("the target store is not empty: it holds accounts, users or token keys already")]
     NotEmpty,
     #[error(
@@ -168,7 +170,8 @@ impl StoreError {
             | StoreError::StorageIdTaken(_)
             | StoreError::AccountHasUsers { .. }
             | StoreError::RingChanged
-            | StoreError::NotEmpty => StatusCode::CONFLICT,
+            | StoreError::NotEmpty
+            | StoreError::Ring(_) => StatusCode::CONFLICT,
             StoreError::NoAccount(_) | StoreError::NoUser(_) => StatusCode::NOT_FOUND,
             StoreError::EmbeddedOnShared(_) => StatusCode::BAD_REQUEST,
             StoreError::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,

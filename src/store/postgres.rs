@@ -450,20 +450,22 @@ impl Store {
         let groups_json = groups_json.as_str();
         let tokens_after = now_micros();
         let after = signed(tokens_after);
-        let (id, account_id, created) = write_tx!(self, |tx| {
+        let (id, account_id, created, tokens_after) = write_tx!(self, |tx| {
             let acc = find_account(tx, account)
                 .await?
                 .ok_or_else(|| StoreError::NoAccount(account.into()))?;
             match find_user(tx, acc.id, name).await? {
                 Some(u) => {
-                    tx.execute(
-                        "UPDATE users SET key_hash = $1, groups = $2, \
-                         tokens_after = GREATEST(tokens_after, $3) WHERE id = $4",
-                        &[&key_hash, &groups_json, &after, &u.id],
-                    )
-                    .await
-                    .map_err(pg)?;
-                    Ok((u.id, acc.id, false))
+                    let row = tx
+                        .query_one(
+                            "UPDATE users SET key_hash = $1, groups = $2, \
+                             tokens_after = GREATEST(tokens_after + 1, $3) WHERE id = $4 \
+                             RETURNING tokens_after",
+                            &[&key_hash, &groups_json, &after, &u.id],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    Ok((u.id, acc.id, false, unsigned(row.get(0))))
                 }
                 None => {
                     let row = tx
@@ -474,7 +476,7 @@ impl Store {
                         )
                         .await
                         .map_err(pg)?;
-                    Ok((row.get(0), acc.id, true))
+                    Ok((row.get(0), acc.id, true, tokens_after))
                 }
             }
         })?;
@@ -526,20 +528,19 @@ impl Store {
     }
 
     pub async fn revoke_tokens(&self, user_id: i64) -> Result<u64, StoreError> {
-        let at = now_micros();
-        let after = signed(at);
+        let now = signed(now_micros());
         write_tx!(self, |tx| {
-            let changed = tx
-                .execute(
-                    "UPDATE users SET tokens_after = GREATEST(tokens_after, $1) WHERE id = $2",
-                    &[&after, &user_id],
+            // always forward, also past a time set by a clock ahead of this one
+            let row = tx
+                .query_opt(
+                    "UPDATE users SET tokens_after = GREATEST(tokens_after + 1, $1) WHERE id = $2 \
+                     RETURNING tokens_after",
+                    &[&now, &user_id],
                 )
                 .await
-                .map_err(pg)?;
-            if changed == 0 {
-                return Err(StoreError::NoUser(format!("user id {user_id}")));
-            }
-            Ok(at)
+                .map_err(pg)?
+                .ok_or_else(|| StoreError::NoUser(format!("user id {user_id}")))?;
+            Ok(unsigned(row.get(0)))
         })
     }
 
@@ -715,7 +716,14 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
             )
             .await
             .map_err(pg)?
-            .get(0);
+            .try_get(0)
+            .map_err(|_| {
+                StoreError::Unreachable(
+                    "the database's schema_migrations table is not swiftgate's: give \
+                     store.url a database of its own"
+                        .into(),
+                )
+            })?;
         let known = MIGRATIONS.len();
         let version = usize::try_from(version).unwrap_or_default();
         if version > known {

@@ -233,14 +233,15 @@ impl Store {
         let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
         let tokens_after = now_micros();
         let existing = find_user(&tx, acc.id, name)?;
-        let (id, created) = match existing {
+        let (id, created, tokens_after) = match existing {
             Some(u) => {
-                tx.execute(
-                    "UPDATE users SET key_hash = ?1, groups = ?2, tokens_after = MAX(tokens_after, ?3) \
-                     WHERE id = ?4",
+                let after = tx.query_row(
+                    "UPDATE users SET key_hash = ?1, groups = ?2, tokens_after = MAX(tokens_after + 1, ?3) \
+                     WHERE id = ?4 RETURNING tokens_after",
                     params![key_hash, groups_json, tokens_after, u.id],
+                    |r| r.get(0),
                 )?;
-                (u.id, false)
+                (u.id, false, after)
             }
             None => {
                 tx.execute(
@@ -248,7 +249,7 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![acc.id, name, key_hash, groups_json, now(), tokens_after],
                 )?;
-                (tx.last_insert_rowid(), true)
+                (tx.last_insert_rowid(), true, tokens_after)
             }
         };
         tx.commit()?;
@@ -293,15 +294,17 @@ impl Store {
 
     /// Revokes every token of a user issued until now; returns when (Unix µs).
     pub fn revoke_tokens(&self, user_id: i64) -> Result<u64, StoreError> {
-        let at = now_micros();
-        let changed = self.conn().execute(
-            "UPDATE users SET tokens_after = MAX(tokens_after, ?1) WHERE id = ?2",
-            params![at, user_id],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::NoUser(format!("user id {user_id}")));
-        }
-        Ok(at)
+        // always forward, also past a time set by a clock ahead of this one
+        let at: Option<u64> = self
+            .conn()
+            .query_row(
+                "UPDATE users SET tokens_after = MAX(tokens_after + 1, ?1) WHERE id = ?2 \
+                 RETURNING tokens_after",
+                params![now_micros(), user_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        at.ok_or_else(|| StoreError::NoUser(format!("user id {user_id}")))
     }
 
     pub fn start_ring(&self, keys: &[RingKey]) -> Result<(), StoreError> {
