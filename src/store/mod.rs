@@ -50,6 +50,36 @@ pub struct UserRecord {
     pub tokens_after: u64,
 }
 
+impl AccountRecord {
+    /// A new account as just stored: no upstream credentials yet.
+    pub(crate) fn created(
+        id: i64,
+        name: &str,
+        storage_id: &str,
+        backend: &str,
+        created_at: u64,
+    ) -> AccountRecord {
+        AccountRecord {
+            id,
+            name: name.into(),
+            storage_id: storage_id.into(),
+            backend: backend.into(),
+            credentials: None,
+            credentials_version: 0,
+            created_at,
+        }
+    }
+}
+
+/// A user's groups as both stores keep them: a JSON list.
+pub(crate) fn groups_text(groups: &[String]) -> String {
+    serde_json::to_string(groups).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn groups_of(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
 impl UserRecord {
     pub fn is_admin(&self) -> bool {
         self.groups

@@ -14,8 +14,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row};
 
 use super::{
-    AccountRecord, KeyState, LoginEvent, RingKey, Snapshot, StoreError, UserRecord, now_micros,
-    plan_rotation,
+    AccountRecord, KeyState, LoginEvent, RingKey, Snapshot, StoreError, UserRecord, groups_of,
+    groups_text, now_micros, plan_rotation,
 };
 use crate::config::SharedStore;
 
@@ -363,15 +363,13 @@ impl Store {
                 .map_err(pg)?;
             Ok(row.get::<_, i64>(0))
         })?;
-        Ok(AccountRecord {
+        Ok(AccountRecord::created(
             id,
-            name: name.into(),
-            storage_id: storage_id.into(),
-            backend: backend.into(),
-            credentials: None,
-            credentials_version: 0,
-            created_at: unsigned(created_at),
-        })
+            name,
+            storage_id,
+            backend,
+            unsigned(created_at),
+        ))
     }
 
     pub async fn set_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
@@ -446,7 +444,7 @@ impl Store {
         key_hash: &str,
         groups: &[String],
     ) -> Result<(UserRecord, bool), StoreError> {
-        let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
+        let groups_json = groups_text(groups);
         let groups_json = groups_json.as_str();
         let tokens_after = now_micros();
         let after = signed(tokens_after);
@@ -619,7 +617,7 @@ impl Store {
                 .map_err(pg)?;
             }
             for u in &snap.users {
-                let groups = serde_json::to_string(&u.groups).unwrap_or_else(|_| "[]".into());
+                let groups = groups_text(&u.groups);
                 tx.execute(
                     "INSERT INTO users (id, account_id, name, key_hash, groups, created_at, \
                      tokens_after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -867,7 +865,7 @@ fn user_row(r: &Row) -> UserRecord {
         account_id: r.get(1),
         name: r.get(2),
         key_hash: r.get(3),
-        groups: serde_json::from_str(&groups).unwrap_or_default(),
+        groups: groups_of(&groups),
         tokens_after: unsigned(r.get(5)),
     }
 }

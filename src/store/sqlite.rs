@@ -9,7 +9,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    AccountRecord, KeyState, RingKey, Snapshot, StoreError, UserRecord, now_micros, plan_rotation,
+    AccountRecord, KeyState, RingKey, Snapshot, StoreError, UserRecord, groups_of, groups_text,
+    now_micros, plan_rotation,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
@@ -153,15 +154,9 @@ impl Store {
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
-        Ok(AccountRecord {
-            id,
-            name: name.into(),
-            storage_id: storage_id.into(),
-            backend: backend.into(),
-            credentials: None,
-            credentials_version: 0,
-            created_at,
-        })
+        Ok(AccountRecord::created(
+            id, name, storage_id, backend, created_at,
+        ))
     }
 
     /// Sets an account's sealed upstream credentials anew (an admin's change).
@@ -230,7 +225,7 @@ impl Store {
         let tx = conn.transaction()?;
         let acc =
             find_account(&tx, account)?.ok_or_else(|| StoreError::NoAccount(account.into()))?;
-        let groups_json = serde_json::to_string(groups).unwrap_or_else(|_| "[]".into());
+        let groups_json = groups_text(groups);
         let tokens_after = now_micros();
         let existing = find_user(&tx, acc.id, name)?;
         let (id, created, tokens_after) = match existing {
@@ -428,7 +423,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         account_id: r.get(1)?,
         name: r.get(2)?,
         key_hash: r.get(3)?,
-        groups: serde_json::from_str(&groups).unwrap_or_default(),
+        groups: groups_of(&groups),
         tokens_after: r.get(5)?,
     })
 }
