@@ -38,7 +38,6 @@ pub(crate) struct App {
     pub identity: Arc<Identity>,
     pub local: Arc<LocalStore>,
     pub clusters: Arc<Clusters>,
-    pub links: web::Links,
     pub policies: Policies,
     /// The TLS listeners' certificates, and what client certificates stand for.
     pub tls: Option<Arc<crate::tls::Certificate>>,
@@ -578,7 +577,6 @@ impl App {
                 Box::pin(web::link_start(
                     &self.identity,
                     &self.clusters,
-                    &self.links,
                     &account,
                     &form,
                     ctx.client,
@@ -592,7 +590,6 @@ impl App {
                 Ok(Box::pin(web::callback(
                     &self.identity,
                     &self.clusters,
-                    &self.links,
                     parts.uri.query(),
                     &public_base,
                 ))

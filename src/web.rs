@@ -4,21 +4,19 @@
 //! account with their key; the provider is sent a fresh `state` and a PKCE challenge,
 //! and the grant it gives is kept sealed. Provider errors are shown in plain words.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::auth::identity::{Identity, Principal};
-use crate::backend::credentials::AccountCredentials;
+use crate::backend::credentials::{AccountCredentials, Sealer};
 use crate::backend::local::LocalStore;
 use crate::backend::oauth;
 use crate::backend::swift::Clusters;
 use crate::body::{Body, full, json};
 use crate::error::{Error, Result};
-use crate::store::AccountRecord;
+use crate::store::{AccountRecord, LinkRecord, StoreError};
 
 /// How long a started link waits for the provider's answer.
 const LINK_LIFE: Duration = Duration::from_secs(600);
@@ -27,17 +25,11 @@ const MAX_PENDING: usize = 1000;
 /// The largest form a page accepts.
 pub(crate) const MAX_FORM: usize = 8192;
 
-/// A link on its way through the provider, by its `state`.
+/// A link on its way through the provider.
 struct Pending {
     account: String,
     verifier: String,
     redirect_uri: String,
-    until: Instant,
-}
-
-#[derive(Default)]
-pub(crate) struct Links {
-    pending: Mutex<HashMap<String, Pending>>,
 }
 
 /// Text for HTML: the XML escapes serve.
@@ -167,35 +159,64 @@ async fn sign_in_admin(
     Ok(user.to_owned())
 }
 
-impl Links {
-    fn start(&self, account: &str, verifier: String, redirect_uri: String) -> Result<String> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        pending.retain(|_, p| p.until > now);
-        if pending.len() >= MAX_PENDING {
-            return Err(Error::Unavailable {
-                retry_after: 60,
-                message: "too many links are under way; try again in a few minutes".into(),
-            });
-        }
-        let state = oauth::nonce();
-        pending.insert(
-            state.clone(),
-            Pending {
-                account: account.to_owned(),
-                verifier,
-                redirect_uri,
-                until: now + LINK_LIFE,
-            },
-        );
-        Ok(state)
-    }
+/// What a link's sealed verifier is bound to: the hash of its `state`, which is what the
+/// store keeps it by (the `state` itself is a bearer secret and is not stored).
+fn link_context(state_hash: &[u8]) -> String {
+    format!("link/{}", hex::encode(state_hash))
+}
 
-    /// The link a `state` stands for, once.
-    fn take(&self, state: &str) -> Option<Pending> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.remove(state).filter(|p| p.until > Instant::now())
+fn state_hash(state: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(state.as_bytes()).to_vec()
+}
+
+/// Keeps a link under way in the store, where any gateway of the store finds it when the
+/// provider sends the browser back; its `state`.
+async fn start(
+    identity: &Identity,
+    sealer: &Sealer,
+    account: &str,
+    verifier: &str,
+    redirect_uri: String,
+) -> Result<String> {
+    let state = oauth::nonce();
+    let hash = state_hash(&state);
+    let link = LinkRecord {
+        account: account.to_owned(),
+        verifier: sealer.seal_secret(&link_context(&hash), verifier)?,
+        redirect_uri,
+        until: unix_now() + LINK_LIFE.as_secs(),
+    };
+    match identity.store().put_link(&hash, &link, MAX_PENDING).await {
+        Ok(()) => Ok(state),
+        Err(StoreError::TooManyLinks) => Err(Error::Unavailable {
+            retry_after: 60,
+            message: "too many links are under way; try again in a few minutes".into(),
+        }),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// The link a `state` stands for, once.
+async fn take(identity: &Identity, sealer: &Sealer, state: &str) -> Result<Option<Pending>> {
+    let hash = state_hash(state);
+    let Some(link) = identity.store().take_link(&hash).await? else {
+        return Ok(None);
+    };
+    Ok(sealer
+        .open_secret(&link_context(&hash), &link.verifier)
+        .map(|verifier| Pending {
+            account: link.account,
+            verifier,
+            redirect_uri: link.redirect_uri,
+        }))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// Where the provider sends the browser back.
@@ -210,7 +231,6 @@ pub(crate) fn redirect_uri(configured: Option<&str>, public_base: &str) -> Strin
 pub(crate) async fn link_start(
     identity: &Identity,
     clusters: &Clusters,
-    links: &Links,
     account: &str,
     form: &[u8],
     source: IpAddr,
@@ -229,7 +249,14 @@ pub(crate) async fn link_start(
     })?;
     let redirect = redirect_uri(settings.redirect_uri.as_deref(), public_base);
     let pkce = oauth::pkce();
-    let state = links.start(account, pkce.verifier, redirect.clone())?;
+    let state = start(
+        identity,
+        clusters.sealer()?,
+        account,
+        &pkce.verifier,
+        redirect.clone(),
+    )
+    .await?;
     let to = oauth::authorize_url(settings, &redirect, &state, &pkce.challenge);
     let mut resp = page(
         StatusCode::SEE_OTHER,
@@ -248,11 +275,10 @@ pub(crate) async fn link_start(
 pub(crate) async fn callback(
     identity: &std::sync::Arc<Identity>,
     clusters: &Clusters,
-    links: &Links,
     query: Option<&str>,
     public_base: &str,
 ) -> Response<Body> {
-    match finish_link(identity, clusters, links, query, public_base).await {
+    match finish_link(identity, clusters, query, public_base).await {
         Ok(resp) => resp,
         Err(e) => error_page(&e),
     }
@@ -261,7 +287,6 @@ pub(crate) async fn callback(
 async fn finish_link(
     identity: &std::sync::Arc<Identity>,
     clusters: &Clusters,
-    links: &Links,
     query: Option<&str>,
     public_base: &str,
 ) -> Result<Response<Body>> {
@@ -273,7 +298,10 @@ async fn finish_link(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let pending = get("state").and_then(|s| links.take(s));
+    let pending = match get("state") {
+        Some(state) => take(identity, clusters.sealer()?, state).await?,
+        None => None,
+    };
     let Some(pending) = pending else {
         let mut body = "<p>This link attempt is unknown or has expired (links wait ten \
                         minutes). Start again from the link page of the account.</p>"
@@ -481,16 +509,5 @@ mod tests {
         );
         assert_eq!(bytes(12), "12 B");
         assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
-    }
-
-    #[test]
-    fn a_state_is_used_once_and_expires() {
-        let links = Links::default();
-        let s = links
-            .start("acct", "verifier".into(), "http://gw/callback".into())
-            .unwrap();
-        assert_eq!(links.take(&s).unwrap().account, "acct");
-        assert!(links.take(&s).is_none(), "a state is good once");
-        assert!(links.take("forged").is_none());
     }
 }

@@ -380,6 +380,13 @@ async fn gateways_starting_together_migrate_the_store_once() {
 }
 
 /// The same calls, the same answers, on the embedded store and on PostgreSQL.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 async fn round_trip(store: &Store) {
     let acc = store
         .create_account("test", "AUTH_x1", "cluster")
@@ -458,12 +465,62 @@ async fn round_trip(store: &Store) {
     ));
 
     store.set_credentials("test", b"sealed").await.unwrap();
-    store.renew_credentials("test", b"renewed").await.unwrap();
+    // a grant's refresh: what it leaves is kept, the credentials' version stays
+    let lock = store.lock_grant("test").await.unwrap();
+    assert_eq!(lock.credentials.as_deref(), Some(&b"sealed"[..]));
+    assert!(lock.access.is_none());
+    lock.finish(Some(b"renewed".to_vec()), b"access".to_vec(), 77)
+        .await
+        .unwrap();
     let a = store.account("test").await.unwrap().unwrap();
     assert_eq!(
         (a.credentials.as_deref(), a.credentials_version),
         (Some(&b"renewed"[..]), 1)
     );
+    let lock = store.lock_grant("test").await.unwrap();
+    assert_eq!(lock.access, Some((b"access".to_vec(), 77)));
+    lock.release().await;
+    // a lock let go unfinished changes nothing
+    drop(store.lock_grant("test").await.unwrap());
+    let lock = store.lock_grant("test").await.unwrap();
+    lock.finish(None, b"access2".to_vec(), 78).await.unwrap();
+    let lock = store.lock_grant("test").await.unwrap();
+    assert_eq!(lock.credentials.as_deref(), Some(&b"renewed"[..]));
+    assert_eq!(lock.access, Some((b"access2".to_vec(), 78)));
+    drop(lock);
+    // new credentials: the access token of the old ones goes
+    store.set_credentials("test", b"relinked").await.unwrap();
+    let lock = store.lock_grant("test").await.unwrap();
+    assert!(lock.access.is_none());
+    lock.release().await;
+    assert!(matches!(
+        store.lock_grant("nosuch").await,
+        Err(StoreError::NoAccount(_))
+    ));
+
+    // links under way: taken once, not once expired, not past the limit
+    let link = |until| swiftgate::store::LinkRecord {
+        account: "test".into(),
+        verifier: b"sealed verifier".to_vec(),
+        redirect_uri: "https://gw/callback".into(),
+        until,
+    };
+    let later = now_secs() + 600;
+    store.put_link(b"h1", &link(later), 2).await.unwrap();
+    store
+        .put_link(b"h2", &link(now_secs() - 1), 2)
+        .await
+        .unwrap();
+    store.put_link(b"h3", &link(later), 2).await.unwrap();
+    assert!(matches!(
+        store.put_link(b"h4", &link(later), 2).await,
+        Err(StoreError::TooManyLinks)
+    ));
+    assert_eq!(store.take_link(b"h1").await.unwrap(), Some(link(later)));
+    assert_eq!(store.take_link(b"h1").await.unwrap(), None, "once");
+    assert_eq!(store.take_link(b"h2").await.unwrap(), None, "expired");
+    assert_eq!(store.take_link(b"nosuch").await.unwrap(), None);
+    store.take_link(b"h3").await.unwrap().unwrap();
     assert!(matches!(
         store.set_credentials("nosuch", b"x").await,
         Err(StoreError::NoAccount(_))

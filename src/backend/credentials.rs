@@ -113,6 +113,35 @@ impl Sealer {
     pub fn seal(&self, storage_id: &str, creds: &AccountCredentials) -> Result<Vec<u8>> {
         let plain =
             serde_json::to_vec(creds).map_err(|e| Error::internal("upstream credentials", e))?;
+        self.seal_bytes(storage_id, &plain)
+    }
+
+    /// The credentials sealed for `storage_id`; an error when the blob was sealed under
+    /// another key, for another account, or altered.
+    pub fn open(&self, storage_id: &str, blob: &[u8]) -> Result<AccountCredentials> {
+        self.open_bytes(storage_id, blob)
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .ok_or_else(|| {
+                Error::broken(format!(
+                    "the upstream credentials of {storage_id} do not open with the configured \
+                     credential key (another key, or altered); set them again"
+                ))
+            })
+    }
+
+    /// Seals a secret other than credentials (an access token, a PKCE verifier), bound to
+    /// what it is for: `context` names it.
+    pub fn seal_secret(&self, context: &str, secret: &str) -> Result<Vec<u8>> {
+        self.seal_bytes(&format!("secret:{context}"), secret.as_bytes())
+    }
+
+    /// A secret sealed for `context`, or `None`.
+    pub fn open_secret(&self, context: &str, blob: &[u8]) -> Option<String> {
+        self.open_bytes(&format!("secret:{context}"), blob)
+            .and_then(|plain| String::from_utf8(plain).ok())
+    }
+
+    fn seal_bytes(&self, aad: &str, plain: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
@@ -120,11 +149,11 @@ impl Sealer {
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
-                    msg: &plain,
-                    aad: storage_id.as_bytes(),
+                    msg: plain,
+                    aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| Error::broken("upstream credentials could not be sealed"))?;
+            .map_err(|_| Error::broken("a secret could not be sealed"))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(FORMAT);
         out.extend_from_slice(&nonce);
@@ -132,31 +161,21 @@ impl Sealer {
         Ok(out)
     }
 
-    /// The credentials sealed for `storage_id`; an error when the blob was sealed under
-    /// another key, for another account, or altered.
-    pub fn open(&self, storage_id: &str, blob: &[u8]) -> Result<AccountCredentials> {
-        let unreadable = || {
-            Error::broken(format!(
-                "the upstream credentials of {storage_id} do not open with the configured \
-                 credential key (another key, or altered); set them again"
-            ))
-        };
-        let (&format, rest) = blob.split_first().ok_or_else(unreadable)?;
+    fn open_bytes(&self, aad: &str, blob: &[u8]) -> Option<Vec<u8>> {
+        let (&format, rest) = blob.split_first()?;
         if format != FORMAT || rest.len() < NONCE_LEN {
-            return Err(unreadable());
+            return None;
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let plain = self
-            .cipher
+        self.cipher
             .decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
                     msg: sealed,
-                    aad: storage_id.as_bytes(),
+                    aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| unreadable())?;
-        serde_json::from_slice(&plain).map_err(|_| unreadable())
+            .ok()
     }
 }
 
@@ -190,6 +209,15 @@ mod tests {
         *altered.last_mut().unwrap() ^= 1;
         assert!(sealer.open("AUTH_a", &altered).is_err());
         assert!(sealer.open("AUTH_a", &[]).is_err());
+        // a secret opens only for what it was sealed for, and never as credentials
+        let secret = sealer.seal_secret("access/AUTH_a", "tok-1").unwrap();
+        assert_eq!(
+            sealer.open_secret("access/AUTH_a", &secret).as_deref(),
+            Some("tok-1")
+        );
+        assert!(sealer.open_secret("access/AUTH_b", &secret).is_none());
+        assert!(sealer.open("access/AUTH_a", &secret).is_err());
+        assert!(sealer.open_secret("AUTH_a", &blob).is_none());
         // two seals of the same credentials differ (fresh nonce)
         assert_ne!(sealer.seal("AUTH_a", &creds()).unwrap(), blob);
     }

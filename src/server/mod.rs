@@ -232,7 +232,6 @@ impl Gateway {
             })?;
         let app = Arc::new(App {
             policies: crate::policy::Policies::new(&config.policies, &config.denies)?,
-            links: Default::default(),
             tls: certificate.clone(),
             config,
             identity: identity.clone(),

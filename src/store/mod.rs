@@ -139,6 +139,69 @@ pub struct Snapshot {
     pub keys: Vec<RingKey>,
 }
 
+/// A link to an OAuth2 provider on its way, kept by the SHA-256 of its `state` until the
+/// provider sends the browser back (to any gateway of the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRecord {
+    pub account: String,
+    /// The PKCE verifier, sealed.
+    pub verifier: Vec<u8>,
+    pub redirect_uri: String,
+    /// Unix seconds.
+    pub until: u64,
+}
+
+/// An account's sealed credentials, and the sealed access token a refresh left with its
+/// end.
+pub(crate) type GrantState = (Option<Vec<u8>>, Option<(Vec<u8>, u64)>);
+
+/// An account's OAuth2 grant as stored, held for one refresh: no other gateway of the
+/// store reads or refreshes it until `finish` or `release` (or the drop of this).
+pub struct GrantLock {
+    /// The sealed credentials: the refresh token to use.
+    pub credentials: Option<Vec<u8>>,
+    /// The sealed access token another refresh left, and until when it is good (Unix
+    /// seconds).
+    pub access: Option<(Vec<u8>, u64)>,
+    held: Held,
+}
+
+enum Held {
+    Embedded {
+        store: Arc<sqlite::Store>,
+        name: String,
+    },
+    Shared(Box<postgres::GrantLock>),
+}
+
+impl GrantLock {
+    /// Keeps what a refresh gave: the renewed credentials when the provider rotated the
+    /// refresh token, and the sealed access token with its end; then lets go.
+    pub async fn finish(
+        self,
+        renewed: Option<Vec<u8>>,
+        access: Vec<u8>,
+        until: u64,
+    ) -> Result<(), StoreError> {
+        match self.held {
+            Held::Embedded { store, name } => {
+                embedded(&store, move |s| {
+                    s.finish_grant(&name, renewed.as_deref(), &access, until)
+                })
+                .await
+            }
+            Held::Shared(lock) => lock.finish(renewed.as_deref(), &access, until).await,
+        }
+    }
+
+    /// Lets go, changing nothing.
+    pub async fn release(self) {
+        if let Held::Shared(lock) = self.held {
+            lock.release().await;
+        }
+    }
+}
+
 /// The current time in Unix microseconds: when tokens were issued and revoked.
 pub fn now_micros() -> u64 {
     std::time::SystemTime::now()
@@ -186,6 +249,8 @@ pub enum StoreError {
          on one machine; a shared store holds accounts on [[backend]] clusters only"
     )]
     EmbeddedOnShared(String),
+    #[error("too many links are under way; try again in a few minutes")]
+    TooManyLinks,
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,
@@ -205,7 +270,9 @@ impl StoreError {
             StoreError::NoAccount(_) | StoreError::NoUser(_) => StatusCode::NOT_FOUND,
             StoreError::EmbeddedOnShared(_) => StatusCode::BAD_REQUEST,
             StoreError::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Unreachable(_) | StoreError::TooManyLinks => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             StoreError::Postgres(e) if e.is_closed() || e.as_db_error().is_none() => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -341,15 +408,57 @@ impl Store {
         }
     }
 
-    /// Replaces an account's sealed credentials with their renewed form (a rotated
-    /// OAuth2 refresh token): the same credentials, so their version stays.
-    pub async fn renew_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    /// An account's OAuth2 grant, held for a refresh: on a shared store, a gateway
+    /// waits here while another one refreshes, and then finds the access token it left.
+    pub async fn lock_grant(&self, name: &str) -> Result<GrantLock, StoreError> {
         match self {
             Store::Embedded(s) => {
-                let (n, c) = (name.to_owned(), sealed.to_vec());
-                embedded(s, move |s| s.renew_credentials(&n, &c)).await
+                let n = name.to_owned();
+                let (credentials, access) = embedded(s, move |s| s.grant(&n)).await?;
+                Ok(GrantLock {
+                    credentials,
+                    access,
+                    held: Held::Embedded {
+                        store: s.clone(),
+                        name: name.to_owned(),
+                    },
+                })
             }
-            Store::Shared(s) => s.renew_credentials(name, sealed).await,
+            Store::Shared(s) => {
+                let (lock, credentials, access) = s.lock_grant(name).await?;
+                Ok(GrantLock {
+                    credentials,
+                    access,
+                    held: Held::Shared(Box::new(lock)),
+                })
+            }
+        }
+    }
+
+    /// Keeps a link under way; `TooManyLinks` when `max` are waiting already.
+    pub async fn put_link(
+        &self,
+        state_hash: &[u8],
+        link: &LinkRecord,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let (h, l) = (state_hash.to_vec(), link.clone());
+                embedded(s, move |s| s.put_link(&h, &l, max)).await
+            }
+            Store::Shared(s) => s.put_link(state_hash, link, max).await,
+        }
+    }
+
+    /// The link under way for a `state`'s hash, once, while it has not expired.
+    pub async fn take_link(&self, state_hash: &[u8]) -> Result<Option<LinkRecord>, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let h = state_hash.to_vec();
+                embedded(s, move |s| s.take_link(&h)).await
+            }
+            Store::Shared(s) => s.take_link(state_hash).await,
         }
     }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    AccountRecord, KeyState, RingKey, Snapshot, StoreError, UserRecord, groups_of, groups_text,
-    now_micros, plan_rotation,
+    AccountRecord, KeyState, LinkRecord, RingKey, Snapshot, StoreError, UserRecord, groups_of,
+    groups_text, now_micros, plan_rotation,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
@@ -55,6 +55,17 @@ CREATE TABLE token_keys (
     sealed      INTEGER NOT NULL,
     state       TEXT NOT NULL,
     created_at  INTEGER NOT NULL
+);
+"#,
+    r#"
+ALTER TABLE accounts ADD COLUMN access BLOB;
+ALTER TABLE accounts ADD COLUMN access_until INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE link_states (
+    state_hash   BLOB PRIMARY KEY,
+    account      TEXT NOT NULL,
+    verifier     BLOB NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    until        INTEGER NOT NULL
 );
 "#,
 ];
@@ -159,11 +170,12 @@ impl Store {
         ))
     }
 
-    /// Sets an account's sealed upstream credentials anew (an admin's change).
+    /// Sets an account's sealed upstream credentials anew (an admin's change); an
+    /// access token of the credentials before goes with them.
     pub fn set_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
         let changed = self.conn().execute(
-            "UPDATE accounts SET credentials = ?2, credentials_version = credentials_version + 1 \
-             WHERE name = ?1",
+            "UPDATE accounts SET credentials = ?2, credentials_version = credentials_version + 1, \
+             access = NULL, access_until = 0 WHERE name = ?1",
             params![name, sealed],
         )?;
         if changed == 0 {
@@ -172,17 +184,93 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces an account's sealed credentials with their renewed form (a rotated
-    /// OAuth2 refresh token): the same credentials, so their version stays.
-    pub fn renew_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    /// An account's sealed credentials, and the sealed access token a refresh left.
+    pub fn grant(&self, name: &str) -> Result<super::GrantState, StoreError> {
+        let found = self
+            .conn()
+            .query_row(
+                "SELECT credentials, access, access_until FROM accounts WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<Vec<u8>>>(0)?,
+                        r.get::<_, Option<Vec<u8>>>(1)?,
+                        r.get::<_, u64>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (credentials, access, until) =
+            found.ok_or_else(|| StoreError::NoAccount(name.into()))?;
+        Ok((credentials, access.map(|a| (a, until))))
+    }
+
+    /// Keeps what a refresh of an account's grant gave: its renewed credentials (the
+    /// same credentials, so their version stays) and its access token.
+    pub fn finish_grant(
+        &self,
+        name: &str,
+        renewed: Option<&[u8]>,
+        access: &[u8],
+        until: u64,
+    ) -> Result<(), StoreError> {
         let changed = self.conn().execute(
-            "UPDATE accounts SET credentials = ?2 WHERE name = ?1",
-            params![name, sealed],
+            "UPDATE accounts SET credentials = COALESCE(?2, credentials), access = ?3, \
+             access_until = ?4 WHERE name = ?1",
+            params![name, renewed, access, until],
         )?;
         if changed == 0 {
             return Err(StoreError::NoAccount(name.into()));
         }
         Ok(())
+    }
+
+    pub fn put_link(
+        &self,
+        state_hash: &[u8],
+        link: &LinkRecord,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM link_states WHERE until <= ?1", [now()])?;
+        let waiting: usize = tx.query_row("SELECT COUNT(*) FROM link_states", [], |r| r.get(0))?;
+        if waiting >= max {
+            return Err(StoreError::TooManyLinks);
+        }
+        tx.execute(
+            "INSERT INTO link_states (state_hash, account, verifier, redirect_uri, until) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                state_hash,
+                link.account,
+                link.verifier,
+                link.redirect_uri,
+                link.until
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn take_link(&self, state_hash: &[u8]) -> Result<Option<LinkRecord>, StoreError> {
+        let found = self
+            .conn()
+            .query_row(
+                "DELETE FROM link_states WHERE state_hash = ?1 \
+                 RETURNING account, verifier, redirect_uri, until",
+                [state_hash],
+                |r| {
+                    Ok(LinkRecord {
+                        account: r.get(0)?,
+                        verifier: r.get(1)?,
+                        redirect_uri: r.get(2)?,
+                        until: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(found.filter(|l| l.until > now()))
     }
 
     pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {

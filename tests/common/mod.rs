@@ -696,3 +696,57 @@ pub fn tls_config(certs: &Path) -> swiftgate::config::TlsConfig {
         bind_tokens: false,
     }
 }
+
+/// A gateway process, `swiftgate --config CONFIG --data DIR serve` on a free loopback
+/// port; killed by its PID when dropped.
+pub struct GatewayProcess {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl GatewayProcess {
+    pub fn start(config: &Path, data: &Path) -> GatewayProcess {
+        use std::io::BufRead as _;
+        let mut child = Command::new(swiftgate_bin())
+            .arg("--config")
+            .arg(config)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn swiftgate");
+        let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut said = String::new();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!("swiftgate did not start:\n{said}");
+            };
+            if let Some(url) = line.split("listening on http://").nth(1) {
+                break url.trim().parse().expect("a listener address");
+            }
+            said.push_str(&line);
+            said.push('\n');
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        GatewayProcess { addr, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -7,7 +7,8 @@
 //!   `error=access_denied`;
 //! - `POST /oauth/token/` authenticates the client (HTTP Basic or form fields), trades a
 //!   code (once, with its verifier and redirect URI) or a refresh token (rotated: the old
-//!   one stops working) for a short-lived access token;
+//!   one stops working, and one used twice revokes every grant, as providers with reuse
+//!   detection do) for a short-lived access token;
 //! - `GET /1.0/account/credentials` gives, for a live access token, a real tempauth token
 //!   of the real Swift, with `expires` in RFC 3339 with an offset, as HubiC wrote it;
 //! - `GET /1.0/account/usage` gives `{quota, used}` from that Swift account.
@@ -43,6 +44,9 @@ struct ProviderState {
     consents: HashMap<String, AuthRequest>,
     codes: HashMap<String, (AuthRequest, Instant)>,
     refresh_tokens: HashSet<String>,
+    /// Refresh tokens used once, and how many were presented again.
+    used_refresh_tokens: HashSet<String>,
+    reuses: usize,
     access_tokens: HashMap<String, Instant>,
     refreshes: usize,
     credential_calls: usize,
@@ -197,6 +201,8 @@ impl Provider {
             consents: HashMap::new(),
             codes: HashMap::new(),
             refresh_tokens: HashSet::new(),
+            used_refresh_tokens: HashSet::new(),
+            reuses: 0,
             access_tokens: HashMap::new(),
             refreshes: 0,
             credential_calls: 0,
@@ -283,6 +289,41 @@ impl Provider {
     /// life with `None`).
     pub fn set_credentials_life(&self, life: Option<Duration>) {
         self.state.lock().unwrap().credentials_life = life;
+    }
+
+    /// What a browser does at the provider for a user who accepts: opens `authorize_url`
+    /// (where a gateway sent it), accepts on the consent page; where the provider sends
+    /// the browser back (the redirect URI with `code` and `state`).
+    pub async fn accept(&self, authorize_url: &str) -> String {
+        let path = &authorize_url[authorize_url.find("/oauth/").expect("an authorize URL")..];
+        let page = super::request(self.addr, "GET", path, &[]).await;
+        assert_eq!(page.status, 200, "{}", page.text());
+        let html = page.text();
+        let id = html
+            .split("name=\"oauth\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a consent form");
+        let answer = super::request_with_body(
+            self.addr,
+            "POST",
+            "/oauth/auth/",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            format!("oauth={id}&action=accepted").as_bytes(),
+        )
+        .await;
+        assert!(
+            answer.status / 100 == 3,
+            "{} {}",
+            answer.status,
+            answer.text()
+        );
+        answer.header("location").expect("a redirect").to_owned()
+    }
+
+    /// Refresh tokens presented after their use (each revoked every grant).
+    pub fn reuses(&self) -> usize {
+        self.state.lock().unwrap().reuses
     }
 
     /// Refreshes served, and credential requests answered.
@@ -482,13 +523,25 @@ fn token(
             issue(&mut s)
         }
         "refresh_token" => {
-            if !s.refresh_tokens.remove(get("refresh_token")) {
+            let presented = get("refresh_token");
+            if s.used_refresh_tokens.contains(presented) {
+                s.reuses += 1;
+                s.refresh_tokens.clear();
+                s.access_tokens.clear();
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "refresh token reused; the grant is revoked",
+                );
+            }
+            if !s.refresh_tokens.remove(presented) {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",
                     "invalid refresh token",
                 );
             }
+            s.used_refresh_tokens.insert(presented.to_owned());
             s.refreshes += 1;
             issue(&mut s)
         }

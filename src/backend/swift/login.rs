@@ -12,14 +12,17 @@ use http_body_util::{BodyExt, Full};
 use super::{Cluster, Naming};
 use crate::auth::v1::DirectCredentials;
 use crate::backend::client::empty_body;
-use crate::backend::credentials::AccountCredentials;
+use crate::backend::credentials::{AccountCredentials, Sealer};
 use crate::backend::oauth;
 use crate::config::{BackendConfig, ConfigError, OAuthSettings};
 use crate::error::{Error, Result};
+use crate::store::Store;
 use crate::swift::target::Prefixes;
 
 /// A service token is renewed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// An OAuth2 access token is not used with less than this left.
+const ACCESS_MARGIN: Duration = Duration::from_secs(1);
 
 /// A login's session: its token, the storage base (`…/v1`), the account its storage URL
 /// names, when it was made, and when the token expires, when the upstream said.
@@ -84,16 +87,29 @@ pub(super) enum Login {
     OAuth2(Box<Grant>),
 }
 
-/// Keeps a rotated refresh token: seals and stores it.
-pub type KeepGrant =
-    Arc<dyn Fn(String) -> futures_util::future::BoxFuture<'static, Result<()>> + Send + Sync>;
+/// Where an account's grant is kept: its row in the store, whose lock makes one refresh
+/// at a time across every gateway of the store, and the sealer of what it holds.
+pub struct GrantKeeper {
+    pub store: Arc<Store>,
+    pub sealer: Arc<Sealer>,
+    pub name: String,
+    pub storage_id: String,
+}
+
+impl GrantKeeper {
+    /// What the stored access token is sealed for.
+    fn access_context(&self) -> String {
+        format!("access/{}", self.storage_id)
+    }
+}
 
 /// An account's OAuth2 grant, and its current access token.
 pub struct Grant {
     settings: OAuthSettings,
-    refresh_token: tokio::sync::Mutex<String>,
+    /// One refresh at a time on this gateway; the store's lock makes it one in all.
+    refreshing: tokio::sync::Mutex<()>,
     access: std::sync::Mutex<Option<(String, Instant)>>,
-    keep: KeepGrant,
+    keeper: GrantKeeper,
 }
 
 impl Grant {
@@ -102,13 +118,25 @@ impl Grant {
         let access = self.access.lock().unwrap_or_else(|p| p.into_inner());
         access
             .as_ref()
-            .filter(|(_, until)| *until > Instant::now() + TOKEN_MARGIN.min(Duration::from_secs(1)))
+            .filter(|(_, until)| *until > Instant::now() + ACCESS_MARGIN)
             .map(|(t, _)| t.clone())
+    }
+
+    fn keep_access(&self, token: &str, life: Duration) {
+        *self.access.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((token.to_owned(), Instant::now() + life));
     }
 
     fn forget_access(&self) {
         *self.access.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 impl Login {
@@ -153,19 +181,21 @@ impl Login {
         cfg: &BackendConfig,
         oauth: Option<&OAuthSettings>,
         creds: &AccountCredentials,
-        keep: KeepGrant,
+        keeper: Option<GrantKeeper>,
     ) -> Result<Login> {
         use crate::backend::credentials::Login as Own;
         let identity = match &creds.login {
-            Own::OAuth2 { refresh_token } => {
+            Own::OAuth2 { .. } => {
                 let settings = oauth.ok_or_else(|| {
                     Error::broken(format!("backend {:?} is not an OAuth2 one", cfg.name))
                 })?;
+                let keeper =
+                    keeper.ok_or_else(|| Error::broken("no store to keep an OAuth2 grant in"))?;
                 return Ok(Login::OAuth2(Box::new(Grant {
                     settings: settings.clone(),
-                    refresh_token: tokio::sync::Mutex::new(refresh_token.clone()),
+                    refreshing: tokio::sync::Mutex::new(()),
                     access: std::sync::Mutex::new(None),
-                    keep,
+                    keeper,
                 })));
             }
             Own::V1 { user, key } => {
@@ -323,26 +353,80 @@ impl Cluster {
         Ok(Session::at(&c.endpoint, c.token, expires))
     }
 
-    /// A new access token for the grant; a rotated refresh token is kept at once.
+    /// A new access token for the grant, or the one another gateway of the store got
+    /// meanwhile. The grant's row stays locked from reading its refresh token to keeping
+    /// the rotated one, so that no two gateways refresh with the same token (providers
+    /// that see a refresh token used twice revoke the grant).
     async fn refresh_grant(&self, grant: &Grant) -> Result<String> {
-        let mut refresh_token = grant.refresh_token.lock().await;
+        let _one = grant.refreshing.lock().await;
         // another request may have refreshed while this one waited
         if let Some(a) = grant.access_token() {
             return Ok(a);
         }
+        let keeper = &grant.keeper;
+        let lock = keeper.store.lock_grant(&keeper.name).await?;
+        let context = keeper.access_context();
+        let now = unix_now();
+        if let Some((sealed, until)) = &lock.access
+            && *until > now + ACCESS_MARGIN.as_secs()
+            && let Some(token) = keeper.sealer.open_secret(&context, sealed)
+        {
+            let life = Duration::from_secs(until - now);
+            lock.release().await;
+            grant.keep_access(&token, life);
+            return Ok(token);
+        }
+        let creds = lock
+            .credentials
+            .as_deref()
+            .map(|c| keeper.sealer.open(&keeper.storage_id, c))
+            .transpose();
+        let (creds, refresh_token) = match creds {
+            Ok(Some(c)) => match &c.login {
+                crate::backend::credentials::Login::OAuth2 { refresh_token } => {
+                    let r = refresh_token.clone();
+                    (c, r)
+                }
+                _ => {
+                    lock.release().await;
+                    return Err(self.refused(StatusCode::UNAUTHORIZED));
+                }
+            },
+            Ok(None) => {
+                lock.release().await;
+                return Err(self.refused(StatusCode::UNAUTHORIZED));
+            }
+            Err(e) => {
+                lock.release().await;
+                return Err(e);
+            }
+        };
         match oauth::refresh(&self.client, self.timeout, &grant.settings, &refresh_token).await {
             Ok(t) => {
-                if let Some(rotated) = t.refresh_token.filter(|r| *r != *refresh_token) {
-                    (grant.keep)(rotated.clone()).await?;
-                    *refresh_token = rotated;
-                }
+                let renewed = match t.refresh_token.filter(|r| *r != refresh_token) {
+                    Some(rotated) => Some(keeper.sealer.seal(
+                        &keeper.storage_id,
+                        &AccountCredentials {
+                            login: crate::backend::credentials::Login::OAuth2 {
+                                refresh_token: rotated,
+                            },
+                            ..creds
+                        },
+                    )?),
+                    None => None,
+                };
                 let life = Duration::from_secs(t.expires_in.unwrap_or(3600));
-                *grant.access.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((t.access_token.clone(), Instant::now() + life));
+                let sealed = keeper.sealer.seal_secret(&context, &t.access_token)?;
+                let kept = lock.finish(renewed, sealed, now + life.as_secs()).await;
+                if let Err(e) = kept {
+                    tracing::error!(backend = %self.name, storage_id = %keeper.storage_id, error = %e, "a refreshed OAuth2 grant could not be kept; the account may have to be linked again");
+                }
+                grant.keep_access(&t.access_token, life);
                 tracing::info!(backend = %self.name, expires_in = life.as_secs(), "refreshed an OAuth2 access token");
                 Ok(t.access_token)
             }
             Err(oauth::TokenError::Revoked(said)) => {
+                lock.release().await;
                 let (storage_id, name) = match &self.naming {
                     Naming::Own { storage_id, name } => (storage_id.as_str(), name.as_str()),
                     Naming::Reseller { .. } => ("", ""),
@@ -358,7 +442,10 @@ impl Cluster {
                     ),
                 ))
             }
-            Err(oauth::TokenError::Other(e)) => Err(e),
+            Err(oauth::TokenError::Other(e)) => {
+                lock.release().await;
+                Err(e)
+            }
         }
     }
 

@@ -28,7 +28,7 @@ mod login;
 mod registry;
 
 pub use forward::Forward;
-pub use login::{Grant, KeepGrant};
+pub use login::{Grant, GrantKeeper};
 use login::{Login, Session};
 pub use registry::{Clusters, Upstream};
 

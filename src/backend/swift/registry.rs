@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Cluster, KeepGrant, Login, Naming};
+use super::{Cluster, GrantKeeper, Login, Naming};
 use crate::auth::v1::{DirectCredentials, Upstreams};
 use crate::backend::client::{HttpClient, http_client};
-use crate::backend::credentials::{AccountCredentials, Sealer};
+use crate::backend::credentials::Sealer;
 use crate::backend::oauth;
 use crate::config::{BackendConfig, Config, ConfigError, Delivery, OAuthSettings};
 use crate::error::{Error, Result};
@@ -176,8 +176,16 @@ impl Clusters {
                 record.name, backend.cfg.kind, record.backend
             )));
         }
-        let keep = self.keep_grant(record);
-        let login = Login::for_account(&backend.cfg, backend.oauth.as_ref(), &creds, keep)?;
+        let keeper = match (&self.store, &self.sealer) {
+            (Some(store), Some(sealer)) => Some(GrantKeeper {
+                store: store.clone(),
+                sealer: sealer.clone(),
+                name: record.name.clone(),
+                storage_id: record.storage_id.clone(),
+            }),
+            _ => None,
+        };
+        let login = Login::for_account(&backend.cfg, backend.oauth.as_ref(), &creds, keeper)?;
         let cluster = Arc::new(Cluster::with(
             &backend.cfg,
             login,
@@ -237,27 +245,6 @@ impl Clusters {
             ))),
             Err(oauth::TokenError::Other(e)) => Err(e),
         }
-    }
-
-    /// Seals and stores an account's rotated OAuth2 refresh token, as a renewal of the
-    /// same credentials.
-    fn keep_grant(&self, record: &AccountRecord) -> KeepGrant {
-        let (store, sealer) = (self.store.clone(), self.sealer.clone());
-        let (storage_id, name) = (record.storage_id.clone(), record.name.clone());
-        Arc::new(move |refresh_token: String| {
-            let (store, sealer) = (store.clone(), sealer.clone());
-            let (storage_id, name) = (storage_id.clone(), name.clone());
-            Box::pin(async move {
-                let (Some(store), Some(sealer)) = (store, sealer) else {
-                    return Err(Error::broken("no store to keep a rotated OAuth2 grant in"));
-                };
-                let grant = AccountCredentials::oauth2(refresh_token);
-                store
-                    .renew_credentials(&name, &sealer.seal(&storage_id, &grant)?)
-                    .await?;
-                Ok(())
-            })
-        })
     }
 
     /// Creates the upstream account of a new account on a cluster backend, and its
