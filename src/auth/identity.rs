@@ -334,6 +334,16 @@ impl Identity {
         }
     }
 
+    /// An account record for a login that hands out its upstream credentials: without
+    /// any in memory, what the store holds now (a link may just have been finished on
+    /// another gateway).
+    pub async fn account_with_credentials(&self, name: &str) -> Result<Option<AccountRecord>> {
+        if self.account(name).is_some_and(|r| r.credentials.is_none()) {
+            self.catch_up().await?;
+        }
+        Ok(self.account(name))
+    }
+
     /// Drops expired issued tokens and stale verified keys from memory.
     pub fn purge_expired(&self) {
         let now = unix_now();

@@ -195,6 +195,10 @@ pub async fn handle(
     identity
         .verify_key(&req.account, &req.user, &req.keys, source)
         .await?;
+    let record = identity
+        .account_with_credentials(&req.account)
+        .await?
+        .unwrap_or(record);
     if let Some(direct) = upstreams.direct(&record, req.new_token).await? {
         return Ok((
             answer(&direct.token, &direct.storage_url, direct.expires_in)?,

@@ -232,7 +232,7 @@ pub enum StoreError {
     },
     #[error("store error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("shared store error: {0}")]
+    #[error("shared store error: {}", with_causes(.0))]
     Postgres(tokio_postgres::Error),
     #[error("the shared store cannot be reached: {0}")]
     Unreachable(String),
@@ -279,6 +279,22 @@ impl StoreError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// An error and what caused it, as one line ("error performing TLS handshake: invalid
+/// peer certificate: UnknownIssuer").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !out.ends_with(&said) {
+            out.push_str(": ");
+            out.push_str(&said);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
