@@ -110,8 +110,8 @@ async fn read_form<B: RequestBody>(body: B) -> Result<bytes::Bytes> {
 }
 
 /// A person's failed request as a page, not as Swift's plain text.
-fn page_for(e: Error) -> Result<Response<Body>> {
-    Ok(web::error_page(&e))
+fn page_for(e: Error, trans_id: &str) -> Result<Response<Body>> {
+    Ok(web::error_page(e, trans_id))
 }
 
 /// Who a request comes from, as the one authentication stage found, and how it showed
@@ -583,7 +583,7 @@ impl App {
                     &public_base,
                 ))
                 .await
-                .or_else(page_for)
+                .or_else(|e| page_for(e, &ctx.trans_id))
             }
             (Endpoint::Callback, _) => {
                 let public_base = ctx.base_url(headers)?;
@@ -591,7 +591,9 @@ impl App {
                     &self.identity,
                     &self.clusters,
                     parts.uri.query(),
+                    headers,
                     &public_base,
+                    &ctx.trans_id,
                 ))
                 .await)
             }
@@ -617,7 +619,7 @@ impl App {
                     ctx.client,
                 ))
                 .await
-                .or_else(page_for)
+                .or_else(|e| page_for(e, &ctx.trans_id))
             }
             (Endpoint::Healthcheck, _) => Ok(text(StatusCode::OK, "OK")),
             (Endpoint::Info, _) => Ok(json(StatusCode::OK, &Box::pin(self.info()).await)),

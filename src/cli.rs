@@ -420,12 +420,23 @@ async fn keys(config: &Config, store: &Store, cmd: KeysCommand) -> Result<(), Cl
     Ok(())
 }
 
-/// The store the configuration names: the shared one, or the embedded one.
+/// The store the configuration names: the shared one, or the embedded one. A
+/// configured credential key must be the one the store's token key ring is sealed with:
+/// what the command would seal with another one (a grant, upstream credentials) no
+/// gateway of the store could open.
 async fn open_store(config: &Config) -> Result<std::sync::Arc<Store>, CliError> {
     let shared = config.store.shared()?;
-    Ok(std::sync::Arc::new(
-        Store::open(shared.as_ref(), &config.data_dir()).await?,
-    ))
+    let store = Store::open(shared.as_ref(), &config.data_dir()).await?;
+    if let Some(key) = config.credential_key()? {
+        let keys = store.snapshot().await?.keys;
+        if let Err(e) = crate::auth::ring::Ring::open(&keys, Some(&key)) {
+            return Err(CliError::Usage(format!(
+                "{e}: this is not the credential key of the store's gateways; nothing was \
+                 changed"
+            )));
+        }
+    }
+    Ok(std::sync::Arc::new(store))
 }
 
 /// Writes a file that must not exist yet; keys readable by their owner only.
@@ -906,8 +917,13 @@ async fn user(config: &mut Config, store: &Store, cmd: UserCommand) -> Result<()
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    // the database driver logs statements with their parameters (key hashes, sealed
+    // credentials) below info: never written
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    if let Ok(quiet) = "tokio_postgres=info".parse() {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -243,12 +243,19 @@ impl Error {
     /// The response a client sees. Internal faults get a generic body naming the
     /// transaction id, so the operator can find the detail in the log.
     pub fn into_response(self, trans_id: &str) -> Response<Body> {
-        let status = self.status();
-        // the gateway's own failures are told as such; only their log line has the detail
+        let message = self.public_message(trans_id);
+        self.respond(message)
+    }
+
+    fn store_down(&self) -> bool {
+        matches!(self, Error::Store(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE)
+    }
+
+    /// What the client is told. The gateway's own failures are told as such and logged
+    /// (once, here) with their detail under `trans_id`.
+    pub(crate) fn public_message(&self, trans_id: &str) -> String {
         let hidden = self.fault() == Fault::Internal && !matches!(self, Error::Unavailable { .. });
-        let store_down =
-            matches!(&self, Error::Store(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE);
-        let message = if store_down {
+        if self.store_down() {
             tracing::error!(trans_id, error = %self.chain(), "the identity store is unavailable");
             format!(
                 "the identity store is unavailable; try again shortly (the gateway log has the \
@@ -259,7 +266,13 @@ impl Error {
             format!("internal error; the gateway log has the details under {trans_id}")
         } else {
             self.to_string()
-        };
+        }
+    }
+
+    /// The plain answer, saying `message`, with the headers the error calls for.
+    pub(crate) fn respond(self, message: String) -> Response<Body> {
+        let status = self.status();
+        let store_down = self.store_down();
         let answered = self.answered();
         if let Error::Report {
             status,

@@ -2,7 +2,10 @@
 //! (`/link/<account>`, then the provider, then `/callback`) and what accounts store
 //! (`/usage` as HTML, `/usage.json` for scripts). A link is started by an admin of the
 //! account with their key; the provider is sent a fresh `state` and a PKCE challenge,
-//! and the grant it gives is kept sealed. Provider errors are shown in plain words.
+//! and the grant it gives is kept sealed. A link is finished only in the browser that
+//! started it (a cookie the verifier is sealed to): a link started by one admin and
+//! opened by someone else cannot tie that person's grant to the first admin's account.
+//! Provider errors are shown in plain words.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -16,12 +19,20 @@ use crate::backend::oauth;
 use crate::backend::swift::Clusters;
 use crate::body::{Body, full, json};
 use crate::error::{Error, Result};
-use crate::store::{AccountRecord, LinkRecord, StoreError};
+use crate::store::{AccountRecord, LinkLimits, LinkRecord, StoreError};
 
 /// How long a started link waits for the provider's answer.
 const LINK_LIFE: Duration = Duration::from_secs(600);
-/// Links waiting at once; more are refused until some finish or expire.
-const MAX_PENDING: usize = 1000;
+/// Links waiting at once, in all and for one account; more are refused until some
+/// finish or expire.
+const LINK_LIMITS: LinkLimits = LinkLimits {
+    total: 1000,
+    per_account: 10,
+};
+/// The cookie that ties a link to the browser that started it is named by this and the
+/// start of the hash of the link's `state`, so that links started together each keep
+/// theirs.
+const LINK_COOKIE: &str = "swiftgate_link_";
 /// The largest form a page accepts.
 pub(crate) const MAX_FORM: usize = 8192;
 
@@ -70,8 +81,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response<Body> {
     resp
 }
 
-/// An error as a page: its status and message in plain words.
-pub(crate) fn error_page(e: &Error) -> Response<Body> {
+/// An error as a page: its status, its message in plain words (the gateway's own
+/// failures as such, their detail in the log under `trans_id`) and the headers a plain
+/// answer has (`Retry-After`, `X-Denied-By`).
+pub(crate) fn error_page(e: Error, trans_id: &str) -> Response<Body> {
     let status = e.status();
     let title = match status {
         StatusCode::UNAUTHORIZED => "Not signed in",
@@ -79,8 +92,17 @@ pub(crate) fn error_page(e: &Error) -> Response<Body> {
         s if s.is_server_error() => "The gateway could not finish",
         _ => "This did not work",
     };
-    let mut resp = page(status, title, &format!("<p>{}</p>", escape(&e.to_string())));
-    resp.extensions_mut().insert(e.answered());
+    let message = e.public_message(trans_id);
+    let mut resp = page(status, title, &format!("<p>{}</p>", escape(&message)));
+    let (parts, _) = e.respond(String::new()).into_parts();
+    for name in [header::RETRY_AFTER.as_str(), "x-denied-by"] {
+        if let Some(v) = parts.headers.get(name) {
+            resp.headers_mut().insert(name, v.clone());
+        }
+    }
+    if let Some(answered) = parts.extensions.get::<crate::error::Answered>() {
+        resp.extensions_mut().insert(answered.clone());
+    }
     resp
 }
 
@@ -160,56 +182,127 @@ async fn sign_in_admin(
 }
 
 /// What a link's sealed verifier is bound to: the hash of its `state`, which is what the
-/// store keeps it by (the `state` itself is a bearer secret and is not stored).
-fn link_context(state_hash: &[u8]) -> String {
-    format!("link/{}", hex::encode(state_hash))
+/// store keeps it by (the `state` itself is a bearer secret and is not stored), and the
+/// hash of the cookie of the browser that started it.
+fn link_context(state_hash: &[u8], browser: &str) -> String {
+    format!(
+        "link/{}/{}",
+        hex::encode(state_hash),
+        hex::encode(state_hash_of(browser))
+    )
 }
 
-fn state_hash(state: &str) -> Vec<u8> {
+/// The name of the cookie of the link whose `state` hashes to this.
+fn link_cookie(state_hash: &[u8]) -> String {
+    format!("{LINK_COOKIE}{}", hex::encode(&state_hash[..8]))
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+fn state_hash_of(state: &str) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(state.as_bytes()).to_vec()
 }
 
+/// A link started: its `state`, and the cookie (name and value) of the browser that
+/// started it.
+struct Started {
+    state: String,
+    cookie: (String, String),
+}
+
 /// Keeps a link under way in the store, where any gateway of the store finds it when the
-/// provider sends the browser back; its `state`.
+/// provider sends the browser back.
 async fn start(
     identity: &Identity,
     sealer: &Sealer,
     account: &str,
     verifier: &str,
     redirect_uri: String,
-) -> Result<String> {
-    let state = oauth::nonce();
-    let hash = state_hash(&state);
+) -> Result<Started> {
+    let (state, browser) = (oauth::nonce(), oauth::nonce());
+    let hash = state_hash_of(&state);
     let link = LinkRecord {
         account: account.to_owned(),
-        verifier: sealer.seal_secret(&link_context(&hash), verifier)?,
+        verifier: sealer.seal_secret(&link_context(&hash, &browser), verifier)?,
         redirect_uri,
         until: unix_now() + LINK_LIFE.as_secs(),
     };
-    match identity.store().put_link(&hash, &link, MAX_PENDING).await {
-        Ok(()) => Ok(state),
-        Err(StoreError::TooManyLinks) => Err(Error::Unavailable {
+    match identity.store().put_link(&hash, &link, LINK_LIMITS).await {
+        Ok(()) => Ok(Started {
+            cookie: (link_cookie(&hash), browser),
+            state,
+        }),
+        Err(e @ StoreError::TooManyLinks { .. }) => Err(Error::Unavailable {
             retry_after: 60,
-            message: "too many links are under way; try again in a few minutes".into(),
+            message: e.to_string(),
         }),
         Err(e) => Err(e.into()),
     }
 }
 
-/// The link a `state` stands for, once.
-async fn take(identity: &Identity, sealer: &Sealer, state: &str) -> Result<Option<Pending>> {
-    let hash = state_hash(state);
+/// What a `state` at `/callback` stands for.
+enum Taken {
+    /// No link under way (never, finished, or expired).
+    Unknown,
+    /// A link, started in another browser than the one that came back with it.
+    OtherBrowser,
+    Pending(Pending),
+}
+
+/// The link a `state` stands for, once: it is used up whoever comes back with it.
+async fn take(
+    identity: &Identity,
+    sealer: &Sealer,
+    state: &str,
+    headers: &http::HeaderMap,
+) -> Result<Taken> {
+    let hash = state_hash_of(state);
     let Some(link) = identity.store().take_link(&hash).await? else {
-        return Ok(None);
+        return Ok(Taken::Unknown);
     };
-    Ok(sealer
-        .open_secret(&link_context(&hash), &link.verifier)
-        .map(|verifier| Pending {
-            account: link.account,
-            verifier,
-            redirect_uri: link.redirect_uri,
-        }))
+    let Some(browser) = cookie(headers, &link_cookie(&hash)) else {
+        return Ok(Taken::OtherBrowser);
+    };
+    Ok(
+        match sealer.open_secret(&link_context(&hash, browser), &link.verifier) {
+            Some(verifier) => Taken::Pending(Pending {
+                account: link.account,
+                verifier,
+                redirect_uri: link.redirect_uri,
+            }),
+            None => Taken::OtherBrowser,
+        },
+    )
+}
+
+/// The `Set-Cookie` value of a link's cookie (`value` empty: its removal).
+fn set_cookie(name: &str, value: &str, public_base: &str) -> Result<HeaderValue> {
+    let life = if value.is_empty() {
+        0
+    } else {
+        LINK_LIFE.as_secs()
+    };
+    let secure = if public_base.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/callback; Max-Age={life}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .map_err(|_| Error::broken("a link cookie is not a valid header"))
 }
 
 fn unix_now() -> u64 {
@@ -249,7 +342,7 @@ pub(crate) async fn link_start(
     })?;
     let redirect = redirect_uri(settings.redirect_uri.as_deref(), public_base);
     let pkce = oauth::pkce();
-    let state = start(
+    let started = start(
         identity,
         clusters.sealer()?,
         account,
@@ -257,7 +350,7 @@ pub(crate) async fn link_start(
         redirect.clone(),
     )
     .await?;
-    let to = oauth::authorize_url(settings, &redirect, &state, &pkce.challenge);
+    let to = oauth::authorize_url(settings, &redirect, &started.state, &pkce.challenge);
     let mut resp = page(
         StatusCode::SEE_OTHER,
         "On to the provider",
@@ -268,6 +361,9 @@ pub(crate) async fn link_start(
         HeaderValue::from_str(&to)
             .map_err(|_| Error::broken("the provider's address is not a valid URL"))?,
     );
+    let (name, value) = &started.cookie;
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(name, value, public_base)?);
     Ok(resp)
 }
 
@@ -276,11 +372,13 @@ pub(crate) async fn callback(
     identity: &std::sync::Arc<Identity>,
     clusters: &Clusters,
     query: Option<&str>,
+    headers: &http::HeaderMap,
     public_base: &str,
+    trans_id: &str,
 ) -> Response<Body> {
-    match finish_link(identity, clusters, query, public_base).await {
+    match finish_link(identity, clusters, query, headers, public_base).await {
         Ok(resp) => resp,
-        Err(e) => error_page(&e),
+        Err(e) => error_page(e, trans_id),
     }
 }
 
@@ -288,6 +386,7 @@ async fn finish_link(
     identity: &std::sync::Arc<Identity>,
     clusters: &Clusters,
     query: Option<&str>,
+    headers: &http::HeaderMap,
     public_base: &str,
 ) -> Result<Response<Body>> {
     let q = crate::swift::query::query_pairs(query)
@@ -298,22 +397,36 @@ async fn finish_link(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let pending = match get("state") {
-        Some(state) => take(identity, clusters.sealer()?, state).await?,
-        None => None,
+    let taken = match get("state") {
+        Some(state) => take(identity, clusters.sealer()?, state, headers).await?,
+        None => Taken::Unknown,
     };
-    let Some(pending) = pending else {
-        let mut body = "<p>This link attempt is unknown or has expired (links wait ten \
-                        minutes). Start again from the link page of the account.</p>"
-            .to_owned();
-        if let Some(code) = get("code") {
-            body.push_str(&format!(
-                "<p>If you started it with <code>swiftgate link</code>, paste this code \
-                 there: <code>{}</code></p>",
-                escape(code)
+    let pending = match taken {
+        Taken::Pending(p) => p,
+        Taken::OtherBrowser => {
+            return Ok(page(
+                StatusCode::BAD_REQUEST,
+                "Not linked",
+                "<p>This link was started in another browser, or at another address of \
+                 this gateway than the one the provider sent you back to. Nothing was \
+                 linked. If you did not start it yourself, someone may have tried to have \
+                 you grant your storage to their account. Otherwise start again from the \
+                 link page of the account, in this browser.</p>",
             ));
         }
-        return Ok(page(StatusCode::BAD_REQUEST, "Unknown link", &body));
+        Taken::Unknown => {
+            let mut body = "<p>This link attempt is unknown or has expired (links wait ten \
+                        minutes). Start again from the link page of the account.</p>"
+                .to_owned();
+            if let Some(code) = get("code") {
+                body.push_str(&format!(
+                    "<p>If you started it with <code>swiftgate link</code>, paste this code \
+                 there: <code>{}</code></p>",
+                    escape(code)
+                ));
+            }
+            return Ok(page(StatusCode::BAD_REQUEST, "Unknown link", &body));
+        }
     };
     let account = pending.account.as_str();
     if let Some(error) = get("error") {

@@ -76,6 +76,38 @@ async fn account(gw: &GatewayProcess, name: &str, backend: &'static str) {
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
+/// A link of `account` begun by its owner on `gw`: where the provider is, and the cookie
+/// the browser keeps.
+async fn start_link(gw: std::net::SocketAddr, account: &str) -> (String, String) {
+    let r = request_with_body(
+        gw,
+        "POST",
+        &format!("/link/{account}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"user=owner&key=ownerkey",
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let set = r.header("set-cookie").expect("a link cookie").to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/callback"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    (r.header("location").unwrap().to_owned(), cookie)
+}
+
+/// The part of a link cookie's name that names the link: the start of the SHA-256 of
+/// the `state` in a callback path, in hex.
+fn state_key(callback_path: &str) -> String {
+    use sha2::Digest as _;
+    let state = callback_path
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .expect("a state");
+    hex::encode(&sha2::Sha256::digest(state.as_bytes())[..8])
+}
+
 async fn login(gw: &GatewayProcess, user: &str, key: &str, extra: &[(&str, &str)]) -> Resp {
     let mut h = vec![("X-Auth-User", user), ("X-Auth-Key", key)];
     h.extend_from_slice(extra);
@@ -149,28 +181,76 @@ async fn an_oauth2_grant_is_one_grant_on_every_gateway() {
     let a = GatewayProcess::start(&config, &dir.path().join("a"));
     let c = GatewayProcess::start(&config, &dir.path().join("c"));
     account(&c, "cloud", "hub").await;
+    account(&c, "evil", "hub").await;
+
+    // an admin of one account starts a link and has someone else grant it: the grant
+    // comes back in a browser without the link's cookie and is not kept
+    let (to, _) = start_link(a.addr, "evil").await;
+    let back = provider.accept(&to).await;
+    let back_path = back.strip_prefix(&b.url()).expect("sent back to B");
+    let r = request(b.addr, "GET", back_path, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("started in another browser"),
+        "{}",
+        r.text()
+    );
+    let r = login(&a, "evil:owner", "ownerkey", &[]).await;
+    assert_eq!(r.status, 401, "nothing was linked: {}", r.text());
+    // nor with another link's cookie
+    let (to, _) = start_link(a.addr, "evil").await;
+    let (_, other_cookie) = start_link(a.addr, "evil").await;
+    let back = provider.accept(&to).await;
+    let back_path = back.strip_prefix(&b.url()).unwrap();
+    let wrong = other_cookie.replacen(
+        other_cookie.split('=').next().unwrap(),
+        &format!("swiftgate_link_{}", &state_key(back_path)),
+        1,
+    );
+    let r = request(b.addr, "GET", back_path, &[("Cookie", &wrong)]).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("started in another browser"),
+        "{}",
+        r.text()
+    );
 
     // the link begins on A (an admin signs in there), the provider sends the browser
     // back to B, which finishes it
-    let r = request_with_body(
-        a.addr,
-        "POST",
-        "/link/cloud",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"user=owner&key=ownerkey",
-    )
-    .await;
-    assert_eq!(r.status, 303, "{}", r.text());
-    let back = provider.accept(r.header("location").unwrap()).await;
+    let (to, cookie) = start_link(a.addr, "cloud").await;
+    let back = provider.accept(&to).await;
     let back_path = back.strip_prefix(&b.url()).expect("sent back to B");
     assert!(back_path.starts_with("/callback?"), "{back}");
-    let r = request(b.addr, "GET", back_path, &[]).await;
+    let r = request(b.addr, "GET", back_path, &[("Cookie", &cookie)]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("is linked to"), "{}", r.text());
     // a link's state is good once, on any gateway
-    let r = request(c.addr, "GET", back_path, &[]).await;
+    let r = request(c.addr, "GET", back_path, &[("Cookie", &cookie)]).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("unknown or has expired"), "{}", r.text());
+
+    // one account's admin cannot keep the others from linking: links under way are
+    // limited per account
+    let mut refused = None;
+    for _ in 0..12 {
+        let r = request_with_body(
+            c.addr,
+            "POST",
+            "/link/evil",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"user=owner&key=ownerkey",
+        )
+        .await;
+        if r.status != 303 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("a limit of links under way for one account");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("60"));
+    assert!(r.text().contains("for this account"), "{}", r.text());
+    start_link(a.addr, "cloud").await;
 
     // every gateway hands out the provider's Swift credentials
     let all = [&a, &b, &c];
@@ -452,17 +532,15 @@ async fn every_kind_of_account_moves_to_postgres_and_logs_in_on_every_gateway() 
             password,
         ],
     );
-    let r = request_with_body(
+    let (to, cookie) = start_link(e.addr, "cloud").await;
+    let back = provider.accept(&to).await;
+    let r = request(
         e.addr,
-        "POST",
-        "/link/cloud",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"user=owner&key=ownerkey",
+        "GET",
+        back.strip_prefix(&e.url()).unwrap(),
+        &[("Cookie", &cookie)],
     )
     .await;
-    assert_eq!(r.status, 303, "{}", r.text());
-    let back = provider.accept(r.header("location").unwrap()).await;
-    let r = request(e.addr, "GET", back.strip_prefix(&e.url()).unwrap(), &[]).await;
     assert!(r.text().contains("is linked to"), "{}", r.text());
     let upstream_url = format!("{}/v1/AUTH_hidden", swift.url);
     let project_url = format!(

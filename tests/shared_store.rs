@@ -513,21 +513,35 @@ async fn round_trip(store: &Store) {
         until,
     };
     let later = now_secs() + 600;
-    store.put_link(b"h1", &link(later), 2).await.unwrap();
+    let limits = swiftgate::store::LinkLimits {
+        total: 3,
+        per_account: 2,
+    };
+    store.put_link(b"h1", &link(later), limits).await.unwrap();
     store
-        .put_link(b"h2", &link(now_secs() - 1), 2)
+        .put_link(b"h2", &link(now_secs() - 1), limits)
         .await
         .unwrap();
-    store.put_link(b"h3", &link(later), 2).await.unwrap();
+    store.put_link(b"h3", &link(later), limits).await.unwrap();
     assert!(matches!(
-        store.put_link(b"h4", &link(later), 2).await,
-        Err(StoreError::TooManyLinks)
+        store.put_link(b"h4", &link(later), limits).await,
+        Err(StoreError::TooManyLinks { of_account: true })
+    ));
+    let other = swiftgate::store::LinkRecord {
+        account: "other".into(),
+        ..link(later)
+    };
+    store.put_link(b"h5", &other, limits).await.unwrap();
+    assert!(matches!(
+        store.put_link(b"h6", &other, limits).await,
+        Err(StoreError::TooManyLinks { of_account: false })
     ));
     assert_eq!(store.take_link(b"h1").await.unwrap(), Some(link(later)));
     assert_eq!(store.take_link(b"h1").await.unwrap(), None, "once");
     assert_eq!(store.take_link(b"h2").await.unwrap(), None, "expired");
     assert_eq!(store.take_link(b"nosuch").await.unwrap(), None);
     store.take_link(b"h3").await.unwrap().unwrap();
+    store.take_link(b"h5").await.unwrap().unwrap();
     assert!(matches!(
         store.set_credentials("nosuch", b"x").await,
         Err(StoreError::NoAccount(_))

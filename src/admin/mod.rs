@@ -20,7 +20,7 @@ use crate::config::TokenValidationConfig;
 use crate::endpoint::AdminOp;
 use crate::error::{Error, Result};
 use crate::http_util::{first_header, header_str, header_true};
-use crate::store::{ADMIN_GROUP, RESELLER_ADMIN_GROUP, UserRecord};
+use crate::store::{ADMIN_GROUP, RESELLER_ADMIN_GROUP, StoreError, UserRecord};
 
 /// Who is calling the admin API.
 #[derive(Debug, Clone)]
@@ -170,6 +170,8 @@ pub async fn handle(
     base_url: &str,
     backends: Backends<'_>,
 ) -> Result<Response<Body>> {
+    // what another gateway or the CLI has just written is what this answer is about
+    identity.catch_up().await?;
     match op {
         AdminOp::ListAccounts => {
             require(caller, "", RESELLER_ADMIN, "list accounts")?;
@@ -212,8 +214,21 @@ pub async fn handle(
             }
             let suffix = header_str(headers, "x-account-suffix")?;
             let backend = header_str(headers, "x-account-backend")?.unwrap_or(backends.default);
-            accounts::create(identity, backends.clusters, &account, suffix, backend).await?;
-            Ok(status_only(StatusCode::CREATED))
+            match accounts::create(identity, backends.clusters, &account, suffix, backend).await {
+                Ok(_) => Ok(status_only(StatusCode::CREATED)),
+                // made meanwhile, by another gateway of the store
+                Err(
+                    e @ Error::Store(StoreError::AccountExists(_) | StoreError::StorageIdTaken(_)),
+                ) => {
+                    identity.catch_up().await?;
+                    if identity.account(&account).is_some() {
+                        Ok(status_only(StatusCode::ACCEPTED))
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(e) => Err(e),
+            }
         }
         AdminOp::RecreateAccounts => {
             require(caller, "", SUPER_ADMIN, "recreate accounts")?;

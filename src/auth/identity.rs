@@ -293,7 +293,7 @@ impl Identity {
             snap = self.store.snapshot().await?;
         }
         let ring = Ring::open(&snap.keys, self.credential_key.as_ref())
-            .map_err(|e| Error::internal("cannot open the token key ring", e))?;
+            .map_err(|e| Error::broken(format!("cannot open the token key ring: {e}")))?;
         *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(version);
         self.install(snap, ring);
         Ok(())
@@ -314,7 +314,7 @@ impl Identity {
     /// checked against it. The embedded store, unreadable, leaves what is in memory; a
     /// shared store that cannot be reached refuses the check, since another gateway may
     /// have changed the key meanwhile.
-    async fn catch_up(&self) -> Result<()> {
+    pub async fn catch_up(&self) -> Result<()> {
         match self.reload_if_changed().await {
             Ok(_) => Ok(()),
             Err(e) if self.store.is_shared() => Err(e),

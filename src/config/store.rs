@@ -102,8 +102,18 @@ impl StoreConfig {
             ));
         }
         let url = format!("postgres://{user}{host}/{path}");
-        url.parse::<tokio_postgres::Config>()
-            .map_err(|e| invalid(&e.to_string()))?;
+        let parsed = url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| invalid(&sslmode_hint(path).unwrap_or_else(|| e.to_string())))?;
+        if self.ca_file.is_some()
+            && parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Disable
+        {
+            return Err(ConfigError::Invalid(
+                "store.ca_file is set but store.url says sslmode=disable: the CA would not be \
+                 used"
+                    .into(),
+            ));
+        }
         Ok(Some(SharedStore {
             url,
             password,
@@ -111,6 +121,19 @@ impl StoreConfig {
             pool_size,
         }))
     }
+}
+
+/// What to write instead of an `sslmode` of libpq's that the driver does not know.
+fn sslmode_hint(path: &str) -> Option<String> {
+    let (_, query) = path.split_once('?')?;
+    let mode = query.split('&').find_map(|p| p.strip_prefix("sslmode="))?;
+    matches!(mode, "allow" | "verify-ca" | "verify-full").then(|| {
+        format!(
+            "sslmode={mode} is not known here: use sslmode=require, which checks the server's \
+             certificate and name (against store.ca_file, or the system's authorities), or \
+             prefer or disable"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -141,6 +164,14 @@ mod tests {
             ("mysql://db/sg", "only postgres://"),
             ("postgres:///sg", "no host"),
             ("postgres://db/sg?sslmode=sometimes", "store.url"),
+            (
+                "postgres://db/sg?sslmode=verify-full",
+                "use sslmode=require",
+            ),
+            (
+                "postgres://db/sg?x=1&sslmode=verify-ca",
+                "use sslmode=require",
+            ),
         ] {
             let e = store(url).shared().unwrap_err().to_string();
             assert!(e.contains(says), "{url}: {e}");
@@ -152,6 +183,13 @@ mod tests {
         .shared()
         .unwrap_err();
         assert!(e.to_string().contains("need store.url"), "{e}");
+        let e = StoreConfig {
+            ca_file: Some("ca.pem".into()),
+            ..store("postgres://db/sg?sslmode=disable")
+        }
+        .shared()
+        .unwrap_err();
+        assert!(e.to_string().contains("sslmode=disable"), "{e}");
         let e = StoreConfig {
             pool_size: Some(0),
             ..store("postgres://db/sg")

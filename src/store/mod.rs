@@ -151,6 +151,26 @@ pub struct LinkRecord {
     pub until: u64,
 }
 
+/// How many links may wait at once: in all, and for one account (so that one account's
+/// admin cannot keep every other account from linking).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkLimits {
+    pub total: usize,
+    pub per_account: usize,
+}
+
+impl LinkLimits {
+    fn refuses(&self, total: usize, of_account: usize) -> Option<StoreError> {
+        if of_account >= self.per_account {
+            Some(StoreError::TooManyLinks { of_account: true })
+        } else if total >= self.total {
+            Some(StoreError::TooManyLinks { of_account: false })
+        } else {
+            None
+        }
+    }
+}
+
 /// An account's sealed credentials, and the sealed access token a refresh left with its
 /// end.
 pub(crate) type GrantState = (Option<Vec<u8>>, Option<(Vec<u8>, u64)>);
@@ -249,8 +269,11 @@ pub enum StoreError {
          on one machine; a shared store holds accounts on [[backend]] clusters only"
     )]
     EmbeddedOnShared(String),
-    #[error("too many links are under way; try again in a few minutes")]
-    TooManyLinks,
+    #[error(
+        "too many links are under way{}; try again in a few minutes",
+        if *of_account { " for this account" } else { "" }
+    )]
+    TooManyLinks { of_account: bool },
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,
@@ -270,7 +293,7 @@ impl StoreError {
             StoreError::NoAccount(_) | StoreError::NoUser(_) => StatusCode::NOT_FOUND,
             StoreError::EmbeddedOnShared(_) => StatusCode::BAD_REQUEST,
             StoreError::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::Unreachable(_) | StoreError::TooManyLinks => {
+            StoreError::Unreachable(_) | StoreError::TooManyLinks { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             StoreError::Postgres(e) if e.is_closed() || e.as_db_error().is_none() => {
@@ -451,19 +474,20 @@ impl Store {
         }
     }
 
-    /// Keeps a link under way; `TooManyLinks` when `max` are waiting already.
+    /// Keeps a link under way; `TooManyLinks` when as many as `limits` allow are
+    /// waiting already (the count and the insert are one step, on every gateway).
     pub async fn put_link(
         &self,
         state_hash: &[u8],
         link: &LinkRecord,
-        max: usize,
+        limits: LinkLimits,
     ) -> Result<(), StoreError> {
         match self {
             Store::Embedded(s) => {
                 let (h, l) = (state_hash.to_vec(), link.clone());
-                embedded(s, move |s| s.put_link(&h, &l, max)).await
+                embedded(s, move |s| s.put_link(&h, &l, limits)).await
             }
-            Store::Shared(s) => s.put_link(state_hash, link, max).await,
+            Store::Shared(s) => s.put_link(state_hash, link, limits).await,
         }
     }
 

@@ -14,8 +14,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row};
 
 use super::{
-    AccountRecord, GrantState, KeyState, LinkRecord, LoginEvent, RingKey, Snapshot, StoreError,
-    UserRecord, groups_of, groups_text, now_micros, plan_rotation,
+    AccountRecord, GrantState, KeyState, LinkLimits, LinkRecord, LoginEvent, RingKey, Snapshot,
+    StoreError, UserRecord, groups_of, groups_text, now_micros, plan_rotation,
 };
 use crate::config::SharedStore;
 
@@ -138,6 +138,9 @@ impl Drop for GrantLock {
 
 /// Held while migrations run, so that gateways starting together apply them once.
 const MIGRATION_LOCK: i64 = 0x7377_6966_7467_6174; // "swiftgat"
+/// Held while a link is counted and kept, so that no limit is passed by links started
+/// together.
+const LINK_LOCK: i64 = 0x7377_6c69_6e6b_7331; // "swlinks1"
 
 pub struct Store {
     pool: Pool,
@@ -501,35 +504,47 @@ impl Store {
         &self,
         state_hash: &[u8],
         link: &LinkRecord,
-        max: usize,
+        limits: LinkLimits,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute("DELETE FROM link_states WHERE until <= $1", &[&now()])
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
             .await
             .map_err(pg)?;
-        let waiting: i64 = client
-            .query_one("SELECT COUNT(*) FROM link_states", &[])
+        // one link starts at a time on the whole store: the count holds until the insert
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LINK_LOCK])
             .await
-            .map_err(pg)?
-            .get(0);
-        if count(waiting) >= max {
-            return Err(StoreError::TooManyLinks);
-        }
-        client
-            .execute(
-                "INSERT INTO link_states (state_hash, account, verifier, redirect_uri, until) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &state_hash,
-                    &link.account,
-                    &link.verifier,
-                    &link.redirect_uri,
-                    &signed(link.until),
-                ],
+            .map_err(pg)?;
+        tx.execute("DELETE FROM link_states WHERE until <= $1", &[&now()])
+            .await
+            .map_err(pg)?;
+        let row = tx
+            .query_one(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE account = $1) FROM link_states",
+                &[&link.account],
             )
             .await
             .map_err(pg)?;
+        let (total, of_account): (i64, i64) = (row.get(0), row.get(1));
+        if let Some(refused) = limits.refuses(count(total), count(of_account)) {
+            return Err(refused);
+        }
+        tx.execute(
+            "INSERT INTO link_states (state_hash, account, verifier, redirect_uri, until) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &state_hash,
+                &link.account,
+                &link.verifier,
+                &link.redirect_uri,
+                &signed(link.until),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
         Ok(())
     }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    AccountRecord, KeyState, LinkRecord, RingKey, Snapshot, StoreError, UserRecord, groups_of,
-    groups_text, now_micros, plan_rotation,
+    AccountRecord, KeyState, LinkLimits, LinkRecord, RingKey, Snapshot, StoreError, UserRecord,
+    groups_of, groups_text, now_micros, plan_rotation,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
@@ -229,14 +229,18 @@ impl Store {
         &self,
         state_hash: &[u8],
         link: &LinkRecord,
-        max: usize,
+        limits: LinkLimits,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM link_states WHERE until <= ?1", [now()])?;
-        let waiting: usize = tx.query_row("SELECT COUNT(*) FROM link_states", [], |r| r.get(0))?;
-        if waiting >= max {
-            return Err(StoreError::TooManyLinks);
+        let (total, of_account): (usize, usize) = tx.query_row(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE account = ?1) FROM link_states",
+            [&link.account],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if let Some(refused) = limits.refuses(total, of_account) {
+            return Err(refused);
         }
         tx.execute(
             "INSERT INTO link_states (state_hash, account, verifier, redirect_uri, until) \

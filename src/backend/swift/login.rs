@@ -323,14 +323,18 @@ impl Cluster {
     where
         F: std::future::Future<Output = Result<Option<T>>>,
     {
+        let mut refused = None;
         for _ in 0..2 {
             let access = match grant.access_token() {
                 Some(a) => a,
-                None => self.refresh_grant(grant).await?,
+                None => self.refresh_grant(grant, refused.as_deref()).await?,
             };
-            match call(access).await? {
+            match call(access.clone()).await? {
                 Some(answer) => return Ok(answer),
-                None => grant.forget_access(),
+                None => {
+                    grant.forget_access();
+                    refused = Some(access);
+                }
             }
         }
         Err(Error::BadGateway(format!(
@@ -356,11 +360,14 @@ impl Cluster {
     /// A new access token for the grant, or the one another gateway of the store got
     /// meanwhile. The grant's row stays locked from reading its refresh token to keeping
     /// the rotated one, so that no two gateways refresh with the same token (providers
-    /// that see a refresh token used twice revoke the grant).
-    async fn refresh_grant(&self, grant: &Grant) -> Result<String> {
+    /// that see a refresh token used twice revoke the grant). `refused` is an access token
+    /// the provider has just refused: it is not handed back, from memory or the store.
+    async fn refresh_grant(&self, grant: &Grant, refused: Option<&str>) -> Result<String> {
         let _one = grant.refreshing.lock().await;
         // another request may have refreshed while this one waited
-        if let Some(a) = grant.access_token() {
+        if let Some(a) = grant.access_token()
+            && Some(a.as_str()) != refused
+        {
             return Ok(a);
         }
         let keeper = &grant.keeper;
@@ -370,6 +377,7 @@ impl Cluster {
         if let Some((sealed, until)) = &lock.access
             && *until > now + ACCESS_MARGIN.as_secs()
             && let Some(token) = keeper.sealer.open_secret(&context, sealed)
+            && Some(token.as_str()) != refused
         {
             let life = Duration::from_secs(until - now);
             lock.release().await;
