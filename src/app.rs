@@ -13,12 +13,12 @@ use serde_json::json;
 
 use crate::admin;
 use crate::auth::identity::{Identity, Principal};
-use crate::auth::v1;
+use crate::auth::{keystone, v1};
 use crate::backend::local::{Caller, LocalStore};
 use crate::backend::swift::{Clusters, Forward};
 use crate::body::{Body, RequestBody, json, text};
 use crate::config::Config;
-use crate::endpoint::{Endpoint, classify};
+use crate::endpoint::{Endpoint, KeystoneOp, classify};
 use crate::error::{Error, Result};
 use crate::http_util::first_header;
 use crate::policy::{self, Checked, Policies};
@@ -132,6 +132,8 @@ pub(crate) enum Authenticated {
     },
     /// A caller of the admin API: the super admin, or a user by admin key or token.
     Admin(admin::Caller),
+    /// A caller of Keystone's identity API by its token, scoped or not.
+    Keystone(keystone::Caller),
 }
 
 impl Authenticated {
@@ -141,6 +143,7 @@ impl Authenticated {
             Authenticated::Anonymous | Authenticated::TempUrl => None,
             Authenticated::User { principal, .. } => Some(principal.label()),
             Authenticated::Admin(c) => Some(c.label()),
+            Authenticated::Keystone(c) => Some(c.principal.label()),
         }
     }
 
@@ -151,6 +154,7 @@ impl Authenticated {
             Authenticated::TempUrl => Credential::TempUrl.as_str(),
             Authenticated::User { credential, .. } => credential.as_str(),
             Authenticated::Admin(_) => "admin",
+            Authenticated::Keystone(_) => Credential::Token.as_str(),
         }
     }
 }
@@ -194,6 +198,9 @@ impl App {
             .get(http::header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
         let stalled = req.extensions().get::<crate::request::Stalled>().cloned();
+        // the identity API's failures are told in its own words, with its challenge
+        let keystone = crate::endpoint::is_keystone(req.uri().path())
+            .then(|| ctx.base_url(req.headers()).ok());
         let Routed {
             endpoint,
             identity,
@@ -208,7 +215,10 @@ impl App {
             )));
         }
         // who was at fault for a failed request: the client, or the gateway
-        let mut resp = result.unwrap_or_else(|e| e.into_response(&ctx.trans_id));
+        let mut resp = result.unwrap_or_else(|e| match &keystone {
+            Some(base) => e.into_keystone_response(&ctx.trans_id, base.as_deref()),
+            None => e.into_response(&ctx.trans_id),
+        });
         let (fault, rule) = resp
             .extensions()
             .get::<crate::error::Answered>()
@@ -289,6 +299,16 @@ impl App {
                 result: login.map(|(resp, _)| resp),
             };
         }
+        if endpoint == Endpoint::Keystone(KeystoneOp::IssueToken) {
+            let login = Box::pin(self.keystone_login(ctx, req)).await;
+            let identity = login.as_ref().ok().map(|(_, who)| who.clone());
+            return Routed {
+                endpoint: kept,
+                identity,
+                credential: Credential::Key.as_str(),
+                result: login.map(|(resp, _)| resp),
+            };
+        }
         let caller = match self
             .authenticate(
                 ctx,
@@ -358,6 +378,120 @@ impl App {
                 .and(ctx.conn.client_cert),
         ))
         .await
+    }
+
+    /// A Keystone login (`POST /v3/auth/tokens`), and who logged in.
+    async fn keystone_login<B: RequestBody>(
+        &self,
+        ctx: &Context<'_>,
+        req: Request<B>,
+    ) -> Result<(Response<Body>, String)> {
+        let (parts, body) = req.into_parts();
+        let body = crate::http_util::read_limited(
+            body,
+            keystone::MAX_BODY,
+            "the login body could not be read",
+            || {
+                Error::PayloadTooLarge(format!(
+                    "a login body may hold {} bytes at most",
+                    keystone::MAX_BODY
+                ))
+            },
+        )
+        .await?;
+        let query = query::query_pairs(parts.uri.query())?;
+        let base_url = ctx.base_url(&parts.headers)?;
+        let bind_to = self
+            .tls
+            .as_ref()
+            .filter(|t| t.binds_tokens())
+            .and(ctx.conn.client_cert);
+        self.keystone_service(&base_url)
+            .issue(
+                &body,
+                query::param(&query, "nocatalog").is_some(),
+                ctx.client,
+                ctx.conn.client_cert,
+                bind_to,
+            )
+            .await
+    }
+
+    fn keystone_service<'a>(&'a self, base_url: &'a str) -> keystone::Service<'a> {
+        keystone::Service {
+            identity: &self.identity,
+            config: &self.config.auth.keystone,
+            validators: &self.config.auth.token_validation,
+            base_url,
+        }
+    }
+
+    /// A call to Keystone's identity API other than a login.
+    async fn keystone<B: RequestBody>(
+        &self,
+        ctx: &Context<'_>,
+        op: KeystoneOp,
+        caller: Authenticated,
+        parts: &http::request::Parts,
+        body: B,
+    ) -> Result<Response<Body>> {
+        let base_url = ctx.base_url(&parts.headers)?;
+        let service = self.keystone_service(&base_url);
+        let query = query::query_pairs(parts.uri.query())?;
+        let flag = |name| {
+            query::param(&query, name).is_some_and(|v| {
+                matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "" | "1" | "true" | "yes" | "on"
+                )
+            })
+        };
+        match (op, caller) {
+            (KeystoneOp::Versions, _) => keystone::versions(&base_url),
+            (KeystoneOp::Version, _) => Ok(keystone::version(&base_url)),
+            (KeystoneOp::ValidateToken, Authenticated::Keystone(c)) => service.validate(
+                &c,
+                &parts.headers,
+                query::param(&query, "nocatalog").is_some(),
+                flag("allow_expired"),
+            ),
+            (KeystoneOp::RevokeToken, Authenticated::Keystone(c)) => {
+                Box::pin(service.revoke(&c, &parts.headers)).await
+            }
+            (KeystoneOp::Catalog, Authenticated::Keystone(c)) => service.catalog(&c),
+            (KeystoneOp::Projects, Authenticated::Keystone(c)) => Ok(service.projects(&c)),
+            (KeystoneOp::Domains, Authenticated::Keystone(_)) => Ok(service.domains()),
+            (KeystoneOp::AppCredentials { user, id }, Authenticated::Keystone(c)) => {
+                let body = if parts.method == http::Method::POST {
+                    crate::http_util::read_limited(
+                        body,
+                        keystone::MAX_BODY,
+                        "the body could not be read",
+                        || {
+                            Error::PayloadTooLarge(format!(
+                                "the body may hold {} bytes at most",
+                                keystone::MAX_BODY
+                            ))
+                        },
+                    )
+                    .await?
+                } else {
+                    bytes::Bytes::new()
+                };
+                let call = match (&parts.method, id.as_deref()) {
+                    (&http::Method::POST, _) => keystone::AppCredentialCall::Create { body: &body },
+                    (&http::Method::DELETE, Some(id)) => keystone::AppCredentialCall::Delete { id },
+                    (_, Some(id)) => keystone::AppCredentialCall::Show { id },
+                    (_, None) => keystone::AppCredentialCall::List {
+                        name: query::param(&query, "name"),
+                    },
+                };
+                Box::pin(service.app_credentials(&c, &user, call)).await
+            }
+            _ => Err(Error::broken(
+                "an identity call was served without its authentication",
+            )),
+        }
     }
 
     /// The one authentication stage: who the request comes from, by what each endpoint
@@ -447,6 +581,14 @@ impl App {
                     credential,
                 })
             }
+            Endpoint::Keystone(
+                KeystoneOp::Versions | KeystoneOp::Version | KeystoneOp::IssueToken,
+            ) => Ok(Authenticated::Anonymous),
+            Endpoint::Keystone(_) => Ok(Authenticated::Keystone(keystone::authenticate(
+                &self.identity,
+                headers,
+                ctx.conn.client_cert,
+            )?)),
             Endpoint::V1Auth { .. }
             | Endpoint::Usage { json: false }
             | Endpoint::Link { .. }
@@ -481,9 +623,9 @@ impl App {
                         credential,
                     } => (Some(principal), credential),
                     Authenticated::TempUrl => (None, Credential::TempUrl),
-                    Authenticated::Anonymous | Authenticated::Admin(_) => {
-                        (None, Credential::Anonymous)
-                    }
+                    Authenticated::Anonymous
+                    | Authenticated::Admin(_)
+                    | Authenticated::Keystone(_) => (None, Credential::Anonymous),
                 };
                 let owner = self.identity.service_owner(&account);
                 let record = self
@@ -620,6 +762,9 @@ impl App {
                 ))
                 .await
                 .or_else(|e| page_for(e, &ctx.trans_id))
+            }
+            (Endpoint::Keystone(op), caller) => {
+                Box::pin(self.keystone(ctx, op, caller, &parts, body)).await
             }
             (Endpoint::Healthcheck, _) => Ok(text(StatusCode::OK, "OK")),
             (Endpoint::Info, _) => Ok(json(StatusCode::OK, &Box::pin(self.info()).await)),

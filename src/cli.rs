@@ -183,6 +183,44 @@ pub enum UserCommand {
         #[command(flatten)]
         key: KeyArgs,
     },
+    /// Keystone application credentials of a user
+    #[command(subcommand)]
+    AppCredential(AppCredentialCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCredentialCommand {
+    /// Make one; prints its id, and its secret when none is given (shown only this once)
+    Create {
+        /// ACCOUNT:USER
+        user: String,
+        /// Its name, unique among the user's
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// When it stops working (e.g. 2027-06-30T00:00:00Z)
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
+        /// A role of the user's it gives (repeatable); all of them when none is named
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// The secret (--key, --key-file); a generated one when neither is given
+        #[command(flatten)]
+        secret: KeyArgs,
+    },
+    /// List a user's application credentials
+    List {
+        /// ACCOUNT:USER
+        user: String,
+    },
+    /// Delete one; the tokens made from it stop working
+    Delete {
+        /// ACCOUNT:USER
+        user: String,
+        /// Its id
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -847,9 +885,103 @@ async fn account(config: &Config, store: &Store, cmd: AccountCommand) -> Result<
     Ok(())
 }
 
-async fn user(config: &mut Config, store: &Store, cmd: UserCommand) -> Result<(), CliError> {
+/// `user app-credential`: through the identity service, as the API makes them.
+async fn app_credential(
+    config: &Config,
+    store: std::sync::Arc<Store>,
+    cmd: AppCredentialCommand,
+) -> Result<(), CliError> {
+    let identity =
+        std::sync::Arc::new(identity::Identity::open(store, config).map_err(CliError::Usage)?);
+    identity.reload().await?;
+    let owner = |user: &str| -> Result<identity::Principal, CliError> {
+        let (account, name) = split_user(user)?;
+        identity
+            .principal_of(account, name)
+            .ok_or_else(|| CliError::Usage(format!("no user {user}")))
+    };
+    match cmd {
+        AppCredentialCommand::Create {
+            user,
+            name,
+            description,
+            expires,
+            roles,
+            secret,
+        } => {
+            let p = owner(&user)?;
+            let expires_at = match expires {
+                None => None,
+                Some(t) => Some(
+                    humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .ok_or_else(|| {
+                            CliError::Usage(format!(
+                                "--expires {t:?} is not a time such as 2027-06-30T00:00:00Z"
+                            ))
+                        })?
+                        .as_secs(),
+                ),
+            };
+            let given = read_key(&secret)?;
+            let s = given.clone().unwrap_or_else(generate_key);
+            let roles = (!roles.is_empty()).then_some(roles);
+            let c = identity
+                .create_app_credential(p.user_id, &name, &description, &s, roles, expires_at)
+                .await?;
+            println!(
+                "made application credential {} of {user} (roles {})",
+                c.id,
+                c.roles.join(",")
+            );
+            if given.is_none() {
+                println!("secret: {s}");
+            }
+        }
+        AppCredentialCommand::List { user } => {
+            let p = owner(&user)?;
+            println!("{:<34} {:<24} {:<22} ROLES", "ID", "NAME", "EXPIRES");
+            for c in identity.app_credentials_of(p.user_id) {
+                let expires = c.expires_at.map_or_else(
+                    || "never".to_owned(),
+                    |t| {
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+                        )
+                        .to_string()
+                    },
+                );
+                println!(
+                    "{:<34} {:<24} {:<22} {}",
+                    c.id,
+                    c.name,
+                    expires,
+                    c.roles.join(",")
+                );
+            }
+        }
+        AppCredentialCommand::Delete { user, id } => {
+            let p = owner(&user)?;
+            if !identity.delete_app_credential(p.user_id, &id).await? {
+                return Err(CliError::Usage(format!(
+                    "{user} has no application credential {id}"
+                )));
+            }
+            println!("deleted application credential {id} of {user}");
+        }
+    }
+    Ok(())
+}
+
+async fn user(
+    config: &mut Config,
+    store: &std::sync::Arc<Store>,
+    cmd: UserCommand,
+) -> Result<(), CliError> {
     let hasher = KeyHasher::new(&config.auth.argon2).map_err(CliError::Usage)?;
     match cmd {
+        UserCommand::AppCredential(cmd) => return app_credential(config, store.clone(), cmd).await,
         UserCommand::Add {
             user,
             key,

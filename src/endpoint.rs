@@ -35,6 +35,32 @@ pub(crate) enum Endpoint {
     Usage {
         json: bool,
     },
+    /// Keystone's identity API v3 (`auth::keystone`).
+    Keystone(KeystoneOp),
+}
+
+/// What a request to the Keystone identity API asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeystoneOp {
+    /// `GET /`: the versions served.
+    Versions,
+    /// `GET /v3`.
+    Version,
+    /// `POST /v3/auth/tokens`: a login.
+    IssueToken,
+    /// `GET|HEAD /v3/auth/tokens`: a service validates `X-Subject-Token`.
+    ValidateToken,
+    /// `DELETE /v3/auth/tokens`.
+    RevokeToken,
+    /// `GET /v3/auth/catalog`.
+    Catalog,
+    /// `GET /v3/auth/projects`.
+    Projects,
+    /// `GET /v3/auth/domains`.
+    Domains,
+    /// `/v3/users/{user}/application_credentials[/{id}]`: GET and POST on the list, GET
+    /// and DELETE on one.
+    AppCredentials { user: String, id: Option<String> },
 }
 
 /// The Swauth-shaped admin API under `/auth/v2/`.
@@ -67,10 +93,12 @@ impl Endpoint {
 
 const GET: &str = "GET";
 const GET_HEAD: &str = "GET, HEAD";
+const TOKENS: &str = "GET, HEAD, POST, DELETE";
 
 fn only(method: &Method, allowed: &'static str) -> Result<()> {
     let ok = match allowed {
         GET => method == Method::GET,
+        TOKENS => [Method::GET, Method::HEAD, Method::POST, Method::DELETE].contains(method),
         _ => method == Method::GET || method == Method::HEAD,
     };
     if ok {
@@ -87,6 +115,12 @@ fn only(method: &Method, allowed: &'static str) -> Result<()> {
 fn decode(seg: &str) -> Option<String> {
     let s = percent_decode_str(seg).decode_utf8().ok()?;
     (!s.contains('\0')).then(|| s.into_owned())
+}
+
+/// Whether a path is the Keystone identity API's (its failures are answered in its
+/// words): the versions at `/`, and `/v3`.
+pub(crate) fn is_keystone(path: &str) -> bool {
+    path == "/" || path == "/v3" || path.starts_with("/v3/")
 }
 
 /// Classifies a request. `path` is the raw (percent-encoded) path without the query.
@@ -116,7 +150,29 @@ pub(crate) fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Re
         ));
     }
     match path {
+        "/" => return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::Versions)),
+        "/v3" | "/v3/" => {
+            return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::Version));
+        }
+        "/v3/auth/tokens" | "/v3/auth/tokens/" => {
+            only(method, TOKENS)?;
+            return Ok(Endpoint::Keystone(match *method {
+                Method::POST => KeystoneOp::IssueToken,
+                Method::DELETE => KeystoneOp::RevokeToken,
+                _ => KeystoneOp::ValidateToken,
+            }));
+        }
+        "/v3/auth/catalog" => {
+            return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::Catalog));
+        }
+        "/v3/auth/projects" => {
+            return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::Projects));
+        }
+        "/v3/auth/domains" => {
+            return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::Domains));
+        }
         "/healthcheck" => return only(method, GET_HEAD).map(|_| Endpoint::Healthcheck),
+        _ if path.starts_with("/v3/users/") => return app_credentials(method, path),
         "/info" => return only(method, GET_HEAD).map(|_| Endpoint::Info),
         "/recreate_accounts" if method == Method::POST => {
             return Ok(Endpoint::Admin(AdminOp::RecreateAccounts));
@@ -160,6 +216,41 @@ pub(crate) fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Re
         return admin(method, rest);
     }
     Err(Error::NotFound(format!("nothing is served at {path}")))
+}
+
+fn app_credentials(method: &Method, path: &str) -> Result<Endpoint> {
+    let rest = path.strip_prefix("/v3/users/").unwrap_or_default();
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let (user, id) = match parts.as_slice() {
+        [user, "application_credentials"] => (user, None),
+        [user, "application_credentials", id] => (user, Some(*id)),
+        _ => return Err(Error::NotFound(format!("nothing is served at {path}"))),
+    };
+    let allowed = if id.is_some() {
+        "GET, HEAD, DELETE"
+    } else {
+        "GET, HEAD, POST"
+    };
+    let ok = method == Method::GET
+        || method == Method::HEAD
+        || (id.is_some() && method == Method::DELETE)
+        || (id.is_none() && method == Method::POST);
+    if !ok {
+        return Err(Error::MethodNotAllowed {
+            method: method.to_string(),
+            allow: allowed,
+        });
+    }
+    let name = |s: &str| decode(s).filter(|s| !s.is_empty());
+    Ok(Endpoint::Keystone(KeystoneOp::AppCredentials {
+        user: name(user).ok_or_else(|| Error::NotFound("no such user".into()))?,
+        id: match id {
+            Some(id) => Some(
+                name(id).ok_or_else(|| Error::NotFound("no such application credential".into()))?,
+            ),
+            None => None,
+        },
+    }))
 }
 
 fn get_or_post(method: &Method) -> Result<()> {
@@ -301,6 +392,54 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn keystone_routes() {
+        let k = |m: &str, p: &str| match c(m, p) {
+            Ok(Endpoint::Keystone(op)) => Some(op),
+            _ => None,
+        };
+        assert_eq!(k("GET", "/"), Some(KeystoneOp::Versions));
+        assert_eq!(k("GET", "/v3"), Some(KeystoneOp::Version));
+        assert_eq!(k("HEAD", "/v3/"), Some(KeystoneOp::Version));
+        assert_eq!(k("POST", "/v3/auth/tokens"), Some(KeystoneOp::IssueToken));
+        assert_eq!(k("GET", "/v3/auth/tokens"), Some(KeystoneOp::ValidateToken));
+        assert_eq!(
+            k("HEAD", "/v3/auth/tokens"),
+            Some(KeystoneOp::ValidateToken)
+        );
+        assert_eq!(
+            k("DELETE", "/v3/auth/tokens"),
+            Some(KeystoneOp::RevokeToken)
+        );
+        assert_eq!(k("GET", "/v3/auth/catalog"), Some(KeystoneOp::Catalog));
+        assert_eq!(k("GET", "/v3/auth/projects"), Some(KeystoneOp::Projects));
+        assert_eq!(k("GET", "/v3/auth/domains"), Some(KeystoneOp::Domains));
+        assert_eq!(status("PUT", "/v3/auth/tokens"), 405);
+        assert_eq!(status("POST", "/"), 405);
+        assert_eq!(status("POST", "/v3/auth/catalog"), 405);
+        assert_eq!(status("GET", "/v3/users"), 404);
+        assert_eq!(
+            k("POST", "/v3/users/7/application_credentials"),
+            Some(KeystoneOp::AppCredentials {
+                user: "7".into(),
+                id: None
+            })
+        );
+        assert_eq!(
+            k("DELETE", "/v3/users/7/application_credentials/ab12"),
+            Some(KeystoneOp::AppCredentials {
+                user: "7".into(),
+                id: Some("ab12".into())
+            })
+        );
+        assert_eq!(status("DELETE", "/v3/users/7/application_credentials"), 405);
+        assert_eq!(status("POST", "/v3/users/7/application_credentials/x"), 405);
+        assert_eq!(status("GET", "/v3/users/7/credentials"), 404);
+        assert_eq!(status("GET", "/v3/users//application_credentials"), 404);
+        assert!(is_keystone("/") && is_keystone("/v3") && is_keystone("/v3/x"));
+        assert!(!is_keystone("/v30") && !is_keystone("/v1/AUTH_x") && !is_keystone("/auth/v1.0"));
     }
 
     #[test]

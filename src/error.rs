@@ -326,6 +326,44 @@ impl Error {
         resp
     }
 
+    /// The answer in the words of Keystone's identity API: `{"error": {"code",
+    /// "message", "title"}}` with the headers of the plain answer; a 401 has Keystone's
+    /// one message, whatever was wrong, and its challenge naming `identity_base` (the
+    /// gateway's base URL).
+    pub fn into_keystone_response(
+        self,
+        trans_id: &str,
+        identity_base: Option<&str>,
+    ) -> Response<Body> {
+        let status = self.status();
+        let message = if status == StatusCode::UNAUTHORIZED {
+            "The request you have made requires authentication.".to_owned()
+        } else {
+            self.public_message(trans_id)
+        };
+        let (mut parts, _) = self.respond(String::new()).into_parts();
+        let body = serde_json::json!({"error": {
+            "code": status.as_u16(),
+            "message": message,
+            "title": status.canonical_reason().unwrap_or("Error"),
+        }});
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        parts.headers.remove(header::WWW_AUTHENTICATE);
+        if status == StatusCode::UNAUTHORIZED
+            && let Some(base) = identity_base
+            && let Ok(v) = HeaderValue::from_str(&format!("Keystone uri=\"{base}/v3\""))
+        {
+            parts.headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        parts
+            .headers
+            .insert(header::VARY, HeaderValue::from_static("X-Auth-Token"));
+        Response::from_parts(parts, full(Bytes::from(body.to_string())))
+    }
+
     /// What the answer made of this error carries for the access log.
     pub(crate) fn answered(&self) -> Answered {
         Answered {

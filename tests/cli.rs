@@ -234,6 +234,94 @@ fn account_user_and_token_commands() {
     let o = sg(d, &["keys", "list"]);
     assert_eq!(stdout(&o).lines().count(), 4, "{}", stdout(&o));
 
+    // Keystone application credentials: made with a generated secret shown once,
+    // listed without it, deleted
+    let o = sg(
+        d,
+        &[
+            "user",
+            "app-credential",
+            "create",
+            "acme:boss",
+            "--name",
+            "nightly",
+            "--role",
+            "member",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let made = stdout(&o);
+    let secret = made
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("a generated secret is printed")
+        .to_owned();
+    let id = made.split_whitespace().nth(3).unwrap().to_owned();
+    assert_eq!(id.len(), 32, "{made}");
+    assert!(made.contains("roles member"), "{made}");
+    let o = sg(d, &["user", "app-credential", "list", "acme:boss"]);
+    let listed = stdout(&o);
+    assert!(
+        listed.contains(&id) && listed.contains("nightly"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret) && !listed.contains("argon2"));
+    for (args, needle) in [
+        (
+            &[
+                "user",
+                "app-credential",
+                "create",
+                "acme:boss",
+                "--name",
+                "nightly",
+            ][..],
+            "named \"nightly\" already",
+        ),
+        (
+            &[
+                "user",
+                "app-credential",
+                "create",
+                "acme:boss",
+                "--name",
+                "x",
+                "--role",
+                "ResellerAdmin",
+            ][..],
+            "no role",
+        ),
+        (
+            &[
+                "user",
+                "app-credential",
+                "create",
+                "acme:boss",
+                "--name",
+                "y",
+                "--expires",
+                "soon",
+            ][..],
+            "is not a time",
+        ),
+        (
+            &["user", "app-credential", "delete", "acme:boss", "nope"][..],
+            "has no application credential",
+        ),
+        (
+            &["user", "app-credential", "list", "acme:ghost"][..],
+            "no user",
+        ),
+    ] {
+        let o = sg(d, args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let o = sg(d, &["user", "app-credential", "delete", "acme:boss", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sg(d, &["user", "app-credential", "list", "acme:boss"]);
+    assert!(!stdout(&o).contains(&id));
+
     let o = sg(d, &["account", "delete", "acme"]);
     assert!(!o.status.success());
     assert!(

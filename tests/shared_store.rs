@@ -424,6 +424,83 @@ async fn round_trip(store: &Store) {
         Err(StoreError::NoUser(_))
     ));
 
+    // application credentials: one name per user, listed in the snapshot, deleted once,
+    // and with their user
+    let credential = swiftgate::store::AppCredentialRecord {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        user_id: u.id,
+        name: "nightly".into(),
+        description: "backups".into(),
+        secret_hash: "$argon2id$y".into(),
+        roles: vec!["member".into()],
+        expires_at: Some(4_000_000_000),
+        created_at: 1_800_000_000,
+    };
+    store.put_app_credential(&credential).await.unwrap();
+    let again = swiftgate::store::AppCredentialRecord {
+        id: "fedcba9876543210fedcba9876543210".into(),
+        ..credential.clone()
+    };
+    assert!(matches!(
+        store.put_app_credential(&again).await,
+        Err(StoreError::AppCredentialExists(_))
+    ));
+    assert_eq!(
+        store.snapshot().await.unwrap().app_credentials,
+        vec![credential.clone()]
+    );
+    assert!(
+        !store
+            .delete_app_credential(u.id + 1, &credential.id)
+            .await
+            .unwrap(),
+        "another user's"
+    );
+    assert!(
+        store
+            .delete_app_credential(u.id, &credential.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_app_credential(u.id, &credential.id)
+            .await
+            .unwrap()
+    );
+    let (temp, _) = store
+        .put_user("test", "temp", "$argon2id$t", &[])
+        .await
+        .unwrap();
+    store
+        .put_app_credential(&swiftgate::store::AppCredentialRecord {
+            user_id: temp.id,
+            expires_at: None,
+            ..credential.clone()
+        })
+        .await
+        .unwrap();
+    store.delete_user("test", "temp").await.unwrap();
+    assert!(store.snapshot().await.unwrap().app_credentials.is_empty());
+
+    // single tokens revoked: listed until they would have expired
+    store
+        .revoke_token("audit-live", now_secs() + 600)
+        .await
+        .unwrap();
+    store
+        .revoke_token("audit-live", now_secs() + 600)
+        .await
+        .unwrap();
+    store
+        .revoke_token("audit-gone", now_secs() - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.snapshot().await.unwrap().revoked,
+        vec!["audit-live".to_string()]
+    );
+
     // the key ring: started once, rotated as seen
     assert!(snap.keys.is_empty());
     let credential = [5u8; 32];

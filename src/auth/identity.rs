@@ -19,8 +19,9 @@ use super::keys::KeyHasher;
 use super::ring::{self, Ring};
 use super::throttle::Throttle;
 use super::token::{self, Claims};
-use crate::config::Config;
+use crate::config::{Config, KeystoneConfig};
 use crate::error::{Error, Result};
+use crate::store::AppCredentialRecord;
 use crate::store::{
     ADMIN_GROUP, AccountRecord, LoginEvent, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError,
     UserRecord, now_micros,
@@ -93,6 +94,22 @@ impl Principal {
     }
 }
 
+/// Application credentials a user may have at once.
+const MAX_APP_CREDENTIALS: usize = 100;
+/// The longest description of an application credential, in bytes.
+const MAX_DESCRIPTION: usize = 1000;
+
+/// What a new token reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    /// The user's account (v1 tokens, Keystone project-scoped tokens).
+    Account,
+    /// Nothing but Keystone's identity calls.
+    Unscoped,
+    /// The user's account, with the roles of the application credential of this id.
+    AppCredential([u8; 16]),
+}
+
 /// What a v1 login asks for.
 pub struct LoginRequest {
     pub account: String,
@@ -137,6 +154,9 @@ struct State {
     issued: HashMap<i64, IssuedToken>,
     verified: HashMap<i64, Verified>,
     super_admin_verified: Option<([u8; 32], Instant)>,
+    app_credentials: HashMap<String, AppCredentialRecord>,
+    /// Audit ids of single tokens revoked.
+    revoked: std::collections::HashSet<String>,
 }
 
 impl State {
@@ -194,6 +214,8 @@ pub struct Identity {
     token_life: Duration,
     max_token_life: Duration,
     credential_cache: Duration,
+    /// The roles of Keystone's answers, by group.
+    roles: KeystoneConfig,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -235,6 +257,7 @@ impl Identity {
             token_life: config.auth.token_life,
             max_token_life: config.auth.max_token_life,
             credential_cache: config.auth.credential_cache,
+            roles: config.auth.keystone.clone(),
         };
         Ok(identity)
     }
@@ -255,6 +278,12 @@ impl Identity {
         st.storage_ids.clear();
         st.user_ids.clear();
         st.ring = ring;
+        st.revoked = snap.revoked.into_iter().collect();
+        st.app_credentials = snap
+            .app_credentials
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
         for a in snap.accounts {
             st.account_names.insert(a.id, a.name.clone());
             st.storage_ids.insert(a.storage_id.clone(), a.name.clone());
@@ -501,13 +530,7 @@ impl Identity {
             .ok_or_else(|| Error::unauthorized(&req.account, "invalid account, user or key"))?;
         let now = unix_now();
         if req.new_token {
-            let id = user.id;
-            let at = self.store.revoke_tokens(id).await?;
-            let mut st = write(&self.state);
-            if let Some(u) = st.users.get_mut(&id) {
-                u.tokens_after = u.tokens_after.max(at);
-            }
-            st.issued.remove(&id);
+            self.revoke_user_tokens(user.id).await?;
         } else if let Some(t) = read(&self.state).issued.get(&user.id)
             && t.claims.expires_at > now + 1
             && t.claims.bound_to == req.bound_to
@@ -518,45 +541,70 @@ impl Identity {
                 storage_id,
             });
         }
-        let life = req
-            .lifetime
-            .unwrap_or(self.token_life)
-            .min(self.max_token_life)
-            .max(Duration::from_secs(1));
-        let mut st = write(&self.state);
-        let Some(tokens_after) = st.users.get(&user.id).map(|u| u.tokens_after) else {
+        let life = req.lifetime.unwrap_or(self.token_life);
+        let issued = self.seal_new(user.id, life, req.bound_to, TokenScope::Account)?;
+        let (token, expires_at) = (issued.token.clone(), issued.claims.expires_at);
+        write(&self.state).issued.insert(user.id, issued);
+        Ok(Issued {
+            token,
+            expires_at,
+            storage_id,
+        })
+    }
+
+    /// A new token of user `user_id`, good for `life` (within the gateway's bounds),
+    /// sealed with the ring's primary key; scoped to the user's account unless
+    /// `unscoped`.
+    pub fn seal_for(
+        &self,
+        user_id: i64,
+        life: Duration,
+        bound_to: Option<[u8; 32]>,
+        scope: TokenScope,
+    ) -> Result<(String, Claims)> {
+        let t = self.seal_new(user_id, life, bound_to, scope)?;
+        Ok((t.token, t.claims))
+    }
+
+    fn seal_new(
+        &self,
+        user_id: i64,
+        life: Duration,
+        bound_to: Option<[u8; 32]>,
+        scope: TokenScope,
+    ) -> Result<IssuedToken> {
+        let life = life.min(self.max_token_life).max(Duration::from_secs(1));
+        let st = read(&self.state);
+        let Some(tokens_after) = st.users.get(&user_id).map(|u| u.tokens_after) else {
             // deleted meanwhile
-            return Err(Error::unauthorized(
-                &req.account,
-                "invalid account, user or key",
-            ));
+            return Err(Error::unauthorized("-", "invalid account, user or key"));
         };
         let (key_id, key) = st
             .ring
             .primary()
             .ok_or_else(|| Error::broken("the token key ring has no primary key"))?;
         let claims = Claims {
-            user_id: user.id,
+            user_id,
             issued_at: now_micros().max(tokens_after),
-            expires_at: now + life.as_secs(),
+            expires_at: unix_now() + life.as_secs(),
             audit_id: token::new_audit_id(),
-            bound_to: req.bound_to,
-        };
-        let token = token::seal(&self.reseller_prefix, key_id, key, &claims);
-        let expires_at = claims.expires_at;
-        st.issued.insert(
-            user.id,
-            IssuedToken {
-                token: token.clone(),
-                key_id,
-                claims,
+            bound_to,
+            unscoped: scope == TokenScope::Unscoped,
+            app_credential: match scope {
+                TokenScope::AppCredential(id) => Some(id),
+                _ => None,
             },
-        );
-        Ok(Issued {
-            token,
-            expires_at,
-            storage_id,
+        };
+        Ok(IssuedToken {
+            token: token::seal(&self.reseller_prefix, key_id, key, &claims),
+            key_id,
+            claims,
         })
+    }
+
+    /// The lifetime of tokens when the client asks for none.
+    pub fn token_life(&self) -> Duration {
+        self.token_life
     }
 
     /// For a service account (`SERVICE_<id>`), the account that owns it (`AUTH_<id>`).
@@ -625,18 +673,234 @@ impl Identity {
         }
     }
 
-    /// A live token's principal and the certificate it is bound to, if any.
+    /// A live token's principal and the certificate it is bound to, if any: a token
+    /// scoped to the user's account only.
     fn lookup(&self, token: &str) -> Option<(Principal, Option<[u8; 32]>)> {
+        let (p, claims) = self.open_token(token, 0)?;
+        (!claims.unscoped).then_some((p, claims.bound_to))
+    }
+
+    /// A token's principal and claims, scoped or not, also when it expired less than
+    /// `expired_grace` seconds ago; never a revoked token, nor one of a user gone.
+    pub fn open_token(&self, token: &str, expired_grace: u64) -> Option<(Principal, Claims)> {
         let st = read(&self.state);
         let claims = token::open(token, &self.reseller_prefix, |id| st.ring.get(id))?;
-        if claims.expires_at <= unix_now() {
+        if claims.expires_at.saturating_add(expired_grace) <= unix_now() {
             return None;
         }
         let user = st.users.get(&claims.user_id)?;
-        if claims.issued_at < user.tokens_after {
+        if claims.issued_at < user.tokens_after || st.revoked.contains(&claims.audit_id()) {
             return None;
         }
-        Some((st.principal(user, claims.expires_at)?, claims.bound_to))
+        let mut principal = st.principal(user, claims.expires_at)?;
+        if let Some(id) = &claims.app_credential {
+            let c = st.app_credentials.get(&hex::encode(id))?;
+            if c.user_id != user.id || !self.credential_holds(c, &principal.groups) {
+                return None;
+            }
+            principal.groups = self.groups_within(&principal.groups, &c.roles);
+        }
+        Some((principal, claims))
+    }
+
+    /// The roles a user with these groups has on their project, in Keystone's answers.
+    pub fn roles_of(&self, groups: &[String]) -> std::collections::BTreeSet<String> {
+        let mut roles: std::collections::BTreeSet<String> =
+            self.roles.member_roles.iter().cloned().collect();
+        for g in groups {
+            if let Some(r) = self.roles_of_group(g) {
+                roles.extend(r.iter().cloned());
+            }
+        }
+        roles
+    }
+
+    fn roles_of_group(&self, group: &str) -> Option<&[String]> {
+        let r = &self.roles;
+        match group {
+            ADMIN_GROUP => Some(&r.admin_roles),
+            RESELLER_ADMIN_GROUP => Some(&r.reseller_admin_roles),
+            g => r.group_roles.get(g).map(Vec::as_slice),
+        }
+    }
+
+    /// Of a user's groups, those an application credential with `roles` keeps: a group
+    /// whose roles it holds, every one of them. A group that gives no role (one named in
+    /// ACLs, the service or validation groups) is not kept: a credential is its roles.
+    fn groups_within(&self, groups: &[String], roles: &[String]) -> Vec<String> {
+        groups
+            .iter()
+            .filter(|g| {
+                self.roles_of_group(g)
+                    .is_some_and(|given| given.iter().all(|r| roles.contains(r)))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether an application credential still works: not expired, and its user still
+    /// has every role it gives (a user who lost one loses the credential, as in
+    /// Keystone).
+    fn credential_holds(&self, c: &AppCredentialRecord, groups: &[String]) -> bool {
+        let now = self.roles_of(groups);
+        c.expires_at.is_none_or(|t| t > unix_now()) && c.roles.iter().all(|r| now.contains(r))
+    }
+
+    /// An application credential by its id.
+    pub fn app_credential(&self, id: &str) -> Option<AppCredentialRecord> {
+        read(&self.state).app_credentials.get(id).cloned()
+    }
+
+    /// The application credentials of a user.
+    pub fn app_credentials_of(&self, user_id: i64) -> Vec<AppCredentialRecord> {
+        let mut v: Vec<_> = read(&self.state)
+            .app_credentials
+            .values()
+            .filter(|c| c.user_id == user_id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Makes an application credential of a user, with `roles` of the user's (all of
+    /// them when none are named): the record, seen at once on every gateway.
+    pub async fn create_app_credential(
+        &self,
+        user_id: i64,
+        name: &str,
+        description: &str,
+        secret: &str,
+        roles: Option<Vec<String>>,
+        expires_at: Option<u64>,
+    ) -> Result<AppCredentialRecord> {
+        let principal = self
+            .principal_by_id(user_id)
+            .ok_or_else(|| StoreError::NoUser(user_id.to_string()))?;
+        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+            return Err(Error::bad_request(
+                "an application credential's name is 1 to 255 bytes of UTF-8, without \
+                 control characters",
+            ));
+        }
+        if description.len() > MAX_DESCRIPTION {
+            return Err(Error::bad_request(format!(
+                "an application credential's description is {MAX_DESCRIPTION} bytes at most"
+            )));
+        }
+        if self.app_credentials_of(user_id).len() >= MAX_APP_CREDENTIALS {
+            return Err(Error::Conflict(format!(
+                "{} has {MAX_APP_CREDENTIALS} application credentials, as many as a user may; \
+                 delete one first",
+                principal.label()
+            )));
+        }
+        check_key(secret)?;
+        if expires_at.is_some_and(|t| t <= unix_now()) {
+            return Err(Error::bad_request(
+                "an application credential's expiry must be in the future",
+            ));
+        }
+        let own = self.roles_of(&principal.groups);
+        let roles = match roles {
+            None => own.into_iter().collect(),
+            Some(asked) => {
+                if let Some(r) = asked.iter().find(|r| !own.contains(*r)) {
+                    return Err(Error::forbidden(
+                        "app-credential-roles",
+                        format!("{} has no role {r:?} to give", principal.label()),
+                    ));
+                }
+                asked
+            }
+        };
+        let mut raw = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let record = AppCredentialRecord {
+            id: hex::encode(raw),
+            user_id,
+            name: name.to_owned(),
+            description: description.to_owned(),
+            secret_hash: self.hasher.hash(secret.to_owned()).await?,
+            roles,
+            expires_at,
+            created_at: unix_now(),
+        };
+        self.store.put_app_credential(&record).await?;
+        self.reload().await?;
+        Ok(record)
+    }
+
+    /// Deletes an application credential of a user, and so every token made from it.
+    pub async fn delete_app_credential(&self, user_id: i64, id: &str) -> Result<bool> {
+        let gone = self.store.delete_app_credential(user_id, id).await?;
+        self.reload().await?;
+        Ok(gone)
+    }
+
+    /// The user an application credential logs in as, and the credential, once its
+    /// secret was checked, throttled as the user's logins are. `Ok(None)`: no such
+    /// credential, found at the same cost (argon2 against a dummy hash) and counted as a
+    /// failure, under `id` as given.
+    pub async fn verify_app_credential(
+        &self,
+        id: &str,
+        secret: &str,
+        source: IpAddr,
+    ) -> Result<Option<(Principal, AppCredentialRecord)>> {
+        self.catch_up().await?;
+        let found = read(&self.state).app_credentials.get(id).cloned();
+        let principal = found.as_ref().and_then(|c| self.principal_by_id(c.user_id));
+        let name = match &principal {
+            Some(p) => p.label(),
+            None => format!("application credential {id}"),
+        };
+        if let Some(wait) = self.throttle.check(&name, source) {
+            return Err(throttled(wait));
+        }
+        let turn = self.throttle.turn(&name, source);
+        let _turn = turn.lock().await;
+        let phc = found
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |c| c.secret_hash.clone());
+        let matched = self.hasher.verify(vec![secret.to_owned()], phc).await?;
+        let (Some(c), Some(principal)) = (found, principal) else {
+            self.login_failed(&name, source);
+            return Ok(None);
+        };
+        if matched.is_none() || !self.credential_holds(&c, &principal.groups) {
+            self.login_failed(&name, source);
+            return Err(Error::unauthorized(
+                &principal.account,
+                "invalid application credential",
+            ));
+        }
+        self.login_succeeded(&name, source);
+        Ok(Some((principal, c)))
+    }
+
+    /// Revokes one token, on every gateway of the store.
+    pub async fn revoke_token(&self, claims: &Claims) -> Result<()> {
+        let audit_id = claims.audit_id();
+        self.store
+            .revoke_token(&audit_id, claims.expires_at)
+            .await?;
+        let mut st = write(&self.state);
+        st.revoked.insert(audit_id);
+        st.issued
+            .retain(|_, t| t.claims.audit_id != claims.audit_id);
+        Ok(())
+    }
+
+    /// Revokes every token of a user issued until now, on every gateway of the store.
+    pub async fn revoke_user_tokens(&self, user_id: i64) -> Result<()> {
+        let at = self.store.revoke_tokens(user_id).await?;
+        let mut st = write(&self.state);
+        if let Some(u) = st.users.get_mut(&user_id) {
+            u.tokens_after = u.tokens_after.max(at);
+        }
+        st.issued.remove(&user_id);
+        Ok(())
     }
 
     /// The principal for a verified key (admin API callers).
@@ -737,6 +1001,22 @@ impl Identity {
         let st = read(&self.state);
         let u = st.user(account, user)?;
         st.principal(u, unix_now())
+    }
+
+    /// The accounts that have a user of this name.
+    pub fn accounts_with_user(&self, user: &str) -> Vec<String> {
+        let st = read(&self.state);
+        st.user_ids
+            .keys()
+            .filter(|(_, u)| u == user)
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
+    /// The principal of the user with this id.
+    pub fn principal_by_id(&self, user_id: i64) -> Option<Principal> {
+        let st = read(&self.state);
+        st.principal(st.users.get(&user_id)?, unix_now())
     }
 
     pub fn user(&self, account: &str, user: &str) -> Option<UserRecord> {

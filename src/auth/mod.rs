@@ -1,8 +1,10 @@
-//! Authentication: who a request comes from. v1 logins, tokens, user keys,
+//! Authentication: who a request comes from. v1 logins, Keystone's identity API, tokens,
+//! user keys,
 //! failed-login throttling, and the in-memory identity service they share.
 
 pub mod identity;
 pub mod keys;
+pub mod keystone;
 pub mod ring;
 pub mod throttle;
 pub mod token;

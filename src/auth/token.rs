@@ -2,8 +2,10 @@
 //! and, in URL-safe base64, a format byte, the id of the ring key that sealed the token, a
 //! random nonce, and the sealed claims (XChaCha20-Poly1305, the prefix authenticated
 //! with them). The claims are whose the token is (a user id), when it was issued (µs),
-//! when it expires, an audit id, and the client certificate it works with, if bound to
-//! one. Nothing in a token is readable without the ring, and the ring holds no user's
+//! when it expires, an audit id, whether it is scoped to the user's account (v1 tokens
+//! and Keystone project-scoped tokens are; an unscoped Keystone token reaches no storage),
+//! the client certificate it works with, if bound to one, and the Keystone application
+//! credential it was made from, if it was. Nothing in a token is readable without the ring, and the ring holds no user's
 //! secret: a stolen ring mints tokens, so it is kept sealed (`seal_ring_key`).
 
 use base64::Engine as _;
@@ -18,8 +20,15 @@ const MAX_TOKEN_LENGTH: usize = 5000;
 const FORMAT: u8 = 1;
 const NONCE: usize = 24;
 const TAG: usize = 16;
-/// user id, issued (µs), expires (s), audit id, bound flag
+/// user id, issued (µs), expires (s), audit id, flags
 const CLAIMS: usize = 8 + 8 + 8 + 8 + 1;
+/// Flags: the token is bound to a client certificate, whose digest follows.
+const BOUND_FLAG: u8 = 1;
+/// Flags: the token is not scoped to the user's account.
+const UNSCOPED_FLAG: u8 = 2;
+/// Flags: the token was made from an application credential, whose id follows.
+const APP_CREDENTIAL_FLAG: u8 = 4;
+const APP_CREDENTIAL: usize = 16;
 const BOUND: usize = 32;
 const HEAD: usize = 1 + 4 + NONCE;
 
@@ -35,6 +44,11 @@ pub struct Claims {
     pub audit_id: [u8; 8],
     /// The SHA-256 of the client certificate the token works with only.
     pub bound_to: Option<[u8; 32]>,
+    /// Scoped to no account: good for Keystone's identity calls, never for storage.
+    pub unscoped: bool,
+    /// The application credential the token was made from: it has that credential's
+    /// roles only, and ends with it.
+    pub app_credential: Option<[u8; 16]>,
 }
 
 impl Claims {
@@ -63,12 +77,19 @@ pub fn seal(reseller_prefix: &str, key_id: u32, key: &[u8; 32], claims: &Claims)
     plain.extend_from_slice(&claims.issued_at.to_be_bytes());
     plain.extend_from_slice(&claims.expires_at.to_be_bytes());
     plain.extend_from_slice(&claims.audit_id);
-    match &claims.bound_to {
-        Some(b) => {
-            plain.push(1);
-            plain.extend_from_slice(b);
-        }
-        None => plain.push(0),
+    let mut flags = if claims.unscoped { UNSCOPED_FLAG } else { 0 };
+    if claims.bound_to.is_some() {
+        flags |= BOUND_FLAG;
+    }
+    if claims.app_credential.is_some() {
+        flags |= APP_CREDENTIAL_FLAG;
+    }
+    plain.push(flags);
+    if let Some(b) = &claims.bound_to {
+        plain.extend_from_slice(b);
+    }
+    if let Some(a) = &claims.app_credential {
+        plain.extend_from_slice(a);
     }
     let mut nonce = [0u8; NONCE];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -107,7 +128,10 @@ fn decode(token: &str, reseller_prefix: &str) -> Option<Vec<u8>> {
     let body = token.strip_prefix(reseller_prefix)?.strip_prefix("tk")?;
     let raw = URL_SAFE_NO_PAD.decode(body).ok()?;
     let sealed = raw.len().checked_sub(HEAD)?;
-    (sealed == CLAIMS + TAG || sealed == CLAIMS + BOUND + TAG).then_some(raw)
+    let extra = sealed.checked_sub(CLAIMS + TAG)?;
+    [0, BOUND, APP_CREDENTIAL, BOUND + APP_CREDENTIAL]
+        .contains(&extra)
+        .then_some(raw)
 }
 
 /// The claims of a token sealed with the ring key it names (`key_for` gives the ring's key
@@ -134,17 +158,34 @@ pub fn open<'k>(
         )
         .ok()?;
     let u64_at = |i: usize| plain.get(i..i + 8)?.try_into().ok().map(u64::from_be_bytes);
-    let bound_to = match plain.get(32)? {
-        0 if plain.len() == CLAIMS => None,
-        1 if plain.len() == CLAIMS + BOUND => Some(plain[CLAIMS..].try_into().ok()?),
-        _ => return None,
+    let flags = *plain.get(32)?;
+    if flags & !(BOUND_FLAG | UNSCOPED_FLAG | APP_CREDENTIAL_FLAG) != 0 {
+        return None;
+    }
+    let mut rest = &plain[CLAIMS..];
+    let mut take = |flag: u8, n: usize| -> Option<Option<&[u8]>> {
+        if flags & flag == 0 {
+            return Some(None);
+        }
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(Some(head))
     };
+    let bound_to = take(BOUND_FLAG, BOUND)?.map(<[u8; 32]>::try_from);
+    let app_credential = take(APP_CREDENTIAL_FLAG, APP_CREDENTIAL)?.map(<[u8; 16]>::try_from);
+    if !rest.is_empty() {
+        return None;
+    }
+    let bound_to = bound_to.transpose().ok()?;
+    let app_credential = app_credential.transpose().ok()?;
     Some(Claims {
         user_id: i64::from_be_bytes(plain.get(0..8)?.try_into().ok()?),
         issued_at: u64_at(8)?,
         expires_at: u64_at(16)?,
         audit_id: plain.get(24..32)?.try_into().ok()?,
         bound_to,
+        unscoped: flags & UNSCOPED_FLAG != 0,
+        app_credential,
     })
 }
 
@@ -205,13 +246,33 @@ mod tests {
             expires_at: 1_796_086_400,
             audit_id: new_audit_id(),
             bound_to,
+            unscoped: false,
+            app_credential: None,
         }
     }
 
     #[test]
     fn a_token_opens_with_its_key_and_prefix_only() {
         let key = new_key();
-        for c in [claims(None), claims(Some([7; 32]))] {
+        let unscoped = Claims {
+            unscoped: true,
+            ..claims(Some([9; 32]))
+        };
+        let from_credential = Claims {
+            app_credential: Some([3; 16]),
+            ..claims(None)
+        };
+        let both = Claims {
+            app_credential: Some([4; 16]),
+            ..claims(Some([5; 32]))
+        };
+        for c in [
+            claims(None),
+            claims(Some([7; 32])),
+            unscoped,
+            from_credential,
+            both,
+        ] {
             let t = seal("AUTH_", 3, &key, &c);
             assert!(t.starts_with("AUTH_tk"));
             assert!(t.len() < 250, "{} bytes", t.len());

@@ -40,6 +40,7 @@ pub struct AuthConfig {
     pub throttle: ThrottleConfig,
     pub argon2: Argon2Config,
     pub token_validation: TokenValidationConfig,
+    pub keystone: KeystoneConfig,
 }
 
 impl Default for AuthConfig {
@@ -60,6 +61,7 @@ impl Default for AuthConfig {
             throttle: ThrottleConfig::default(),
             argon2: Argon2Config::default(),
             token_validation: TokenValidationConfig::default(),
+            keystone: KeystoneConfig::default(),
         }
     }
 }
@@ -133,5 +135,87 @@ impl Default for TokenValidationConfig {
             groups: vec![".reseller_admin".into()],
             addresses: Vec::new(),
         }
+    }
+}
+
+/// `[auth.keystone]`: the Keystone identity API v3 that swiftgate answers (`/v3`): how its
+/// accounts, users and groups look as Keystone projects, users and roles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeystoneConfig {
+    /// The region of the catalog's endpoints.
+    pub region: String,
+    /// Roles of every user on their account's project.
+    pub member_roles: Vec<String>,
+    /// Roles of the account's admins (`.admin`) besides.
+    pub admin_roles: Vec<String>,
+    /// Roles of reseller admins (`.reseller_admin`) besides, as a cluster's
+    /// `reseller_admin_role`.
+    pub reseller_admin_roles: Vec<String>,
+    /// Roles of the users in other groups: group name to roles.
+    pub group_roles: std::collections::BTreeMap<String, Vec<String>>,
+    /// How long after expiry a service may still validate a token with `allow_expired`.
+    #[serde(deserialize_with = "de_duration")]
+    pub allow_expired_window: Duration,
+}
+
+impl KeystoneConfig {
+    /// Role and region names are words: not empty, no control characters, no commas
+    /// (authtoken hands roles to Swift as a comma-separated header).
+    pub fn validate(&self) -> Result<(), super::ConfigError> {
+        let roles = self
+            .member_roles
+            .iter()
+            .chain(&self.admin_roles)
+            .chain(&self.reseller_admin_roles)
+            .chain(self.group_roles.values().flatten());
+        for name in roles.chain(std::iter::once(&self.region)) {
+            if name.trim().is_empty()
+                || name.len() > 255
+                || name.chars().any(|c| c.is_control() || c == ',')
+            {
+                return Err(super::ConfigError::Invalid(format!(
+                    "auth.keystone: {name:?} is not a role or region name (1 to 255 \
+                     characters, no control characters or commas)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for KeystoneConfig {
+    fn default() -> Self {
+        KeystoneConfig {
+            region: "RegionOne".into(),
+            member_roles: vec!["member".into()],
+            admin_roles: vec!["admin".into(), "reader".into()],
+            reseller_admin_roles: vec!["ResellerAdmin".into()],
+            group_roles: Default::default(),
+            allow_expired_window: Duration::from_secs(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keystone_role_names_are_words() {
+        assert!(KeystoneConfig::default().validate().is_ok());
+        for bad in ["", " ", "a,b", "x\ny"] {
+            let c = KeystoneConfig {
+                admin_roles: vec![bad.into()],
+                ..KeystoneConfig::default()
+            };
+            assert!(c.validate().is_err(), "{bad:?}");
+        }
+        let c = KeystoneConfig {
+            region: String::new(),
+            ..KeystoneConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("auth.keystone"), "{e}");
     }
 }

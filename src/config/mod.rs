@@ -16,7 +16,7 @@ mod policy;
 mod server;
 mod store;
 
-pub use auth::{Argon2Config, AuthConfig, ThrottleConfig, TokenValidationConfig};
+pub use auth::{Argon2Config, AuthConfig, KeystoneConfig, ThrottleConfig, TokenValidationConfig};
 pub use backend::{BackendConfig, Delivery, OAuthSettings};
 pub use policy::{DenyConfig, PolicyConfig};
 use server::parse_addrs;
@@ -185,6 +185,7 @@ impl Config {
                 auth.default_backend
             )));
         }
+        auth.keystone.validate()?;
         let t = &auth.throttle;
         if t.failures_per_user_address == 0
             || t.failures_per_address == 0

@@ -137,6 +137,28 @@ pub struct Snapshot {
     pub accounts: Vec<AccountRecord>,
     pub users: Vec<UserRecord>,
     pub keys: Vec<RingKey>,
+    pub app_credentials: Vec<AppCredentialRecord>,
+    /// The audit ids of single tokens revoked and not yet expired.
+    pub revoked: Vec<String>,
+}
+
+/// A Keystone application credential: a secret of a user's, kept only as its argon2id
+/// hash, that logs in as the user with some of its roles, until it expires. Deleted with
+/// its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCredentialRecord {
+    /// 32 hex digits, random.
+    pub id: String,
+    pub user_id: i64,
+    pub name: String,
+    pub description: String,
+    /// argon2id PHC string.
+    pub secret_hash: String,
+    /// The roles its tokens have (of the user's, when it was made).
+    pub roles: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: Option<u64>,
+    pub created_at: u64,
 }
 
 /// A link to an OAuth2 provider on its way, kept by the SHA-256 of its `state` until the
@@ -234,6 +256,8 @@ pub fn now_micros() -> u64 {
 pub enum StoreError {
     #[error("account {0:?} already exists")]
     AccountExists(String),
+    #[error("the user has an application credential named {0:?} already")]
+    AppCredentialExists(String),
     #[error("storage id {0:?} is already taken")]
     StorageIdTaken(String),
     #[error("no account {0:?}")]
@@ -285,6 +309,7 @@ impl StoreError {
     pub fn status(&self) -> StatusCode {
         match self {
             StoreError::AccountExists(_)
+            | StoreError::AppCredentialExists(_)
             | StoreError::StorageIdTaken(_)
             | StoreError::AccountHasUsers { .. }
             | StoreError::RingChanged
@@ -408,6 +433,40 @@ impl Store {
         match self {
             Store::Embedded(_) => None,
             Store::Shared(s) => s.login_events(),
+        }
+    }
+
+    /// Keeps a new application credential; `AppCredentialExists` when its user has one
+    /// of the same name.
+    pub async fn put_app_credential(&self, c: &AppCredentialRecord) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let c = c.clone();
+                embedded(s, move |s| s.put_app_credential(&c)).await
+            }
+            Store::Shared(s) => s.put_app_credential(c).await,
+        }
+    }
+
+    /// Revokes one token, by its audit id, until it would have expired (Unix seconds).
+    pub async fn revoke_token(&self, audit_id: &str, until: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let id = audit_id.to_owned();
+                embedded(s, move |s| s.revoke_token(&id, until)).await
+            }
+            Store::Shared(s) => s.revoke_token(audit_id, until).await,
+        }
+    }
+
+    /// Deletes an application credential of a user; whether there was one.
+    pub async fn delete_app_credential(&self, user_id: i64, id: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let id = id.to_owned();
+                embedded(s, move |s| s.delete_app_credential(user_id, &id)).await
+            }
+            Store::Shared(s) => s.delete_app_credential(user_id, id).await,
         }
     }
 

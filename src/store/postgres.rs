@@ -14,8 +14,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row};
 
 use super::{
-    AccountRecord, GrantState, KeyState, LinkLimits, LinkRecord, LoginEvent, RingKey, Snapshot,
-    StoreError, UserRecord, groups_of, groups_text, now_micros, plan_rotation,
+    AccountRecord, AppCredentialRecord, GrantState, KeyState, LinkLimits, LinkRecord, LoginEvent,
+    RingKey, Snapshot, StoreError, UserRecord, groups_of, groups_text, now_micros, plan_rotation,
 };
 use crate::config::SharedStore;
 
@@ -63,6 +63,23 @@ CREATE TABLE link_states (
     verifier     BYTEA NOT NULL,
     redirect_uri TEXT NOT NULL,
     until        BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE app_credentials (
+    id          TEXT PRIMARY KEY,
+    user_id     BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    description TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    roles       TEXT NOT NULL,
+    expires_at  BIGINT,
+    created_at  BIGINT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE revoked_tokens (
+    audit_id    TEXT PRIMARY KEY,
+    until       BIGINT NOT NULL
 );
 "#,
 ];
@@ -394,11 +411,104 @@ impl Store {
             .map(user_row)
             .collect();
         let keys = ring(&tx).await?;
+        let app_credentials = tx
+            .query(
+                "SELECT id, user_id, name, description, secret_hash, roles, expires_at, created_at \
+                 FROM app_credentials ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| AppCredentialRecord {
+                id: r.get(0),
+                user_id: r.get(1),
+                name: r.get(2),
+                description: r.get(3),
+                secret_hash: r.get(4),
+                roles: groups_of(r.get(5)),
+                expires_at: r.get::<_, Option<i64>>(6).map(unsigned),
+                created_at: unsigned(r.get(7)),
+            })
+            .collect();
+        let revoked = tx
+            .query(
+                "SELECT audit_id FROM revoked_tokens WHERE until > $1",
+                &[&now()],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         tx.commit().await.map_err(pg)?;
         Ok(Snapshot {
             accounts,
             users,
             keys,
+            app_credentials,
+            revoked,
+        })
+    }
+
+    pub async fn revoke_token(&self, audit_id: &str, until: u64) -> Result<(), StoreError> {
+        let until = signed(until);
+        write_tx!(self, |tx| {
+            tx.execute("DELETE FROM revoked_tokens WHERE until <= $1", &[&now()])
+                .await
+                .map_err(pg)?;
+            tx.execute(
+                "INSERT INTO revoked_tokens (audit_id, until) VALUES ($1, $2) \
+                 ON CONFLICT (audit_id) DO NOTHING",
+                &[&audit_id, &until],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    pub async fn put_app_credential(&self, c: &AppCredentialRecord) -> Result<(), StoreError> {
+        let roles = groups_text(&c.roles);
+        let roles = roles.as_str();
+        let expires = c.expires_at.map(signed);
+        let created = signed(c.created_at);
+        write_tx!(self, |tx| {
+            let inserted = tx
+                .execute(
+                    "INSERT INTO app_credentials (id, user_id, name, description, secret_hash, \
+                     roles, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (user_id, name) DO NOTHING",
+                    &[
+                        &c.id,
+                        &c.user_id,
+                        &c.name,
+                        &c.description,
+                        &c.secret_hash,
+                        &roles,
+                        &expires,
+                        &created,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            if inserted == 0 {
+                return Err(StoreError::AppCredentialExists(c.name.clone()));
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn delete_app_credential(&self, user_id: i64, id: &str) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            Ok(tx
+                .execute(
+                    "DELETE FROM app_credentials WHERE id = $1 AND user_id = $2",
+                    &[&id, &user_id],
+                )
+                .await
+                .map_err(pg)?
+                > 0)
         })
     }
 
@@ -798,6 +908,30 @@ impl Store {
             }
             for k in &snap.keys {
                 insert_key(tx, k).await?;
+            }
+            let copied: std::collections::HashSet<i64> = snap.users.iter().map(|u| u.id).collect();
+            for c in snap
+                .app_credentials
+                .iter()
+                .filter(|c| copied.contains(&c.user_id))
+            {
+                let roles = groups_text(&c.roles);
+                tx.execute(
+                    "INSERT INTO app_credentials (id, user_id, name, description, secret_hash, \
+                     roles, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &c.id,
+                        &c.user_id,
+                        &c.name,
+                        &c.description,
+                        &c.secret_hash,
+                        &roles,
+                        &c.expires_at.map(signed),
+                        &signed(c.created_at),
+                    ],
+                )
+                .await
+                .map_err(pg)?;
             }
             // new rows are numbered after the copied ones
             tx.batch_execute(

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    AccountRecord, KeyState, LinkLimits, LinkRecord, RingKey, Snapshot, StoreError, UserRecord,
-    groups_of, groups_text, now_micros, plan_rotation,
+    AccountRecord, AppCredentialRecord, KeyState, LinkLimits, LinkRecord, RingKey, Snapshot,
+    StoreError, UserRecord, groups_of, groups_text, now_micros, plan_rotation,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
@@ -66,6 +66,23 @@ CREATE TABLE link_states (
     verifier     BLOB NOT NULL,
     redirect_uri TEXT NOT NULL,
     until        INTEGER NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE app_credentials (
+    id          TEXT PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    description TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    roles       TEXT NOT NULL,
+    expires_at  INTEGER,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE revoked_tokens (
+    audit_id    TEXT PRIMARY KEY,
+    until       INTEGER NOT NULL
 );
 "#,
 ];
@@ -131,12 +148,87 @@ impl Store {
             st.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?
         };
         let keys = ring(&tx)?;
+        let app_credentials = {
+            let mut st = tx.prepare(
+                "SELECT id, user_id, name, description, secret_hash, roles, expires_at, created_at \
+                 FROM app_credentials ORDER BY id",
+            )?;
+            st.query_map([], |r| {
+                let roles: String = r.get(5)?;
+                Ok(AppCredentialRecord {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    name: r.get(2)?,
+                    description: r.get(3)?,
+                    secret_hash: r.get(4)?,
+                    roles: groups_of(&roles),
+                    expires_at: r.get(6)?,
+                    created_at: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        let revoked = {
+            let mut st = tx.prepare("SELECT audit_id FROM revoked_tokens WHERE until > ?1")?;
+            st.query_map([now()], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?
+        };
         tx.commit()?;
         Ok(Snapshot {
             accounts,
             users,
             keys,
+            app_credentials,
+            revoked,
         })
+    }
+
+    pub fn revoke_token(&self, audit_id: &str, until: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM revoked_tokens WHERE until <= ?1", [now()])?;
+        tx.execute(
+            "INSERT OR IGNORE INTO revoked_tokens (audit_id, until) VALUES (?1, ?2)",
+            params![audit_id, until],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn put_app_credential(&self, c: &AppCredentialRecord) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM app_credentials WHERE user_id = ?1 AND name = ?2)",
+            params![c.user_id, c.name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(StoreError::AppCredentialExists(c.name.clone()));
+        }
+        tx.execute(
+            "INSERT INTO app_credentials (id, user_id, name, description, secret_hash, roles, \
+             expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                c.id,
+                c.user_id,
+                c.name,
+                c.description,
+                c.secret_hash,
+                groups_text(&c.roles),
+                c.expires_at,
+                c.created_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_app_credential(&self, user_id: i64, id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM app_credentials WHERE id = ?1 AND user_id = ?2",
+            params![id, user_id],
+        )? > 0)
     }
 
     pub fn create_account(

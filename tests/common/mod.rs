@@ -382,6 +382,11 @@ impl Swift {
         Self::start_env(&[("SWIFT_KEYSTONE", keystone.dir.path())])
     }
 
+    /// A Swift whose authtoken asks the identity service that `dir/keystone.env` names.
+    pub fn start_on_identity(dir: &Path) -> Swift {
+        Self::start_env(&[("SWIFT_KEYSTONE", dir)])
+    }
+
     fn start_env(env: &[(&str, &Path)]) -> Swift {
         let dir = tempfile::Builder::new()
             .prefix("sg-swift-")
