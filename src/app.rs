@@ -169,6 +169,17 @@ struct Routed {
 }
 
 impl Routed {
+    /// A login's outcome: its answer, and who logged in.
+    fn login(endpoint: Option<Endpoint>, login: Result<(Response<Body>, String)>) -> Routed {
+        let identity = login.as_ref().ok().map(|(_, who)| who.clone());
+        Routed {
+            endpoint,
+            identity,
+            credential: Credential::Key.as_str(),
+            result: login.map(|(resp, _)| resp),
+        }
+    }
+
     fn refused(e: Error) -> Routed {
         Routed {
             endpoint: None,
@@ -288,26 +299,14 @@ impl App {
             Err(e) => return Routed::refused(e),
         };
         let kept = logged.then(|| endpoint.clone());
+        // a login is its own authentication: who it is, is known once it succeeded
         if let Endpoint::V1Auth { account } = &endpoint {
-            // a login is its own authentication: who it is, is known once it succeeded
             let login = self.login(ctx, account.as_deref(), req.headers()).await;
-            let identity = login.as_ref().ok().map(|(_, who)| who.clone());
-            return Routed {
-                endpoint: kept,
-                identity,
-                credential: Credential::Key.as_str(),
-                result: login.map(|(resp, _)| resp),
-            };
+            return Routed::login(kept, login);
         }
         if endpoint == Endpoint::Keystone(KeystoneOp::IssueToken) {
             let login = Box::pin(self.keystone_login(ctx, req)).await;
-            let identity = login.as_ref().ok().map(|(_, who)| who.clone());
-            return Routed {
-                endpoint: kept,
-                identity,
-                credential: Credential::Key.as_str(),
-                result: login.map(|(resp, _)| resp),
-            };
+            return Routed::login(kept, login);
         }
         let caller = match self
             .authenticate(

@@ -469,30 +469,8 @@ impl Store {
     }
 
     pub async fn put_app_credential(&self, c: &AppCredentialRecord) -> Result<(), StoreError> {
-        let roles = groups_text(&c.roles);
-        let roles = roles.as_str();
-        let expires = c.expires_at.map(signed);
-        let created = signed(c.created_at);
         write_tx!(self, |tx| {
-            let inserted = tx
-                .execute(
-                    "INSERT INTO app_credentials (id, user_id, name, description, secret_hash, \
-                     roles, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (user_id, name) DO NOTHING",
-                    &[
-                        &c.id,
-                        &c.user_id,
-                        &c.name,
-                        &c.description,
-                        &c.secret_hash,
-                        &roles,
-                        &expires,
-                        &created,
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            if inserted == 0 {
+            if !insert_app_credential(tx, c).await? {
                 return Err(StoreError::AppCredentialExists(c.name.clone()));
             }
             Ok(())
@@ -609,7 +587,7 @@ impl Store {
         Ok((lock, credentials, access))
     }
 
-    /// Keeps a link under way; refused when `max` are waiting.
+    /// Keeps a link under way; refused past `limits`.
     pub async fn put_link(
         &self,
         state_hash: &[u8],
@@ -915,23 +893,7 @@ impl Store {
                 .iter()
                 .filter(|c| copied.contains(&c.user_id))
             {
-                let roles = groups_text(&c.roles);
-                tx.execute(
-                    "INSERT INTO app_credentials (id, user_id, name, description, secret_hash, \
-                     roles, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &c.id,
-                        &c.user_id,
-                        &c.name,
-                        &c.description,
-                        &c.secret_hash,
-                        &roles,
-                        &c.expires_at.map(signed),
-                        &signed(c.created_at),
-                    ],
-                )
-                .await
-                .map_err(pg)?;
+                insert_app_credential(tx, c).await?;
             }
             // new rows are numbered after the copied ones
             tx.batch_execute(
@@ -966,6 +928,33 @@ async fn ring<C: GenericClient>(client: &C) -> Result<Vec<RingKey>, StoreError> 
             })
         })
         .collect())
+}
+
+/// Inserts an application credential; `false` when its user has one of its name.
+async fn insert_app_credential<C: GenericClient>(
+    client: &C,
+    c: &AppCredentialRecord,
+) -> Result<bool, StoreError> {
+    let roles = groups_text(&c.roles);
+    let inserted = client
+        .execute(
+            "INSERT INTO app_credentials (id, user_id, name, description, secret_hash, roles, \
+             expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (user_id, name) DO NOTHING",
+            &[
+                &c.id,
+                &c.user_id,
+                &c.name,
+                &c.description,
+                &c.secret_hash,
+                &roles,
+                &c.expires_at.map(signed),
+                &signed(c.created_at),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(inserted > 0)
 }
 
 async fn insert_key<C: GenericClient>(client: &C, k: &RingKey) -> Result<(), StoreError> {
