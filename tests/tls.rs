@@ -532,6 +532,51 @@ async fn a_token_bound_to_a_certificate_works_only_with_it() {
     let r = gw.get(&format!("/token/{bound}"), &[]).await;
     assert_eq!(r.status, 404, "{}", r.text());
 
+    // a Keystone login over the certificate binds its token the same way, and a token
+    // made from it by the token method stays bound
+    let keystone = |cert: Option<&str>, body: &str| {
+        let mut a = with_cert(cert);
+        a.extend(
+            [
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+            ]
+            .map(str::to_owned),
+        );
+        a.push(body.to_owned());
+        a.push(format!("{https}/v3/auth/tokens"));
+        header_in(
+            &stdout(&curl(&a.iter().map(String::as_str).collect::<Vec<_>>())),
+            "x-subject-token",
+        )
+    };
+    let scope = r#""scope":{"project":{"name":"test","domain":{"id":"default"}}}"#;
+    let password = format!(
+        r#"{{"auth":{{"identity":{{"methods":["password"],"password":{{"user":{{"name":"tester","domain":{{"id":"default"}},"password":"testing"}}}}}},{scope}}}}}"#
+    );
+    let v3 = keystone(Some("one"), &password).expect("a v3 token");
+    assert_eq!(head(Some("one"), &v3), "204");
+    assert_eq!(head(Some("two"), &v3), "401", "another certificate");
+    assert_eq!(head(None, &v3), "401", "no certificate");
+    let rescope = |token: &str| {
+        format!(
+            r#"{{"auth":{{"identity":{{"methods":["token"],"token":{{"id":"{token}"}}}},{scope}}}}}"#
+        )
+    };
+    assert_eq!(
+        keystone(Some("two"), &rescope(&v3)),
+        None,
+        "rescoped over another certificate"
+    );
+    let again = keystone(Some("one"), &rescope(&v3)).expect("rescoped over its certificate");
+    assert_eq!(head(Some("one"), &again), "204");
+    assert_eq!(head(None, &again), "401", "the rescoped token is bound too");
+
     // a login without a certificate gets a token that is not bound
     let free = login(None);
     assert_ne!(free, bound);
