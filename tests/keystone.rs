@@ -1122,3 +1122,83 @@ async fn a_credential_is_its_roles_and_its_user_s_current_ones_only() {
         "{statuses:?}"
     );
 }
+
+/// What openstacksdk does with a cloud: token issue, container and object create, list,
+/// download, an application credential made and used.
+const SDK_SCRIPT: &str = r#"
+import os, sys, openstack
+auth = dict(auth_url=os.environ["AUTH_URL"], username=os.environ["USER_NAME"],
+            password=os.environ["PASSWORD"], project_name=os.environ["PROJECT"],
+            user_domain_name="Default", project_domain_name="Default")
+conn = openstack.connect(auth=auth, region_name="RegionOne")
+token = conn.auth_token
+assert token, "no token"
+data = open(sys.argv[1], "rb").read()
+conn.object_store.create_container(name="sdk")
+conn.object_store.upload_object(container="sdk", name="blob.bin", data=data)
+names = [o.name for o in conn.object_store.objects("sdk")]
+assert names == ["blob.bin"], names
+back = conn.object_store.download_object("blob.bin", container="sdk")
+assert back == data, "bytes differ"
+me = conn.current_user_id
+cred = conn.identity.create_application_credential(me, name="sdk-made", secret="sdk-secret-0001")
+app = openstack.connect(auth_type="v3applicationcredential",
+    auth=dict(auth_url=os.environ["AUTH_URL"], application_credential_id=cred.id,
+              application_credential_secret="sdk-secret-0001"), region_name="RegionOne")
+assert app.object_store.download_object("blob.bin", container="sdk") == data
+print("ok", len(data))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openstacksdk_and_restic_work_with_keystone_v3() {
+    let swift = common::Swift::start();
+    let backend = common::cluster_backend(&swift);
+    let gw = TestGateway::start_with(|c| c.backends.push(backend.clone())).await;
+    gw.user("here", "alice", "alicepass", &[".admin"]).await;
+    gw.cluster_user(&backend, "there", "bob", "bobpass", &[".admin"])
+        .await;
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i * 11 % 241) as u8).collect();
+    std::fs::write(d.join("blob.bin"), &data).unwrap();
+    std::fs::write(d.join("sdk.py"), SDK_SCRIPT).unwrap();
+    let sdk = common::repo_root().join(".peers/openstacksdk/bin/python");
+    for (project, user, key) in [("here", "alice", "alicepass"), ("there", "bob", "bobpass")] {
+        let out = common::run(
+            std::process::Command::new(&sdk)
+                .current_dir(d)
+                .env("AUTH_URL", format!("{}/v3", gw.url()))
+                .env("USER_NAME", user)
+                .env("PASSWORD", key)
+                .env("PROJECT", project)
+                .args(["sdk.py", "blob.bin"]),
+        );
+        assert!(common::stdout(&out).starts_with("ok"), "{project}");
+
+        // restic's swift backend with the OS_* variables
+        let repo = format!("swift:restic-{project}:/");
+        let restic = |args: &[&str]| {
+            let mut c = std::process::Command::new("restic");
+            c.current_dir(d)
+                .env("RESTIC_REPOSITORY", &repo)
+                .env("RESTIC_PASSWORD", "restic-repo-pass")
+                .env("OS_AUTH_URL", format!("{}/v3", gw.url()))
+                .env("OS_USERNAME", user)
+                .env("OS_PASSWORD", key)
+                .env("OS_PROJECT_NAME", project)
+                .env("OS_USER_DOMAIN_NAME", "Default")
+                .env("OS_PROJECT_DOMAIN_NAME", "Default")
+                .env("RESTIC_CACHE_DIR", d.join("restic-cache"))
+                .args(args);
+            common::run(&mut c)
+        };
+        restic(&["init"]);
+        std::fs::create_dir_all(d.join("src")).unwrap();
+        std::fs::write(d.join("src/blob.bin"), &data).unwrap();
+        restic(&["backup", "src"]);
+        let target = d.join(format!("restored-{project}"));
+        restic(&["restore", "latest", "--target", target.to_str().unwrap()]);
+        let restored = std::fs::read(target.join("src/blob.bin")).unwrap();
+        assert_eq!(restored, data, "{project}: restic");
+    }
+}
