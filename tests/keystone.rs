@@ -1202,3 +1202,65 @@ async fn openstacksdk_and_restic_work_with_keystone_v3() {
         assert_eq!(restored, data, "{project}: restic");
     }
 }
+
+#[tokio::test]
+async fn allow_expired_is_for_services_and_within_the_window() {
+    let gw = TestGateway::start_with(|c| {
+        c.auth.token_life = std::time::Duration::from_secs(1);
+        c.auth.keystone.allow_expired_window = std::time::Duration::from_secs(60);
+        c.auth.token_validation.groups = vec!["service".into()];
+    })
+    .await;
+    gw.user("alice", "alice", "alicepass", &[]).await;
+    gw.user("service", "swift", "swiftpass", &["service"]).await;
+    let issue = |user: &str, key: &str, project: &str| {
+        let body = password(user, key, project_by_name(project));
+        let addr = gw.addr;
+        async move {
+            let r = request_with_body(
+                addr,
+                "POST",
+                "/v3/auth/tokens",
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
+            .await;
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.header("x-subject-token").unwrap().to_owned()
+        }
+    };
+    let alice = issue("alice", "alicepass", "alice").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // the service's own token is renewed: it too lived a second
+    let service = issue("swift", "swiftpass", "service").await;
+    let validate = |caller: &str, query: &str| {
+        let (caller, path) = (caller.to_owned(), format!("/v3/auth/tokens{query}"));
+        let subject = alice.clone();
+        let addr = gw.addr;
+        async move {
+            request(
+                addr,
+                "GET",
+                &path,
+                &[("X-Auth-Token", &caller), ("X-Subject-Token", &subject)],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(validate(&service, "").await, 404, "expired");
+    assert_eq!(
+        validate(&service, "?allow_expired=1").await,
+        200,
+        "within the window"
+    );
+    // its holder cannot: the token no longer authenticates anyone
+    assert_eq!(validate(&alice, "?allow_expired=1").await, 401);
+    // and never for storage
+    assert_eq!(
+        gw.get("/v1/AUTH_alice", &[("X-Auth-Token", &alice)])
+            .await
+            .status,
+        401
+    );
+}
