@@ -209,8 +209,9 @@ impl App {
             .get(http::header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"));
         let stalled = req.extensions().get::<crate::request::Stalled>().cloned();
-        // the identity API's failures are told in its own words, with its challenge
-        let keystone = crate::endpoint::is_keystone(req.uri().path())
+        // the identity API's failures are told in its own words, with its challenge (a head
+        // refused before it was read is not the API's)
+        let keystone = (!refused && crate::endpoint::is_keystone(req.uri().path()))
             .then(|| ctx.base_url(req.headers()).ok());
         let Routed {
             endpoint,
