@@ -109,6 +109,23 @@ async fn read_form<B: RequestBody>(body: B) -> Result<bytes::Bytes> {
     .await
 }
 
+/// A body of the identity API (a login, an application credential), refused past
+/// `keystone::MAX_BODY`.
+async fn read_keystone_body<B: RequestBody>(body: B) -> Result<bytes::Bytes> {
+    crate::http_util::read_limited(
+        body,
+        keystone::MAX_BODY,
+        "the body could not be read",
+        || {
+            Error::PayloadTooLarge(format!(
+                "a body of the identity API may hold {} bytes at most",
+                keystone::MAX_BODY
+            ))
+        },
+    )
+    .await
+}
+
 /// A person's failed request as a page, not as Swift's plain text.
 fn page_for(e: Error, trans_id: &str) -> Result<Response<Body>> {
     Ok(web::error_page(e, trans_id))
@@ -387,18 +404,7 @@ impl App {
         req: Request<B>,
     ) -> Result<(Response<Body>, String)> {
         let (parts, body) = req.into_parts();
-        let body = crate::http_util::read_limited(
-            body,
-            keystone::MAX_BODY,
-            "the login body could not be read",
-            || {
-                Error::PayloadTooLarge(format!(
-                    "a login body may hold {} bytes at most",
-                    keystone::MAX_BODY
-                ))
-            },
-        )
-        .await?;
+        let body = read_keystone_body(body).await?;
         let query = query::query_pairs(parts.uri.query())?;
         let base_url = ctx.base_url(&parts.headers)?;
         let bind_to = self
@@ -463,18 +469,7 @@ impl App {
             (KeystoneOp::Domains, Authenticated::Keystone(_)) => Ok(service.domains()),
             (KeystoneOp::AppCredentials { user, id }, Authenticated::Keystone(c)) => {
                 let body = if parts.method == http::Method::POST {
-                    crate::http_util::read_limited(
-                        body,
-                        keystone::MAX_BODY,
-                        "the body could not be read",
-                        || {
-                            Error::PayloadTooLarge(format!(
-                                "the body may hold {} bytes at most",
-                                keystone::MAX_BODY
-                            ))
-                        },
-                    )
-                    .await?
+                    read_keystone_body(body).await?
                 } else {
                     bytes::Bytes::new()
                 };

@@ -912,17 +912,11 @@ async fn app_credential(
             let p = owner(&user)?;
             let expires_at = match expires {
                 None => None,
-                Some(t) => Some(
-                    humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .ok_or_else(|| {
-                            CliError::Usage(format!(
-                                "--expires {t:?} is not a time such as 2027-06-30T00:00:00Z"
-                            ))
-                        })?
-                        .as_secs(),
-                ),
+                Some(t) => Some(crate::auth::keystone::parse_time(&t).ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--expires {t:?} is not a time such as 2027-06-30T00:00:00Z"
+                    ))
+                })?),
             };
             let given = read_key(&secret)?;
             let s = given.clone().unwrap_or_else(generate_key);

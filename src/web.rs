@@ -188,7 +188,7 @@ fn link_context(state_hash: &[u8], browser: &str) -> String {
     format!(
         "link/{}/{}",
         hex::encode(state_hash),
-        hex::encode(state_hash_of(browser))
+        hex::encode(sha256(browser))
     )
 }
 
@@ -210,9 +210,10 @@ fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
         })
 }
 
-fn state_hash_of(state: &str) -> Vec<u8> {
+/// The SHA-256 of a link's `state` or of its browser's cookie: what is kept and sealed to.
+fn sha256(text: &str) -> Vec<u8> {
     use sha2::Digest as _;
-    sha2::Sha256::digest(state.as_bytes()).to_vec()
+    sha2::Sha256::digest(text.as_bytes()).to_vec()
 }
 
 /// A link started: its `state`, and the cookie (name and value) of the browser that
@@ -232,7 +233,7 @@ async fn start(
     redirect_uri: String,
 ) -> Result<Started> {
     let (state, browser) = (oauth::nonce(), oauth::nonce());
-    let hash = state_hash_of(&state);
+    let hash = sha256(&state);
     let link = LinkRecord {
         account: account.to_owned(),
         verifier: sealer.seal_secret(&link_context(&hash, &browser), verifier)?,
@@ -268,7 +269,7 @@ async fn take(
     state: &str,
     headers: &http::HeaderMap,
 ) -> Result<Taken> {
-    let hash = state_hash_of(state);
+    let hash = sha256(state);
     let Some(link) = identity.store().take_link(&hash).await? else {
         return Ok(Taken::Unknown);
     };

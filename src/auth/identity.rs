@@ -155,8 +155,8 @@ struct State {
     verified: HashMap<i64, Verified>,
     super_admin_verified: Option<([u8; 32], Instant)>,
     app_credentials: HashMap<String, AppCredentialRecord>,
-    /// Audit ids of single tokens revoked.
-    revoked: std::collections::HashSet<String>,
+    /// Audit ids of single tokens revoked, as the tokens hold them.
+    revoked: std::collections::HashSet<[u8; 8]>,
 }
 
 impl State {
@@ -278,7 +278,11 @@ impl Identity {
         st.storage_ids.clear();
         st.user_ids.clear();
         st.ring = ring;
-        st.revoked = snap.revoked.into_iter().collect();
+        st.revoked = snap
+            .revoked
+            .iter()
+            .filter_map(|id| token::audit_id_of(id))
+            .collect();
         st.app_credentials = snap
             .app_credentials
             .into_iter()
@@ -553,8 +557,7 @@ impl Identity {
     }
 
     /// A new token of user `user_id`, good for `life` (within the gateway's bounds),
-    /// sealed with the ring's primary key; scoped to the user's account unless
-    /// `unscoped`.
+    /// sealed with the ring's primary key, reaching what `scope` says.
     pub fn seal_for(
         &self,
         user_id: i64,
@@ -689,7 +692,7 @@ impl Identity {
             return None;
         }
         let user = st.users.get(&claims.user_id)?;
-        if claims.issued_at < user.tokens_after || st.revoked.contains(&claims.audit_id()) {
+        if claims.issued_at < user.tokens_after || st.revoked.contains(&claims.audit_id) {
             return None;
         }
         let mut principal = st.principal(user, claims.expires_at)?;
@@ -886,7 +889,7 @@ impl Identity {
             .revoke_token(&audit_id, claims.expires_at)
             .await?;
         let mut st = write(&self.state);
-        st.revoked.insert(audit_id);
+        st.revoked.insert(claims.audit_id);
         st.issued
             .retain(|_, t| t.claims.audit_id != claims.audit_id);
         Ok(())

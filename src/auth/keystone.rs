@@ -510,9 +510,7 @@ impl Service<'_> {
         nocatalog: bool,
         allow_expired: bool,
     ) -> Result<Response<Body>> {
-        let subject = header_str(headers, "x-subject-token")?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Error::NotFound("No token in the request".into()))?;
+        let subject = subject_token(headers)?;
         let grace = if allow_expired && self.is_validator(caller) {
             self.config.allow_expired_window.as_secs()
         } else {
@@ -542,9 +540,7 @@ impl Service<'_> {
 
     /// `DELETE /v3/auth/tokens`: ends the subject token, on every gateway of the store.
     pub async fn revoke(&self, caller: &Caller, headers: &HeaderMap) -> Result<Response<Body>> {
-        let subject = header_str(headers, "x-subject-token")?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Error::NotFound("No token in the request".into()))?;
+        let subject = subject_token(headers)?;
         let (_, claims) = self.subject(caller, subject, 0)?;
         self.identity.revoke_token(&claims).await?;
         Ok(no_content())
@@ -862,7 +858,14 @@ impl Service<'_> {
                         "unrestricted application credentials and access rules are not served",
                     ));
                 }
-                let expires_at = c.expires_at.as_deref().map(parse_time).transpose()?;
+                let expires_at = match c.expires_at.as_deref() {
+                    None => None,
+                    Some(t) => Some(parse_time(t).ok_or_else(|| {
+                        Error::bad_request(format!(
+                            "expires_at {t:?} is not a time such as 2026-12-31T00:00:00Z"
+                        ))
+                    })?),
+                };
                 let roles = match &c.roles {
                     None => None,
                     Some(refs) => Some(self.role_names(p, refs)?),
@@ -944,16 +947,18 @@ impl Service<'_> {
 
 /// A time as clients write it (`2026-12-31T00:00:00`, with a fraction or `Z` or not),
 /// in Unix seconds.
-fn parse_time(text: &str) -> Result<u64> {
+pub fn parse_time(text: &str) -> Option<u64> {
     humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
-        .ok_or_else(|| {
-            Error::bad_request(format!(
-                "expires_at {text:?} is not a time such as 2026-12-31T00:00:00Z"
-            ))
-        })
+}
+
+/// The `X-Subject-Token` of a validation or revocation (404 without one, as Keystone).
+fn subject_token(headers: &HeaderMap) -> Result<&str> {
+    header_str(headers, "x-subject-token")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::NotFound("No token in the request".into()))
 }
 
 /// Whether `subject` is the caller's own token (Keystone's `token_subject` rule).

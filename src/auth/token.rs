@@ -57,6 +57,11 @@ impl Claims {
     }
 }
 
+/// An audit id as `Claims::audit_id` writes it, read back.
+pub fn audit_id_of(text: &str) -> Option<[u8; 8]> {
+    URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
+}
+
 pub fn new_audit_id() -> [u8; 8] {
     let mut id = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut id);
@@ -289,6 +294,14 @@ mod tests {
             assert_eq!(open(&other, "SERVICE_", ring), None, "another prefix");
             assert_ne!(seal("AUTH_", 3, &key, &c), t, "a fresh nonce each time");
         }
+    }
+
+    #[test]
+    fn an_audit_id_reads_back_as_written() {
+        let c = claims(None);
+        assert_eq!(audit_id_of(&c.audit_id()), Some(c.audit_id));
+        assert_eq!(audit_id_of("short"), None);
+        assert_eq!(audit_id_of("not base64!"), None);
     }
 
     #[test]
