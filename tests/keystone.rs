@@ -1264,3 +1264,396 @@ async fn allow_expired_is_for_services_and_within_the_window() {
         401
     );
 }
+
+/// Keystone's ways of presenting a credential (a project-scoped token of another
+/// project, an unscoped token, an application credential's `member`-only token, and a
+/// link cookie instead of a token) against the ways a request names an object of
+/// Alice's: its path, a copy source and destination in another account, a link, a bulk
+/// delete body, a version id. What Alice holds is then read back with her own token.
+#[tokio::test]
+async fn keystone_tokens_reach_nothing_they_are_not_given() {
+    let gw = TestGateway::start().await;
+    gw.user("alice", "alice", "alicepass", &[".admin"]).await;
+    gw.user("mallory", "mallory", "mallorypass", &[".admin"])
+        .await;
+    let secret = b"alice's private bytes".as_slice();
+    let login = |body: Value| {
+        let addr = gw.addr;
+        async move {
+            let r = request_with_body(
+                addr,
+                "POST",
+                "/v3/auth/tokens",
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .await;
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.header("x-subject-token").unwrap().to_owned()
+        }
+    };
+    let alice = login(
+        serde_json::from_str(&password("alice", "alicepass", project_by_name("alice"))).unwrap(),
+    )
+    .await;
+    let mallory = login(
+        serde_json::from_str(&password(
+            "mallory",
+            "mallorypass",
+            project_by_name("mallory"),
+        ))
+        .unwrap(),
+    )
+    .await;
+    let unscoped =
+        login(serde_json::from_str(&password("alice", "alicepass", Value::Null)).unwrap()).await;
+    let a = gw.identity().principal_of("alice", "alice").unwrap();
+    let c = gw
+        .identity()
+        .create_app_credential(
+            a.user_id,
+            "m",
+            "",
+            "member-secret-01",
+            Some(vec!["member".into()]),
+            None,
+        )
+        .await
+        .unwrap();
+    let member = login(
+        json!({"auth": {"identity": {"methods": ["application_credential"],
+        "application_credential": {"id": c.id, "secret": "member-secret-01"}}}}),
+    )
+    .await;
+    let send =
+        |token: Option<&str>, method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]| {
+            let mut h: Vec<(String, String)> = extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            if let Some(t) = token {
+                h.push(("X-Auth-Token".into(), t.to_owned()));
+            }
+            let (addr, method, path, body) =
+                (gw.addr, method.to_owned(), path.to_owned(), body.to_vec());
+            async move {
+                let h: Vec<(&str, &str)> =
+                    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                request_with_body(addr, &method, &path, &h, &body).await
+            }
+        };
+    // Alice's private object, versioned, and Mallory's own container
+    for (path, extra) in [
+        ("/v1/AUTH_alice/priv", vec![("X-Versions-Enabled", "true")]),
+        ("/v1/AUTH_mallory/own", vec![]),
+        ("/v1/AUTH_alice/mine", vec![]),
+    ] {
+        let t = if path.contains("mallory") {
+            &mallory
+        } else {
+            &alice
+        };
+        let r = send(Some(t), "PUT", path, &extra, b"").await;
+        assert!(r.status == 201 || r.status == 202, "{path}: {}", r.text());
+    }
+    for body in [b"older".as_slice(), secret] {
+        let r = send(Some(&alice), "PUT", "/v1/AUTH_alice/priv/o", &[], body).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let r = send(
+        Some(&alice),
+        "GET",
+        "/v1/AUTH_alice/priv?versions&format=json",
+        &[],
+        b"",
+    )
+    .await;
+    let older = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["is_latest"] == false)
+        .unwrap()["version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let version_path = format!("/v1/AUTH_alice/priv/o?version-id={older}");
+    let r = send(
+        Some(&mallory),
+        "PUT",
+        "/v1/AUTH_mallory/own/bait",
+        &[],
+        b"bait",
+    )
+    .await;
+    assert_eq!(r.status, 201);
+
+    let cookie = [("Cookie", "swiftgate_link_0011223344556677=anything")];
+    let callers: [(&str, Option<&str>, &[(&str, &str)]); 4] = [
+        ("another project's token", Some(&mallory), &[]),
+        ("an unscoped token", Some(&unscoped), &[]),
+        ("a member-only credential's token", Some(&member), &[]),
+        ("a link cookie", None, &cookie),
+    ];
+    for (who, token, extra) in callers {
+        let mut tries: Vec<(&str, &str, String, Vec<(&str, &str)>, &[u8])> = vec![
+            (
+                "path, GET",
+                "GET",
+                "/v1/AUTH_alice/priv/o".into(),
+                vec![],
+                b"",
+            ),
+            (
+                "path, PUT",
+                "PUT",
+                "/v1/AUTH_alice/priv/o".into(),
+                vec![],
+                b"overwritten",
+            ),
+            (
+                "path, DELETE",
+                "DELETE",
+                "/v1/AUTH_alice/priv/o".into(),
+                vec![],
+                b"",
+            ),
+            ("version id", "GET", version_path.clone(), vec![], b""),
+            (
+                "version id, DELETE",
+                "DELETE",
+                version_path.clone(),
+                vec![],
+                b"",
+            ),
+            (
+                "bulk delete",
+                "DELETE",
+                "/v1/AUTH_alice?bulk-delete".into(),
+                vec![("Content-Type", "text/plain")],
+                b"/priv/o\n",
+            ),
+            (
+                "copy source in Alice's account",
+                "PUT",
+                "/v1/AUTH_alice/mine/copied".into(),
+                vec![("X-Copy-From", "priv/o")],
+                b"",
+            ),
+        ];
+        if who == "another project's token" {
+            tries.extend([
+                (
+                    "copy source in another account",
+                    "PUT",
+                    "/v1/AUTH_mallory/own/stolen".into(),
+                    vec![
+                        ("X-Copy-From", "priv/o"),
+                        ("X-Copy-From-Account", "AUTH_alice"),
+                    ],
+                    &b""[..],
+                ),
+                (
+                    "copy destination in another account",
+                    "COPY",
+                    "/v1/AUTH_mallory/own/bait".into(),
+                    vec![
+                        ("Destination", "priv/o"),
+                        ("Destination-Account", "AUTH_alice"),
+                    ],
+                    &b""[..],
+                ),
+                (
+                    "a link to Alice's object",
+                    "PUT",
+                    "/v1/AUTH_mallory/own/link".into(),
+                    vec![
+                        ("X-Symlink-Target", "priv/o"),
+                        ("X-Symlink-Target-Account", "AUTH_alice"),
+                    ],
+                    &b""[..],
+                ),
+            ]);
+        }
+        for (how, method, path, headers, body) in &tries {
+            let mut h = headers.clone();
+            h.extend_from_slice(extra);
+            let r = send(token, method, path, &h, body).await;
+            assert!(
+                !r.body.windows(secret.len()).any(|w| w == secret),
+                "{who}, {how}: Alice's bytes came back"
+            );
+            // a link may point anywhere, as in Swift: reading it is what is judged
+            if *how == "a link to Alice's object" {
+                continue;
+            }
+            let refused = (400..500).contains(&r.status) || r.text().contains("Number Deleted: 0");
+            assert!(refused, "{who}, {how}: {} {}", r.status, r.text());
+        }
+        // whatever a link made it to, reading it gives none of Alice's bytes
+        let r = send(Some(&mallory), "GET", "/v1/AUTH_mallory/own/link", &[], b"").await;
+        assert!(
+            !r.body.windows(secret.len()).any(|w| w == secret),
+            "{who}: through the link"
+        );
+        if who == "another project's token" {
+            assert_eq!(
+                r.status, 403,
+                "the link is not followed into Alice's account"
+            );
+        }
+        let r = send(
+            Some(&mallory),
+            "GET",
+            "/v1/AUTH_mallory/own/stolen",
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 404, "{who}: nothing was copied out");
+        // Alice's object and its older version are as she left them
+        let r = send(Some(&alice), "GET", "/v1/AUTH_alice/priv/o", &[], b"").await;
+        assert_eq!(r.body, secret, "{who}");
+        let r = send(Some(&alice), "GET", &version_path, &[], b"").await;
+        assert_eq!(r.body, b"older", "{who}");
+        let r = send(Some(&alice), "GET", "/v1/AUTH_alice/mine/copied", &[], b"").await;
+        assert_eq!(r.status, 404, "{who}: nothing was copied");
+    }
+}
+
+/// Bodies a stranger sends the identity API to make it fall over: each a 4xx with
+/// Keystone's JSON error, never a 5xx, and the gateway serves on.
+#[tokio::test]
+async fn bad_bodies_for_the_identity_api_get_a_clear_4xx() {
+    let gw = TestGateway::start().await;
+    gw.user("alice", "alice", "alicepass", &[".admin"]).await;
+    let token = gw.login("alice:alice", "alicepass").await;
+    let user_id = gw
+        .identity()
+        .principal_of("alice", "alice")
+        .unwrap()
+        .user_id;
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let huge = format!(r#"{{"auth":{{"x":"{}"}}}}"#, "a".repeat(70 * 1024));
+    let long_secret = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "alice", "domain": {"id": "default"}, "password": "p".repeat(60_000)}}}}})
+    .to_string();
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", b"".to_vec()),
+        ("not JSON", b"auth=1".to_vec()),
+        ("an array", b"[]".to_vec()),
+        ("null", b"null".to_vec()),
+        ("wrong type of methods", br#"{"auth":{"identity":{"methods":"password"}}}"#.to_vec()),
+        ("a number as password", br#"{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"alice","domain":{"id":"default"},"password":12}}}}}"#.to_vec()),
+        ("no user", br#"{"auth":{"identity":{"methods":["password"],"password":{}}}}"#.to_vec()),
+        ("a user without id or name", br#"{"auth":{"identity":{"methods":["password"],"password":{"user":{"password":"x"}}}}}"#.to_vec()),
+        ("a scope without project", br#"{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"alice","domain":{"id":"default"},"password":"alicepass"}}},"scope":{}}}"#.to_vec()),
+        ("a project without id or name", br#"{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"alice","domain":{"id":"default"},"password":"alicepass"}}},"scope":{"project":{}}}}"#.to_vec()),
+        ("a token method without token", br#"{"auth":{"identity":{"methods":["token"]}}}"#.to_vec()),
+        ("a huge token", format!(r#"{{"auth":{{"identity":{{"methods":["token"],"token":{{"id":"{}"}}}}}}}}"#, "A".repeat(40_000)).into_bytes()),
+        ("an application credential without secret", br#"{"auth":{"identity":{"methods":["application_credential"],"application_credential":{"id":"x"}}}}"#.to_vec()),
+        ("an unknown method", br#"{"auth":{"identity":{"methods":["totp"]}}}"#.to_vec()),
+        ("duplicate keys", br#"{"auth":{"identity":{"methods":["password"]},"identity":{"methods":["token"]}}}"#.to_vec()),
+        ("invalid UTF-8", b"{\"auth\":{\"identity\":{\"methods\":[\"\xff\"]}}}".to_vec()),
+        ("NUL in a name", b"{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"al\\u0000ice\",\"domain\":{\"id\":\"default\"},\"password\":\"x\"}}}}}".to_vec()),
+        ("deep nesting", deep.into_bytes()),
+        ("over 64 KiB", huge.into_bytes()),
+        ("a 60 KB password", long_secret.into_bytes()),
+    ];
+    for (what, body) in &bodies {
+        let r = request_with_body(
+            gw.addr,
+            "POST",
+            "/v3/auth/tokens",
+            &[("Content-Type", "application/json")],
+            body,
+        )
+        .await;
+        assert!(
+            (400..500).contains(&r.status),
+            "{what}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            r.json()["error"]["code"].is_number(),
+            "{what}: {}",
+            r.text()
+        );
+    }
+    let path = format!("/v3/users/{user_id}/application_credentials");
+    for (what, body) in [
+        ("not JSON", b"x".to_vec()),
+        ("no name", br#"{"application_credential":{}}"#.to_vec()),
+        (
+            "a name of control characters",
+            b"{\"application_credential\":{\"name\":\"a\\u0007b\"}}".to_vec(),
+        ),
+        (
+            "a 300-byte name",
+            format!(
+                r#"{{"application_credential":{{"name":"{}"}}}}"#,
+                "n".repeat(300)
+            )
+            .into_bytes(),
+        ),
+        (
+            "a 2 KB description",
+            format!(
+                r#"{{"application_credential":{{"name":"d","description":"{}"}}}}"#,
+                "d".repeat(2000)
+            )
+            .into_bytes(),
+        ),
+        (
+            "a garbage expiry",
+            br#"{"application_credential":{"name":"e","expires_at":"soon"}}"#.to_vec(),
+        ),
+        (
+            "roles of the wrong type",
+            br#"{"application_credential":{"name":"r","roles":"admin"}}"#.to_vec(),
+        ),
+        (
+            "unrestricted",
+            br#"{"application_credential":{"name":"u","unrestricted":true}}"#.to_vec(),
+        ),
+        (
+            "access rules",
+            br#"{"application_credential":{"name":"a","access_rules":[{"path":"/v1"}]}}"#.to_vec(),
+        ),
+    ] {
+        let r = request_with_body(
+            gw.addr,
+            "POST",
+            &path,
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Auth-Token", &token),
+            ],
+            &body,
+        )
+        .await;
+        assert!(
+            (400..500).contains(&r.status),
+            "{what}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    for bad in [
+        format!("/v3/users/{user_id}/application_credentials/..%2F..%2Fx"),
+        format!("/v3/users/{user_id}/application_credentials/%00"),
+        "/v3/users/%ff/application_credentials".to_owned(),
+        format!("/v3/users/{user_id}/application_credentials/a/b"),
+    ] {
+        let r = request(gw.addr, "GET", &bad, &[("X-Auth-Token", &token)]).await;
+        assert!(
+            (400..500).contains(&r.status),
+            "{bad}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    assert_eq!(gw.get("/v3", &[]).await.status, 200, "still serving");
+}
