@@ -1265,6 +1265,11 @@ async fn allow_expired_is_for_services_and_within_the_window() {
     );
 }
 
+/// Who presents what: a name, a token, and headers besides.
+type Caller<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, &'a str)]);
+/// How an object is named: a name, the method, the path, headers and a body.
+type Try<'a> = (&'a str, &'a str, String, Vec<(&'a str, &'a str)>, &'a [u8]);
+
 /// Keystone's ways of presenting a credential (a project-scoped token of another
 /// project, an unscoped token, an application credential's `member`-only token, and a
 /// link cookie instead of a token) against the ways a request names an object of
@@ -1390,14 +1395,14 @@ async fn keystone_tokens_reach_nothing_they_are_not_given() {
     assert_eq!(r.status, 201);
 
     let cookie = [("Cookie", "swiftgate_link_0011223344556677=anything")];
-    let callers: [(&str, Option<&str>, &[(&str, &str)]); 4] = [
+    let callers: [Caller; 4] = [
         ("another project's token", Some(&mallory), &[]),
         ("an unscoped token", Some(&unscoped), &[]),
         ("a member-only credential's token", Some(&member), &[]),
         ("a link cookie", None, &cookie),
     ];
     for (who, token, extra) in callers {
-        let mut tries: Vec<(&str, &str, String, Vec<(&str, &str)>, &[u8])> = vec![
+        let mut tries: Vec<Try> = vec![
             (
                 "path, GET",
                 "GET",
