@@ -483,6 +483,30 @@ impl App {
                 };
                 Box::pin(service.app_credentials(&c, &user, call)).await
             }
+            (KeystoneOp::Ec2Credentials { user, access }, Authenticated::Keystone(c)) => {
+                let body = if parts.method == http::Method::POST {
+                    read_keystone_body(body).await?
+                } else {
+                    bytes::Bytes::new()
+                };
+                let call = match (&parts.method, access.as_deref()) {
+                    (&http::Method::POST, _) => keystone::Ec2CredentialCall::Create { body: &body },
+                    (&http::Method::DELETE, Some(access)) => {
+                        keystone::Ec2CredentialCall::Delete { access }
+                    }
+                    (_, Some(access)) => keystone::Ec2CredentialCall::Show { access },
+                    (_, None) => keystone::Ec2CredentialCall::List,
+                };
+                Box::pin(service.ec2_credentials(&c, &user, call)).await
+            }
+            (KeystoneOp::S3Token, Authenticated::Keystone(c)) => {
+                let body = read_keystone_body(body).await?;
+                Box::pin(service.s3_token(&c, &body)).await
+            }
+            (KeystoneOp::Ec2Token, Authenticated::Keystone(c)) => {
+                let body = read_keystone_body(body).await?;
+                Box::pin(service.ec2_token_for(&c, &body)).await
+            }
             _ => Err(Error::broken(
                 "an identity call was served without its authentication",
             )),

@@ -186,6 +186,32 @@ pub enum UserCommand {
     /// Keystone application credentials of a user
     #[command(subcommand)]
     AppCredential(AppCredentialCommand),
+    /// EC2-style S3 credentials of a user (for a Swift cluster's s3api + s3token)
+    #[command(subcommand)]
+    Ec2Credential(Ec2CredentialCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Ec2CredentialCommand {
+    /// Make one for the user's account; prints its access key and secret
+    Create {
+        /// ACCOUNT:USER
+        user: String,
+    },
+    /// List a user's EC2 credentials (access keys; --secrets shows the secrets too)
+    List {
+        /// ACCOUNT:USER
+        user: String,
+        #[arg(long)]
+        secrets: bool,
+    },
+    /// Delete one; S3 requests signed with it are refused from then on
+    Delete {
+        /// ACCOUNT:USER
+        user: String,
+        /// Its access key
+        access: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -968,6 +994,63 @@ async fn app_credential(
     Ok(())
 }
 
+/// `user ec2-credential`: through the identity service, as the API makes them.
+async fn ec2_credential(
+    config: &Config,
+    store: std::sync::Arc<Store>,
+    cmd: Ec2CredentialCommand,
+) -> Result<(), CliError> {
+    let identity = identity::Identity::open(store, config).map_err(CliError::Usage)?;
+    identity.reload().await?;
+    let owner = |user: &str| -> Result<identity::Principal, CliError> {
+        let (account, name) = split_user(user)?;
+        identity
+            .principal_of(account, name)
+            .ok_or_else(|| CliError::Usage(format!("no user {user}")))
+    };
+    match cmd {
+        Ec2CredentialCommand::Create { user } => {
+            let p = owner(&user)?;
+            let (c, secret) = identity.create_ec2_credential(p.user_id).await?;
+            println!("made EC2 credential of {user}");
+            println!("access: {}", c.access);
+            println!("secret: {secret}");
+        }
+        Ec2CredentialCommand::List { user, secrets } => {
+            let p = owner(&user)?;
+            if secrets {
+                println!("{:<34} {:<34} CREATED", "ACCESS", "SECRET");
+            } else {
+                println!("{:<34} CREATED", "ACCESS");
+            }
+            for c in identity.ec2_credentials_of(p.user_id) {
+                let created = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.created_at),
+                );
+                if secrets {
+                    println!(
+                        "{:<34} {:<34} {created}",
+                        c.access,
+                        identity.ec2_secret(&c)?
+                    );
+                } else {
+                    println!("{:<34} {created}", c.access);
+                }
+            }
+        }
+        Ec2CredentialCommand::Delete { user, access } => {
+            let p = owner(&user)?;
+            if !identity.delete_ec2_credential(p.user_id, &access).await? {
+                return Err(CliError::Usage(format!(
+                    "{user} has no EC2 credential {access}"
+                )));
+            }
+            println!("deleted EC2 credential {access} of {user}");
+        }
+    }
+    Ok(())
+}
+
 async fn user(
     config: &mut Config,
     store: &std::sync::Arc<Store>,
@@ -976,6 +1059,7 @@ async fn user(
     let hasher = KeyHasher::new(&config.auth.argon2).map_err(CliError::Usage)?;
     match cmd {
         UserCommand::AppCredential(cmd) => return app_credential(config, store.clone(), cmd).await,
+        UserCommand::Ec2Credential(cmd) => return ec2_credential(config, store.clone(), cmd).await,
         UserCommand::Add {
             user,
             key,

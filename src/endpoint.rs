@@ -61,6 +61,16 @@ pub(crate) enum KeystoneOp {
     /// `/v3/users/{user}/application_credentials[/{id}]`: GET and POST on the list, GET
     /// and DELETE on one.
     AppCredentials { user: String, id: Option<String> },
+    /// `/v3/users/{user}/credentials/OS-EC2[/{access}]`: GET and POST on the list, GET
+    /// and DELETE on one.
+    Ec2Credentials {
+        user: String,
+        access: Option<String>,
+    },
+    /// `POST /v3/s3tokens`: a service checks an S3 request's signature.
+    S3Token,
+    /// `POST /v3/ec2tokens`: a service checks an EC2 request's signature, for a token.
+    Ec2Token,
 }
 
 /// The Swauth-shaped admin API under `/auth/v2/`.
@@ -93,11 +103,13 @@ impl Endpoint {
 
 const GET: &str = "GET";
 const GET_HEAD: &str = "GET, HEAD";
+const POST: &str = "POST";
 const TOKENS: &str = "GET, HEAD, POST, DELETE";
 
 fn only(method: &Method, allowed: &'static str) -> Result<()> {
     let ok = match allowed {
         GET => method == Method::GET,
+        POST => method == Method::POST,
         TOKENS => [Method::GET, Method::HEAD, Method::POST, Method::DELETE].contains(method),
         _ => method == Method::GET || method == Method::HEAD,
     };
@@ -171,8 +183,14 @@ pub(crate) fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Re
         "/v3/auth/domains" => {
             return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::Domains));
         }
+        "/v3/s3tokens" | "/v3/s3tokens/" => {
+            return only(method, POST).map(|_| Endpoint::Keystone(KeystoneOp::S3Token));
+        }
+        "/v3/ec2tokens" | "/v3/ec2tokens/" => {
+            return only(method, POST).map(|_| Endpoint::Keystone(KeystoneOp::Ec2Token));
+        }
         "/healthcheck" => return only(method, GET_HEAD).map(|_| Endpoint::Healthcheck),
-        _ if path.starts_with("/v3/users/") => return app_credentials(method, path),
+        _ if path.starts_with("/v3/users/") => return user_credentials(method, path),
         "/info" => return only(method, GET_HEAD).map(|_| Endpoint::Info),
         "/recreate_accounts" if method == Method::POST => {
             return Ok(Endpoint::Admin(AdminOp::RecreateAccounts));
@@ -218,12 +236,16 @@ pub(crate) fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Re
     Err(Error::NotFound(format!("nothing is served at {path}")))
 }
 
-fn app_credentials(method: &Method, path: &str) -> Result<Endpoint> {
+/// `/v3/users/{user}/application_credentials[/{id}]` and
+/// `/v3/users/{user}/credentials/OS-EC2[/{access}]`.
+fn user_credentials(method: &Method, path: &str) -> Result<Endpoint> {
     let rest = path.strip_prefix("/v3/users/").unwrap_or_default();
     let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-    let (user, id) = match parts.as_slice() {
-        [user, "application_credentials"] => (user, None),
-        [user, "application_credentials", id] => (user, Some(*id)),
+    let (user, ec2, id) = match parts.as_slice() {
+        [user, "application_credentials"] => (user, false, None),
+        [user, "application_credentials", id] => (user, false, Some(*id)),
+        [user, "credentials", "OS-EC2"] => (user, true, None),
+        [user, "credentials", "OS-EC2", access] => (user, true, Some(*access)),
         _ => return Err(Error::NotFound(format!("nothing is served at {path}"))),
     };
     let allowed = if id.is_some() {
@@ -242,14 +264,21 @@ fn app_credentials(method: &Method, path: &str) -> Result<Endpoint> {
         });
     }
     let name = |s: &str| decode(s).filter(|s| !s.is_empty());
-    Ok(Endpoint::Keystone(KeystoneOp::AppCredentials {
-        user: name(user).ok_or_else(|| Error::NotFound("no such user".into()))?,
-        id: match id {
-            Some(id) => Some(
-                name(id).ok_or_else(|| Error::NotFound("no such application credential".into()))?,
-            ),
-            None => None,
-        },
+    let user = name(user).ok_or_else(|| Error::NotFound("no such user".into()))?;
+    let id = match id {
+        Some(id) => Some(name(id).ok_or_else(|| {
+            Error::NotFound(if ec2 {
+                "no such EC2 credential".into()
+            } else {
+                "no such application credential".into()
+            })
+        })?),
+        None => None,
+    };
+    Ok(Endpoint::Keystone(if ec2 {
+        KeystoneOp::Ec2Credentials { user, access: id }
+    } else {
+        KeystoneOp::AppCredentials { user, id }
     }))
 }
 

@@ -322,6 +322,52 @@ fn account_user_and_token_commands() {
     let o = sg(d, &["user", "app-credential", "list", "acme:boss"]);
     assert!(!stdout(&o).contains(&id));
 
+    let o = sg(d, &["user", "ec2-credential", "create", "acme:boss"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let made = stdout(&o);
+    let field = |name: &str| {
+        made.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} is printed: {made}"))
+            .to_owned()
+    };
+    let (access, secret) = (field("access: "), field("secret: "));
+    assert_eq!((access.len(), secret.len()), (32, 32), "{made}");
+    let listed = stdout(&sg(d, &["user", "ec2-credential", "list", "acme:boss"]));
+    assert!(
+        listed.contains(&access) && !listed.contains(&secret),
+        "{listed}"
+    );
+    let listed = stdout(&sg(
+        d,
+        &["user", "ec2-credential", "list", "acme:boss", "--secrets"],
+    ));
+    assert!(
+        listed.contains(&access) && listed.contains(&secret),
+        "{listed}"
+    );
+    for (args, needle) in [
+        (
+            &["user", "ec2-credential", "delete", "acme:boss", "nope"][..],
+            "has no EC2 credential",
+        ),
+        (
+            &["user", "ec2-credential", "create", "acme:ghost"][..],
+            "no user",
+        ),
+    ] {
+        let o = sg(d, args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let o = sg(
+        d,
+        &["user", "ec2-credential", "delete", "acme:boss", &access],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = stdout(&sg(d, &["user", "ec2-credential", "list", "acme:boss"]));
+    assert!(!listed.contains(&access), "{listed}");
+
     let o = sg(d, &["account", "delete", "acme"]);
     assert!(!o.status.success());
     assert!(

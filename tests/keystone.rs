@@ -14,6 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use base64::Engine as _;
 use common::{Keystone, Resp, TestGateway, request, request_with_body};
 use serde_json::{Value, json};
 
@@ -107,6 +108,109 @@ impl Side {
     }
 }
 
+/// Strings an S3 client signs, as Swift's s3api hands them to s3token.
+const S3_STRING_V4: &str = "AWS4-HMAC-SHA256\n20261203T080000Z\n20261203/us-east-1/s3/aws4_request\n\
+    5f1e0f1b1a3b0cc3e7a9a3b2c2d4c2cf9f6a8c7e34b1a7c8a9d6e5f4a3b2c1d0";
+const S3_STRING_V2: &str = "GET\n\n\nThu, 03 Dec 2026 08:00:00 GMT\n/box/doc.txt";
+
+/// Bodies of `POST /v3/ec2tokens` for EC2 requests signed now with the credential
+/// `access`/`secret`: version 4 (in headers and in the query), version 2, forged, and
+/// signed an hour ago.
+fn ec2_requests(access: &str, secret: &str) -> Vec<(&'static str, String)> {
+    use swiftgate::auth::s3::{Ec2Request, ec2_signature};
+    let at = |ago: u64| {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
+        let iso = humantime::format_rfc3339_seconds(t).to_string();
+        (iso.clone(), iso.replace(['-', ':'], ""))
+    };
+    let body = |r: &Ec2Request, signature: &str| {
+        json!({"credentials": {"access": access, "signature": signature, "host": r.host,
+            "verb": r.verb, "path": r.path, "params": r.params, "headers": r.headers,
+            "body_hash": r.body_hash}})
+        .to_string()
+    };
+    let v4 = |ago: u64| {
+        let (_, amz) = at(ago);
+        let mut r = Ec2Request {
+            verb: "GET".into(),
+            host: "ec2.example.com:8788".into(),
+            path: "/".into(),
+            body_hash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+            ..Default::default()
+        };
+        r.params.insert("Action".into(), "DescribeRegions".into());
+        r.headers.insert("Host".into(), r.host.clone());
+        r.headers.insert("X-Amz-Date".into(), amz.clone());
+        r.headers.insert(
+            "Authorization".into(),
+            format!(
+                "AWS4-HMAC-SHA256 Credential={access}/{}/RegionOne/ec2/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=x",
+                &amz[..8]
+            ),
+        );
+        r
+    };
+    let now = v4(0);
+    let query = {
+        let (_, amz) = at(0);
+        let mut r = Ec2Request {
+            verb: "GET".into(),
+            host: "ec2.example.com".into(),
+            path: "/".into(),
+            body_hash: now.body_hash.clone(),
+            ..Default::default()
+        };
+        for (k, v) in [
+            ("Action", "DescribeRegions".to_owned()),
+            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".into()),
+            (
+                "X-Amz-Credential",
+                format!("{access}/{}/RegionOne/ec2/aws4_request", &amz[..8]),
+            ),
+            ("X-Amz-Date", amz.clone()),
+            ("X-Amz-SignedHeaders", "host".into()),
+        ] {
+            r.params.insert(k.into(), v);
+        }
+        r.headers.insert("Host".into(), r.host.clone());
+        r
+    };
+    let v2 = {
+        let mut r = Ec2Request {
+            verb: "POST".into(),
+            host: "ec2.example.com".into(),
+            path: "/services/Cloud".into(),
+            ..Default::default()
+        };
+        for (k, v) in [
+            ("Action", "DescribeInstances".to_owned()),
+            ("AWSAccessKeyId", access.into()),
+            ("SignatureMethod", "HmacSHA256".into()),
+            ("SignatureVersion", "2".into()),
+            ("Timestamp", at(0).0),
+            ("Version", "2016-11-15".into()),
+        ] {
+            r.params.insert(k.into(), v);
+        }
+        r
+    };
+    let old = v4(3600);
+    vec![
+        ("ec2_v4", body(&now, &ec2_signature(secret, &now).unwrap())),
+        (
+            "ec2_v4_query",
+            body(&query, &ec2_signature(secret, &query).unwrap()),
+        ),
+        ("ec2_v2", body(&v2, &ec2_signature(secret, &v2).unwrap())),
+        (
+            "ec2_forged",
+            body(&now, &ec2_signature("not the secret", &now).unwrap()),
+        ),
+        ("ec2_old", body(&old, &ec2_signature(secret, &old).unwrap())),
+    ]
+}
+
 /// What is compared: a name, the method, the path, the headers and the body (with
 /// `{name}` filled in per side).
 type Case<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>, String);
@@ -183,6 +287,47 @@ async fn answers_as_the_real_keystone_does() {
         assert_eq!(r.status, 201, "{name}: {}", r.text());
         side.vars
             .insert("app_token", r.header("x-subject-token").unwrap().to_owned());
+        let r = side
+            .send(
+                "POST",
+                "/v3/users/{user_id}/credentials/OS-EC2",
+                &[("X-Auth-Token", "{alice_token}")],
+                r#"{"tenant_id": "{project_id}"}"#,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{name}: {}", r.text());
+        let ec2 = &r.json()["credential"];
+        let secret = ec2["secret"].as_str().unwrap().to_owned();
+        side.vars
+            .insert("ec2_access", ec2["access"].as_str().unwrap().into());
+        for (version, sts) in [("4", S3_STRING_V4), ("2", S3_STRING_V2)] {
+            let signature = if version == "4" {
+                swiftgate::auth::s3::signature_v4(&secret, sts.as_bytes()).unwrap()
+            } else {
+                swiftgate::auth::s3::signature_v2(&secret, sts.as_bytes())
+            };
+            let body = json!({"credentials": {"access": side.vars["ec2_access"],
+                "token": base64::engine::general_purpose::URL_SAFE.encode(sts),
+                "signature": signature}});
+            side.vars.insert(
+                if version == "4" { "s3_v4" } else { "s3_v2" },
+                body.to_string(),
+            );
+            let forged = json!({"credentials": {"access": side.vars["ec2_access"],
+                "token": base64::engine::general_purpose::URL_SAFE.encode(sts),
+                "signature": swiftgate::auth::s3::signature_v2("not the secret", sts.as_bytes())}});
+            side.vars.insert(
+                if version == "4" {
+                    "s3_v4_forged"
+                } else {
+                    "s3_v2_forged"
+                },
+                forged.to_string(),
+            );
+        }
+        for (name, body) in ec2_requests(&side.vars["ec2_access"], &secret) {
+            side.vars.insert(name, body);
+        }
         sides.push(side);
     }
 
@@ -325,6 +470,32 @@ async fn answers_as_the_real_keystone_does() {
         ("make an application credential", "POST", "/v3/users/{user_id}/application_credentials", vec![("X-Auth-Token", "{alice_token}")], new_credential.clone()),
         ("make one with a name taken", "POST", "/v3/users/{user_id}/application_credentials", vec![("X-Auth-Token", "{alice_token}")], new_credential.clone()),
         ("make one with an application credential's token", "POST", "/v3/users/{user_id}/application_credentials", vec![("X-Auth-Token", "{app_token}")], json!({"application_credential": {"name": "more"}}).to_string()),
+        ("list EC2 credentials", "GET", "/v3/users/{user_id}/credentials/OS-EC2", vec![("X-Auth-Token", "{alice_token}")], String::new()),
+        ("show an EC2 credential", "GET", "/v3/users/{user_id}/credentials/OS-EC2/{ec2_access}", vec![("X-Auth-Token", "{alice_token}")], String::new()),
+        ("a service shows an EC2 credential", "GET", "/v3/users/{user_id}/credentials/OS-EC2/{ec2_access}", vec![("X-Auth-Token", "{service_token}")], String::new()),
+        ("show an unknown EC2 credential", "GET", "/v3/users/{user_id}/credentials/OS-EC2/0123456789abcdef0123456789abcdef", vec![("X-Auth-Token", "{alice_token}")], String::new()),
+        ("make an EC2 credential", "POST", "/v3/users/{user_id}/credentials/OS-EC2", vec![("X-Auth-Token", "{alice_token}")], r#"{"tenant_id": "{project_id}"}"#.into()),
+        ("make an EC2 credential with an application credential's token", "POST", "/v3/users/{user_id}/credentials/OS-EC2", vec![("X-Auth-Token", "{app_token}")], r#"{"tenant_id": "{project_id}"}"#.into()),
+        ("make an EC2 credential with no token", "POST", "/v3/users/{user_id}/credentials/OS-EC2", vec![], r#"{"tenant_id": "{project_id}"}"#.into()),
+        ("s3tokens, signature version 4", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], "{s3_v4}".into()),
+        ("s3tokens, signature version 2", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], "{s3_v2}".into()),
+        ("s3tokens, version 4 forged", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], "{s3_v4_forged}".into()),
+        ("s3tokens, version 2 forged", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], "{s3_v2_forged}".into()),
+        ("s3tokens, unknown access key", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], r#"{"credentials": {"access": "0123456789abcdef0123456789abcdef", "token": "R0VU", "signature": "x"}}"#.into()),
+        ("s3tokens, no access key", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], r#"{"credentials": {"token": "R0VU", "signature": "x"}}"#.into()),
+        ("s3tokens, not JSON", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], "{not json".into()),
+        ("s3tokens, by a user", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{alice_token}")], "{s3_v4}".into()),
+        ("s3tokens, no token", "POST", "/v3/s3tokens", vec![], "{s3_v4}".into()),
+        ("s3tokens, GET", "GET", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], String::new()),
+        ("ec2tokens, signature version 4", "POST", "/v3/ec2tokens", vec![("X-Auth-Token", "{service_token}")], "{ec2_v4}".into()),
+        ("ec2tokens, signature version 4 in the query", "POST", "/v3/ec2tokens", vec![("X-Auth-Token", "{service_token}")], "{ec2_v4_query}".into()),
+        ("ec2tokens, signature version 2", "POST", "/v3/ec2tokens", vec![("X-Auth-Token", "{service_token}")], "{ec2_v2}".into()),
+        ("ec2tokens, forged", "POST", "/v3/ec2tokens", vec![("X-Auth-Token", "{service_token}")], "{ec2_forged}".into()),
+        ("ec2tokens, signed an hour ago", "POST", "/v3/ec2tokens", vec![("X-Auth-Token", "{service_token}")], "{ec2_old}".into()),
+        ("ec2tokens, by a user", "POST", "/v3/ec2tokens", vec![("X-Auth-Token", "{alice_token}")], "{ec2_v4}".into()),
+        ("ec2tokens, no token", "POST", "/v3/ec2tokens", vec![], "{ec2_v4}".into()),
+        ("delete an EC2 credential", "DELETE", "/v3/users/{user_id}/credentials/OS-EC2/{ec2_access}", vec![("X-Auth-Token", "{alice_token}")], String::new()),
+        ("s3tokens, deleted credential", "POST", "/v3/s3tokens", vec![("X-Auth-Token", "{service_token}")], "{s3_v4}".into()),
         ("delete an application credential", "DELETE", "/v3/users/{user_id}/application_credentials/{app_credential_id}", vec![("X-Auth-Token", "{alice_token}")], String::new()),
         ("show a deleted application credential", "GET", "/v3/users/{user_id}/application_credentials/{app_credential_id}", vec![("X-Auth-Token", "{alice_token}")], String::new()),
         ("validate a token of a deleted application credential", "GET", "/v3/auth/tokens", vec![("X-Auth-Token", "{service_token}"), ("X-Subject-Token", "{app_token}")], String::new()),

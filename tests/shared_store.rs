@@ -480,8 +480,53 @@ async fn round_trip(store: &Store) {
         })
         .await
         .unwrap();
+    let ec2 = swiftgate::store::Ec2CredentialRecord {
+        access: "00112233445566778899aabbccddeeff".into(),
+        user_id: temp.id,
+        secret: b"sealed secret bytes".to_vec(),
+        sealed: true,
+        created_at: 1_800_000_000,
+    };
+    store.put_ec2_credential(&ec2).await.unwrap();
+    assert!(
+        store.put_ec2_credential(&ec2).await.is_err(),
+        "one per access key"
+    );
+    assert_eq!(
+        store.snapshot().await.unwrap().ec2_credentials,
+        vec![ec2.clone()]
+    );
+    assert!(
+        !store
+            .delete_ec2_credential(u.id, &ec2.access)
+            .await
+            .unwrap(),
+        "another user's"
+    );
     store.delete_user("test", "temp").await.unwrap();
     assert!(store.snapshot().await.unwrap().app_credentials.is_empty());
+    assert!(
+        store.snapshot().await.unwrap().ec2_credentials.is_empty(),
+        "deleted with their user"
+    );
+    let kept = swiftgate::store::Ec2CredentialRecord {
+        user_id: u.id,
+        sealed: false,
+        ..ec2.clone()
+    };
+    store.put_ec2_credential(&kept).await.unwrap();
+    assert!(
+        store
+            .delete_ec2_credential(u.id, &kept.access)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_ec2_credential(u.id, &kept.access)
+            .await
+            .unwrap()
+    );
 
     // single tokens revoked: listed until they would have expired
     store
@@ -770,6 +815,12 @@ async fn an_embedded_store_moves_to_postgres_with_every_key_and_token() {
         .cluster_user(&backend, "mig", "owner", "ownerkey", &[".admin"])
         .await;
     embedded.user("loc", "owner", "lockey", &[".admin"]).await;
+    let owner = embedded.identity().principal_of("mig", "owner").unwrap();
+    let (ec2, ec2_secret) = embedded
+        .identity()
+        .create_ec2_credential(owner.user_id)
+        .await
+        .unwrap();
     let (token, path) = login(&embedded, "mig:owner", "ownerkey", &[]).await;
     let config = embedded.dir.path().join("cli.toml");
     std::fs::write(
@@ -836,6 +887,9 @@ async fn an_embedded_store_moves_to_postgres_with_every_key_and_token() {
             )
             .await;
         assert_eq!(r.status, 401, "{}", r.text());
+        // the S3 credential moved with its user, its secret sealed as before
+        let moved = gw.identity().ec2_credential(&ec2.access).unwrap();
+        assert_eq!(gw.identity().ec2_secret(&moved).unwrap(), ec2_secret);
     }
     a.cluster_user(&backend, "fresh", "owner", "freshkey", &[".admin"])
         .await;

@@ -21,11 +21,11 @@ use super::throttle::Throttle;
 use super::token::{self, Claims};
 use crate::config::{Config, KeystoneConfig};
 use crate::error::{Error, Result};
-use crate::store::AppCredentialRecord;
 use crate::store::{
     ADMIN_GROUP, AccountRecord, LoginEvent, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError,
     UserRecord, now_micros,
 };
+use crate::store::{AppCredentialRecord, Ec2CredentialRecord};
 use crate::swift::target::Prefixes;
 
 /// The first user, made when the gateway starts on an empty store.
@@ -96,6 +96,8 @@ impl Principal {
 
 /// Application credentials a user may have at once.
 const MAX_APP_CREDENTIALS: usize = 100;
+/// EC2 credentials a user may have at once.
+const MAX_EC2_CREDENTIALS: usize = 100;
 /// The longest description of an application credential, in bytes.
 const MAX_DESCRIPTION: usize = 1000;
 
@@ -108,6 +110,8 @@ pub enum TokenScope {
     Unscoped,
     /// The user's account, with the roles of the application credential of this id.
     AppCredential([u8; 16]),
+    /// The user's account, from an EC2 credential's signature.
+    Ec2,
 }
 
 /// What a v1 login asks for.
@@ -155,6 +159,8 @@ struct State {
     verified: HashMap<i64, Verified>,
     super_admin_verified: Option<([u8; 32], Instant)>,
     app_credentials: HashMap<String, AppCredentialRecord>,
+    /// By access key.
+    ec2_credentials: HashMap<String, Ec2CredentialRecord>,
     /// Audit ids of single tokens revoked, as the tokens hold them.
     revoked: std::collections::HashSet<[u8; 8]>,
 }
@@ -184,6 +190,11 @@ fn throttled(wait: u64) -> Error {
         retry_after: wait,
         message: format!("too many failed logins; try again in {wait} s"),
     }
+}
+
+/// What an EC2 secret is sealed for: its own record.
+fn ec2_context(access: &str) -> String {
+    format!("ec2/{access}")
 }
 
 pub fn unix_now() -> u64 {
@@ -287,6 +298,11 @@ impl Identity {
             .app_credentials
             .into_iter()
             .map(|c| (c.id.clone(), c))
+            .collect();
+        st.ec2_credentials = snap
+            .ec2_credentials
+            .into_iter()
+            .map(|c| (c.access.clone(), c))
             .collect();
         for a in snap.accounts {
             st.account_names.insert(a.id, a.name.clone());
@@ -597,6 +613,7 @@ impl Identity {
                 TokenScope::AppCredential(id) => Some(id),
                 _ => None,
             },
+            ec2: scope == TokenScope::Ec2,
         };
         Ok(IssuedToken {
             token: token::seal(&self.reseller_prefix, key_id, key, &claims),
@@ -880,6 +897,110 @@ impl Identity {
         }
         self.login_succeeded(&name, source);
         Ok(Some((principal, c)))
+    }
+
+    /// The EC2 credentials of a user, by access key.
+    pub fn ec2_credentials_of(&self, user_id: i64) -> Vec<Ec2CredentialRecord> {
+        let mut v: Vec<_> = read(&self.state)
+            .ec2_credentials
+            .values()
+            .filter(|c| c.user_id == user_id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.access.cmp(&b.access));
+        v
+    }
+
+    /// An EC2 credential by its access key.
+    pub fn ec2_credential(&self, access: &str) -> Option<Ec2CredentialRecord> {
+        read(&self.state).ec2_credentials.get(access).cloned()
+    }
+
+    /// An EC2 credential's secret, opened.
+    pub fn ec2_secret(&self, c: &Ec2CredentialRecord) -> Result<String> {
+        let plain = if c.sealed {
+            let key = self.credential_key.as_ref().ok_or_else(|| {
+                Error::broken("an EC2 secret is sealed and auth.credential_key is not configured")
+            })?;
+            token::open_secret(key, &ec2_context(&c.access), &c.secret).ok_or_else(|| {
+                Error::broken("an EC2 secret does not open with auth.credential_key")
+            })?
+        } else {
+            c.secret.clone()
+        };
+        String::from_utf8(plain).map_err(|_| Error::broken("an EC2 secret is not text"))
+    }
+
+    /// Makes an EC2 credential of a user for their account: the record and its secret,
+    /// seen at once on every gateway.
+    pub async fn create_ec2_credential(
+        &self,
+        user_id: i64,
+    ) -> Result<(Ec2CredentialRecord, String)> {
+        let principal = self
+            .principal_by_id(user_id)
+            .ok_or_else(|| StoreError::NoUser(user_id.to_string()))?;
+        if self.ec2_credentials_of(user_id).len() >= MAX_EC2_CREDENTIALS {
+            return Err(Error::Conflict(format!(
+                "{} has {MAX_EC2_CREDENTIALS} EC2 credentials, as many as a user may; \
+                 delete one first",
+                principal.label()
+            )));
+        }
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let access = hex::encode(&raw[..16]);
+        let secret = hex::encode(&raw[16..]);
+        let record = Ec2CredentialRecord {
+            secret: match &self.credential_key {
+                Some(key) => token::seal_secret(key, &ec2_context(&access), secret.as_bytes()),
+                None => secret.clone().into_bytes(),
+            },
+            sealed: self.credential_key.is_some(),
+            access,
+            user_id,
+            created_at: unix_now(),
+        };
+        self.store.put_ec2_credential(&record).await?;
+        self.reload().await?;
+        Ok((record, secret))
+    }
+
+    /// Deletes an EC2 credential of a user.
+    pub async fn delete_ec2_credential(&self, user_id: i64, access: &str) -> Result<bool> {
+        let gone = self.store.delete_ec2_credential(user_id, access).await?;
+        self.reload().await?;
+        Ok(gone)
+    }
+
+    /// The user an S3 or EC2 request comes from: the owner of the EC2 credential
+    /// `access`, when `check` finds the request signed with its secret. `Ok(None)`: no
+    /// such credential (after catching up with the store).
+    pub async fn verify_ec2_credential(
+        &self,
+        access: &str,
+        check: impl FnOnce(&str) -> std::result::Result<bool, super::s3::Refusal>,
+    ) -> Result<Option<Principal>> {
+        if self.ec2_credential(access).is_none() {
+            self.catch_up().await?;
+        }
+        let Some(c) = self.ec2_credential(access) else {
+            return Ok(None);
+        };
+        let principal = self
+            .principal_by_id(c.user_id)
+            .ok_or_else(|| Error::unauthorized("keystone", "the EC2 credential's user is gone"))?;
+        match check(&self.ec2_secret(&c)?) {
+            Ok(true) => Ok(Some(principal)),
+            Ok(false) => Err(Error::unauthorized(
+                &principal.account,
+                "EC2 signature mismatch",
+            )),
+            Err(why) => Err(Error::unauthorized(
+                &principal.account,
+                format!("not a signed request of a kind served ({why:?})"),
+            )),
+        }
     }
 
     /// Revokes one token, on every gateway of the store.

@@ -10,9 +10,11 @@
 //! (`[auth.keystone]`). A project-scoped token is a swiftgate token: it works on the same
 //! storage URLs as a v1 login's. An unscoped token reaches no storage.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::Deserialize;
@@ -25,7 +27,7 @@ use crate::body::{Body, full, status_only};
 use crate::config::{KeystoneConfig, TokenValidationConfig};
 use crate::error::{Error, Result};
 use crate::http_util::{header_str, header_value};
-use crate::store::AppCredentialRecord;
+use crate::store::{AppCredentialRecord, Ec2CredentialRecord};
 
 /// The identity API version served, as Keystone 30 names it.
 const VERSION: &str = "v3.14";
@@ -280,10 +282,16 @@ impl Service<'_> {
                     // a token made from a token lives no longer than the first
                     expires_at: claims.expires_at,
                     bound_to: claims.bound_to,
-                    methods: &["token", "password"],
-                    scope: claims
-                        .app_credential
-                        .map_or(TokenScope::Account, TokenScope::AppCredential),
+                    methods: if claims.ec2 {
+                        &["token", "ec2credential"]
+                    } else {
+                        &["token", "password"]
+                    },
+                    scope: match claims.app_credential {
+                        Some(id) => TokenScope::AppCredential(id),
+                        None if claims.ec2 => TokenScope::Ec2,
+                        None => TokenScope::Account,
+                    },
                     credential,
                 }
             } else if methods.iter().any(|m| m == "application_credential") {
@@ -315,8 +323,9 @@ impl Service<'_> {
                 return Err(unauthorized());
             };
         let token_scope = match (&scope, found.scope) {
-            // an application credential's token is scoped to its project, asked or not
+            // a token of a credential is scoped to its project, asked or not
             (_, TokenScope::AppCredential(id)) => TokenScope::AppCredential(id),
+            (_, TokenScope::Ec2) => TokenScope::Ec2,
             (Scope::Account(account), s) if *account == found.principal.account => s,
             (Scope::Unscoped, _) => TokenScope::Unscoped,
             _ => return Err(unauthorized()),
@@ -522,6 +531,8 @@ impl Service<'_> {
             .and_then(|id| self.identity.app_credential(&hex::encode(id)));
         let methods: &[&str] = if credential.is_some() {
             &["application_credential"]
+        } else if claims.ec2 {
+            &["ec2credential"]
         } else {
             &["password"]
         };
@@ -798,11 +809,11 @@ impl Service<'_> {
                 "application credentials are managed with a project-scoped token",
             ));
         }
-        if caller.claims.app_credential.is_some() {
+        if caller.claims.app_credential.is_some() || caller.claims.ec2 {
             return Err(Error::forbidden(
-                "app-credential-token",
-                "a token made from an application credential cannot manage application \
-                 credentials",
+                "delegated-token",
+                "a token made from an application or EC2 credential cannot manage \
+                 application credentials",
             ));
         }
         let p = &caller.principal;
@@ -933,7 +944,12 @@ impl Service<'_> {
                 let mut e = role_entry(r);
                 e["domain_id"] = Value::Null;
                 e["description"] = Value::Null;
-                e["options"] = json!({});
+                // Keystone's own roles, which its bootstrap makes, cannot be changed
+                e["options"] = if ["admin", "member", "reader"].contains(&r.as_str()) {
+                    json!({"immutable": true})
+                } else {
+                    json!({})
+                };
                 e
             }).collect::<Vec<_>>(),
             "system": null,
@@ -943,6 +959,383 @@ impl Service<'_> {
             "links": {"self": format!("{base}/{}", c.id)},
         })
     }
+}
+
+/// What a call on `/v3/users/{user}/credentials/OS-EC2[/{access}]` does.
+pub enum Ec2CredentialCall<'b> {
+    List,
+    Create { body: &'b [u8] },
+    Show { access: &'b str },
+    Delete { access: &'b str },
+}
+
+#[derive(Deserialize)]
+struct NewEc2Credential {
+    tenant_id: Option<String>,
+}
+
+/// The body of `POST /v3/s3tokens`, as Swift's `s3token` sends it (Keystone also reads it
+/// under `credential` and `ec2Credentials`).
+#[derive(Deserialize)]
+struct S3TokenBody {
+    credentials: Option<S3Credentials>,
+    credential: Option<S3Credentials>,
+    #[serde(rename = "ec2Credentials")]
+    ec2_credentials: Option<S3Credentials>,
+}
+
+#[derive(Deserialize)]
+struct S3Credentials {
+    access: Option<String>,
+    /// The string to sign, in URL-safe base64.
+    token: Option<String>,
+    signature: Option<String>,
+}
+
+impl Service<'_> {
+    /// EC2 credentials of the caller (`user_id` must be theirs): listed, made, shown,
+    /// deleted, each with its secret, as Keystone shows them. A service (a user of
+    /// `[auth.token_validation] groups`) may show any user's one credential by its access
+    /// key: Swift's `s3token` reads the secret to check later signatures itself. A token
+    /// made from an application credential reaches none.
+    pub async fn ec2_credentials(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        call: Ec2CredentialCall<'_>,
+    ) -> Result<Response<Body>> {
+        if caller.claims.unscoped {
+            return Err(Error::forbidden(
+                "keystone-scope",
+                "EC2 credentials are managed with a project-scoped token",
+            ));
+        }
+        if caller.claims.app_credential.is_some() || caller.claims.ec2 {
+            return Err(Error::forbidden(
+                "delegated-token",
+                "a token made from an application or EC2 credential cannot reach EC2 \
+                 credentials",
+            ));
+        }
+        let p = &caller.principal;
+        let own = user_id == p.user_id.to_string();
+        let service_reads =
+            matches!(call, Ec2CredentialCall::Show { .. }) && self.is_validator(caller);
+        if !own && !service_reads {
+            return Err(Error::forbidden(
+                "ec2-credential-owner",
+                format!("{} may manage only its own EC2 credentials", p.label()),
+            ));
+        }
+        let base = format!("{}/v3/users/{user_id}/credentials/OS-EC2", self.base_url);
+        match call {
+            Ec2CredentialCall::List => {
+                let list = self
+                    .identity
+                    .ec2_credentials_of(p.user_id)
+                    .iter()
+                    .map(|c| self.ec2_entry(p, c, &base))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(answer(
+                    StatusCode::OK,
+                    &json!({
+                        "credentials": list,
+                        "links": {"self": base, "previous": null, "next": null},
+                    }),
+                ))
+            }
+            Ec2CredentialCall::Show { access } => {
+                let c = self
+                    .identity
+                    .ec2_credential(access)
+                    .filter(|c| c.user_id.to_string() == user_id)
+                    .ok_or_else(|| ec2_not_found(access))?;
+                let owner = self
+                    .identity
+                    .principal_by_id(c.user_id)
+                    .ok_or_else(|| ec2_not_found(access))?;
+                Ok(answer(
+                    StatusCode::OK,
+                    &json!({"credential": self.ec2_entry(&owner, &c, &base)?}),
+                ))
+            }
+            Ec2CredentialCall::Delete { access } => {
+                if !self
+                    .identity
+                    .delete_ec2_credential(p.user_id, access)
+                    .await?
+                {
+                    return Err(ec2_not_found(access));
+                }
+                Ok(no_content())
+            }
+            Ec2CredentialCall::Create { body } => {
+                let asked: NewEc2Credential = serde_json::from_slice(body).map_err(|e| {
+                    Error::bad_request(format!("the EC2 credential is not valid: {e}"))
+                })?;
+                let project = self.project_id(&p.storage_id);
+                match asked.tenant_id.as_deref() {
+                    None => {
+                        return Err(Error::bad_request(
+                            "an EC2 credential names its project: {\"tenant_id\": \"<project id>\"}",
+                        ));
+                    }
+                    Some(t) if t != project => {
+                        return Err(Error::forbidden(
+                            "ec2-credential-project",
+                            format!(
+                                "{} may make EC2 credentials for its own project ({project}) only",
+                                p.label()
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                let (made, secret) = self.identity.create_ec2_credential(p.user_id).await?;
+                let mut entry = self.ec2_entry(p, &made, &base)?;
+                entry["secret"] = json!(secret);
+                Ok(answer(StatusCode::CREATED, &json!({ "credential": entry })))
+            }
+        }
+    }
+
+    fn ec2_entry(&self, owner: &Principal, c: &Ec2CredentialRecord, base: &str) -> Result<Value> {
+        Ok(json!({
+            "user_id": owner.user_id.to_string(),
+            "tenant_id": self.project_id(&owner.storage_id),
+            "access": c.access,
+            "secret": self.identity.ec2_secret(c)?,
+            "trust_id": null,
+            "links": {"self": format!("{base}/{}", c.access)},
+        }))
+    }
+
+    /// `POST /v3/s3tokens`: for a service, the user whose EC2 credential signed an S3
+    /// request, as a token's body (no token is handed out): Swift's `s3token` reads the
+    /// user, the project and the roles from it.
+    pub async fn s3_token(&self, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
+        if !self.is_validator(caller) {
+            return Err(Error::forbidden(
+                "s3tokens",
+                format!(
+                    "{} may not check S3 signatures; services (token_validation groups) do",
+                    caller.principal.label()
+                ),
+            ));
+        }
+        if body.is_empty() {
+            return Err(Error::bad_request("request must include a request body"));
+        }
+        let asked: S3TokenBody = serde_json::from_slice(body)
+            .map_err(|e| Error::bad_request(format!("the S3 credentials are not valid: {e}")))?;
+        let creds = asked
+            .credentials
+            .or(asked.credential)
+            .or(asked.ec2_credentials);
+        let Some(S3Credentials {
+            access: Some(access),
+            token,
+            signature,
+        }) = creds
+        else {
+            return Err(Error::unauthorized(
+                "keystone",
+                "EC2 signature not supplied",
+            ));
+        };
+        let string_to_sign = base64::engine::general_purpose::URL_SAFE
+            .decode(token.as_deref().unwrap_or_default())
+            .map_err(|_| Error::bad_request("the string to sign (token) is not URL-safe base64"))?;
+        let signature = signature.unwrap_or_default();
+        let principal = self
+            .identity
+            .verify_ec2_credential(&access, |secret| {
+                super::s3::verify(secret, &string_to_sign, &signature)
+            })
+            .await?
+            .ok_or_else(|| ec2_not_found(&access))?;
+        let (_, resp) = self.ec2_token(&principal)?;
+        Ok(resp)
+    }
+
+    /// `POST /v3/ec2tokens`: for a service (an EC2 API), a token of the user whose EC2
+    /// credential signed an EC2 request, checked as Keystone checks it. The token reaches
+    /// the user's storage and none of their credentials.
+    pub async fn ec2_token_for(&self, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
+        if !self.is_validator(caller) {
+            return Err(Error::forbidden(
+                "ec2tokens",
+                format!(
+                    "{} may not check EC2 signatures; services (token_validation groups) do",
+                    caller.principal.label()
+                ),
+            ));
+        }
+        if body.is_empty() {
+            return Err(Error::bad_request("request must include a request body"));
+        }
+        let asked: Ec2TokenBody = serde_json::from_slice(body)
+            .map_err(|e| Error::bad_request(format!("the EC2 credentials are not valid: {e}")))?;
+        let creds = asked
+            .credentials
+            .or(asked.credential)
+            .or(asked.ec2_credentials);
+        let Some((creds, access, signature)) = creds.and_then(|c| {
+            let access = c.access.clone()?;
+            let signature = c.signature.clone()?;
+            Some((c, access, signature))
+        }) else {
+            return Err(Error::unauthorized(
+                "keystone",
+                "EC2 signature not supplied",
+            ));
+        };
+        let request = creds.request();
+        let principal = self
+            .identity
+            .verify_ec2_credential(&access, |secret| {
+                super::s3::verify_ec2(secret, &request, &signature)
+            })
+            .await?
+            .ok_or_else(|| ec2_not_found(&access))?;
+        if let Some(t) = creds.timestamp() {
+            let signed = parse_time(t).or_else(|| parse_amz_date(t)).ok_or_else(|| {
+                Error::unauthorized(&principal.account, "EC2 timestamp unreadable")
+            })?;
+            if unix_now() > signed.saturating_add(EC2_SIGNATURE_LIFE) {
+                return Err(Error::unauthorized(
+                    &principal.account,
+                    "EC2 request signed too long ago",
+                ));
+            }
+        }
+        let (token, mut resp) = self.ec2_token(&principal)?;
+        resp.headers_mut()
+            .insert("x-subject-token", header_value(&token)?);
+        Ok(resp)
+    }
+
+    /// A token of `principal` made from an EC2 credential, and its body as Keystone
+    /// answers `s3tokens` and `ec2tokens`.
+    fn ec2_token(&self, principal: &Principal) -> Result<(String, Response<Body>)> {
+        if self.identity.roles_of(&principal.groups).is_empty() {
+            return Err(Error::unauthorized(
+                &principal.account,
+                "user has no role on its project",
+            ));
+        }
+        let (token, claims) = self.identity.seal_for(
+            principal.user_id,
+            self.identity.token_life(),
+            None,
+            TokenScope::Ec2,
+        )?;
+        let body = self.token_body(principal, &claims, &["ec2credential"], true, None);
+        Ok((token, answer(StatusCode::OK, &body)))
+    }
+}
+
+/// How long after it was signed an EC2 request gets a token (Keystone's
+/// `[credential] auth_ttl`, 15 minutes).
+const EC2_SIGNATURE_LIFE: u64 = 15 * 60;
+
+/// `20261203T080000Z`, as `X-Amz-Date` writes a time, in Unix seconds.
+fn parse_amz_date(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !text.is_ascii() {
+        return None;
+    }
+    parse_time(&format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &text[0..4],
+        &text[4..6],
+        &text[6..8],
+        &text[9..11],
+        &text[11..13],
+        &text[13..15]
+    ))
+}
+
+/// The body of `POST /v3/ec2tokens` (Keystone also reads it under `credential` and
+/// `ec2Credentials`).
+#[derive(Deserialize)]
+struct Ec2TokenBody {
+    credentials: Option<Ec2Credentials>,
+    credential: Option<Ec2Credentials>,
+    #[serde(rename = "ec2Credentials")]
+    ec2_credentials: Option<Ec2Credentials>,
+}
+
+#[derive(Deserialize)]
+struct Ec2Credentials {
+    access: Option<String>,
+    signature: Option<String>,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    verb: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    params: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    headers: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    body_hash: String,
+}
+
+/// A parameter or header value: text, or a number or boolean written as Python writes it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Number(serde_json::Number),
+    Flag(bool),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Flag(true) => "True".into(),
+            Scalar::Flag(false) => "False".into(),
+        }
+    }
+}
+
+impl Ec2Credentials {
+    fn request(&self) -> super::s3::Ec2Request {
+        let texts =
+            |m: &BTreeMap<String, Scalar>| m.iter().map(|(k, v)| (k.clone(), v.text())).collect();
+        super::s3::Ec2Request {
+            verb: self.verb.clone(),
+            host: self.host.clone(),
+            path: self.path.clone(),
+            params: texts(&self.params),
+            headers: texts(&self.headers),
+            body_hash: self.body_hash.clone(),
+        }
+    }
+
+    /// When the request was signed, if it says.
+    fn timestamp(&self) -> Option<&str> {
+        fn text(v: &Scalar) -> Option<&str> {
+            match v {
+                Scalar::Text(s) => Some(s.as_str()),
+                _ => None,
+            }
+        }
+        self.params
+            .get("Timestamp")
+            .and_then(text)
+            .or_else(|| self.headers.get("X-Amz-Date").and_then(text))
+            .or_else(|| self.params.get("X-Amz-Date").and_then(text))
+    }
+}
+
+fn ec2_not_found(access: &str) -> Error {
+    Error::NotFound(format!("Could not find EC2 access key: {access}."))
 }
 
 /// A time as clients write it (`2026-12-31T00:00:00`, with a fraction or `Z` or not),

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod keys;
 pub mod keystone;
 pub mod ring;
+pub mod s3;
 pub mod throttle;
 pub mod token;
 pub mod v1;

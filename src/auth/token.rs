@@ -28,6 +28,8 @@ const BOUND_FLAG: u8 = 1;
 const UNSCOPED_FLAG: u8 = 2;
 /// Flags: the token was made from an application credential, whose id follows.
 const APP_CREDENTIAL_FLAG: u8 = 4;
+/// Flags: the token was made from an EC2 credential's signature.
+const EC2_FLAG: u8 = 8;
 const APP_CREDENTIAL: usize = 16;
 const BOUND: usize = 32;
 const HEAD: usize = 1 + 4 + NONCE;
@@ -49,6 +51,9 @@ pub struct Claims {
     /// The application credential the token was made from: it has that credential's
     /// roles only, and ends with it.
     pub app_credential: Option<[u8; 16]>,
+    /// Made from an EC2 credential's signature (Keystone's `ec2credential` method): it
+    /// reaches the user's storage, and no credential of theirs.
+    pub ec2: bool,
 }
 
 impl Claims {
@@ -88,6 +93,9 @@ pub fn seal(reseller_prefix: &str, key_id: u32, key: &[u8; 32], claims: &Claims)
     }
     if claims.app_credential.is_some() {
         flags |= APP_CREDENTIAL_FLAG;
+    }
+    if claims.ec2 {
+        flags |= EC2_FLAG;
     }
     plain.push(flags);
     if let Some(b) = &claims.bound_to {
@@ -164,7 +172,7 @@ pub fn open<'k>(
         .ok()?;
     let u64_at = |i: usize| plain.get(i..i + 8)?.try_into().ok().map(u64::from_be_bytes);
     let flags = *plain.get(32)?;
-    if flags & !(BOUND_FLAG | UNSCOPED_FLAG | APP_CREDENTIAL_FLAG) != 0 {
+    if flags & !(BOUND_FLAG | UNSCOPED_FLAG | APP_CREDENTIAL_FLAG | EC2_FLAG) != 0 {
         return None;
     }
     let mut rest = &plain[CLAIMS..];
@@ -190,6 +198,7 @@ pub fn open<'k>(
         audit_id: plain.get(24..32)?.try_into().ok()?,
         bound_to,
         unscoped: flags & UNSCOPED_FLAG != 0,
+        ec2: flags & EC2_FLAG != 0,
         app_credential,
     })
 }
@@ -197,21 +206,7 @@ pub fn open<'k>(
 /// Seals a ring key for the store with the credential key: what reads the store alone
 /// cannot mint tokens.
 pub fn seal_ring_key(credential_key: &[u8; 32], id: i64, key: &[u8; 32]) -> Vec<u8> {
-    let mut nonce = [0u8; NONCE];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let aad = ring_aad(id);
-    let sealed = XChaCha20Poly1305::new(credential_key.into())
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: key,
-                aad: &aad,
-            },
-        )
-        .unwrap_or_default();
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&sealed);
-    out
+    seal_with(credential_key, &ring_aad(id), key)
 }
 
 /// A ring key sealed by `seal_ring_key`; `None` when the credential key is not the one
@@ -220,18 +215,47 @@ pub fn open_ring_key(credential_key: &[u8; 32], id: i64, sealed: &[u8]) -> Optio
     if sealed.len() != NONCE + 32 + TAG {
         return None;
     }
+    open_with(credential_key, &ring_aad(id), sealed)?
+        .try_into()
+        .ok()
+}
+
+/// Seals a secret the gateway must read back (an S3 secret) with the credential key, for
+/// the record `context` names and no other.
+pub fn seal_secret(credential_key: &[u8; 32], context: &str, secret: &[u8]) -> Vec<u8> {
+    seal_with(credential_key, &secret_aad(context), secret)
+}
+
+/// A secret sealed by `seal_secret` for `context`.
+pub fn open_secret(credential_key: &[u8; 32], context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+    open_with(credential_key, &secret_aad(context), sealed)
+}
+
+fn seal_with(credential_key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let sealed = XChaCha20Poly1305::new(credential_key.into())
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .unwrap_or_default();
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    out
+}
+
+fn open_with(credential_key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE + TAG {
+        return None;
+    }
     let (nonce, body) = sealed.split_at(NONCE);
-    let aad = ring_aad(id);
-    let key = XChaCha20Poly1305::new(credential_key.into())
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: body,
-                aad: &aad,
-            },
-        )
-        .ok()?;
-    key.try_into().ok()
+    XChaCha20Poly1305::new(credential_key.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad })
+        .ok()
+}
+
+fn secret_aad(context: &str) -> Vec<u8> {
+    let mut aad = b"swiftgate secret ".to_vec();
+    aad.extend_from_slice(context.as_bytes());
+    aad
 }
 
 fn ring_aad(id: i64) -> Vec<u8> {
@@ -253,6 +277,7 @@ mod tests {
             bound_to,
             unscoped: false,
             app_credential: None,
+            ec2: false,
         }
     }
 
@@ -271,9 +296,14 @@ mod tests {
             app_credential: Some([4; 16]),
             ..claims(Some([5; 32]))
         };
+        let from_ec2 = Claims {
+            ec2: true,
+            ..claims(Some([6; 32]))
+        };
         for c in [
             claims(None),
             claims(Some([7; 32])),
+            from_ec2,
             unscoped,
             from_credential,
             both,

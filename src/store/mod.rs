@@ -138,6 +138,7 @@ pub struct Snapshot {
     pub users: Vec<UserRecord>,
     pub keys: Vec<RingKey>,
     pub app_credentials: Vec<AppCredentialRecord>,
+    pub ec2_credentials: Vec<Ec2CredentialRecord>,
     /// The audit ids of single tokens revoked and not yet expired.
     pub revoked: Vec<String>,
 }
@@ -158,6 +159,21 @@ pub struct AppCredentialRecord {
     pub roles: Vec<String>,
     /// Unix seconds.
     pub expires_at: Option<u64>,
+    pub created_at: u64,
+}
+
+/// An EC2-style credential of a user, for S3 clients of a Swift cluster's `s3api`: an
+/// access key, which names it, and a secret, which checking a signature needs, so it is
+/// kept readable: sealed with `auth.credential_key` when one is configured. Deleted with
+/// its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2CredentialRecord {
+    /// 32 hex digits, random.
+    pub access: String,
+    pub user_id: i64,
+    /// The secret, sealed (`sealed`) or as is.
+    pub secret: Vec<u8>,
+    pub sealed: bool,
     pub created_at: u64,
 }
 
@@ -445,6 +461,32 @@ impl Store {
                 embedded(s, move |s| s.put_app_credential(&c)).await
             }
             Store::Shared(s) => s.put_app_credential(c).await,
+        }
+    }
+
+    /// Keeps a new EC2 credential.
+    pub async fn put_ec2_credential(&self, c: &Ec2CredentialRecord) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let c = c.clone();
+                embedded(s, move |s| s.put_ec2_credential(&c)).await
+            }
+            Store::Shared(s) => s.put_ec2_credential(c).await,
+        }
+    }
+
+    /// Deletes an EC2 credential of a user; whether there was one.
+    pub async fn delete_ec2_credential(
+        &self,
+        user_id: i64,
+        access: &str,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let access = access.to_owned();
+                embedded(s, move |s| s.delete_ec2_credential(user_id, &access)).await
+            }
+            Store::Shared(s) => s.delete_ec2_credential(user_id, access).await,
         }
     }
 

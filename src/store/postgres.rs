@@ -14,8 +14,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row};
 
 use super::{
-    AccountRecord, AppCredentialRecord, GrantState, KeyState, LinkLimits, LinkRecord, LoginEvent,
-    RingKey, Snapshot, StoreError, UserRecord, groups_of, groups_text, now_micros, plan_rotation,
+    AccountRecord, AppCredentialRecord, Ec2CredentialRecord, GrantState, KeyState, LinkLimits,
+    LinkRecord, LoginEvent, RingKey, Snapshot, StoreError, UserRecord, groups_of, groups_text,
+    now_micros, plan_rotation,
 };
 use crate::config::SharedStore;
 
@@ -80,6 +81,15 @@ CREATE TABLE app_credentials (
 CREATE TABLE revoked_tokens (
     audit_id    TEXT PRIMARY KEY,
     until       BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE ec2_credentials (
+    access      TEXT PRIMARY KEY,
+    user_id     BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    secret      BYTEA NOT NULL,
+    sealed      BOOLEAN NOT NULL,
+    created_at  BIGINT NOT NULL
 );
 "#,
 ];
@@ -431,6 +441,23 @@ impl Store {
                 created_at: unsigned(r.get(7)),
             })
             .collect();
+        let ec2_credentials = tx
+            .query(
+                "SELECT access, user_id, secret, sealed, created_at FROM ec2_credentials \
+                 ORDER BY access",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| Ec2CredentialRecord {
+                access: r.get(0),
+                user_id: r.get(1),
+                secret: r.get(2),
+                sealed: r.get(3),
+                created_at: unsigned(r.get(4)),
+            })
+            .collect();
         let revoked = tx
             .query(
                 "SELECT audit_id FROM revoked_tokens WHERE until > $1",
@@ -447,6 +474,7 @@ impl Store {
             users,
             keys,
             app_credentials,
+            ec2_credentials,
             revoked,
         })
     }
@@ -474,6 +502,27 @@ impl Store {
                 return Err(StoreError::AppCredentialExists(c.name.clone()));
             }
             Ok(())
+        })
+    }
+
+    pub async fn put_ec2_credential(&self, c: &Ec2CredentialRecord) -> Result<(), StoreError> {
+        write_tx!(self, |tx| { insert_ec2_credential(tx, c).await })
+    }
+
+    pub async fn delete_ec2_credential(
+        &self,
+        user_id: i64,
+        access: &str,
+    ) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            Ok(tx
+                .execute(
+                    "DELETE FROM ec2_credentials WHERE access = $1 AND user_id = $2",
+                    &[&access, &user_id],
+                )
+                .await
+                .map_err(pg)?
+                > 0)
         })
     }
 
@@ -895,6 +944,13 @@ impl Store {
             {
                 insert_app_credential(tx, c).await?;
             }
+            for c in snap
+                .ec2_credentials
+                .iter()
+                .filter(|c| copied.contains(&c.user_id))
+            {
+                insert_ec2_credential(tx, c).await?;
+            }
             // new rows are numbered after the copied ones
             tx.batch_execute(
                 "SELECT setval(pg_get_serial_sequence('accounts', 'id'), \
@@ -955,6 +1011,27 @@ async fn insert_app_credential<C: GenericClient>(
         .await
         .map_err(pg)?;
     Ok(inserted > 0)
+}
+
+async fn insert_ec2_credential<C: GenericClient>(
+    client: &C,
+    c: &Ec2CredentialRecord,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO ec2_credentials (access, user_id, secret, sealed, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &c.access,
+                &c.user_id,
+                &c.secret,
+                &c.sealed,
+                &signed(c.created_at),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(())
 }
 
 async fn insert_key<C: GenericClient>(client: &C, k: &RingKey) -> Result<(), StoreError> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{
-    AccountRecord, AppCredentialRecord, KeyState, LinkLimits, LinkRecord, RingKey, Snapshot,
-    StoreError, UserRecord, groups_of, groups_text, now_micros, plan_rotation,
+    AccountRecord, AppCredentialRecord, Ec2CredentialRecord, KeyState, LinkLimits, LinkRecord,
+    RingKey, Snapshot, StoreError, UserRecord, groups_of, groups_text, now_micros, plan_rotation,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
@@ -83,6 +83,15 @@ CREATE TABLE app_credentials (
 CREATE TABLE revoked_tokens (
     audit_id    TEXT PRIMARY KEY,
     until       INTEGER NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE ec2_credentials (
+    access      TEXT PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    secret      BLOB NOT NULL,
+    sealed      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL
 );
 "#,
 ];
@@ -168,6 +177,22 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?
         };
+        let ec2_credentials = {
+            let mut st = tx.prepare(
+                "SELECT access, user_id, secret, sealed, created_at FROM ec2_credentials \
+                 ORDER BY access",
+            )?;
+            st.query_map([], |r| {
+                Ok(Ec2CredentialRecord {
+                    access: r.get(0)?,
+                    user_id: r.get(1)?,
+                    secret: r.get(2)?,
+                    sealed: r.get(3)?,
+                    created_at: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
         let revoked = {
             let mut st = tx.prepare("SELECT audit_id FROM revoked_tokens WHERE until > ?1")?;
             st.query_map([now()], |r| r.get(0))?
@@ -179,8 +204,25 @@ impl Store {
             users,
             keys,
             app_credentials,
+            ec2_credentials,
             revoked,
         })
+    }
+
+    pub fn put_ec2_credential(&self, c: &Ec2CredentialRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO ec2_credentials (access, user_id, secret, sealed, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.access, c.user_id, c.secret, c.sealed, c.created_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_ec2_credential(&self, user_id: i64, access: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM ec2_credentials WHERE access = ?1 AND user_id = ?2",
+            params![access, user_id],
+        )? > 0)
     }
 
     pub fn revoke_token(&self, audit_id: &str, until: u64) -> Result<(), StoreError> {
