@@ -326,6 +326,10 @@ impl App {
             let login = Box::pin(self.keystone_login(ctx, req)).await;
             return Routed::login(kept, login);
         }
+        if endpoint == Endpoint::Keystone(KeystoneOp::IssueTokenV2) {
+            let login = Box::pin(self.keystone_login_v2(ctx, req)).await;
+            return Routed::login(kept, login);
+        }
         let caller = match self
             .authenticate(
                 ctx,
@@ -389,10 +393,7 @@ impl App {
             headers,
             ctx.client,
             &ctx.base_url(headers)?,
-            self.tls
-                .as_ref()
-                .filter(|t| t.binds_tokens())
-                .and(ctx.conn.client_cert),
+            self.bind_to(ctx),
         ))
         .await
     }
@@ -407,19 +408,36 @@ impl App {
         let body = read_keystone_body(body).await?;
         let query = query::query_pairs(parts.uri.query())?;
         let base_url = ctx.base_url(&parts.headers)?;
-        let bind_to = self
-            .tls
-            .as_ref()
-            .filter(|t| t.binds_tokens())
-            .and(ctx.conn.client_cert);
         self.keystone_service(&base_url)
             .issue(
                 &body,
                 query::param(&query, "nocatalog").is_some(),
                 ctx.client,
                 ctx.conn.client_cert,
-                bind_to,
+                self.bind_to(ctx),
             )
+            .await
+    }
+
+    /// The client certificate a login's token is bound to, when the listener binds them.
+    fn bind_to(&self, ctx: &Context<'_>) -> Option<[u8; 32]> {
+        self.tls
+            .as_ref()
+            .filter(|t| t.binds_tokens())
+            .and(ctx.conn.client_cert)
+    }
+
+    /// `POST /v2.0/tokens`.
+    async fn keystone_login_v2<B: RequestBody>(
+        &self,
+        ctx: &Context<'_>,
+        req: Request<B>,
+    ) -> Result<(Response<Body>, String)> {
+        let (parts, body) = req.into_parts();
+        let body = read_keystone_body(body).await?;
+        let base_url = ctx.base_url(&parts.headers)?;
+        self.keystone_service(&base_url)
+            .issue_v2(&body, ctx.client, self.bind_to(ctx))
             .await
     }
 
@@ -455,6 +473,7 @@ impl App {
         match (op, caller) {
             (KeystoneOp::Versions, _) => keystone::versions(&base_url),
             (KeystoneOp::Version, _) => Ok(keystone::version(&base_url)),
+            (KeystoneOp::VersionV2, _) => Ok(keystone::v2::version(&base_url)),
             (KeystoneOp::ValidateToken, Authenticated::Keystone(c)) => service.validate(
                 &c,
                 &parts.headers,
@@ -601,7 +620,11 @@ impl App {
                 })
             }
             Endpoint::Keystone(
-                KeystoneOp::Versions | KeystoneOp::Version | KeystoneOp::IssueToken,
+                KeystoneOp::Versions
+                | KeystoneOp::Version
+                | KeystoneOp::VersionV2
+                | KeystoneOp::IssueToken
+                | KeystoneOp::IssueTokenV2,
             ) => Ok(Authenticated::Anonymous),
             Endpoint::Keystone(_) => Ok(Authenticated::Keystone(keystone::authenticate(
                 &self.identity,

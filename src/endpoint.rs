@@ -44,6 +44,10 @@ pub(crate) enum Endpoint {
 pub(crate) enum KeystoneOp {
     /// `GET /`: the versions served.
     Versions,
+    /// `GET /v2.0`.
+    VersionV2,
+    /// `POST /v2.0/tokens`: a login of Keystone's v2.0.
+    IssueTokenV2,
     /// `GET /v3`.
     Version,
     /// `POST /v3/auth/tokens`: a login.
@@ -130,9 +134,13 @@ fn decode(seg: &str) -> Option<String> {
 }
 
 /// Whether a path is the Keystone identity API's (its failures are answered in its
-/// words): the versions at `/`, and `/v3`.
+/// words): the versions at `/`, `/v3` and `/v2.0`.
 pub(crate) fn is_keystone(path: &str) -> bool {
-    path == "/" || path == "/v3" || path.starts_with("/v3/")
+    path == "/"
+        || path == "/v3"
+        || path.starts_with("/v3/")
+        || path == "/v2.0"
+        || path.starts_with("/v2.0/")
 }
 
 /// Classifies a request. `path` is the raw (percent-encoded) path without the query.
@@ -173,6 +181,12 @@ pub(crate) fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Re
                 Method::DELETE => KeystoneOp::RevokeToken,
                 _ => KeystoneOp::ValidateToken,
             }));
+        }
+        "/v2.0" | "/v2.0/" => {
+            return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::VersionV2));
+        }
+        "/v2.0/tokens" | "/v2.0/tokens/" => {
+            return only(method, POST).map(|_| Endpoint::Keystone(KeystoneOp::IssueTokenV2));
         }
         "/v3/auth/catalog" => {
             return only(method, GET_HEAD).map(|_| Endpoint::Keystone(KeystoneOp::Catalog));
@@ -432,6 +446,11 @@ mod tests {
         assert_eq!(k("GET", "/"), Some(KeystoneOp::Versions));
         assert_eq!(k("GET", "/v3"), Some(KeystoneOp::Version));
         assert_eq!(k("HEAD", "/v3/"), Some(KeystoneOp::Version));
+        assert_eq!(k("GET", "/v2.0"), Some(KeystoneOp::VersionV2));
+        assert_eq!(k("POST", "/v2.0/tokens"), Some(KeystoneOp::IssueTokenV2));
+        assert_eq!(status("GET", "/v2.0/tokens"), 405);
+        assert_eq!(status("GET", "/v2.0/tenants"), 404);
+        assert!(is_keystone("/v2.0/tenants"));
         assert_eq!(k("POST", "/v3/auth/tokens"), Some(KeystoneOp::IssueToken));
         assert_eq!(k("GET", "/v3/auth/tokens"), Some(KeystoneOp::ValidateToken));
         assert_eq!(

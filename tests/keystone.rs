@@ -771,6 +771,180 @@ async fn v3_logins_are_throttled_as_v1_logins_and_say_nothing_of_what_was_wrong(
     assert_eq!(r.json()["error"]["code"], 404);
 }
 
+#[tokio::test]
+async fn v2_0_logins_get_the_same_tokens_in_v2_0_s_words() {
+    let gw = TestGateway::start_with(|c| {
+        c.auth.throttle.failures_per_user_address = 4;
+    })
+    .await;
+    gw.user("alice", "alice", "alicepass", &[".admin"]).await;
+    gw.user("bob", "bob", "bobpass", &[]).await;
+    let login = |body: Value| {
+        let addr = gw.addr;
+        async move {
+            request_with_body(
+                addr,
+                "POST",
+                "/v2.0/tokens",
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    let by_password = |user: &str, password: &str, tenant: Option<(&str, &str)>| {
+        let mut auth = json!({"passwordCredentials": {"username": user, "password": password}});
+        if let Some((key, value)) = tenant {
+            auth[key] = json!(value);
+        }
+        json!({ "auth": auth })
+    };
+    let storage = format!("{}/v1/AUTH_alice", gw.url());
+    for body in [
+        by_password("alice", "alicepass", Some(("tenantName", "alice"))),
+        by_password("alice", "alicepass", Some(("tenantId", "alice"))),
+        by_password("alice:alice", "alicepass", Some(("tenantName", "alice"))),
+        json!({"auth": {"RAX-KSKEY:apiKeyCredentials": {"username": "alice", "apiKey": "alicepass"},
+            "tenantName": "alice"}}),
+    ] {
+        let r = login(body.clone()).await;
+        assert_eq!(r.status, 200, "{body}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let access = &r.json()["access"];
+        assert_eq!(access["token"]["tenant"]["name"], "alice", "{access}");
+        assert_eq!(access["token"]["tenant"]["id"], "alice");
+        assert_eq!(access["user"]["name"], "alice");
+        let roles: Vec<&str> = access["user"]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(roles.contains(&"admin"), "{roles:?}");
+        let store = access["serviceCatalog"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["type"] == "object-store")
+            .unwrap();
+        let endpoint = &store["endpoints"][0];
+        assert_eq!(endpoint["publicURL"], storage.as_str());
+        assert_eq!(endpoint["internalURL"], storage.as_str());
+        assert_eq!(endpoint["region"], "RegionOne");
+        // the expiry is the token's, as a v1 login of the same user says it
+        let expires = access["token"]["expires"].as_str().unwrap();
+        let at = humantime::parse_rfc3339(expires).unwrap();
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap()
+            .as_secs();
+        assert!((86_300..=86_400).contains(&left), "{expires}");
+        // a token of the storage URL
+        let token = access["token"]["id"].as_str().unwrap();
+        let r = gw
+            .req("GET", "/v1/AUTH_alice", &[("X-Auth-Token", token)])
+            .await;
+        assert!(r.status == 200 || r.status == 204, "{}", r.status);
+        let r = gw
+            .req("GET", "/v1/AUTH_bob", &[("X-Auth-Token", token)])
+            .await;
+        assert_eq!(r.status, 403);
+    }
+    // no tenant: an unscoped token, no catalog, no storage
+    let r = login(by_password("alice:alice", "alicepass", None)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let access = r.json()["access"].clone();
+    assert_eq!(access["serviceCatalog"], json!([]));
+    assert!(access["token"].get("tenant").is_none());
+    let token = access["token"]["id"].as_str().unwrap();
+    let r = gw
+        .req("GET", "/v1/AUTH_alice", &[("X-Auth-Token", token)])
+        .await;
+    assert_eq!(r.status, 401);
+
+    // every refused login is the same 401, a malformed one a 400
+    let mut refusals = std::collections::BTreeSet::new();
+    for body in [
+        by_password("alice", "wrong", Some(("tenantName", "alice"))),
+        by_password("nobody", "alicepass", Some(("tenantName", "alice"))),
+        by_password("alice", "alicepass", Some(("tenantName", "nosuch"))),
+        by_password("alice", "alicepass", Some(("tenantName", "bob"))),
+        by_password("alice", "alicepass", Some(("tenantId", "bob"))),
+        by_password("bob", "alicepass", None),
+    ] {
+        let r = login(body.clone()).await;
+        assert_eq!(r.status, 401, "{body}: {}", r.text());
+        assert!(r.header("www-authenticate").is_some());
+        refusals.insert(r.text());
+    }
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(refusals.first().unwrap()).unwrap()["error"]["code"],
+        401
+    );
+    for body in [
+        "{not json".to_owned(),
+        json!({"auth": {"tenantName": "alice"}}).to_string(),
+        json!({"auth": {"passwordCredentials": {"username": "alice"}}}).to_string(),
+        json!({"auth": {"passwordCredentials": {"username": 7, "password": "x"}}}).to_string(),
+        json!({"auth": []}).to_string(),
+        "a".repeat(70_000),
+    ] {
+        let r = request_with_body(
+            gw.addr,
+            "POST",
+            "/v2.0/tokens",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+        assert!(
+            r.status == 400 || r.status == 413,
+            "{}: {} {}",
+            &body[..body.len().min(60)],
+            r.status,
+            r.text()
+        );
+        assert!(r.json()["error"]["message"].is_string(), "{}", r.text());
+    }
+    // the version, in `GET /` beside v3, and what v2.0 does not serve
+    let r = request(gw.addr, "GET", "/v2.0", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["version"]["id"], "v2.0");
+    let r = request(gw.addr, "GET", "/", &[]).await;
+    let ids: Vec<Value> = r.json()["versions"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("v3.14"), json!("v2.0")]);
+    let r = request(gw.addr, "GET", "/v2.0/tokens", &[]).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["error"]["code"], 405);
+    let r = request(gw.addr, "GET", "/v2.0/tenants", &[]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], 404);
+
+    // throttled as every login of the user: after four failures from this address (the
+    // wrong password above, three guesses), the address is held, the right password
+    // included
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = login(by_password("alice", "guess", Some(("tenantName", "alice")))).await;
+        statuses.push(r.status);
+    }
+    let r = login(by_password(
+        "alice",
+        "alicepass",
+        Some(("tenantName", "alice")),
+    ))
+    .await;
+    statuses.push(r.status);
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    assert!(r.header("retry-after").is_some());
+}
+
 /// python-swiftclient with `--auth-version 3` as user `user` of project `project`.
 fn swift_v3(
     gw: &TestGateway,
@@ -818,7 +992,7 @@ fn rclone_v3(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn swift_clients_log_in_with_keystone_v3_on_embedded_and_proxied_accounts() {
+async fn swift_clients_log_in_with_keystone_v3_and_v2_on_embedded_and_proxied_accounts() {
     let swift = common::Swift::start();
     let backend = common::cluster_backend(&swift);
     let gw = TestGateway::start_with(|c| c.backends.push(backend.clone())).await;
@@ -919,6 +1093,36 @@ async fn swift_clients_log_in_with_keystone_v3_on_embedded_and_proxied_accounts(
             back, data,
             "{project}: rclone with the application credential"
         );
+
+        // with Keystone v2.0: python-swiftclient's `tenant:user`, rclone's tenant
+        common::run(
+            std::process::Command::new(common::peer_bin("swift"))
+                .current_dir(d)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .args([
+                    "--auth-version",
+                    "2",
+                    "--auth",
+                    &format!("{}/v2.0", gw.url()),
+                ])
+                .args(["--user", &format!("{project}:{user}"), "--key", key])
+                .args(["upload", "--object-name", "v2.bin", "box", "blob.bin"]),
+        );
+        let back = common::run(
+            std::process::Command::new(common::peer_bin("rclone"))
+                .current_dir(d)
+                .env("RCLONE_CONFIG", "/dev/null")
+                .env("RCLONE_CONFIG_V2_TYPE", "swift")
+                .env("RCLONE_CONFIG_V2_AUTH", format!("{}/v2.0", gw.url()))
+                .env("RCLONE_CONFIG_V2_AUTH_VERSION", "2")
+                .env("RCLONE_CONFIG_V2_USER", user)
+                .env("RCLONE_CONFIG_V2_KEY", key)
+                .env("RCLONE_CONFIG_V2_TENANT", project)
+                .args(["cat", "v2:box/v2.bin"]),
+        )
+        .stdout;
+        assert_eq!(back, data, "{project}: swiftclient and rclone with v2.0");
     }
     // the wrong key is refused by the client's login, not later
     let out = swift_v3(&gw, d, "here", "alice", "wrong")

@@ -29,6 +29,8 @@ use crate::error::{Error, Result};
 use crate::http_util::{header_str, header_value};
 use crate::store::{AppCredentialRecord, Ec2CredentialRecord};
 
+pub mod v2;
+
 /// The identity API version served, as Keystone 30 names it.
 const VERSION: &str = "v3.14";
 const VERSION_UPDATED: &str = "2020-04-07T00:00:00Z";
@@ -80,7 +82,7 @@ pub fn versions(base_url: &str) -> Result<Response<Body>> {
     let v3 = format!("{base_url}/v3/");
     let mut resp = answer(
         StatusCode::MULTIPLE_CHOICES,
-        &json!({"versions": {"values": [version_entry(base_url)]}}),
+        &json!({"versions": {"values": [version_entry(base_url), v2::version_entry(base_url)]}}),
     );
     resp.headers_mut()
         .insert(header::LOCATION, header_value(&v3)?);
