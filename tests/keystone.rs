@@ -242,6 +242,7 @@ async fn answers_as_the_real_keystone_does() {
     let keystone = Keystone::start();
     let gw = TestGateway::start_with(|c| {
         c.auth.token_validation.groups = vec!["service".into()];
+        c.auth.keystone.ec2_secrets_for_services = true;
     })
     .await;
     gw.user("alice", "alice", "alicepass", &[".admin"]).await;

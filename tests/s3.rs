@@ -380,12 +380,12 @@ async fn ec2_credentials_are_their_user_s_and_s3tokens_is_for_services() {
             .ec2_credentials_of(eve_id.parse().unwrap())
             .is_empty()
     );
-    // a service shows one credential (s3token's secret cache), and lists none
-    let r = request(gw.addr, "GET", &one, &[("X-Auth-Token", &service_token)]).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["credential"]["secret"], alice.secret.as_str());
-    let r = request(gw.addr, "GET", &mine, &[("X-Auth-Token", &service_token)]).await;
-    assert_eq!(r.status, 403, "{}", r.text());
+    // a service neither shows nor lists a user's credentials
+    for path in [&one, &mine] {
+        let r = request(gw.addr, "GET", path, &[("X-Auth-Token", &service_token)]).await;
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(!r.text().contains(&alice.secret));
+    }
     // an unscoped token, an application credential's token and no token manage none
     let unscoped = {
         let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
@@ -428,7 +428,28 @@ async fn ec2_credentials_are_their_user_s_and_s3tokens_is_for_services() {
         )
         .await;
         assert_eq!(r.status, 403, "{}", r.text());
+        // nor change the user's key, nor make users, through the admin API
+        for path in ["/auth/v2/alice/alice", "/auth/v2/alice/intruder"] {
+            let r = gw
+                .req(
+                    "PUT",
+                    path,
+                    &[
+                        ("X-Auth-Token", token),
+                        ("X-Auth-User-Key", "taken-over"),
+                        ("X-Auth-User-Admin", "true"),
+                    ],
+                )
+                .await;
+            assert!(
+                r.status == 401 || r.status == 403,
+                "PUT {path}: {}",
+                r.status
+            );
+        }
     }
+    assert!(gw.identity().user("alice", "intruder").is_none());
+    login(&gw, "alice", "alice", "alicepass").await;
     let r = request(gw.addr, "GET", &mine, &[]).await;
     assert_eq!(r.status, 401, "{}", r.text());
 
@@ -486,18 +507,65 @@ async fn ec2_credentials_are_their_user_s_and_s3tokens_is_for_services() {
         let r = post(&gw, &mine, Some(&alice_token), body).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text());
     }
-    // a user has 100 at most
-    for _ in 1..100 {
+    // a user has 100 at most, also when asking for many at once
+    for _ in 1..95 {
         make_ec2(&gw, &alice_token, &alice_id, "alice").await;
     }
-    let r = post(
-        &gw,
-        &mine,
-        Some(&alice_token),
-        &json!({"tenant_id": "alice"}).to_string(),
+    let body = json!({"tenant_id": "alice"}).to_string();
+    let burst = futures_util::future::join_all(
+        (0..10).map(|_| post(&gw, &mine, Some(&alice_token), &body)),
     )
     .await;
+    let mut statuses: Vec<u16> = burst.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 201, 201, 201, 201, 409, 409, 409, 409, 409]);
+    assert_eq!(
+        gw.identity()
+            .ec2_credentials_of(alice_id.parse().unwrap())
+            .len(),
+        100
+    );
+    let r = post(&gw, &mine, Some(&alice_token), &body).await;
     assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("delete one first"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn services_read_ec2_secrets_only_when_allowed() {
+    let gw = TestGateway::start_with(|c| {
+        c.auth.token_validation.groups = vec!["service".into()];
+        c.auth.keystone.ec2_secrets_for_services = true;
+    })
+    .await;
+    gw.user("service", "swift", "swiftpass", &["service"]).await;
+    gw.user("alice", "alice", "alicepass", &[".admin"]).await;
+    let (service_token, _) = login(&gw, "service", "swift", "swiftpass").await;
+    let (alice_token, alice_id) = login(&gw, "alice", "alice", "alicepass").await;
+    let alice = make_ec2(&gw, &alice_token, &alice_id, "alice").await;
+    let mine = format!("/v3/users/{alice_id}/credentials/OS-EC2");
+    // one, by its access key, as s3token's secret cache asks; never the list
+    let r = request(
+        gw.addr,
+        "GET",
+        &format!("{mine}/{}", alice.access),
+        &[("X-Auth-Token", &service_token)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["credential"]["secret"], alice.secret.as_str());
+    let r = request(gw.addr, "GET", &mine, &[("X-Auth-Token", &service_token)]).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    // a user who is no service still sees only their own
+    gw.user("alice", "bob", "bobpass", &[]).await;
+    let (bob_token, _) = login(&gw, "alice", "bob", "bobpass").await;
+    let r = request(
+        gw.addr,
+        "GET",
+        &format!("{mine}/{}", alice.access),
+        &[("X-Auth-Token", &bob_token)],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
 }
 
 fn base64_url(text: &str) -> String {
@@ -637,7 +705,20 @@ async fn an_ec2_token_reaches_its_user_s_storage_and_no_credential() {
         )
         .await;
         assert_eq!(r.status, 403, "{}", r.text());
+        // nor the admin API: the user's key stays, no user is made
+        for path in ["/auth/v2/alice/alice", "/auth/v2/alice/intruder"] {
+            let r = gw
+                .req(
+                    "PUT",
+                    path,
+                    &[("X-Auth-Token", t), ("X-Auth-User-Key", "taken-over")],
+                )
+                .await;
+            assert_eq!(r.status, 403, "PUT {path}: {}", r.text());
+        }
     }
+    assert!(gw.identity().user("alice", "intruder").is_none());
+    login(&gw, "alice", "alice", "alicepass").await;
     assert!(
         gw.identity()
             .app_credentials_of(alice_id.parse().unwrap())

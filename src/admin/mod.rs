@@ -107,10 +107,21 @@ pub async fn authenticate(
         return Ok(Caller::User(p));
     }
     match first_header(headers, &["x-auth-token", "x-storage-token"])? {
-        Some(token) => identity
-            .validate_over(token, certificate)
-            .map(Caller::User)
-            .map_err(|why| Error::unauthorized("unknown", why)),
+        Some(token) => {
+            let p = identity
+                .validate_over(token, certificate)
+                .map_err(|why| Error::unauthorized("unknown", why))?;
+            // a credential handed to a job (an application or EC2 credential) reaches
+            // storage, never the users and keys that would make it the account
+            if identity.is_delegated(token) {
+                return Err(Error::forbidden(
+                    "delegated-token",
+                    "a token made from an application or EC2 credential cannot use the \
+                     admin API; use the user's key",
+                ));
+            }
+            Ok(Caller::User(p))
+        }
         None => Err(Error::unauthorized(
             "unknown",
             "send X-Auth-Admin-User and X-Auth-Admin-Key, or X-Auth-Token",

@@ -25,7 +25,7 @@ use crate::store::{
     ADMIN_GROUP, AccountRecord, LoginEvent, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError,
     UserRecord, now_micros,
 };
-use crate::store::{AppCredentialRecord, Ec2CredentialRecord};
+use crate::store::{AppCredentialRecord, Ec2CredentialRecord, MAX_CREDENTIALS};
 use crate::swift::target::Prefixes;
 
 /// The first user, made when the gateway starts on an empty store.
@@ -94,10 +94,6 @@ impl Principal {
     }
 }
 
-/// Application credentials a user may have at once.
-const MAX_APP_CREDENTIALS: usize = 100;
-/// EC2 credentials a user may have at once.
-const MAX_EC2_CREDENTIALS: usize = 100;
 /// The longest description of an application credential, in bytes.
 const MAX_DESCRIPTION: usize = 1000;
 
@@ -693,6 +689,13 @@ impl Identity {
         }
     }
 
+    /// Whether a token was made from an application or an EC2 credential (itself, or
+    /// a token it was rescoped from).
+    pub fn is_delegated(&self, token: &str) -> bool {
+        self.open_token(token, 0)
+            .is_some_and(|(_, c)| c.app_credential.is_some() || c.ec2)
+    }
+
     /// A live token's principal and the certificate it is bound to, if any: a token
     /// scoped to the user's account only.
     fn lookup(&self, token: &str) -> Option<(Principal, Option<[u8; 32]>)> {
@@ -808,9 +811,9 @@ impl Identity {
                 "an application credential's description is {MAX_DESCRIPTION} bytes at most"
             )));
         }
-        if self.app_credentials_of(user_id).len() >= MAX_APP_CREDENTIALS {
+        if self.app_credentials_of(user_id).len() >= MAX_CREDENTIALS {
             return Err(Error::Conflict(format!(
-                "{} has {MAX_APP_CREDENTIALS} application credentials, as many as a user may; \
+                "{} has {MAX_CREDENTIALS} application credentials, as many as a user may; \
                  delete one first",
                 principal.label()
             )));
@@ -940,9 +943,9 @@ impl Identity {
         let principal = self
             .principal_by_id(user_id)
             .ok_or_else(|| StoreError::NoUser(user_id.to_string()))?;
-        if self.ec2_credentials_of(user_id).len() >= MAX_EC2_CREDENTIALS {
+        if self.ec2_credentials_of(user_id).len() >= MAX_CREDENTIALS {
             return Err(Error::Conflict(format!(
-                "{} has {MAX_EC2_CREDENTIALS} EC2 credentials, as many as a user may; \
+                "{} has {MAX_CREDENTIALS} EC2 credentials, as many as a user may; \
                  delete one first",
                 principal.label()
             )));

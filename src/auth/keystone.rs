@@ -1021,8 +1021,9 @@ impl Service<'_> {
         }
         let p = &caller.principal;
         let own = user_id == p.user_id.to_string();
-        let service_reads =
-            matches!(call, Ec2CredentialCall::Show { .. }) && self.is_validator(caller);
+        let service_reads = matches!(call, Ec2CredentialCall::Show { .. })
+            && self.config.ec2_secrets_for_services
+            && self.is_validator(caller);
         if !own && !service_reads {
             return Err(Error::forbidden(
                 "ec2-credential-owner",
@@ -1200,16 +1201,8 @@ impl Service<'_> {
             })
             .await?
             .ok_or_else(|| ec2_not_found(&access))?;
-        if let Some(t) = creds.timestamp() {
-            let signed = parse_time(t).or_else(|| parse_amz_date(t)).ok_or_else(|| {
-                Error::unauthorized(&principal.account, "EC2 timestamp unreadable")
-            })?;
-            if unix_now() > signed.saturating_add(EC2_SIGNATURE_LIFE) {
-                return Err(Error::unauthorized(
-                    &principal.account,
-                    "EC2 request signed too long ago",
-                ));
-            }
+        if let Err(why) = fresh(&super::s3::ec2_signed_times(&request), unix_now()) {
+            return Err(Error::unauthorized(&principal.account, why));
         }
         let (token, mut resp) = self.ec2_token(&principal)?;
         resp.headers_mut()
@@ -1240,6 +1233,40 @@ impl Service<'_> {
 /// How long after it was signed an EC2 request gets a token (Keystone's
 /// `[credential] auth_ttl`, 15 minutes).
 const EC2_SIGNATURE_LIFE: u64 = 15 * 60;
+
+/// Whether a signed EC2 request is still good at `now`: signed within
+/// `EC2_SIGNATURE_LIFE` of it (before or after, for clocks apart) and not past the expiry
+/// it names; a request that says neither when it was signed nor when it expires is not.
+fn fresh(times: &super::s3::SignedTimes<'_>, now: u64) -> std::result::Result<(), &'static str> {
+    let unreadable = "the EC2 request's time is unreadable";
+    let signed_at = match times.signed_at {
+        Some(t) if times.v4 => Some(parse_amz_date(t).ok_or(unreadable)?),
+        Some(t) => Some(parse_time(t).ok_or(unreadable)?),
+        None => None,
+    };
+    let expires = match (times.expires, signed_at) {
+        (Some(e), Some(at)) if times.v4 => {
+            Some(at.saturating_add(e.parse::<u64>().map_err(|_| unreadable)?))
+        }
+        (Some(e), _) if !times.v4 => Some(parse_time(e).ok_or(unreadable)?),
+        _ => None,
+    };
+    if signed_at.is_none() && expires.is_none() {
+        return Err("the EC2 request says neither when it was signed nor when it expires");
+    }
+    if let Some(at) = signed_at {
+        if now > at.saturating_add(EC2_SIGNATURE_LIFE) {
+            return Err("the EC2 request was signed too long ago");
+        }
+        if at > now.saturating_add(EC2_SIGNATURE_LIFE) {
+            return Err("the EC2 request is signed for a time to come");
+        }
+    }
+    if expires.is_some_and(|e| now > e) {
+        return Err("the EC2 request has expired");
+    }
+    Ok(())
+}
 
 /// `20261203T080000Z`, as `X-Amz-Date` writes a time, in Unix seconds.
 fn parse_amz_date(text: &str) -> Option<u64> {
@@ -1319,21 +1346,6 @@ impl Ec2Credentials {
             body_hash: self.body_hash.clone(),
         }
     }
-
-    /// When the request was signed, if it says.
-    fn timestamp(&self) -> Option<&str> {
-        fn text(v: &Scalar) -> Option<&str> {
-            match v {
-                Scalar::Text(s) => Some(s.as_str()),
-                _ => None,
-            }
-        }
-        self.params
-            .get("Timestamp")
-            .and_then(text)
-            .or_else(|| self.headers.get("X-Amz-Date").and_then(text))
-            .or_else(|| self.params.get("X-Amz-Date").and_then(text))
-    }
 }
 
 fn ec2_not_found(access: &str) -> Error {
@@ -1377,6 +1389,49 @@ fn timestamp(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ec2_request_is_good_within_its_signed_times_only() {
+        use crate::auth::s3::SignedTimes;
+        // 2026-12-03T08:00:00Z
+        let now = 1_796_284_800;
+        let v4 = |at: &'static str, expires: Option<&'static str>| SignedTimes {
+            signed_at: Some(at),
+            expires,
+            v4: true,
+        };
+        let v2 = |at: Option<&'static str>, expires: Option<&'static str>| SignedTimes {
+            signed_at: at,
+            expires,
+            v4: false,
+        };
+        for good in [
+            v4("20261203T080000Z", None),
+            v4("20261203T074600Z", None),
+            v4("20261203T081400Z", None),
+            v4("20261203T075900Z", Some("300")),
+            v2(Some("2026-12-03T07:50:00Z"), None),
+            v2(Some("2026-12-03T07:50:00.123456"), None),
+            v2(None, Some("2026-12-03T09:00:00Z")),
+        ] {
+            assert_eq!(fresh(&good, now), Ok(()), "{good:?}");
+        }
+        for bad in [
+            v4("20261203T074400Z", None),
+            v4("20261203T081600Z", None),
+            v4("20261203T075000Z", Some("1")),
+            v4("20261203T080000Z", Some("soon")),
+            v4("2026-12-03T08:00:00Z", None),
+            v2(Some("2026-12-03T07:40:00Z"), None),
+            v2(Some("2027-12-03T08:00:00Z"), None),
+            v2(None, Some("2026-12-03T07:00:00Z")),
+            v2(Some("2026-12-03T08:00:00Z"), Some("2026-12-03T07:00:00Z")),
+            v2(None, None),
+            v2(Some("yesterday"), None),
+        ] {
+            assert!(fresh(&bad, now).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn times_are_written_as_keystone_writes_them() {

@@ -140,6 +140,43 @@ pub fn ec2_signature(secret: &str, r: &Ec2Request) -> Result<String, Refusal> {
     }
 }
 
+/// The times an EC2 request's signature covers, as written: when it was signed
+/// (`Timestamp` for Version 2, `X-Amz-Date` for Version 4, read as the signature reads
+/// it) and when it stops being good (`Expires`, Version 2; `X-Amz-Expires`, in seconds,
+/// Version 4 in the query).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SignedTimes<'a> {
+    pub signed_at: Option<&'a str>,
+    pub expires: Option<&'a str>,
+    /// Whether `signed_at` is Version 4's `X-Amz-Date` (`20261203T080000Z`) and
+    /// `expires` a number of seconds after it.
+    pub v4: bool,
+}
+
+/// What of an EC2 request's time its signature covers (nothing is taken from what it
+/// does not sign).
+pub fn ec2_signed_times(r: &Ec2Request) -> SignedTimes<'_> {
+    let param = |name: &str| r.params.get(name).map(String::as_str);
+    if r.params.contains_key("SignatureVersion") {
+        SignedTimes {
+            signed_at: param("Timestamp"),
+            expires: param("Expires"),
+            v4: false,
+        }
+    } else {
+        let header_signed = r.headers.contains_key("Authorization");
+        SignedTimes {
+            signed_at: r
+                .headers
+                .get("X-Amz-Date")
+                .map(String::as_str)
+                .or_else(|| param("X-Amz-Date")),
+            expires: (!header_signed).then(|| param("X-Amz-Expires")).flatten(),
+            v4: true,
+        }
+    }
+}
+
 fn is_v4(r: &Ec2Request) -> bool {
     match r.headers.get("Authorization") {
         Some(a) => a.starts_with("AWS4-HMAC-SHA256"),
@@ -342,6 +379,59 @@ mod tests {
             headers: map(&c["headers"]),
             body_hash: c["body_hash"].as_str().unwrap().into(),
         }
+    }
+
+    #[test]
+    fn an_ec2_request_s_times_are_those_its_signature_covers() {
+        let mut v4 = Ec2Request::default();
+        v4.headers.insert(
+            "Authorization".into(),
+            "AWS4-HMAC-SHA256 Credential=a/20261203/r/ec2/aws4_request".into(),
+        );
+        v4.headers
+            .insert("X-Amz-Date".into(), "20261203T080000Z".into());
+        // what a POST's parameters say is not signed: not read
+        v4.params
+            .insert("Timestamp".into(), "2030-01-01T00:00:00Z".into());
+        v4.params.insert("X-Amz-Expires".into(), "999999".into());
+        assert_eq!(
+            ec2_signed_times(&v4),
+            SignedTimes {
+                signed_at: Some("20261203T080000Z"),
+                expires: None,
+                v4: true
+            }
+        );
+        let mut query = Ec2Request::default();
+        query
+            .params
+            .insert("X-Amz-Algorithm".into(), "AWS4-HMAC-SHA256".into());
+        query
+            .params
+            .insert("X-Amz-Date".into(), "20261203T080000Z".into());
+        query.params.insert("X-Amz-Expires".into(), "60".into());
+        assert_eq!(
+            ec2_signed_times(&query),
+            SignedTimes {
+                signed_at: Some("20261203T080000Z"),
+                expires: Some("60"),
+                v4: true
+            }
+        );
+        let mut v2 = Ec2Request::default();
+        v2.params.insert("SignatureVersion".into(), "2".into());
+        v2.params
+            .insert("Expires".into(), "2026-12-03T09:00:00Z".into());
+        v2.headers
+            .insert("X-Amz-Date".into(), "20261203T080000Z".into());
+        assert_eq!(
+            ec2_signed_times(&v2),
+            SignedTimes {
+                signed_at: None,
+                expires: Some("2026-12-03T09:00:00Z"),
+                v4: false
+            }
+        );
     }
 
     /// tests/vectors/ec2-signer.json: EC2 requests signed by Keystone's own signer

@@ -157,6 +157,10 @@ pub struct KeystoneConfig {
     /// How long after expiry a service may still validate a token with `allow_expired`.
     #[serde(deserialize_with = "de_duration")]
     pub allow_expired_window: Duration,
+    /// Whether services (`auth.token_validation.groups`) may read a user's EC2 credential,
+    /// secret included, by its access key, as `s3token` does with `secret_cache_duration`
+    /// set: each of them can then sign S3 requests as any user.
+    pub ec2_secrets_for_services: bool,
 }
 
 impl KeystoneConfig {
@@ -193,6 +197,7 @@ impl Default for KeystoneConfig {
             reseller_admin_roles: vec!["ResellerAdmin".into()],
             group_roles: Default::default(),
             allow_expired_window: Duration::from_secs(0),
+            ec2_secrets_for_services: false,
         }
     }
 }

@@ -268,6 +268,9 @@ pub fn now_micros() -> u64 {
         .unwrap_or_default()
 }
 
+/// Application credentials, and EC2 credentials, a user may have at once (each kind).
+pub const MAX_CREDENTIALS: usize = 100;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("account {0:?} already exists")]
@@ -314,6 +317,10 @@ pub enum StoreError {
         if *of_account { " for this account" } else { "" }
     )]
     TooManyLinks { of_account: bool },
+    #[error(
+        "the user has {MAX_CREDENTIALS} {0} credentials, as many as a user may; delete one first"
+    )]
+    TooManyCredentials(&'static str),
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,
@@ -329,6 +336,7 @@ impl StoreError {
             | StoreError::StorageIdTaken(_)
             | StoreError::AccountHasUsers { .. }
             | StoreError::RingChanged
+            | StoreError::TooManyCredentials(_)
             | StoreError::NotEmpty
             | StoreError::Ring(_) => StatusCode::CONFLICT,
             StoreError::NoAccount(_) | StoreError::NoUser(_) => StatusCode::NOT_FOUND,

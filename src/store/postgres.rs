@@ -498,6 +498,7 @@ impl Store {
 
     pub async fn put_app_credential(&self, c: &AppCredentialRecord) -> Result<(), StoreError> {
         write_tx!(self, |tx| {
+            credentials_below_cap(tx, "app_credentials", c.user_id, "application").await?;
             if !insert_app_credential(tx, c).await? {
                 return Err(StoreError::AppCredentialExists(c.name.clone()));
             }
@@ -506,7 +507,10 @@ impl Store {
     }
 
     pub async fn put_ec2_credential(&self, c: &Ec2CredentialRecord) -> Result<(), StoreError> {
-        write_tx!(self, |tx| { insert_ec2_credential(tx, c).await })
+        write_tx!(self, |tx| {
+            credentials_below_cap(tx, "ec2_credentials", c.user_id, "EC2").await?;
+            insert_ec2_credential(tx, c).await
+        })
     }
 
     pub async fn delete_ec2_credential(
@@ -1011,6 +1015,29 @@ async fn insert_app_credential<C: GenericClient>(
         .await
         .map_err(pg)?;
     Ok(inserted > 0)
+}
+
+/// `TooManyCredentials` when a user has as many credentials of a kind (`table`) as
+/// they may: checked in the (serializable) transaction that adds one, so that gateways
+/// adding at once cannot pass the cap together.
+async fn credentials_below_cap<C: GenericClient>(
+    client: &C,
+    table: &str,
+    user_id: i64,
+    kind: &'static str,
+) -> Result<(), StoreError> {
+    let held: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE user_id = $1"),
+            &[&user_id],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    if usize::try_from(held).unwrap_or(usize::MAX) >= super::MAX_CREDENTIALS {
+        return Err(StoreError::TooManyCredentials(kind));
+    }
+    Ok(())
 }
 
 async fn insert_ec2_credential<C: GenericClient>(

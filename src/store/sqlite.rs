@@ -210,11 +210,15 @@ impl Store {
     }
 
     pub fn put_ec2_credential(&self, c: &Ec2CredentialRecord) -> Result<(), StoreError> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        credentials_below_cap(&tx, "ec2_credentials", c.user_id, "EC2")?;
+        tx.execute(
             "INSERT INTO ec2_credentials (access, user_id, secret, sealed, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![c.access, c.user_id, c.secret, c.sealed, c.created_at],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -248,6 +252,7 @@ impl Store {
         if taken {
             return Err(StoreError::AppCredentialExists(c.name.clone()));
         }
+        credentials_below_cap(&tx, "app_credentials", c.user_id, "application")?;
         tx.execute(
             "INSERT INTO app_credentials (id, user_id, name, description, secret_hash, roles, \
              expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -677,6 +682,25 @@ fn find_user(
             user_row,
         )
         .optional()?)
+}
+
+/// `TooManyCredentials` when a user has as many credentials of a kind (`table`) as
+/// they may: checked in the transaction that adds one.
+fn credentials_below_cap(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    user_id: i64,
+    kind: &'static str,
+) -> Result<(), StoreError> {
+    let held: i64 = tx.query_row(
+        &format!("SELECT count(*) FROM {table} WHERE user_id = ?1"),
+        [user_id],
+        |r| r.get(0),
+    )?;
+    if usize::try_from(held).unwrap_or(usize::MAX) >= super::MAX_CREDENTIALS {
+        return Err(StoreError::TooManyCredentials(kind));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
