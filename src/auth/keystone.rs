@@ -976,14 +976,15 @@ struct NewEc2Credential {
     tenant_id: Option<String>,
 }
 
-/// The body of `POST /v3/s3tokens`, as Swift's `s3token` sends it (Keystone also reads it
-/// under `credential` and `ec2Credentials`).
+/// The body of `POST /v3/s3tokens` (as Swift's `s3token` sends it) and of
+/// `/v3/ec2tokens`: the credentials under `credentials` (Keystone also reads them under
+/// `credential` and `ec2Credentials`).
 #[derive(Deserialize)]
-struct S3TokenBody {
-    credentials: Option<S3Credentials>,
-    credential: Option<S3Credentials>,
+struct SignedBody<T> {
+    credentials: Option<T>,
+    credential: Option<T>,
     #[serde(rename = "ec2Credentials")]
-    ec2_credentials: Option<S3Credentials>,
+    ec2_credentials: Option<T>,
 }
 
 #[derive(Deserialize)]
@@ -996,9 +997,10 @@ struct S3Credentials {
 
 impl Service<'_> {
     /// EC2 credentials of the caller (`user_id` must be theirs): listed, made, shown,
-    /// deleted, each with its secret, as Keystone shows them. A service (a user of
-    /// `[auth.token_validation] groups`) may show any user's one credential by its access
-    /// key: Swift's `s3token` reads the secret to check later signatures itself. A token
+    /// deleted, each with its secret, as Keystone shows them. With
+    /// `ec2_secrets_for_services`, a service (a user of `[auth.token_validation] groups`)
+    /// may show any user's one credential by its access key: Swift's `s3token` reads the
+    /// secret to check later signatures itself. A token
     /// made from an application credential reaches none.
     pub async fn ec2_credentials(
         &self,
@@ -1113,15 +1115,20 @@ impl Service<'_> {
         }))
     }
 
-    /// `POST /v3/s3tokens`: for a service, the user whose EC2 credential signed an S3
-    /// request, as a token's body (no token is handed out): Swift's `s3token` reads the
-    /// user, the project and the roles from it.
-    pub async fn s3_token(&self, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
+    /// The credentials of a body of `s3tokens` or `ec2tokens` (`rule`), which services
+    /// alone may call, to check `kind` (S3 or EC2) signatures.
+    fn signed_body<T: serde::de::DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        body: &[u8],
+        rule: &'static str,
+        kind: &str,
+    ) -> Result<Option<T>> {
         if !self.is_validator(caller) {
             return Err(Error::forbidden(
-                "s3tokens",
+                rule,
                 format!(
-                    "{} may not check S3 signatures; services (token_validation groups) do",
+                    "{} may not check {kind} signatures; services (token_validation groups) do",
                     caller.principal.label()
                 ),
             ));
@@ -1129,12 +1136,20 @@ impl Service<'_> {
         if body.is_empty() {
             return Err(Error::bad_request("request must include a request body"));
         }
-        let asked: S3TokenBody = serde_json::from_slice(body)
-            .map_err(|e| Error::bad_request(format!("the S3 credentials are not valid: {e}")))?;
-        let creds = asked
+        let asked: SignedBody<T> = serde_json::from_slice(body).map_err(|e| {
+            Error::bad_request(format!("the {kind} credentials are not valid: {e}"))
+        })?;
+        Ok(asked
             .credentials
             .or(asked.credential)
-            .or(asked.ec2_credentials);
+            .or(asked.ec2_credentials))
+    }
+
+    /// `POST /v3/s3tokens`: for a service, the user whose EC2 credential signed an S3
+    /// request, as a token's body (no token is handed out): Swift's `s3token` reads the
+    /// user, the project and the roles from it.
+    pub async fn s3_token(&self, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
+        let creds: Option<S3Credentials> = self.signed_body(caller, body, "s3tokens", "S3")?;
         let Some(S3Credentials {
             access: Some(access),
             token,
@@ -1165,24 +1180,7 @@ impl Service<'_> {
     /// credential signed an EC2 request, checked as Keystone checks it. The token reaches
     /// the user's storage and none of their credentials.
     pub async fn ec2_token_for(&self, caller: &Caller, body: &[u8]) -> Result<Response<Body>> {
-        if !self.is_validator(caller) {
-            return Err(Error::forbidden(
-                "ec2tokens",
-                format!(
-                    "{} may not check EC2 signatures; services (token_validation groups) do",
-                    caller.principal.label()
-                ),
-            ));
-        }
-        if body.is_empty() {
-            return Err(Error::bad_request("request must include a request body"));
-        }
-        let asked: Ec2TokenBody = serde_json::from_slice(body)
-            .map_err(|e| Error::bad_request(format!("the EC2 credentials are not valid: {e}")))?;
-        let creds = asked
-            .credentials
-            .or(asked.credential)
-            .or(asked.ec2_credentials);
+        let creds: Option<Ec2Credentials> = self.signed_body(caller, body, "ec2tokens", "EC2")?;
         let Some((creds, access, signature)) = creds.and_then(|c| {
             let access = c.access.clone()?;
             let signature = c.signature.clone()?;
@@ -1283,16 +1281,6 @@ fn parse_amz_date(text: &str) -> Option<u64> {
         &text[11..13],
         &text[13..15]
     ))
-}
-
-/// The body of `POST /v3/ec2tokens` (Keystone also reads it under `credential` and
-/// `ec2Credentials`).
-#[derive(Deserialize)]
-struct Ec2TokenBody {
-    credentials: Option<Ec2Credentials>,
-    credential: Option<Ec2Credentials>,
-    #[serde(rename = "ec2Credentials")]
-    ec2_credentials: Option<Ec2Credentials>,
 }
 
 #[derive(Deserialize)]
