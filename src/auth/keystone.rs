@@ -286,6 +286,8 @@ impl Service<'_> {
                     bound_to: claims.bound_to,
                     methods: if claims.ec2 {
                         &["token", "ec2credential"]
+                    } else if claims.app_credential.is_some() {
+                        &["token", "application_credential"]
                     } else {
                         &["token", "password"]
                     },
