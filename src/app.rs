@@ -109,6 +109,15 @@ async fn read_form<B: RequestBody>(body: B) -> Result<bytes::Bytes> {
     .await
 }
 
+/// The body of a `POST` to the identity API; none for other methods, unread.
+async fn post_body<B: RequestBody>(method: &http::Method, body: B) -> Result<bytes::Bytes> {
+    if *method == http::Method::POST {
+        read_keystone_body(body).await
+    } else {
+        Ok(bytes::Bytes::new())
+    }
+}
+
 /// A body of the identity API (a login, an application credential), refused past
 /// `keystone::MAX_BODY`.
 async fn read_keystone_body<B: RequestBody>(body: B) -> Result<bytes::Bytes> {
@@ -487,11 +496,7 @@ impl App {
             (KeystoneOp::Projects, Authenticated::Keystone(c)) => Ok(service.projects(&c)),
             (KeystoneOp::Domains, Authenticated::Keystone(_)) => Ok(service.domains()),
             (KeystoneOp::AppCredentials { user, id }, Authenticated::Keystone(c)) => {
-                let body = if parts.method == http::Method::POST {
-                    read_keystone_body(body).await?
-                } else {
-                    bytes::Bytes::new()
-                };
+                let body = post_body(&parts.method, body).await?;
                 let call = match (&parts.method, id.as_deref()) {
                     (&http::Method::POST, _) => keystone::AppCredentialCall::Create { body: &body },
                     (&http::Method::DELETE, Some(id)) => keystone::AppCredentialCall::Delete { id },
@@ -503,11 +508,7 @@ impl App {
                 Box::pin(service.app_credentials(&c, &user, call)).await
             }
             (KeystoneOp::Ec2Credentials { user, access }, Authenticated::Keystone(c)) => {
-                let body = if parts.method == http::Method::POST {
-                    read_keystone_body(body).await?
-                } else {
-                    bytes::Bytes::new()
-                };
+                let body = post_body(&parts.method, body).await?;
                 let call = match (&parts.method, access.as_deref()) {
                     (&http::Method::POST, _) => keystone::Ec2CredentialCall::Create { body: &body },
                     (&http::Method::DELETE, Some(access)) => {

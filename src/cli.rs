@@ -917,15 +917,8 @@ async fn app_credential(
     store: std::sync::Arc<Store>,
     cmd: AppCredentialCommand,
 ) -> Result<(), CliError> {
-    let identity =
-        std::sync::Arc::new(identity::Identity::open(store, config).map_err(CliError::Usage)?);
-    identity.reload().await?;
-    let owner = |user: &str| -> Result<identity::Principal, CliError> {
-        let (account, name) = split_user(user)?;
-        identity
-            .principal_of(account, name)
-            .ok_or_else(|| CliError::Usage(format!("no user {user}")))
-    };
+    let identity = std::sync::Arc::new(loaded_identity(config, store).await?);
+    let owner = |user: &str| principal_of(&identity, user);
     match cmd {
         AppCredentialCommand::Create {
             user,
@@ -994,20 +987,35 @@ async fn app_credential(
     Ok(())
 }
 
+/// The identity service on the store, loaded, for the credential commands.
+async fn loaded_identity(
+    config: &Config,
+    store: std::sync::Arc<Store>,
+) -> Result<identity::Identity, CliError> {
+    let identity = identity::Identity::open(store, config).map_err(CliError::Usage)?;
+    identity.reload().await?;
+    Ok(identity)
+}
+
+/// The user `ACCOUNT:USER` names.
+fn principal_of(
+    identity: &identity::Identity,
+    user: &str,
+) -> Result<identity::Principal, CliError> {
+    let (account, name) = split_user(user)?;
+    identity
+        .principal_of(account, name)
+        .ok_or_else(|| CliError::Usage(format!("no user {user}")))
+}
+
 /// `user ec2-credential`: through the identity service, as the API makes them.
 async fn ec2_credential(
     config: &Config,
     store: std::sync::Arc<Store>,
     cmd: Ec2CredentialCommand,
 ) -> Result<(), CliError> {
-    let identity = identity::Identity::open(store, config).map_err(CliError::Usage)?;
-    identity.reload().await?;
-    let owner = |user: &str| -> Result<identity::Principal, CliError> {
-        let (account, name) = split_user(user)?;
-        identity
-            .principal_of(account, name)
-            .ok_or_else(|| CliError::Usage(format!("no user {user}")))
-    };
+    let identity = loaded_identity(config, store).await?;
+    let owner = |user: &str| principal_of(&identity, user);
     match cmd {
         Ec2CredentialCommand::Create { user } => {
             let p = owner(&user)?;
