@@ -731,6 +731,122 @@ async fn an_ec2_token_reaches_its_user_s_storage_and_no_credential() {
         1
     );
 
+    // nor another account's objects, however a request names them
+    gw.user("bob", "bob", "bobpass", &[".admin"]).await;
+    let bob = gw.login("bob:bob", "bobpass").await;
+    let put = |path: &'static str,
+               token: String,
+               headers: Vec<(&'static str, &'static str)>,
+               body: &'static str| {
+        let addr = gw.addr;
+        async move {
+            let mut h = vec![("X-Auth-Token", token.as_str())];
+            h.extend(headers);
+            request_with_body(addr, "PUT", path, &h, body.as_bytes()).await
+        }
+    };
+    assert_eq!(
+        put("/v1/AUTH_bob/private", bob.clone(), vec![], "")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        put("/v1/AUTH_bob/private/secret", bob.clone(), vec![], "bob's")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        put("/v1/AUTH_alice/box/mine", token.clone(), vec![], "alice's")
+            .await
+            .status,
+        201
+    );
+    for t in [&token, &rescoped] {
+        let r = gw
+            .req("GET", "/v1/AUTH_bob/private/secret", &[("X-Auth-Token", t)])
+            .await;
+        assert_eq!(r.status, 403, "GET: {}", r.text());
+        let r = put(
+            "/v1/AUTH_alice/box/copied",
+            t.to_string(),
+            vec![
+                ("X-Copy-From", "private/secret"),
+                ("X-Copy-From-Account", "AUTH_bob"),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 403, "copy from: {}", r.text());
+        let r = gw
+            .req(
+                "COPY",
+                "/v1/AUTH_alice/box/mine",
+                &[
+                    ("X-Auth-Token", t),
+                    ("Destination", "private/planted"),
+                    ("Destination-Account", "AUTH_bob"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 403, "copy to: {}", r.text());
+        let r = put(
+            "/v1/AUTH_alice/box/link",
+            t.to_string(),
+            vec![
+                ("X-Symlink-Target", "private/secret"),
+                ("X-Symlink-Target-Account", "AUTH_bob"),
+            ],
+            "",
+        )
+        .await;
+        // a link may name anything; reading it is judged as its target
+        assert_eq!(r.status, 201, "link: {}", r.text());
+        let r = gw
+            .req("GET", "/v1/AUTH_alice/box/link", &[("X-Auth-Token", t)])
+            .await;
+        assert!((400..500).contains(&r.status), "link: {}", r.status);
+        assert!(!r.text().contains("bob's"));
+        let r = request_with_body(
+            gw.addr,
+            "DELETE",
+            "/v1/AUTH_bob?bulk-delete",
+            &[("X-Auth-Token", t), ("Content-Type", "text/plain")],
+            b"private/secret\n",
+        )
+        .await;
+        assert!(
+            !r.text().contains("Number Deleted: 1"),
+            "bulk: {}",
+            r.text()
+        );
+        let r = gw
+            .req(
+                "DELETE",
+                "/v1/AUTH_bob/private/secret",
+                &[("X-Auth-Token", t)],
+            )
+            .await;
+        assert_eq!(r.status, 403, "DELETE: {}", r.text());
+    }
+    let r = gw
+        .req(
+            "GET",
+            "/v1/AUTH_bob/private/secret",
+            &[("X-Auth-Token", &bob)],
+        )
+        .await;
+    assert_eq!(r.text(), "bob's");
+    let r = gw
+        .req(
+            "GET",
+            "/v1/AUTH_bob/private/planted",
+            &[("X-Auth-Token", &bob)],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
     // signature versions 0 and 1, which AWS retired, are refused; version 2 is served
     for version in ["0", "1"] {
         let r = post(
