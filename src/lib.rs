@@ -14,6 +14,8 @@ pub mod cli;
 pub mod config;
 mod endpoint;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod http_util;
 mod policy;
 mod proxy;

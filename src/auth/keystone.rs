@@ -1268,6 +1268,46 @@ fn fresh(times: &super::s3::SignedTimes<'_>, now: u64) -> std::result::Result<()
     Ok(())
 }
 
+/// Reads `body` as the identity API reads each request body (a v3 and a v2.0 login, a
+/// new application or EC2 credential, the S3 and EC2 requests a service sends) and what
+/// follows from it without the store: times, EC2 requests, their signatures and signing
+/// times. What the fuzz targets run on any bytes (`crate::fuzz`).
+pub(crate) fn read_bodies(body: &[u8]) {
+    if let Ok(login) = serde_json::from_slice::<LoginBody>(body) {
+        let _ = login.auth.identity.methods.iter().any(|m| m == "password");
+    }
+    v2::read_body(body);
+    if let Ok(asked) = serde_json::from_slice::<NewAppCredentialBody>(body)
+        && let Some(t) = asked.application_credential.expires_at.as_deref()
+    {
+        let _ = parse_time(t);
+    }
+    let _ = serde_json::from_slice::<NewEc2Credential>(body);
+    if let Ok(asked) = serde_json::from_slice::<SignedBody<S3Credentials>>(body)
+        && let Some(S3Credentials {
+            token: Some(token),
+            signature: Some(signature),
+            ..
+        }) = asked
+            .credentials
+            .or(asked.credential)
+            .or(asked.ec2_credentials)
+        && let Ok(string_to_sign) = base64::engine::general_purpose::URL_SAFE.decode(token)
+    {
+        let _ = super::s3::verify("secret", &string_to_sign, &signature);
+    }
+    if let Ok(asked) = serde_json::from_slice::<SignedBody<Ec2Credentials>>(body)
+        && let Some(c) = asked
+            .credentials
+            .or(asked.credential)
+            .or(asked.ec2_credentials)
+    {
+        let request = c.request();
+        let _ = super::s3::verify_ec2("secret", &request, c.signature.as_deref().unwrap_or(""));
+        let _ = fresh(&super::s3::ec2_signed_times(&request), unix_now());
+    }
+}
+
 /// `20261203T080000Z`, as `X-Amz-Date` writes a time, in Unix seconds.
 fn parse_amz_date(text: &str) -> Option<u64> {
     let b = text.as_bytes();

@@ -32,7 +32,8 @@ const MAX_LINE: usize = 4096;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What hyper reads in place of a refused head.
-const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+pub(crate) const STAND_IN: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 fn refusal(status: StatusCode, message: impl Into<String>) -> Refusal {
     Refusal {
@@ -707,12 +708,45 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Checked<I> {
     }
 }
 
+/// A peer that sends its bytes in the pieces given.
+struct Pieces(std::collections::VecDeque<Vec<u8>>);
+
+impl AsyncRead for Pieces {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(mut p) = self.0.pop_front() {
+            let n = p.len().min(buf.remaining());
+            buf.put_slice(&p[..n]);
+            if n < p.len() {
+                self.0.push_front(p.split_off(n));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What hyper reads from `stream` sent in pieces of `size` bytes (at least 1), and the
+/// refusal, if a head was refused.
+pub(crate) async fn read_checked(stream: &[u8], size: usize) -> (Vec<u8>, Option<Refusal>) {
+    let pieces = stream.chunks(size.max(1)).map(<[u8]>::to_vec).collect();
+    let refusals = std::sync::Arc::new(Refusals::default());
+    let mut checked = Checked::new(Pieces(pieces), refusals.clone(), Duration::from_secs(5));
+    let mut out = Vec::new();
+    // the pieces never fail, and a head's time is not up before they are all read
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut checked, &mut out).await;
+    let mut refusal = None;
+    for _ in 0..8 {
+        refusal = refusal.or(refusals.next());
+    }
+    (out, refusal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
-    use std::sync::Arc;
-    use tokio::io::AsyncReadExt;
 
     fn status(head: &[u8]) -> u16 {
         match check_head(head) {
@@ -789,40 +823,6 @@ mod tests {
         assert_eq!(status(&many), 431);
     }
 
-    /// A peer that sends its bytes in the pieces given.
-    struct Pieces(VecDeque<Vec<u8>>);
-
-    impl AsyncRead for Pieces {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            if let Some(mut p) = self.0.pop_front() {
-                let n = p.len().min(buf.remaining());
-                buf.put_slice(&p[..n]);
-                if n < p.len() {
-                    self.0.push_front(p.split_off(n));
-                }
-            }
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    /// What hyper reads from `stream` sent in pieces of `size` bytes, and the refusal.
-    async fn through(stream: &[u8], size: usize) -> (Vec<u8>, Option<Refusal>) {
-        let pieces = stream.chunks(size).map(<[u8]>::to_vec).collect();
-        let refusals = Arc::new(Refusals::default());
-        let mut checked = Checked::new(Pieces(pieces), refusals.clone(), Duration::from_secs(5));
-        let mut out = Vec::new();
-        checked.read_to_end(&mut out).await.unwrap();
-        let mut refusal = None;
-        for _ in 0..8 {
-            refusal = refusal.or(refusals.next());
-        }
-        (out, refusal)
-    }
-
     #[tokio::test]
     async fn good_streams_pass_whole_in_any_pieces() {
         let mut stream = Vec::new();
@@ -832,13 +832,13 @@ mod tests {
         stream.extend_from_slice(b"4;ext=1\r\nGET \r\n0\r\nX-Trailer: 1\r\n\r\n");
         stream.extend_from_slice(b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n");
         for size in [1, 2, 3, 7, 64, 4096] {
-            let (out, refusal) = through(&stream, size).await;
+            let (out, refusal) = read_checked(&stream, size).await;
             assert_eq!(out, stream, "pieces of {size}");
             assert_eq!(refusal, None);
         }
         let h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00garbage".to_vec();
         for size in [1, 5, 100] {
-            assert_eq!(through(&h2, size).await, (h2.clone(), None));
+            assert_eq!(read_checked(&h2, size).await, (h2.clone(), None));
         }
     }
 
@@ -848,7 +848,7 @@ mod tests {
         let mut stream = good.clone();
         stream.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\nmore bytes");
         for size in [1, 10, 4096] {
-            let (out, refusal) = through(&stream, size).await;
+            let (out, refusal) = read_checked(&stream, size).await;
             let mut want = good.clone();
             want.extend_from_slice(STAND_IN);
             assert_eq!(
@@ -867,16 +867,16 @@ mod tests {
         // a head that never ends is refused at the limit
         let mut endless = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
         endless.resize(MAX_HEAD_BYTES + 100, b'x');
-        let (out, refusal) = through(&endless, 1000).await;
+        let (out, refusal) = read_checked(&endless, 1000).await;
         assert_eq!(out, STAND_IN);
         assert_eq!(refusal.unwrap().status.as_u16(), 431);
         // a body hyper will refuse is passed on for it to refuse
         let broken =
             b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec();
-        assert_eq!(through(&broken, 3).await, (broken.clone(), None));
+        assert_eq!(read_checked(&broken, 3).await, (broken.clone(), None));
         // a client gone in the middle of a head: nothing of it reaches hyper
         assert_eq!(
-            through(b"GET / HTTP/1.1\r\nHo", 4).await,
+            read_checked(b"GET / HTTP/1.1\r\nHo", 4).await,
             (Vec::new(), None)
         );
     }

@@ -29,6 +29,7 @@ use crate::tls;
 
 mod batch;
 mod head;
+pub(crate) use head::{STAND_IN, read_checked};
 mod timing;
 
 /// How long in-flight requests may take to finish once shutdown starts.

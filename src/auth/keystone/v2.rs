@@ -20,6 +20,16 @@ use crate::error::{Error, Result};
 const VERSION: &str = "v2.0";
 const VERSION_UPDATED: &str = "2014-04-17T00:00:00Z";
 
+/// Reads `body` as a v2.0 login reads it (see [`super::read_bodies`]).
+pub(super) fn read_body(body: &[u8]) {
+    if let Ok(login) = serde_json::from_slice::<LoginBody>(body) {
+        let _ = (
+            login.auth.password_credentials,
+            login.auth.api_key_credentials,
+        );
+    }
+}
+
 #[derive(Deserialize)]
 struct LoginBody {
     auth: AuthBody,

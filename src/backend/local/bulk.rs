@@ -193,6 +193,22 @@ fn status_line(e: &Error) -> String {
     format!("{} {}", s.as_u16(), s.canonical_reason().unwrap_or(""))
 }
 
+/// The paths a bulk-delete body lists, one a line (blank lines skipped); 413 past the
+/// most one request may delete.
+pub(crate) fn listed_paths(text: &str) -> Result<Vec<&str>> {
+    let paths: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if paths.len() > MAX_DELETES_PER_REQUEST {
+        return Err(Error::PayloadTooLarge(format!(
+            "Maximum Bulk Deletes: {MAX_DELETES_PER_REQUEST} per request"
+        )));
+    }
+    Ok(paths)
+}
+
 /// `?bulk-delete`: the body lists `/container/object` or `/container` paths, URL-encoded.
 pub(super) async fn bulk_delete<B: RequestBody>(
     store: &LocalStore,
@@ -210,16 +226,7 @@ pub(super) async fn bulk_delete<B: RequestBody>(
     )
     .await?;
     let text = String::from_utf8_lossy(&raw);
-    let paths: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if paths.len() > MAX_DELETES_PER_REQUEST {
-        return Err(Error::PayloadTooLarge(format!(
-            "Maximum Bulk Deletes: {MAX_DELETES_PER_REQUEST} per request"
-        )));
-    }
+    let paths = listed_paths(&text)?;
     let mut o = Outcome::default();
     for p in paths {
         match Reference::parse(p, "a path to delete") {

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::db::Meta;
 use crate::error::{Error, Result};
+use crate::http_util::header_str;
 use crate::swift::limits::{
     MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
 };
@@ -201,7 +202,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Evaluates `If-Match`, `If-None-Match`, `If-Modified-Since` and `If-Unmodified-Since`
 /// for a GET or HEAD of an existing object: `Some(304 | 412)` when the request stops here.
-pub(super) fn conditional(headers: &HeaderMap, etag: &str, timestamp: f64) -> Option<StatusCode> {
+pub(crate) fn conditional(headers: &HeaderMap, etag: &str, timestamp: f64) -> Option<StatusCode> {
     let modified = whole(timestamp.ceil());
     if let Some(m) = header(headers, "if-match")
         && !etag_matches(m, etag)
@@ -231,7 +232,7 @@ pub(super) fn conditional(headers: &HeaderMap, etag: &str, timestamp: f64) -> Op
 
 /// A byte range, both ends inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ByteRange {
+pub(crate) struct ByteRange {
     pub start: u64,
     pub end: u64,
 }
@@ -243,7 +244,7 @@ impl ByteRange {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Ranges {
+pub(crate) enum Ranges {
     /// No `Range` header, or one Swift ignores (malformed): the whole body.
     Whole,
     Some(Vec<ByteRange>),
@@ -252,7 +253,7 @@ pub(super) enum Ranges {
 
 /// Parses `Range: bytes=…` against a body of `size` bytes, as Swift does: a
 /// malformed header is ignored; satisfiable ranges are kept in order; none → 416.
-pub(super) fn ranges(headers: &HeaderMap, size: u64) -> Ranges {
+pub(crate) fn ranges(headers: &HeaderMap, size: u64) -> Ranges {
     let Some(spec) = header(headers, "range") else {
         return Ranges::Whole;
     };
@@ -306,6 +307,33 @@ pub(super) fn ranges(headers: &HeaderMap, size: u64) -> Ranges {
     } else {
         Ranges::Some(out)
     }
+}
+
+/// `X-Delete-At` / `X-Delete-After` of a PUT or POST, as a Unix time.
+pub(crate) fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
+    let now = now();
+    if let Some(v) = header_str(headers, "x-delete-at")? {
+        let at: f64 = v
+            .trim()
+            .parse()
+            .map_err(|_| Error::bad_request("Non-integer X-Delete-At"))?;
+        if at <= now {
+            return Err(Error::bad_request("X-Delete-At in past"));
+        }
+        // Swift's largest timestamp
+        return Ok(Some(whole(at.min(9_999_999_999.0))));
+    }
+    if let Some(v) = header_str(headers, "x-delete-after")? {
+        let after: i64 = v
+            .trim()
+            .parse()
+            .map_err(|_| Error::bad_request("Non-integer X-Delete-After"))?;
+        if after <= 0 {
+            return Err(Error::bad_request("X-Delete-After in past"));
+        }
+        return Ok(Some(whole(now) + after.unsigned_abs()));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

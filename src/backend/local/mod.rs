@@ -3,14 +3,14 @@
 //! (`files`); requests are authorized here because container ACLs live with the
 //! containers.
 
-mod bulk;
+pub(crate) mod bulk;
 mod db;
 mod files;
-mod headers;
+pub(crate) mod headers;
 mod history;
 mod listing;
 mod object;
-mod slo;
+pub(crate) mod slo;
 mod symlink;
 mod tempurl;
 mod versioning;

@@ -59,7 +59,7 @@ pub(super) fn etag_of(row: &ObjectRow) -> &str {
 }
 
 /// One requested segment of a manifest PUT.
-struct Requested {
+pub(crate) struct Requested {
     source: Source,
     etag: Option<String>,
     size: Option<u64>,
@@ -72,7 +72,7 @@ enum Source {
     Data(Vec<u8>),
 }
 
-fn parse_range(s: &str) -> Option<(Option<u64>, Option<u64>)> {
+pub(crate) fn parse_range(s: &str) -> Option<(Option<u64>, Option<u64>)> {
     let (a, b) = s.trim().split_once('-')?;
     if s.contains(',') {
         return None;
@@ -94,7 +94,7 @@ fn parse_range(s: &str) -> Option<(Option<u64>, Option<u64>)> {
     }
 }
 
-fn parse_input(body: &[u8]) -> Result<Vec<Requested>> {
+pub(crate) fn parse_input(body: &[u8]) -> Result<Vec<Requested>> {
     let list = manifest::parse(body)?;
     let mut errors = Vec::new();
     let mut out = Vec::new();

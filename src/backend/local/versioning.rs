@@ -643,7 +643,7 @@ async fn restore<B: RequestBody>(
         .await?
         .ok_or_else(|| Error::NotFound("The specified version does not exist".into()))?;
     let meta = object::request_meta(&headers)?;
-    let delete_at = object::delete_at(&headers)?;
+    let delete_at = headers::delete_at(&headers)?;
     write_link(
         store,
         account,

@@ -5,10 +5,10 @@ use http::{HeaderMap, Response};
 
 use super::read::{Part, current, follow_links, part_number, segment_pieces, select_part, served};
 use super::write::{check_quota, created, save, write_error};
-use super::{authorize, delete_at, encode, mark_maker, not_found, request_meta};
+use super::{authorize, encode, mark_maker, not_found, request_meta};
 use crate::backend::local::db::{Meta, ObjectRow};
 use crate::backend::local::files::{Piece, stream};
-use crate::backend::local::headers::{self, ByteRange, Ranges, http_date, unquote};
+use crate::backend::local::headers::{self, ByteRange, Ranges, delete_at, http_date, unquote};
 use crate::backend::local::{Caller, LocalStore, set, slo, versioning};
 use crate::body::Body;
 use crate::error::{Error, Result};

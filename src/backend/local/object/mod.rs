@@ -7,7 +7,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
 use super::db::{ContainerRow, Meta, ObjectRow};
-use super::headers::{self, check_metadata, iso, value_text};
+use super::headers::{check_metadata, iso, value_text};
 use super::listing::Named;
 use super::{Caller, LocalStore, acl, history, slo, symlink, versioning};
 use crate::body::{Body, RequestBody};
@@ -184,33 +184,6 @@ fn guess_type(name: &str) -> &'static str {
         "iso" => "application/x-iso9660-image",
         _ => "application/octet-stream",
     }
-}
-
-/// `X-Delete-At` / `X-Delete-After` of a PUT or POST, as a Unix time.
-pub(super) fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
-    let now = headers::now();
-    if let Some(v) = header_str(headers, "x-delete-at")? {
-        let at: f64 = v
-            .trim()
-            .parse()
-            .map_err(|_| Error::bad_request("Non-integer X-Delete-At"))?;
-        if at <= now {
-            return Err(Error::bad_request("X-Delete-At in past"));
-        }
-        // Swift's largest timestamp
-        return Ok(Some(headers::whole(at.min(9_999_999_999.0))));
-    }
-    if let Some(v) = header_str(headers, "x-delete-after")? {
-        let after: i64 = v
-            .trim()
-            .parse()
-            .map_err(|_| Error::bad_request("Non-integer X-Delete-After"))?;
-        if after <= 0 {
-            return Err(Error::bad_request("X-Delete-After in past"));
-        }
-        return Ok(Some(headers::whole(now) + after.unsigned_abs()));
-    }
-    Ok(None)
 }
 
 /// The metadata a PUT or POST sets: `x-object-meta-*` and the stored headers.

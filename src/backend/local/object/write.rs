@@ -4,10 +4,10 @@
 use http::{HeaderMap, Request, Response, StatusCode, header};
 
 use super::read::current;
-use super::{authorize, content_type, delete_at, mark_maker, not_found, request_meta};
+use super::{authorize, content_type, mark_maker, not_found, request_meta};
 use crate::backend::local::db::{ContainerRow, ObjectRow};
 use crate::backend::local::files::{WriteError, Written};
-use crate::backend::local::headers::{self, http_date, unquote};
+use crate::backend::local::headers::{self, delete_at, http_date, unquote};
 use crate::backend::local::{Caller, LocalStore, history, set, slo, symlink, versioning};
 use crate::body::{Body, RequestBody, status_only};
 use crate::error::{Error, Result};
