@@ -915,6 +915,12 @@ pub(crate) async fn handle<B: RequestBody>(
         // no one else sees ACLs or keys, or sets them: the service token would let them
         crate::swift::privileged::strip_privileged(req.headers_mut());
     }
+    if target.object.is_some() && matches!(method, Method::PUT | Method::POST) || op.copies() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        crate::swift::expiry::normalize(req.headers_mut(), now)?;
+    }
     let copied = check_references(&judge, req.headers(), op).await?;
     let pinned = match copied {
         Some(end) => pin_copy(&mut req, op, &end)?,

@@ -735,7 +735,7 @@ async fn parser_refusals_say_what_was_wrong() {
         ),
         (
             b"GET /info HTTP/1.7\r\nHost: x\r\n\r\n".to_vec(),
-            505,
+            400,
             "HTTP/1.7",
         ),
         (b"HELLO\r\n\r\n".to_vec(), 400, "METHOD SP TARGET"),

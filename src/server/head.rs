@@ -277,13 +277,10 @@ fn diagnose(bytes: &[u8], e: httparse::Error) -> Refusal {
             && version[6] == b'.'
             && version[7].is_ascii_digit();
         return if versioned {
-            refusal(
-                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                format!(
-                    "{text} is not served here: HTTP/1.1, HTTP/1.0, and HTTP/2 by prior \
-                     knowledge or TLS ALPN"
-                ),
-            )
+            bad(format!(
+                "{text} is not served here: HTTP/1.1, HTTP/1.0, and HTTP/2 by prior \
+                 knowledge or TLS ALPN"
+            ))
         } else {
             bad(format!(
                 "the HTTP version {text:?} is not HTTP/1.1 or HTTP/1.0"
@@ -420,13 +417,12 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
                 .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
                 .map(|h| String::from_utf8_lossy(h.value).into_owned())
                 .collect();
-            return Err(refusal(
-                StatusCode::NOT_IMPLEMENTED,
-                format!(
-                    "Transfer-Encoding {:?}: only chunked is supported",
-                    named.join(", ")
-                ),
-            ));
+            // chunked not last leaves the length unknown: 400 (RFC 9112 6.3); a coding
+            // besides chunked is bad input here too, not a 5xx
+            return Err(bad(format!(
+                "Transfer-Encoding {:?}: only chunked is supported",
+                named.join(", ")
+            )));
         }
         return Ok(Body::Chunked);
     }
@@ -782,7 +778,7 @@ mod tests {
             (b"GET /a\xffb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "not UTF-8"),
             (b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 200, ""),
             (b"GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "control byte 0x01"),
-            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, "HTTP/1.2"),
+            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 400, "HTTP/1.2"),
             (b"GET / HTTX\r\nHost: a\r\n\r\n", 400, "version"),
             (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "not a token"),
             (b"HELLO\r\n\r\n", 400, "METHOD SP TARGET"),
@@ -801,8 +797,8 @@ mod tests {
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "both"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400, "more than once"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "more than once"),
-            (b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "only chunked"),
-            (b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501, "only chunked"),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400, "only chunked"),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, "only chunked"),
             (b"PUT / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.1"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", 200, ""),
         ];

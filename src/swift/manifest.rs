@@ -19,10 +19,21 @@ pub(crate) fn parse(body: &[u8]) -> Result<Vec<Value>> {
 }
 
 /// The `path` each segment names, as text, in order; segments of inline `data` name
-/// none. A `path` that is not text is refused.
+/// none. A segment that is not an object with one of `path` and `data`, or a `path`
+/// that is not text, is refused (as Swift refuses them; some it cannot even read).
 pub(crate) fn paths(segments: &[Value]) -> Result<Vec<&str>> {
     let mut out = Vec::new();
     for (i, s) in segments.iter().enumerate() {
+        let Some(fields) = s.as_object() else {
+            return Err(Error::bad_request(format!(
+                "Index {i}: not a JSON object\n"
+            )));
+        };
+        if fields.contains_key("path") == fields.contains_key("data") {
+            return Err(Error::bad_request(format!(
+                "Index {i}: expected exactly one of \"path\" or \"data\"\n"
+            )));
+        }
         match s.get("path") {
             None => {}
             Some(Value::String(p)) => out.push(p.as_str()),
@@ -68,6 +79,10 @@ mod tests {
             br#"[{"path":["/priv/secret"]}]"#.as_slice(),
             br#"[{"path":null}]"#,
             br#"[{"path":7}]"#,
+            br#"[null]"#,
+            br#"[1]"#,
+            br#"[{}]"#,
+            br#"[{"path":"/a/b","data":"eA=="}]"#,
         ] {
             assert!(paths(&parse(body).unwrap()).is_err(), "{body:?}");
         }

@@ -4,6 +4,7 @@
 //! once), and Swift's limits.
 
 pub(crate) mod acl;
+pub(crate) mod expiry;
 pub(crate) mod limits;
 pub(crate) mod listing;
 pub(crate) mod manifest;

@@ -707,6 +707,8 @@ pub fn tls_config(certs: &Path) -> swiftgate::config::TlsConfig {
 pub struct GatewayProcess {
     pub addr: SocketAddr,
     child: std::process::Child,
+    /// Every line it wrote to stderr after it began listening.
+    log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GatewayProcess {
@@ -735,8 +737,24 @@ impl GatewayProcess {
             said.push_str(&line);
             said.push('\n');
         };
-        std::thread::spawn(move || lines.for_each(drop));
-        GatewayProcess { addr, child }
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().expect("log").push(line);
+            }
+        });
+        GatewayProcess { addr, child, log }
+    }
+
+    /// What it has written to stderr since it began listening.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn url(&self) -> String {

@@ -7,7 +7,6 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::db::Meta;
 use crate::error::{Error, Result};
-use crate::http_util::header_str;
 use crate::swift::limits::{
     MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
 };
@@ -311,29 +310,7 @@ pub(crate) fn ranges(headers: &HeaderMap, size: u64) -> Ranges {
 
 /// `X-Delete-At` / `X-Delete-After` of a PUT or POST, as a Unix time.
 pub(crate) fn delete_at(headers: &HeaderMap) -> Result<Option<u64>> {
-    let now = now();
-    if let Some(v) = header_str(headers, "x-delete-at")? {
-        let at: f64 = v
-            .trim()
-            .parse()
-            .map_err(|_| Error::bad_request("Non-integer X-Delete-At"))?;
-        if at <= now {
-            return Err(Error::bad_request("X-Delete-At in past"));
-        }
-        // Swift's largest timestamp
-        return Ok(Some(whole(at.min(9_999_999_999.0))));
-    }
-    if let Some(v) = header_str(headers, "x-delete-after")? {
-        let after: i64 = v
-            .trim()
-            .parse()
-            .map_err(|_| Error::bad_request("Non-integer X-Delete-After"))?;
-        if after <= 0 {
-            return Err(Error::bad_request("X-Delete-After in past"));
-        }
-        return Ok(Some(whole(now) + after.unsigned_abs()));
-    }
-    Ok(None)
+    crate::swift::expiry::delete_at(headers, whole(now()))
 }
 
 #[cfg(test)]

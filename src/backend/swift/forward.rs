@@ -3,6 +3,8 @@
 //! and its answer comes back naming the gateway; bodies stream both ways.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
@@ -85,9 +87,16 @@ impl Cluster {
         // a request that may be sent again keeps its headers for that
         let retry = as_service && replayable;
         let mut headers = Some(upstream_headers(parts.headers, account, how));
+        // a client body that breaks (ended early, broken chunks) fails the upstream
+        // request too: that is the client's fault, not the cluster's
+        let broken = Arc::new(AtomicBool::new(false));
+        let saw = broken.clone();
         let mut body = Some(
-            body.map_err(|e| std::io::Error::other(e.to_string()))
-                .boxed_unsync(),
+            body.map_err(move |e| {
+                saw.store(true, Ordering::Relaxed);
+                std::io::Error::other(e.to_string())
+            })
+            .boxed_unsync(),
         );
         let query = parts
             .uri
@@ -110,7 +119,12 @@ impl Cluster {
             if as_service && let Ok(v) = HeaderValue::from_str(&session.token) {
                 upstream.headers_mut().insert(X_AUTH_TOKEN, v);
             }
-            let resp = self.send(upstream).await?;
+            let resp = match self.send(upstream).await {
+                Err(_) if broken.load(Ordering::Relaxed) => {
+                    return Err(Error::bad_request("error reading a body from connection"));
+                }
+                r => r?,
+            };
             if retry && resp.status() == StatusCode::UNAUTHORIZED && stale.is_none() {
                 let _ = resp.into_body().collect().await;
                 stale = Some(session.token);
