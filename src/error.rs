@@ -81,6 +81,10 @@ pub enum Error {
     Malformed { status: StatusCode, message: String },
     #[error("{0}")]
     NotImplemented(String),
+    /// The data directory has no room for what a request would store (507, as Swift):
+    /// nothing of it was kept.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// The gateway cannot serve this now (503); the client may retry after the delay.
     #[error("service unavailable: {message}")]
     Unavailable { retry_after: u64, message: String },
@@ -149,6 +153,18 @@ impl Error {
         }
     }
 
+    /// The gateway failed at what `context` says for `e`: 507 when the disk (or its quota)
+    /// is full, the gateway's own failure otherwise.
+    pub fn io(context: &str, e: std::io::Error) -> Self {
+        if is_full(&e) {
+            Error::InsufficientStorage(format!(
+                "There was not enough space to save the resource ({context})"
+            ))
+        } else {
+            Error::internal(context, e)
+        }
+    }
+
     /// The gateway found what cannot be: `context` says what.
     pub fn broken(context: impl Into<String>) -> Self {
         Error::Internal {
@@ -193,6 +209,7 @@ impl Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Malformed { status, .. } => *status,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -234,7 +251,9 @@ impl Error {
             Error::UpstreamUnavailable(_) | Error::BadGateway(_) | Error::GatewayTimeout(_) => {
                 Fault::Upstream
             }
-            Error::Unavailable { .. } | Error::Internal { .. } => Fault::Internal,
+            Error::Unavailable { .. } | Error::Internal { .. } | Error::InsufficientStorage(_) => {
+                Fault::Internal
+            }
             Error::Store(e) if e.status().is_server_error() => Fault::Internal,
             Error::Store(_) => Fault::Client,
         }
@@ -254,7 +273,18 @@ impl Error {
     /// What the client is told. The gateway's own failures are told as such and logged
     /// (once, here) with their detail under `trans_id`.
     pub(crate) fn public_message(&self, trans_id: &str) -> String {
-        let hidden = self.fault() == Fault::Internal && !matches!(self, Error::Unavailable { .. });
+        let hidden = self.fault() == Fault::Internal
+            && !matches!(
+                self,
+                Error::Unavailable { .. } | Error::InsufficientStorage(_)
+            );
+        if let Error::InsufficientStorage(m) = self {
+            tracing::error!(trans_id, "{m}");
+        }
+        if matches!(self, Error::Store(e) if e.status() == StatusCode::INSUFFICIENT_STORAGE) {
+            tracing::error!(trans_id, error = %self.chain(), "the identity store's disk is full");
+            return "There was not enough space to save the resource (the identity store)".into();
+        }
         if self.store_down() {
             tracing::error!(trans_id, error = %self.chain(), "the identity store is unavailable");
             format!(
@@ -383,6 +413,16 @@ pub(crate) struct Answered {
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether `e` says the disk, or the owner's quota on it, is full.
+fn is_full(e: &std::io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+}
 
 #[cfg(test)]
 mod tests {

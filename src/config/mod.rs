@@ -21,8 +21,8 @@ pub use backend::{BackendConfig, Delivery, OAuthSettings};
 pub use policy::{DenyConfig, PolicyConfig};
 use server::parse_addrs;
 pub use server::{
-    CertIdentity, ClientAuth, LogConfig, LogFormat, ServerConfig, TlsConfig, interface_name,
-    parse_fingerprint, parse_listen,
+    CertIdentity, ClientAuth, DiskReserve, LogConfig, LogFormat, ServerConfig, TlsConfig,
+    interface_name, parse_fingerprint, parse_listen,
 };
 pub use store::{SharedStore, StoreConfig};
 

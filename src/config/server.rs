@@ -36,6 +36,45 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// HTTPS listeners, beside the plain ones of `listen`.
     pub tls: Option<TlsConfig>,
+    /// Free space the embedded store keeps on the data directory's disk: an upload that
+    /// would leave less gets 507, so that deletes and metadata still fit.
+    #[serde(deserialize_with = "de_reserve")]
+    pub disk_reserve: DiskReserve,
+}
+
+/// `server.disk_reserve`: a size (`"1 GiB"`) or a share of the disk (`"1%"`, Swift's
+/// `fallocate_reserve` default).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DiskReserve {
+    Bytes(u64),
+    Percent(f64),
+}
+
+impl DiskReserve {
+    /// The bytes kept free on a disk of `total` bytes.
+    pub fn of(self, total: u64) -> u64 {
+        match self {
+            DiskReserve::Bytes(n) => n,
+            DiskReserve::Percent(p) => {
+                Duration::try_from_secs_f64(total as f64 * p / 100.0).map_or(total, |d| d.as_secs())
+            }
+        }
+    }
+}
+
+fn de_reserve<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DiskReserve, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim().strip_suffix('%') {
+        Some(p) => match p.trim().parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(DiskReserve::Percent(p)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not a share of the disk; write e.g. \"1%\" or \"10 GiB\""
+            ))),
+        },
+        None => super::parse_size(&text)
+            .map(DiskReserve::Bytes)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 impl Default for ServerConfig {
@@ -51,6 +90,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(120),
             body_timeout: Duration::from_secs(60),
             tls: None,
+            disk_reserve: DiskReserve::Percent(1.0),
         }
     }
 }

@@ -207,7 +207,8 @@ impl Gateway {
             .map_err(|e| {
                 StartError::Objects(format!("cannot create {}: {e}", data_dir.display()))
             })?;
-        let local = tokio::task::spawn_blocking(move || LocalStore::open(&data_dir))
+        let reserve = config.server.disk_reserve;
+        let local = tokio::task::spawn_blocking(move || LocalStore::open(&data_dir, reserve))
             .await
             .map_err(|e| StartError::Objects(e.to_string()))?
             .map_err(StartError::Objects)?;

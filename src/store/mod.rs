@@ -342,6 +342,7 @@ impl StoreError {
             StoreError::NoAccount(_) | StoreError::NoUser(_) => StatusCode::NOT_FOUND,
             StoreError::EmbeddedOnShared(_) => StatusCode::BAD_REQUEST,
             StoreError::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Sqlite(e) if is_full(e) => StatusCode::INSUFFICIENT_STORAGE,
             StoreError::Unreachable(_) | StoreError::TooManyLinks { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -367,6 +368,11 @@ fn with_causes(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+/// The disk under the database is full (SQLite's `SQLITE_FULL`).
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {

@@ -17,6 +17,8 @@ use rand::RngCore;
 
 use super::db::Db;
 use crate::body::RequestBody;
+use crate::config::DiskReserve;
+use crate::error::Error;
 
 /// Bytes hashed and written per blocking call: large, so that few calls are made.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -31,6 +33,8 @@ pub(super) struct Files {
     /// Small bodies read lately, by file id. A body file never changes once written,
     /// so an id always names the same bytes.
     small: Mutex<SmallBodies>,
+    /// Free space uploads leave on the disk, for deletes and metadata.
+    reserve: DiskReserve,
 }
 
 #[derive(Default)]
@@ -151,6 +155,27 @@ pub(super) enum WriteError {
     Client(String),
     #[error("writing to disk failed: {0}")]
     Disk(#[from] std::io::Error),
+    #[error("the disk keeps {0} bytes free for deletes and metadata")]
+    Full(u64),
+}
+
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Error {
+        match e {
+            WriteError::TooLarge(n) => {
+                Error::PayloadTooLarge(format!("the body is larger than {n} bytes"))
+            }
+            WriteError::Short { got, expected } => Error::bad_request(format!(
+                "the request body ended after {got} of {expected} bytes"
+            )),
+            WriteError::Client(m) => Error::bad_request(m),
+            WriteError::Disk(e) => Error::io("writing an object body", e),
+            WriteError::Full(reserve) => Error::InsufficientStorage(format!(
+                "There was not enough space to save the resource (the data directory keeps \
+                 {reserve} bytes free for deletes and metadata)"
+            )),
+        }
+    }
 }
 
 fn new_id() -> String {
@@ -164,12 +189,25 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Files {
-    pub(super) fn open(root: &Path) -> std::io::Result<Files> {
+    pub(super) fn open(root: &Path, reserve: DiskReserve) -> std::io::Result<Files> {
         std::fs::create_dir_all(root.join("tmp"))?;
         Ok(Files {
             root: root.to_path_buf(),
             small: Mutex::default(),
+            reserve,
         })
+    }
+
+    /// Refuses to store `more` bytes that would leave less than the reserve free.
+    fn room_for(&self, more: u64) -> Result<(), WriteError> {
+        let disk = rustix::fs::statvfs(&self.root).map_err(std::io::Error::from)?;
+        let total = disk.f_blocks.saturating_mul(disk.f_frsize);
+        let free = disk.f_bavail.saturating_mul(disk.f_frsize);
+        let reserve = self.reserve.of(total);
+        if free < more.saturating_add(reserve) {
+            return Err(WriteError::Full(reserve));
+        }
+        Ok(())
     }
 
     fn small(&self) -> std::sync::MutexGuard<'_, SmallBodies> {
@@ -218,6 +256,7 @@ impl Files {
         limit: u64,
         expected: Option<u64>,
     ) -> Result<Written, WriteError> {
+        self.room_for(expected.unwrap_or_default())?;
         let id = new_id();
         let path = self.tmp_path(&id);
         let create_path = path.clone();
@@ -250,6 +289,12 @@ impl Files {
                 batch.push(data);
             }
             if batched >= WRITE_CHUNK || (last && batched > 0) {
+                // a body of unknown length is held to the reserve as it comes
+                if expected.is_none()
+                    && let Err(e) = self.room_for(batched as u64)
+                {
+                    break Err(e);
+                }
                 // one batch is hashed and written while the next arrives
                 let (file, md5) = match disk.settle().await {
                     Ok(d) => d,
@@ -294,7 +339,11 @@ impl Files {
     }
 
     /// Writes bytes the gateway made (a manifest) as a temporary body.
-    pub(super) fn write_bytes(&self, data: &[u8]) -> std::io::Result<Written> {
+    /// An empty one (a delete marker, a link) is made even within the reserve.
+    pub(super) fn write_bytes(&self, data: &[u8]) -> Result<Written, WriteError> {
+        if !data.is_empty() {
+            self.room_for(data.len() as u64)?;
+        }
         let id = new_id();
         let mut file = File::create(self.tmp_path(&id))?;
         file.write_all(data)?;

@@ -29,6 +29,7 @@ use self::headers::{
 use self::listing::{Format, Named};
 use crate::auth::identity::Principal;
 use crate::body::{Body, RequestBody, full, status_only};
+use crate::config::DiskReserve;
 use crate::error::{Error, Result};
 use crate::http_util::xml_escape;
 
@@ -135,7 +136,16 @@ pub struct LocalStore {
 }
 
 fn db_error(e: DbError) -> Error {
-    Error::internal("the object database failed", e)
+    match &e {
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DiskFull =>
+        {
+            Error::InsufficientStorage(
+                "There was not enough space to save the resource (the object database)".into(),
+            )
+        }
+        _ => Error::internal("the object database failed", e),
+    }
 }
 
 impl ContainerRow {
@@ -186,9 +196,10 @@ impl LocalStore {
     }
 
     /// Opens the store under `data_dir` and sweeps what an earlier crash left behind.
-    pub fn open(data_dir: &Path) -> std::result::Result<LocalStore, String> {
+    /// Uploads leave `reserve` free on the disk.
+    pub fn open(data_dir: &Path, reserve: DiskReserve) -> std::result::Result<LocalStore, String> {
         let db = Db::open(&data_dir.join("objects.db")).map_err(|e| e.to_string())?;
-        let files = Files::open(&data_dir.join("objects"))
+        let files = Files::open(&data_dir.join("objects"), reserve)
             .map_err(|e| format!("cannot open {}: {e}", data_dir.join("objects").display()))?;
         let swept = files
             .sweep(&db)
@@ -222,7 +233,7 @@ impl LocalStore {
         tokio::task::spawn_blocking(move || files.link_copy(&src))
             .await
             .map_err(Error::task_failed)?
-            .map_err(|e| Error::internal("copying an object body", e))
+            .map_err(|e| Error::io("copying an object body", e))
     }
 
     /// A zero-byte row (a link or a delete marker) with its own empty body file.
@@ -230,8 +241,7 @@ impl LocalStore {
         let files = self.files.clone();
         let written = tokio::task::spawn_blocking(move || files.write_bytes(b""))
             .await
-            .map_err(Error::task_failed)?
-            .map_err(|e| Error::internal("writing an object body", e))?;
+            .map_err(Error::task_failed)??;
         Ok(db::ObjectRow {
             name,
             file: written.id,

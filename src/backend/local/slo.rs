@@ -358,8 +358,7 @@ pub(super) async fn put<B: RequestBody>(
     let files = store.files.clone();
     let written = tokio::task::spawn_blocking(move || files.write_bytes(&json))
         .await
-        .map_err(Error::task_failed)?
-        .map_err(|e| Error::internal("writing a manifest", e))?;
+        .map_err(Error::task_failed)??;
     let mut row = super::object::new_row(headers, object, written.id, total, written.md5)?;
     row.meta
         .insert("x-static-large-object".into(), "True".into());

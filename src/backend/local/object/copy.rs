@@ -4,7 +4,7 @@
 use http::{HeaderMap, Response};
 
 use super::read::{Part, current, follow_links, part_number, segment_pieces, select_part, served};
-use super::write::{check_quota, created, save, write_error};
+use super::write::{check_quota, created, save};
 use super::{authorize, encode, mark_maker, not_found, request_meta};
 use crate::backend::local::db::{Meta, ObjectRow};
 use crate::backend::local::files::{Piece, stream};
@@ -128,8 +128,7 @@ pub(super) async fn copy(
             let w = store
                 .files
                 .write(stream(pieces), MAX_FILE_SIZE, Some(len))
-                .await
-                .map_err(write_error)?;
+                .await?;
             (w.id, w.size, w.md5)
         }
     };

@@ -6,7 +6,7 @@ use http::{HeaderMap, Request, Response, StatusCode, header};
 use super::read::current;
 use super::{authorize, content_type, mark_maker, not_found, request_meta};
 use crate::backend::local::db::{ContainerRow, ObjectRow};
-use crate::backend::local::files::{WriteError, Written};
+use crate::backend::local::files::Written;
 use crate::backend::local::headers::{self, delete_at, http_date, unquote};
 use crate::backend::local::{Caller, LocalStore, history, set, slo, symlink, versioning};
 use crate::body::{Body, RequestBody, status_only};
@@ -14,19 +14,6 @@ use crate::error::{Error, Result};
 use crate::http_util::header_str;
 use crate::swift::limits::MAX_FILE_SIZE;
 use crate::swift::op::{Manifest, Operation};
-
-pub(super) fn write_error(e: WriteError) -> Error {
-    match e {
-        WriteError::TooLarge(n) => {
-            Error::PayloadTooLarge(format!("the body is larger than {n} bytes"))
-        }
-        WriteError::Short { got, expected } => Error::bad_request(format!(
-            "the request body ended after {got} of {expected} bytes"
-        )),
-        WriteError::Client(m) => Error::bad_request(m),
-        WriteError::Disk(e) => Error::internal("writing an object body", e),
-    }
-}
 
 /// Checks the preconditions of a PUT: `If-None-Match: *` and the declared length.
 pub(super) async fn check_put(
@@ -121,7 +108,7 @@ pub(in crate::backend::local) async fn commit(
     tokio::task::spawn_blocking(move || files.commit(&id))
         .await
         .map_err(Error::task_failed)?
-        .map_err(|e| Error::internal("storing an object body", e))?;
+        .map_err(|e| Error::io("storing an object body", e))?;
     let cid = container.id;
     let file = row.file.clone();
     let result = store.db(move |db| db.put_object(cid, &row)).await;
@@ -264,8 +251,7 @@ pub(super) async fn put<B: RequestBody>(
     let written = store
         .files
         .write(req.into_body(), MAX_FILE_SIZE, length)
-        .await
-        .map_err(write_error)?;
+        .await?;
     if length.is_none()
         && let Err(e) = check_quota(store, account, container, written.size).await
     {
