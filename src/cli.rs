@@ -291,6 +291,12 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
+    /// Salvage the data directory's databases after damage (swiftgate refuses to start on
+    /// a damaged one and says so): each damaged one is kept as FILE.damaged and made
+    /// again from every row SQLite can still read; object rows without their body are
+    /// dropped, bodies no row names are moved to objects.lost/. Run it with the gateway
+    /// stopped; sound databases are left as they are
+    Salvage,
     /// Copy the embedded store of the data directory (accounts, users with their key
     /// hashes, sealed upstream credentials and OAuth2 grants) into an empty PostgreSQL
     /// database; every user keeps its key. The shared store gets a token key ring of its
@@ -334,6 +340,49 @@ impl From<crate::error::Error> for CliError {
     }
 }
 
+/// `swiftgate store salvage`.
+fn salvage(config: &Config) -> Result<(), CliError> {
+    let dir = config.data_dir();
+    match crate::store::salvage_embedded(&dir)? {
+        None => println!(
+            "{}: sound, left as it is",
+            dir.join("swiftgate.db").display()
+        ),
+        Some(s) => println!(
+            "{}: damaged, kept as {}; {} rows salvaged{}, {} rows of lost accounts dropped",
+            dir.join("swiftgate.db").display(),
+            s.kept_as.display(),
+            s.rows,
+            cut_short(&s.cut_short),
+            s.orphans
+        ),
+    }
+    match crate::backend::local::salvage(&dir).map_err(CliError::Usage)? {
+        None => println!("{}: sound, left as it is", dir.join("objects.db").display()),
+        Some(o) => println!(
+            "{}: damaged, kept as {}; {} rows salvaged{}, {} rows of lost containers and {} \
+             without their body dropped, {} bodies no row names moved to {}",
+            dir.join("objects.db").display(),
+            o.salvaged.kept_as.display(),
+            o.salvaged.rows,
+            cut_short(&o.salvaged.cut_short),
+            o.salvaged.orphans,
+            o.without_body,
+            o.lost_bodies,
+            dir.join("objects.lost").display()
+        ),
+    }
+    Ok(())
+}
+
+fn cut_short(tables: &[String]) -> String {
+    if tables.is_empty() {
+        String::new()
+    } else {
+        format!(" (damage cut short: {})", tables.join(", "))
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<Config, CliError> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
@@ -356,6 +405,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             ips,
             clients,
         }) => cert_dev(&dir, names, ips, &clients),
+        Command::Store(StoreCommand::Salvage) => salvage(&config),
         command => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -390,7 +440,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         println!("revoked every token of {user} issued until now");
                         Ok(())
                     }
-                    Command::Serve(_) | Command::Cert(_) => unreachable!("handled above"),
+                    Command::Serve(_)
+                    | Command::Cert(_)
+                    | Command::Store(StoreCommand::Salvage) => {
+                        unreachable!("handled above")
+                    }
                 }
             }),
     }

@@ -156,10 +156,19 @@ impl Error {
     /// The gateway failed at what `context` says for `e`: 507 when the disk (or its quota)
     /// is full, the gateway's own failure otherwise.
     pub fn io(context: &str, e: std::io::Error) -> Self {
+        const EROFS: i32 = 30;
         if is_full(&e) {
             Error::InsufficientStorage(format!(
                 "There was not enough space to save the resource ({context})"
             ))
+        } else if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+            || e.raw_os_error() == Some(EROFS)
+        {
+            tracing::error!(error = %e, "{context}: the data directory is read-only");
+            Error::Unavailable {
+                retry_after: 10,
+                message: "the data directory cannot be written now (read-only file system)".into(),
+            }
         } else {
             Error::internal(context, e)
         }

@@ -6,6 +6,7 @@
 //! them with the ring; revoking a user's tokens records when (`tokens_after`).
 
 mod postgres;
+pub mod salvage;
 mod sqlite;
 
 use std::path::Path;
@@ -326,6 +327,17 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "the identity store {path} is damaged ({detail}): swiftgate does not serve from a \
+         damaged database. Restore the data directory from a backup, or, with the gateway \
+         stopped, keep what can still be read: `swiftgate --data {dir} store salvage`"
+    )]
+    Damaged {
+        path: String,
+        detail: String,
+        /// The data directory it is in.
+        dir: String,
+    },
 }
 
 impl StoreError {
@@ -380,6 +392,12 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+/// Salvages the embedded identity store of `data_dir` when it is damaged (see
+/// [`salvage`]): `None` when it is sound or absent.
+pub fn salvage_embedded(data_dir: &Path) -> Result<Option<salvage::Salvaged>, StoreError> {
+    sqlite::Store::salvage(data_dir)
 }
 
 /// What one gateway tells the others on a shared store about logins, so that they throttle

@@ -116,15 +116,58 @@ impl Store {
         })?;
         restrict_permissions(data_dir);
         let path = data_dir.join("swiftgate.db");
-        let mut conn = Connection::open(&path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn, &path)?;
+        let damaged = |detail: String| StoreError::Damaged {
+            path: path.display().to_string(),
+            detail,
+            dir: data_dir_of(&path),
+        };
+        let conn = Store::open_checked(&path).map_err(|e| match e {
+            StoreError::Sqlite(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                ) =>
+            {
+                damaged(e.to_string())
+            }
+            e => e,
+        })?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// Salvages `DIR/swiftgate.db` when it is damaged (`super::salvage`): `None` when it
+    /// is sound or absent.
+    pub fn salvage(data_dir: &Path) -> Result<Option<super::salvage::Salvaged>, StoreError> {
+        let path = data_dir.join("swiftgate.db");
+        if !path.exists() || super::salvage::is_sound(&path) {
+            return Ok(None);
+        }
+        let kept = super::salvage::set_aside(&path)?;
+        let fresh = Store::open(data_dir)?;
+        let salvaged = super::salvage::copy_rows(&kept, &fresh.conn())?;
+        Ok(Some(salvaged))
+    }
+
+    /// The connection to a sound database at `path`, migrated to this schema.
+    fn open_checked(path: &Path) -> Result<Connection, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // commits are durable: an acknowledged account or user change survives a power cut
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Damaged {
+                path: path.display().to_string(),
+                detail: check,
+                dir: data_dir_of(path),
+            });
+        }
+        migrate(&mut conn, path)?;
+        Ok(conn)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -701,6 +744,13 @@ fn credentials_below_cap(
         return Err(StoreError::TooManyCredentials(kind));
     }
     Ok(())
+}
+
+/// The directory a database file is in, as the salvage command takes it.
+fn data_dir_of(path: &Path) -> String {
+    path.parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

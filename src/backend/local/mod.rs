@@ -136,16 +136,111 @@ pub struct LocalStore {
 }
 
 fn db_error(e: DbError) -> Error {
-    match &e {
-        DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::DiskFull =>
-        {
-            Error::InsufficientStorage(
-                "There was not enough space to save the resource (the object database)".into(),
-            )
+    let code = match &e {
+        DbError::Sqlite(e) => e.sqlite_error_code(),
+        _ => None,
+    };
+    match code {
+        Some(rusqlite::ErrorCode::DiskFull) => Error::InsufficientStorage(
+            "There was not enough space to save the resource (the object database)".into(),
+        ),
+        Some(
+            rusqlite::ErrorCode::DatabaseBusy
+            | rusqlite::ErrorCode::DatabaseLocked
+            | rusqlite::ErrorCode::ReadOnly,
+        ) => {
+            tracing::error!(error = %e, "the object database cannot be written now");
+            Error::Unavailable {
+                retry_after: 10,
+                message: "the object database cannot be written now (locked by another \
+                          process, or on a read-only file system)"
+                    .into(),
+            }
         }
         _ => Error::internal("the object database failed", e),
     }
+}
+
+/// What salvaging the object database kept, beyond the rows it copied.
+#[derive(Debug)]
+pub struct ObjectSalvage {
+    pub salvaged: crate::store::salvage::Salvaged,
+    /// Object rows dropped: their body is missing or of another size.
+    pub without_body: usize,
+    /// Bodies no row names any more, moved to `objects.lost/` (never deleted).
+    pub lost_bodies: usize,
+}
+
+/// Salvages `DIR/objects.db` when it is damaged: the readable rows are copied into a
+/// fresh database, rows whose container or body is gone are dropped, the counts are
+/// made again, and bodies no row names are moved aside. `None` when it is sound.
+pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, String> {
+    use crate::store::salvage as s;
+    let path = data_dir.join("objects.db");
+    if !path.exists() || s::is_sound(&path) {
+        return Ok(None);
+    }
+    let fail = |e: &dyn std::fmt::Display| format!("salvaging {}: {e}", path.display());
+    let kept = s::set_aside(&path).map_err(|e| fail(&e))?;
+    drop(Db::open(&path).map_err(|e| fail(&e))?);
+    let conn = rusqlite::Connection::open(&path).map_err(|e| fail(&e))?;
+    let mut salvaged = s::copy_rows(&kept, &conn).map_err(|e| fail(&e))?;
+    let sql = |q: &str| conn.execute(q, []).map_err(|e| fail(&e));
+    salvaged.orphans +=
+        sql("DELETE FROM objects WHERE container_id NOT IN (SELECT id FROM containers)")?;
+    let root = data_dir.join("objects");
+    let rows: Vec<(i64, String, String, u64)> = conn
+        .prepare("SELECT container_id, name, file, size FROM objects")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .map_err(|e| fail(&e))?;
+    let mut without_body = 0;
+    for (container, name, file, size) in rows {
+        let body = root.join(file.get(..2).unwrap_or_default()).join(&file);
+        if std::fs::metadata(&body).map(|m| m.len()).ok() != Some(size) {
+            without_body += conn
+                .execute(
+                    "DELETE FROM objects WHERE container_id = ?1 AND name = ?2",
+                    rusqlite::params![container, name],
+                )
+                .map_err(|e| fail(&e))?;
+        }
+    }
+    sql("UPDATE containers SET \
+         object_count = (SELECT count(*) FROM objects o WHERE o.container_id = containers.id), \
+         bytes_used = (SELECT coalesce(sum(size), 0) FROM objects o \
+                       WHERE o.container_id = containers.id)")?;
+    let lost = data_dir.join("objects.lost");
+    let mut lost_bodies = 0;
+    for dir in std::fs::read_dir(&root).map_err(|e| fail(&e))? {
+        let dir = dir.map_err(|e| fail(&e))?;
+        if dir.file_name() == "tmp" || !dir.path().is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(dir.path()).map_err(|e| fail(&e))? {
+            let entry = entry.map_err(|e| fail(&e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let named: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM objects WHERE file = ?1)",
+                    [&name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| fail(&e))?;
+            if !named {
+                std::fs::create_dir_all(&lost).map_err(|e| fail(&e))?;
+                std::fs::rename(entry.path(), lost.join(&name)).map_err(|e| fail(&e))?;
+                lost_bodies += 1;
+            }
+        }
+    }
+    Ok(Some(ObjectSalvage {
+        salvaged,
+        without_body,
+        lost_bodies,
+    }))
 }
 
 impl ContainerRow {

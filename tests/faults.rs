@@ -1,0 +1,387 @@
+//! Disk and database faults: a damaged SQLite file at start is refused with a message that
+//! names it and says how to recover (and following it works, without serving a wrong
+//! byte); a database another process holds locked gets 503 and serves again once it is
+//! let go; a data directory remounted read-only gets 503 for writes, goes on serving
+//! reads and logins, and takes writes again once it is writable, without a restart.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    reason = "a test: a failed unwrap is a failed test, and its helpers are its own"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{GatewayProcess, request, request_with_body, swiftgate_bin};
+use md5::{Digest, Md5};
+
+const SUPER: &str = "faults-super-key";
+
+fn config(dir: &Path) -> PathBuf {
+    let path = dir.join("swiftgate.toml");
+    std::fs::write(
+        &path,
+        format!("[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"warn\"\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+/// An account `faults` with its admin `faults:u` (key `k`) and a container `c`; the
+/// token and storage path.
+async fn setup(addr: SocketAddr) -> (String, String) {
+    let admin = [
+        ("X-Auth-Admin-User", ".super_admin"),
+        ("X-Auth-Admin-Key", SUPER),
+    ];
+    assert_eq!(
+        request(addr, "PUT", "/auth/v2/faults", &admin).await.status,
+        201
+    );
+    let mut h = admin.to_vec();
+    h.extend([("X-Auth-User-Key", "k"), ("X-Auth-User-Admin", "true")]);
+    assert_eq!(
+        request(addr, "PUT", "/auth/v2/faults/u", &h).await.status,
+        201
+    );
+    let (token, base) = login(addr).await;
+    let r = request(
+        addr,
+        "PUT",
+        &format!("{base}/c"),
+        &[("X-Auth-Token", &token)],
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    (token, base)
+}
+
+async fn login(addr: SocketAddr) -> (String, String) {
+    let r = request(
+        addr,
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", "faults:u"), ("X-Auth-Key", "k")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "login: {}", r.text());
+    let url = r.header("x-storage-url").unwrap();
+    (
+        r.header("x-auth-token").unwrap().to_owned(),
+        url[url.find("/v1/").unwrap()..].to_owned(),
+    )
+}
+
+async fn put(addr: SocketAddr, token: &str, path: &str, body: &[u8]) -> u16 {
+    request_with_body(addr, "PUT", path, &[("X-Auth-Token", token)], body)
+        .await
+        .status
+}
+
+fn sqlite(db: &Path, sql: &str) {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 (scripts/peers installs it)");
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What `swiftgate serve` says when it will not start on `data`; it must exit non-zero.
+fn refused_start(config: &Path, data: &Path) -> String {
+    let mut child = Command::new(swiftgate_bin())
+        .arg("--config")
+        .arg(config)
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(!status.success(), "started on a damaged database:\n{said}");
+            return said;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("swiftgate neither started nor refused within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_database_is_refused_with_the_way_to_recover_and_never_serves_wrong_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let data = tmp.path().join("data");
+    let mut gw = GatewayProcess::start(&config, &data);
+    let (token, base) = setup(gw.addr).await;
+    let mut stored = BTreeMap::new();
+    for i in 0..300 {
+        let name = format!("o{i:03}");
+        let body = format!("object {i} ").repeat(1 + i % 7).into_bytes();
+        assert_eq!(
+            put(gw.addr, &token, &format!("{base}/c/{name}"), &body).await,
+            201
+        );
+        stored.insert(name, md5_hex(&body));
+    }
+    gw.kill();
+    for db in ["objects.db", "swiftgate.db"] {
+        sqlite(&data.join(db), "PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    // a truncated object database, and an identity store with a page of garbage
+    let truncated = tmp.path().join("truncated");
+    copy_dir(&data, &truncated);
+    let objects = truncated.join("objects.db");
+    let len = std::fs::metadata(&objects).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&objects)
+        .unwrap()
+        .set_len(len * 3 / 4)
+        .unwrap();
+    let said = refused_start(&config, &truncated);
+    for needle in [objects.to_str().unwrap(), "damaged", "store salvage"] {
+        assert!(
+            said.contains(needle),
+            "the refusal should say {needle:?}:\n{said}"
+        );
+    }
+    let garbled = tmp.path().join("garbled");
+    copy_dir(&data, &garbled);
+    let identity = garbled.join("swiftgate.db");
+    let mut bytes = std::fs::read(&identity).unwrap();
+    for b in &mut bytes[4096..8192] {
+        *b = 0xa5;
+    }
+    std::fs::write(&identity, bytes).unwrap();
+    let said = refused_start(&config, &garbled);
+    for needle in [identity.to_str().unwrap(), "damaged", "store salvage"] {
+        assert!(
+            said.contains(needle),
+            "the refusal should say {needle:?}:\n{said}"
+        );
+    }
+
+    // following the message on the truncated store: it starts, and every object it
+    // serves has the bytes that were stored
+    let said = refused_start(&config, &truncated);
+    let commands: Vec<&str> = said.split('`').skip(1).step_by(2).collect();
+    assert_eq!(
+        commands,
+        [format!(
+            "swiftgate --data {} store salvage",
+            truncated.display()
+        )],
+        "{said}"
+    );
+    let salvage = |dir: &Path| {
+        let out = Command::new(swiftgate_bin())
+            .arg("--data")
+            .arg(dir)
+            .args(["store", "salvage"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = salvage(&truncated);
+    assert!(report.contains("objects.db: damaged, kept as"), "{report}");
+    assert!(report.contains("swiftgate.db: sound"), "{report}");
+    assert!(truncated.join("objects.db.damaged").exists());
+    let gw = GatewayProcess::start(&config, &truncated);
+    let (token, base) = login(gw.addr).await;
+    let t = [("X-Auth-Token", token.as_str())];
+    let (mut served, mut wrong) = (0, Vec::new());
+    for (name, md5) in &stored {
+        let r = request(gw.addr, "GET", &format!("{base}/c/{name}"), &t).await;
+        match r.status {
+            200 if md5_hex(&r.body) == *md5 => served += 1,
+            404 => {}
+            s => wrong.push((name.clone(), s)),
+        }
+    }
+    assert_eq!(
+        wrong,
+        vec![],
+        "objects served with other bytes than were stored"
+    );
+    assert!(served > 0, "the salvage kept nothing:\n{report}");
+    // every body is still somewhere: served, or set aside in objects.lost
+    let lost = std::fs::read_dir(truncated.join("objects.lost")).map_or(0, Iterator::count);
+    assert_eq!(served + lost, stored.len(), "{report}");
+    drop(gw);
+    let report_identity = salvage(&garbled);
+    assert!(
+        report_identity.contains("swiftgate.db: damaged, kept as"),
+        "{report_identity}"
+    );
+    let gw = GatewayProcess::start(&config, &garbled);
+    assert_eq!(
+        request(gw.addr, "GET", "/healthcheck", &[]).await.status,
+        200
+    );
+    println!(
+        "a truncated objects.db and a garbled swiftgate.db refused at start; after `store \
+         salvage`, {served} of {} objects served, each with its own bytes, {lost} bodies set \
+         aside in objects.lost; reports:\n{report}{report_identity}",
+        stored.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_object_database_gets_503_and_serves_again_once_let_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let data = tmp.path().join("data");
+    let gw = GatewayProcess::start(&config, &data);
+    let (token, base) = setup(gw.addr).await;
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/before"), b"before").await,
+        201
+    );
+    // another process holds the write lock for longer than the gateway waits for it
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(14)\n",
+        )
+        .arg(data.join("objects.db"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let t = [("X-Auth-Token", token.as_str())];
+    let r = request(gw.addr, "GET", &format!("{base}/c/before"), &t).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"before".as_slice()),
+        "reads go on"
+    );
+    let r = request_with_body(gw.addr, "PUT", &format!("{base}/c/during"), &t, b"during").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        r.text().contains("locked by another process"),
+        "{}",
+        r.text()
+    );
+    holder.wait().unwrap();
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/after"), b"after").await,
+        201
+    );
+    let r = request(gw.addr, "GET", &format!("{base}/c?format=json"), &t).await;
+    let names: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["after", "before"], "the refused PUT left nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let data = tmp.path().join("data");
+    let gw = GatewayProcess::start(&config, &data);
+    let (token, base) = setup(gw.addr).await;
+    let t = [("X-Auth-Token", token.as_str())];
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/before"), b"before").await,
+        201
+    );
+    // the directory new bodies are written in becomes a read-only file system (a disk
+    // remounted read-only after an error); the databases stay writable
+    let bodies = data.join("objects/tmp");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&bodies)
+        .status()
+        .unwrap()
+        .success();
+    assert!(mounted, "mounting a tmpfs needs root (CI runs as root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let unmount = Unmount(bodies);
+    let r = request_with_body(gw.addr, "PUT", &format!("{base}/c/during"), &t, b"during").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains("cannot be written"), "{}", r.text());
+    let r = request(gw.addr, "GET", &format!("{base}/c/before"), &t).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"before".as_slice()),
+        "reads go on"
+    );
+    login(gw.addr).await;
+    drop(unmount);
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/after"), b"after").await,
+        201
+    );
+    let r = request(gw.addr, "GET", &format!("{base}/c?format=json"), &t).await;
+    let names: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["after", "before"], "the refused PUT left nothing");
+}
