@@ -170,7 +170,7 @@ impl Cluster {
                 self.name,
                 humantime::format_duration(self.timeout)
             ))),
-            Ok(Err(e)) => {
+            Ok(Err(e)) if e.is_connect() || !answered_garbage(&e) => {
                 tracing::warn!(cluster = %self.name, error = ?e, "an upstream request failed");
                 Err(Error::UpstreamUnavailable(format!(
                     "the upstream {:?} cannot be reached: {} ({})",
@@ -180,6 +180,14 @@ impl Cluster {
                     } else {
                         "the connection failed"
                     },
+                    root_cause(&e)
+                )))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(cluster = %self.name, error = ?e, "an upstream answered garbage");
+                Err(Error::BadGateway(format!(
+                    "the upstream {:?} answered what is not HTTP ({})",
+                    self.name,
                     root_cause(&e)
                 )))
             }
@@ -479,4 +487,17 @@ pub struct Listed {
     pub symlink_path: Option<String>,
     /// A static large object's manifest.
     pub slo: bool,
+}/// Whether the upstream answered bytes that are not an HTTP answer (502), rather than
+/// failing to answer at all (503).
+fn answered_garbage(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>() {
+            return h.is_parse() || h.is_parse_status();
+        }
+        cause = c.source();
+    }
+    false
 }
+
+
