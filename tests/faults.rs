@@ -83,6 +83,23 @@ async fn login(addr: SocketAddr) -> (String, String) {
     )
 }
 
+/// The names container `c` lists.
+async fn names(addr: SocketAddr, base: &str, token: &str) -> Vec<String> {
+    let r = request(
+        addr,
+        "GET",
+        &format!("{base}/c?format=json"),
+        &[("X-Auth-Token", token)],
+    )
+    .await;
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn put(addr: SocketAddr, token: &str, path: &str, body: &[u8]) -> u16 {
     request_with_body(addr, "PUT", path, &[("X-Auth-Token", token)], body)
         .await
@@ -319,15 +336,11 @@ async fn a_locked_object_database_gets_503_and_serves_again_once_let_go() {
         put(gw.addr, &token, &format!("{base}/c/after"), b"after").await,
         201
     );
-    let r = request(gw.addr, "GET", &format!("{base}/c?format=json"), &t).await;
-    let names: Vec<String> = r
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(names, ["after", "before"], "the refused PUT left nothing");
+    assert_eq!(
+        names(gw.addr, &base, &token).await,
+        ["after", "before"],
+        "the refused PUT left nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,13 +388,9 @@ async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_
         put(gw.addr, &token, &format!("{base}/c/after"), b"after").await,
         201
     );
-    let r = request(gw.addr, "GET", &format!("{base}/c?format=json"), &t).await;
-    let names: Vec<String> = r
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(names, ["after", "before"], "the refused PUT left nothing");
+    assert_eq!(
+        names(gw.addr, &base, &token).await,
+        ["after", "before"],
+        "the refused PUT left nothing"
+    );
 }

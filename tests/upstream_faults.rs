@@ -164,7 +164,9 @@ async fn account(addr: SocketAddr, name: &str) -> (String, String) {
 }
 
 fn body(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| u8::try_from(i % 251).unwrap_or_default() ^ seed).collect()
+    (0..len)
+        .map(|i| u8::try_from(i % 251).unwrap_or_default() ^ seed)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

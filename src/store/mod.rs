@@ -327,17 +327,8 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "the identity store {path} is damaged ({detail}): swiftgate does not serve from a \
-         damaged database. Restore the data directory from a backup, or, with the gateway \
-         stopped, keep what can still be read: `swiftgate --data {dir} store salvage`"
-    )]
-    Damaged {
-        path: String,
-        detail: String,
-        /// The data directory it is in.
-        dir: String,
-    },
+    #[error(transparent)]
+    Damaged(#[from] salvage::Damage),
 }
 
 impl StoreError {

@@ -9,6 +9,36 @@ use rusqlite::Connection;
 
 use super::StoreError;
 
+/// A database swiftgate will not serve from, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what} {path} is damaged ({detail}): swiftgate does not serve from a damaged \
+     database. Restore the data directory from a backup, or, with the gateway stopped, keep \
+     what can still be read: `swiftgate --data {dir} store salvage`",
+    path = .path.display(),
+    dir = .path.parent().map(|d| d.display().to_string()).unwrap_or_default()
+)]
+pub struct Damage {
+    /// Which database: "the identity store", "the object store database".
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub detail: String,
+}
+
+/// Whether SQLite says the file is not a sound database.
+pub fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// `Err` with what SQLite's `quick_check` found, when `conn`'s database is not sound.
+pub fn quick_check(conn: &Connection) -> rusqlite::Result<Result<(), String>> {
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    Ok(if check == "ok" { Ok(()) } else { Err(check) })
+}
+
 /// What a salvage kept.
 #[derive(Debug, Default)]
 pub struct Salvaged {

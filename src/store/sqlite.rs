@@ -116,20 +116,8 @@ impl Store {
         })?;
         restrict_permissions(data_dir);
         let path = data_dir.join("swiftgate.db");
-        let damaged = |detail: String| StoreError::Damaged {
-            path: path.display().to_string(),
-            detail,
-            dir: data_dir_of(&path),
-        };
         let conn = Store::open_checked(&path).map_err(|e| match e {
-            StoreError::Sqlite(e)
-                if matches!(
-                    e.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-                ) =>
-            {
-                damaged(e.to_string())
-            }
+            StoreError::Sqlite(e) if super::salvage::is_damage(&e) => damage(&path, e.to_string()),
             e => e,
         })?;
         Ok(Store {
@@ -158,13 +146,8 @@ impl Store {
         // commits are durable: an acknowledged account or user change survives a power cut
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        if check != "ok" {
-            return Err(StoreError::Damaged {
-                path: path.display().to_string(),
-                detail: check,
-                dir: data_dir_of(path),
-            });
+        if let Err(detail) = super::salvage::quick_check(&conn)? {
+            return Err(damage(path, detail));
         }
         migrate(&mut conn, path)?;
         Ok(conn)
@@ -746,11 +729,12 @@ fn credentials_below_cap(
     Ok(())
 }
 
-/// The directory a database file is in, as the salvage command takes it.
-fn data_dir_of(path: &Path) -> String {
-    path.parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default()
+fn damage(path: &Path, detail: String) -> StoreError {
+    StoreError::Damaged(super::salvage::Damage {
+        what: "the identity store",
+        path: path.to_path_buf(),
+        detail,
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod curl;
+pub mod faulty;
 pub mod oauth_provider;
 
 use std::net::SocketAddr;

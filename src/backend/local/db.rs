@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::store::salvage::{Damage, is_damage, quick_check};
+
 pub(super) type Meta = BTreeMap<String, String>;
 
 const MIGRATIONS: &[&str] = &[r#"
@@ -53,25 +55,8 @@ pub(super) enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the object store at {0} was written by a newer swiftgate")]
     TooNew(String),
-    #[error(
-        "the object store database {path} is damaged ({detail}): swiftgate does not serve from a \
-         damaged database. Restore the data directory from a backup, or, with the gateway \
-         stopped, keep what can still be read: `swiftgate --data {dir} store salvage`"
-    )]
-    Damaged {
-        path: String,
-        detail: String,
-        /// The data directory it is in.
-        dir: String,
-    },
-}
-
-/// Whether SQLite says the file is not a sound database.
-fn is_damage(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-    )
+    #[error(transparent)]
+    Damaged(#[from] Damage),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -360,26 +345,16 @@ fn remove_object(
 impl Db {
     /// Opens (or makes) the database at `path`, after checking that it is sound.
     pub(super) fn open(path: &Path) -> Result<Db, DbError> {
-        let damaged = |detail: String| DbError::Damaged {
-            path: path.display().to_string(),
-            detail,
-            dir: data_dir_of(path),
-        };
         Db::open_checked(path).map_err(|e| match e {
-            DbError::Sqlite(e) if is_damage(&e) => damaged(e.to_string()),
+            DbError::Sqlite(e) if is_damage(&e) => damage(path, e.to_string()),
             e => e,
         })
     }
 
     fn open_checked(path: &Path) -> Result<Db, DbError> {
         let mut writer = open_conn(path)?;
-        let check: String = writer.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        if check != "ok" {
-            return Err(DbError::Damaged {
-                path: path.display().to_string(),
-                detail: check,
-                dir: data_dir_of(path),
-            });
+        if let Err(detail) = quick_check(&writer)? {
+            return Err(damage(path, detail));
         }
         let known = MIGRATIONS.len();
         let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -747,11 +722,12 @@ impl Db {
     }
 }
 
-/// The directory a database file is in, as the salvage command takes it.
-fn data_dir_of(path: &Path) -> String {
-    path.parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default()
+fn damage(path: &Path, detail: String) -> DbError {
+    DbError::Damaged(Damage {
+        what: "the object store database",
+        path: path.to_path_buf(),
+        detail,
+    })
 }
 
 #[cfg(test)]

@@ -487,7 +487,8 @@ pub struct Listed {
     pub symlink_path: Option<String>,
     /// A static large object's manifest.
     pub slo: bool,
-}/// Whether the upstream answered bytes that are not an HTTP answer (502), rather than
+}
+/// Whether the upstream answered bytes that are not an HTTP answer (502), rather than
 /// failing to answer at all (503).
 fn answered_garbage(e: &hyper_util::client::legacy::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
@@ -499,5 +500,3 @@ fn answered_garbage(e: &hyper_util::client::legacy::Error) -> bool {
     }
     false
 }
-
-
