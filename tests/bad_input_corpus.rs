@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{GatewayProcess, Swift, request, request_from, request_with_body};
+use common::{GatewayProcess, Swift, admin_account, request, request_from, request_with_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -568,36 +568,9 @@ async fn put(addr: SocketAddr, token: &str, path: &str, body: &[u8], extra: &[(&
 /// An account `name` with its admin `name:admin` (key `adminkey`), on `backend` or on
 /// the embedded store, with a few containers and objects; its storage id and token.
 async fn account(addr: SocketAddr, name: &str, backend: Option<&str>) -> (String, String) {
-    let admin = [
-        ("X-Auth-Admin-User", ".super_admin"),
-        ("X-Auth-Admin-Key", SUPER),
-    ];
-    let mut h = admin.to_vec();
-    if let Some(b) = backend {
-        h.push(("X-Account-Backend", b));
-    }
-    let r = request(addr, "PUT", &format!("/auth/v2/{name}"), &h).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let mut h = admin.to_vec();
-    h.extend([
-        ("X-Auth-User-Key", "adminkey"),
-        ("X-Auth-User-Admin", "true"),
-    ]);
-    let r = request(addr, "PUT", &format!("/auth/v2/{name}/admin"), &h).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let user = format!("{name}:admin");
-    let r = request(
-        addr,
-        "GET",
-        "/auth/v1.0",
-        &[("X-Auth-User", &user), ("X-Auth-Key", "adminkey")],
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let token = r.header("x-auth-token").unwrap().to_owned();
-    let url = r.header("x-storage-url").unwrap();
-    let storage = url.rsplit('/').next().unwrap().to_owned();
-    let base = format!("/v1/{storage}");
+    let (token, base) = admin_account(addr, SUPER, name, backend, ("admin", "adminkey")).await;
+    let storage = base.trim_start_matches("/v1/").to_owned();
+
     put(
         addr,
         &token,

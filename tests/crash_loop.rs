@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{GatewayProcess, request, request_with_body, try_request};
+use common::{GatewayProcess, login_path, request, request_with_body, try_request};
 use md5::{Digest, Md5};
 
 const SUPER: &str = "crash-loop-super-key";
@@ -412,19 +412,7 @@ async fn observe(addr: SocketAddr, client: &Client, place: &str, known_keys: &[S
 }
 
 async fn login(addr: SocketAddr) -> (String, String) {
-    let r = request(
-        addr,
-        "GET",
-        "/auth/v1.0",
-        &[("X-Auth-User", "crash:owner"), ("X-Auth-Key", "ownerkey")],
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let url = r.header("x-storage-url").unwrap();
-    (
-        r.header("x-auth-token").unwrap().to_owned(),
-        url[url.find("/v1/").unwrap()..].to_owned(),
-    )
+    login_path(addr, "crash:owner", "ownerkey").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

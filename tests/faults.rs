@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{GatewayProcess, request, request_with_body, swiftgate_bin};
+use common::{
+    GatewayProcess, admin_account, login_path, request, request_with_body, swiftgate_bin,
+};
 use md5::{Digest, Md5};
 
 const SUPER: &str = "faults-super-key";
@@ -41,21 +43,7 @@ fn md5_hex(data: &[u8]) -> String {
 /// An account `faults` with its admin `faults:u` (key `k`) and a container `c`; the
 /// token and storage path.
 async fn setup(addr: SocketAddr) -> (String, String) {
-    let admin = [
-        ("X-Auth-Admin-User", ".super_admin"),
-        ("X-Auth-Admin-Key", SUPER),
-    ];
-    assert_eq!(
-        request(addr, "PUT", "/auth/v2/faults", &admin).await.status,
-        201
-    );
-    let mut h = admin.to_vec();
-    h.extend([("X-Auth-User-Key", "k"), ("X-Auth-User-Admin", "true")]);
-    assert_eq!(
-        request(addr, "PUT", "/auth/v2/faults/u", &h).await.status,
-        201
-    );
-    let (token, base) = login(addr).await;
+    let (token, base) = admin_account(addr, SUPER, "faults", None, ("u", "k")).await;
     let r = request(
         addr,
         "PUT",
@@ -68,19 +56,7 @@ async fn setup(addr: SocketAddr) -> (String, String) {
 }
 
 async fn login(addr: SocketAddr) -> (String, String) {
-    let r = request(
-        addr,
-        "GET",
-        "/auth/v1.0",
-        &[("X-Auth-User", "faults:u"), ("X-Auth-Key", "k")],
-    )
-    .await;
-    assert_eq!(r.status, 200, "login: {}", r.text());
-    let url = r.header("x-storage-url").unwrap();
-    (
-        r.header("x-auth-token").unwrap().to_owned(),
-        url[url.find("/v1/").unwrap()..].to_owned(),
-    )
+    login_path(addr, "faults:u", "k").await
 }
 
 /// The names container `c` lists.

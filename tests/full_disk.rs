@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{GatewayProcess, request, request_with_body, send_raw};
+use common::{GatewayProcess, admin_account, request, request_with_body, send_raw};
 use md5::{Digest, Md5};
 
 const SUPER: &str = "full-disk-super-key";
@@ -109,16 +109,7 @@ async fn a_full_disk_refuses_with_507_keeps_what_was_acknowledged_and_recovers()
         ("X-Auth-Admin-User", ".super_admin"),
         ("X-Auth-Admin-Key", SUPER),
     ];
-    assert_eq!(
-        request(addr, "PUT", "/auth/v2/full", &admin).await.status,
-        201
-    );
-    let mut h = admin.to_vec();
-    h.extend([("X-Auth-User-Key", "k"), ("X-Auth-User-Admin", "true")]);
-    assert_eq!(
-        request(addr, "PUT", "/auth/v2/full/u", &h).await.status,
-        201
-    );
+    let (token, base) = admin_account(addr, SUPER, "full", None, ("u", "k")).await;
     let login = || async {
         request(
             addr,
@@ -128,10 +119,6 @@ async fn a_full_disk_refuses_with_507_keeps_what_was_acknowledged_and_recovers()
         )
         .await
     };
-    let r = login().await;
-    let token = r.header("x-auth-token").unwrap().to_owned();
-    let url = r.header("x-storage-url").unwrap();
-    let base = url[url.find("/v1/").unwrap()..].to_owned();
     assert_eq!(
         put(addr, &token, &format!("{base}/c"), b"").await.status,
         201

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::faulty::Faulty;
-use common::{GatewayProcess, Swift, request, request_with_body};
+use common::{GatewayProcess, Swift, admin_account, request, request_with_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -135,32 +135,7 @@ async fn fetch(addr: SocketAddr, path: &str, token: &str) -> Received {
 /// An account `name` on the cluster with its admin `name:admin`; its token and storage
 /// path.
 async fn account(addr: SocketAddr, name: &str) -> (String, String) {
-    let admin = [
-        ("X-Auth-Admin-User", ".super_admin"),
-        ("X-Auth-Admin-Key", SUPER),
-    ];
-    let mut h = admin.to_vec();
-    h.push(("X-Account-Backend", "cluster"));
-    let r = request(addr, "PUT", &format!("/auth/v2/{name}"), &h).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let mut h = admin.to_vec();
-    h.extend([("X-Auth-User-Key", "k"), ("X-Auth-User-Admin", "true")]);
-    let r = request(addr, "PUT", &format!("/auth/v2/{name}/admin"), &h).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let user = format!("{name}:admin");
-    let r = request(
-        addr,
-        "GET",
-        "/auth/v1.0",
-        &[("X-Auth-User", &user), ("X-Auth-Key", "k")],
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let url = r.header("x-storage-url").unwrap();
-    (
-        r.header("x-auth-token").unwrap().to_owned(),
-        url[url.find("/v1/").unwrap()..].to_owned(),
-    )
+    admin_account(addr, SUPER, name, Some("cluster"), ("admin", "k")).await
 }
 
 fn body(len: usize, seed: u8) -> Vec<u8> {

@@ -703,6 +703,48 @@ pub fn tls_config(certs: &Path) -> swiftgate::config::TlsConfig {
     }
 }
 
+/// A v1 login of `user` with `key` that must succeed: the token and the storage path.
+pub async fn login_path(addr: SocketAddr, user: &str, key: &str) -> (String, String) {
+    let r = request(
+        addr,
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", user), ("X-Auth-Key", key)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "login of {user}: {}", r.text());
+    let url = r.header("x-storage-url").expect("a storage URL");
+    (
+        r.header("x-auth-token").expect("a token").to_owned(),
+        url[url.find("/v1/").expect("a /v1/ path")..].to_owned(),
+    )
+}
+
+/// The account `name` made through the admin API of the gateway at `addr` (its super
+/// admin key `super_key`), on `backend` or the embedded store, with its admin
+/// `name:user` (key `key`); that admin's token and storage path.
+pub async fn admin_account(
+    addr: SocketAddr,
+    super_key: &str,
+    name: &str,
+    backend: Option<&str>,
+    (user, key): (&str, &str),
+) -> (String, String) {
+    let admin = [
+        ("X-Auth-Admin-User", ".super_admin"),
+        ("X-Auth-Admin-Key", super_key),
+    ];
+    let mut h = admin.to_vec();
+    h.extend(backend.map(|b| ("X-Account-Backend", b)));
+    let r = request(addr, "PUT", &format!("/auth/v2/{name}"), &h).await;
+    assert_eq!(r.status, 201, "account {name}: {}", r.text());
+    let mut h = admin.to_vec();
+    h.extend([("X-Auth-User-Key", key), ("X-Auth-User-Admin", "true")]);
+    let r = request(addr, "PUT", &format!("/auth/v2/{name}/{user}"), &h).await;
+    assert_eq!(r.status, 201, "user {name}:{user}: {}", r.text());
+    login_path(addr, &format!("{name}:{user}"), key).await
+}
+
 /// A gateway process, `swiftgate --config CONFIG --data DIR serve` on a free loopback
 /// port; killed by its PID when dropped.
 pub struct GatewayProcess {
