@@ -733,9 +733,14 @@ pub(crate) async fn read_checked(stream: &[u8], size: usize) -> (Vec<u8>, Option
     let mut out = Vec::new();
     // the pieces never fail, and a head's time is not up before they are all read
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut checked, &mut out).await;
+    // hyper hands over each head in turn; a head has a line feed at least
+    let heads = stream.iter().filter(|&&b| b == b'\n').count() + 1;
     let mut refusal = None;
-    for _ in 0..8 {
-        refusal = refusal.or(refusals.next());
+    for _ in 0..heads {
+        refusal = refusal.or_else(|| refusals.next());
+        if refusal.is_some() {
+            break;
+        }
     }
     (out, refusal)
 }
