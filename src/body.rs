@@ -90,3 +90,83 @@ pub(crate) fn status_only(status: StatusCode) -> Response<Body> {
     );
     resp
 }
+
+/// A body that fails when nothing of it comes for `timeout` (a client's upload, a
+/// cluster's answer), saying what stopped, after calling `on_timeout`.
+pub(crate) struct Timed<B> {
+    inner: B,
+    timeout: std::time::Duration,
+    what: &'static str,
+    /// Runs while the body is awaited; made on the first wait, then reset.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+    on_timeout: Box<dyn Fn() + Send + Sync>,
+}
+
+impl<B> Timed<B> {
+    pub(crate) fn new(
+        inner: B,
+        timeout: std::time::Duration,
+        what: &'static str,
+        on_timeout: impl Fn() + Send + Sync + 'static,
+    ) -> Timed<B> {
+        Timed {
+            inner,
+            timeout,
+            what,
+            timer: None,
+            armed: false,
+            on_timeout: Box::new(on_timeout),
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Timed<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.armed = false;
+                Poll::Ready(frame.map(|f| f.map_err(|e| std::io::Error::other(e.to_string()))))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let timer = match (&mut this.timer, this.armed) {
+                    (Some(t), true) => t,
+                    (Some(t), false) => {
+                        t.as_mut().reset(tokio::time::Instant::now() + timeout);
+                        t
+                    }
+                    (None, _) => this.timer.insert(Box::pin(tokio::time::sleep(timeout))),
+                };
+                this.armed = true;
+                std::task::ready!(timer.as_mut().poll(cx));
+                (this.on_timeout)();
+                Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no byte of {} came for {timeout:?}", this.what),
+                ))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}

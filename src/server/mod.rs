@@ -390,7 +390,12 @@ where
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let in_flight = requests.begin();
         let stalled = crate::request::Stalled::default();
-        let mut req = req.map(|b| timing::Timed::new(b, body_timeout, stalled.clone()));
+        let flag = stalled.0.clone();
+        let mut req = req.map(|b| {
+            crate::body::Timed::new(b, body_timeout, "the request body", move || {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            })
+        });
         req.extensions_mut().insert(stalled);
         if let Some(r) = refused.next() {
             req.extensions_mut().insert(r);

@@ -1,21 +1,16 @@
 //! Time limits on a connection beyond the header read timeout: a connection with no
 //! request in progress and no bytes moving is closed after the idle timeout (HTTP/2 has
 //! no other such limit), and a request body that stops coming is given up after the body
-//! timeout.
+//! timeout (`crate::body::Timed`).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
-
-use crate::request::Stalled;
+use tokio::time::Instant;
 
 /// When a connection last moved bytes, and how many of its requests are in progress.
 pub(super) struct Activity {
@@ -129,75 +124,5 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A request body that fails when nothing of it comes for `timeout`.
-pub(super) struct Timed<B> {
-    inner: B,
-    timeout: Duration,
-    /// Runs while the body is awaited; made on the first wait, then reset.
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
-    stalled: Stalled,
-}
-
-impl<B> Timed<B> {
-    pub(super) fn new(inner: B, timeout: Duration, stalled: Stalled) -> Timed<B> {
-        Timed {
-            inner,
-            timeout,
-            timer: None,
-            armed: false,
-            stalled,
-        }
-    }
-}
-
-impl<B> Body for Timed<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.armed = false;
-                Poll::Ready(frame.map(|f| f.map_err(|e| std::io::Error::other(e.to_string()))))
-            }
-            Poll::Pending => {
-                let timeout = this.timeout;
-                let timer = match (&mut this.timer, this.armed) {
-                    (Some(t), true) => t,
-                    (Some(t), false) => {
-                        t.as_mut().reset(Instant::now() + timeout);
-                        t
-                    }
-                    (None, _) => this.timer.insert(Box::pin(tokio::time::sleep(timeout))),
-                };
-                this.armed = true;
-                ready!(timer.as_mut().poll(cx));
-                this.stalled.0.store(true, Ordering::Relaxed);
-                Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no byte of the request body came for {timeout:?}"),
-                ))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

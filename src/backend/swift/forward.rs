@@ -163,9 +163,13 @@ impl Cluster {
             {
                 crate::body::declared_empty()
             } else {
-                Patient::new(rbody, self.timeout, self.name.clone())
-                    .map_err(std::io::Error::other)
-                    .boxed()
+                // a cluster that stalls mid-answer breaks the client's transfer, which
+                // the client sees as failed, instead of holding it open
+                let cluster = self.name.clone();
+                crate::body::Timed::new(rbody, self.timeout, "an upstream's answer", move || {
+                    tracing::warn!(cluster = %cluster, "an upstream answer stalled");
+                })
+                .boxed()
             };
             return Ok(Response::from_parts(rparts, body));
         }
@@ -248,72 +252,6 @@ pub struct Forward<'a> {
     pub as_service: bool,
     /// The gateway's base URL, for redirects.
     pub public_base: &'a str,
-}
-
-/// An upstream answer's body that fails once no bytes come for `limit` (the backend's
-/// `timeout`): a cluster that stalls mid-body breaks the client's transfer, which a client
-/// sees as failed, instead of holding it open.
-struct Patient<B> {
-    inner: B,
-    limit: std::time::Duration,
-    wait: std::pin::Pin<Box<tokio::time::Sleep>>,
-    cluster: String,
-}
-
-impl<B> Patient<B> {
-    fn new(inner: B, limit: std::time::Duration, cluster: String) -> Patient<B> {
-        Patient {
-            inner,
-            limit,
-            wait: Box::pin(tokio::time::sleep(limit)),
-            cluster,
-        }
-    }
-}
-
-impl<B> hyper::body::Body for Patient<B>
-where
-    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Data = bytes::Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>>
-    {
-        use std::future::Future as _;
-        use std::task::Poll;
-        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + self.limit;
-                self.wait.as_mut().reset(next);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => match self.wait.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    tracing::warn!(cluster = %self.cluster, "an upstream body stalled");
-                    Poll::Ready(Some(Err(format!(
-                        "the upstream {:?} sent nothing for {}",
-                        self.cluster,
-                        humantime::format_duration(self.limit)
-                    )
-                    .into())))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]
