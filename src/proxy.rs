@@ -916,10 +916,7 @@ pub(crate) async fn handle<B: RequestBody>(
         crate::swift::privileged::strip_privileged(req.headers_mut());
     }
     if target.object.is_some() && matches!(method, Method::PUT | Method::POST) || op.copies() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        crate::swift::expiry::normalize(req.headers_mut(), now)?;
+        crate::swift::expiry::normalize(req.headers_mut(), crate::auth::identity::unix_now())?;
     }
     let copied = check_references(&judge, req.headers(), op).await?;
     let pinned = match copied {

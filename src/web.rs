@@ -238,7 +238,7 @@ async fn start(
         account: account.to_owned(),
         verifier: sealer.seal_secret(&link_context(&hash, &browser), verifier)?,
         redirect_uri,
-        until: unix_now() + LINK_LIFE.as_secs(),
+        until: crate::auth::identity::unix_now() + LINK_LIFE.as_secs(),
     };
     match identity.store().put_link(&hash, &link, LINK_LIMITS).await {
         Ok(()) => Ok(Started {
@@ -304,13 +304,6 @@ fn set_cookie(name: &str, value: &str, public_base: &str) -> Result<HeaderValue>
         "{name}={value}; Path=/callback; Max-Age={life}; HttpOnly; SameSite=Lax{secure}"
     ))
     .map_err(|_| Error::broken("a link cookie is not a valid header"))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// Where the provider sends the browser back.

@@ -374,11 +374,12 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 /// The disk under the database is full (SQLite's `SQLITE_FULL`).
-fn is_full(e: &rusqlite::Error) -> bool {
+pub fn is_full(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
+/// Another connection holds the database (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+pub fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)

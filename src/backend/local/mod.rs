@@ -136,29 +136,27 @@ pub struct LocalStore {
 }
 
 fn db_error(e: DbError) -> Error {
-    let code = match &e {
-        DbError::Sqlite(e) => e.sqlite_error_code(),
+    let sqlite = match &e {
+        DbError::Sqlite(e) => Some(e),
         _ => None,
     };
-    match code {
-        Some(rusqlite::ErrorCode::DiskFull) => Error::InsufficientStorage(
+    if sqlite.is_some_and(crate::store::is_full) {
+        return Error::InsufficientStorage(
             "There was not enough space to save the resource (the object database)".into(),
-        ),
-        Some(
-            rusqlite::ErrorCode::DatabaseBusy
-            | rusqlite::ErrorCode::DatabaseLocked
-            | rusqlite::ErrorCode::ReadOnly,
-        ) => {
-            tracing::error!(error = %e, "the object database cannot be written now");
-            Error::Unavailable {
-                retry_after: 10,
-                message: "the object database cannot be written now (locked by another \
-                          process, or on a read-only file system)"
-                    .into(),
-            }
-        }
-        _ => Error::internal("the object database failed", e),
+        );
     }
+    if sqlite.is_some_and(|e| {
+        crate::store::is_busy(e) || e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)
+    }) {
+        tracing::error!(error = %e, "the object database cannot be written now");
+        return Error::Unavailable {
+            retry_after: 10,
+            message: "the object database cannot be written now (locked by another process, \
+                      or on a read-only file system)"
+                .into(),
+        };
+    }
+    Error::internal("the object database failed", e)
 }
 
 /// What salvaging the object database kept, beyond the rows it copied.

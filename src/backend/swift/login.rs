@@ -132,13 +132,6 @@ impl Grant {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 impl Login {
     pub(super) fn new(cfg: &BackendConfig) -> std::result::Result<Login, ConfigError> {
         let key = cfg.key()?;
@@ -373,7 +366,7 @@ impl Cluster {
         let keeper = &grant.keeper;
         let lock = keeper.store.lock_grant(&keeper.name).await?;
         let context = keeper.access_context();
-        let now = unix_now();
+        let now = crate::auth::identity::unix_now();
         if let Some((sealed, until)) = &lock.access
             && *until > now + ACCESS_MARGIN.as_secs()
             && let Some(token) = keeper.sealer.open_secret(&context, sealed)
