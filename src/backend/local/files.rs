@@ -241,7 +241,7 @@ impl Files {
     }
 
     pub(super) fn path(&self, id: &str) -> PathBuf {
-        self.root.join(&id[..2]).join(id)
+        body_path(&self.root, id)
     }
 
     fn tmp_path(&self, id: &str) -> PathBuf {
@@ -393,25 +393,44 @@ impl Files {
             std::fs::remove_file(entry?.path())?;
             removed += 1;
         }
-        for dir in std::fs::read_dir(&self.root)? {
-            let dir = dir?;
-            if dir.file_name() == "tmp" || !dir.file_type()?.is_dir() {
-                continue;
+        for_each_body(&self.root, |id, path| {
+            let in_use = db
+                .file_in_use(&id)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            if !in_use {
+                std::fs::remove_file(path)?;
+                removed += 1;
             }
-            for entry in std::fs::read_dir(dir.path())? {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let in_use = db
-                    .file_in_use(&name)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                if !in_use {
-                    std::fs::remove_file(entry.path())?;
-                    removed += 1;
-                }
-            }
-        }
+            Ok(())
+        })?;
         Ok(removed)
     }
+}
+
+/// Where the body file `id` is kept under `root`.
+pub(super) fn body_path(root: &Path, id: &str) -> PathBuf {
+    root.join(id.get(..2).unwrap_or_default()).join(id)
+}
+
+/// Calls `f` with the id and path of every committed body file under `root`.
+pub(super) fn for_each_body(
+    root: &Path,
+    mut f: impl FnMut(String, PathBuf) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    for dir in std::fs::read_dir(root)? {
+        let dir = dir?;
+        if dir.file_name() == "tmp" || !dir.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(dir.path())? {
+            let entry = entry?;
+            f(
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Part of a response body: bytes the gateway made, or a range of a body file

@@ -196,7 +196,7 @@ pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, St
         .map_err(|e| fail(&e))?;
     let mut without_body = 0;
     for (container, name, file, size) in rows {
-        let body = root.join(file.get(..2).unwrap_or_default()).join(&file);
+        let body = files::body_path(&root, &file);
         if std::fs::metadata(&body).map(|m| m.len()).ok() != Some(size) {
             without_body += conn
                 .execute(
@@ -212,28 +212,17 @@ pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, St
                        WHERE o.container_id = containers.id)")?;
     let lost = data_dir.join("objects.lost");
     let mut lost_bodies = 0;
-    for dir in std::fs::read_dir(&root).map_err(|e| fail(&e))? {
-        let dir = dir.map_err(|e| fail(&e))?;
-        if dir.file_name() == "tmp" || !dir.path().is_dir() {
-            continue;
+    let db = Db::open(&path).map_err(|e| fail(&e))?;
+    files::for_each_body(&root, |id, path| {
+        let named = db.file_in_use(&id).map_err(std::io::Error::other)?;
+        if !named {
+            std::fs::create_dir_all(&lost)?;
+            std::fs::rename(path, lost.join(&id))?;
+            lost_bodies += 1;
         }
-        for entry in std::fs::read_dir(dir.path()).map_err(|e| fail(&e))? {
-            let entry = entry.map_err(|e| fail(&e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let named: bool = conn
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM objects WHERE file = ?1)",
-                    [&name],
-                    |r| r.get(0),
-                )
-                .map_err(|e| fail(&e))?;
-            if !named {
-                std::fs::create_dir_all(&lost).map_err(|e| fail(&e))?;
-                std::fs::rename(entry.path(), lost.join(&name)).map_err(|e| fail(&e))?;
-                lost_bodies += 1;
-            }
-        }
-    }
+        Ok(())
+    })
+    .map_err(|e| fail(&e))?;
     Ok(Some(ObjectSalvage {
         salvaged,
         without_body,
