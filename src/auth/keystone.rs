@@ -246,8 +246,7 @@ impl Service<'_> {
         certificate: Option<[u8; 32]>,
         bind_to: Option<[u8; 32]>,
     ) -> Result<(Response<Body>, String)> {
-        let login: LoginBody = serde_json::from_slice(body)
-            .map_err(|e| Error::bad_request(format!("the login body is not valid: {e}")))?;
+        let login: LoginBody = read_json(body, "the login body is not valid")?;
         let auth = login.auth;
         let methods = &auth.identity.methods;
         let scope = self.scope(auth.scope.as_ref())?;
@@ -864,9 +863,8 @@ impl Service<'_> {
                 Ok(no_content())
             }
             AppCredentialCall::Create { body } => {
-                let asked: NewAppCredentialBody = serde_json::from_slice(body).map_err(|e| {
-                    Error::bad_request(format!("the application credential is not valid: {e}"))
-                })?;
+                let asked: NewAppCredentialBody =
+                    read_json(body, "the application credential is not valid")?;
                 let c = asked.application_credential;
                 if c.unrestricted || c.access_rules.as_ref().is_some_and(|r| !r.is_empty()) {
                     return Err(Error::bad_request(
@@ -989,6 +987,15 @@ struct SignedBody<T> {
     ec2_credentials: Option<T>,
 }
 
+impl<T> SignedBody<T> {
+    /// The credentials, wherever the body put them.
+    fn into_credentials(self) -> Option<T> {
+        self.credentials
+            .or(self.credential)
+            .or(self.ec2_credentials)
+    }
+}
+
 #[derive(Deserialize)]
 struct S3Credentials {
     access: Option<String>,
@@ -1077,9 +1084,7 @@ impl Service<'_> {
                 Ok(no_content())
             }
             Ec2CredentialCall::Create { body } => {
-                let asked: NewEc2Credential = serde_json::from_slice(body).map_err(|e| {
-                    Error::bad_request(format!("the EC2 credential is not valid: {e}"))
-                })?;
+                let asked: NewEc2Credential = read_json(body, "the EC2 credential is not valid")?;
                 let project = self.project_id(&p.storage_id);
                 match asked.tenant_id.as_deref() {
                     None => {
@@ -1138,13 +1143,9 @@ impl Service<'_> {
         if body.is_empty() {
             return Err(Error::bad_request("request must include a request body"));
         }
-        let asked: SignedBody<T> = serde_json::from_slice(body).map_err(|e| {
-            Error::bad_request(format!("the {kind} credentials are not valid: {e}"))
-        })?;
-        Ok(asked
-            .credentials
-            .or(asked.credential)
-            .or(asked.ec2_credentials))
+        let asked: SignedBody<T> =
+            read_json(body, &format!("the {kind} credentials are not valid"))?;
+        Ok(asked.into_credentials())
     }
 
     /// `POST /v3/s3tokens`: for a service, the user whose EC2 credential signed an S3
@@ -1273,39 +1274,41 @@ fn fresh(times: &super::s3::SignedTimes<'_>, now: u64) -> std::result::Result<()
 /// follows from it without the store: times, EC2 requests, their signatures and signing
 /// times. What the fuzz targets run on any bytes (`crate::fuzz`).
 pub(crate) fn read_bodies(body: &[u8]) {
-    if let Ok(login) = serde_json::from_slice::<LoginBody>(body) {
+    if let Ok(login) = read_json::<LoginBody>(body, "the login body is not valid") {
         let _ = login.auth.identity.methods.iter().any(|m| m == "password");
     }
     v2::read_body(body);
-    if let Ok(asked) = serde_json::from_slice::<NewAppCredentialBody>(body)
+    if let Ok(asked) =
+        read_json::<NewAppCredentialBody>(body, "the application credential is not valid")
         && let Some(t) = asked.application_credential.expires_at.as_deref()
     {
         let _ = parse_time(t);
     }
-    let _ = serde_json::from_slice::<NewEc2Credential>(body);
-    if let Ok(asked) = serde_json::from_slice::<SignedBody<S3Credentials>>(body)
+    let _ = read_json::<NewEc2Credential>(body, "the EC2 credential is not valid");
+    if let Ok(asked) =
+        read_json::<SignedBody<S3Credentials>>(body, "the S3 credentials are not valid")
         && let Some(S3Credentials {
             token: Some(token),
             signature: Some(signature),
             ..
-        }) = asked
-            .credentials
-            .or(asked.credential)
-            .or(asked.ec2_credentials)
+        }) = asked.into_credentials()
         && let Ok(string_to_sign) = base64::engine::general_purpose::URL_SAFE.decode(token)
     {
         let _ = super::s3::verify("secret", &string_to_sign, &signature);
     }
-    if let Ok(asked) = serde_json::from_slice::<SignedBody<Ec2Credentials>>(body)
-        && let Some(c) = asked
-            .credentials
-            .or(asked.credential)
-            .or(asked.ec2_credentials)
+    if let Ok(asked) =
+        read_json::<SignedBody<Ec2Credentials>>(body, "the EC2 credentials are not valid")
+        && let Some(c) = asked.into_credentials()
     {
         let request = c.request();
         let _ = super::s3::verify_ec2("secret", &request, c.signature.as_deref().unwrap_or(""));
         let _ = fresh(&super::s3::ec2_signed_times(&request), unix_now());
     }
+}
+
+/// A request body read as JSON of `T`: 400 with `refusal` and why.
+fn read_json<T: serde::de::DeserializeOwned>(body: &[u8], refusal: &str) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("{refusal}: {e}")))
 }
 
 /// `20261203T080000Z`, as `X-Amz-Date` writes a time, in Unix seconds.
@@ -1419,6 +1422,22 @@ fn timestamp(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_is_not_json_is_refused_saying_which() {
+        let e = read_json::<LoginBody>(b"{", "the login body is not valid").err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("the login body is not valid: "), "{text}");
+        let signed = read_json::<SignedBody<S3Credentials>>(
+            br#"{"credential": {"access": "a"}}"#,
+            "the S3 credentials are not valid",
+        );
+        let access = signed
+            .ok()
+            .and_then(SignedBody::into_credentials)
+            .and_then(|c| c.access);
+        assert_eq!(access.as_deref(), Some("a"));
+    }
 
     #[test]
     fn an_ec2_request_is_good_within_its_signed_times_only() {

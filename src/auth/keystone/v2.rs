@@ -22,7 +22,7 @@ const VERSION_UPDATED: &str = "2014-04-17T00:00:00Z";
 
 /// Reads `body` as a v2.0 login reads it (see [`super::read_bodies`]).
 pub(super) fn read_body(body: &[u8]) {
-    if let Ok(login) = serde_json::from_slice::<LoginBody>(body) {
+    if let Ok(login) = super::read_json::<LoginBody>(body, "the login body is not valid") {
         let _ = (
             login.auth.password_credentials,
             login.auth.api_key_credentials,
@@ -92,8 +92,7 @@ impl Service<'_> {
         source: IpAddr,
         bind_to: Option<[u8; 32]>,
     ) -> Result<(Response<Body>, String)> {
-        let login: LoginBody = serde_json::from_slice(body)
-            .map_err(|e| Error::bad_request(format!("the login body is not valid: {e}")))?;
+        let login: LoginBody = super::read_json(body, "the login body is not valid")?;
         let auth = login.auth;
         let (username, password) = match (auth.password_credentials, auth.api_key_credentials) {
             (Some(p), _) => (p.username, p.password),
