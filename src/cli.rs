@@ -343,6 +343,7 @@ impl From<crate::error::Error> for CliError {
 /// `swiftgate store salvage`.
 fn salvage(config: &Config) -> Result<(), CliError> {
     let dir = config.data_dir();
+    let _lock = crate::store::DataDirLock::take(&dir)?;
     match crate::store::salvage_embedded(&dir)? {
         None => println!(
             "{}: sound, left as it is",

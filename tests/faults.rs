@@ -112,7 +112,7 @@ fn refused_start(config: &Path, data: &Path) -> String {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
             let said = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(!status.success(), "started on a damaged database:\n{said}");
+            assert!(!status.success(), "started when it must not:\n{said}");
             return said;
         }
         if started.elapsed() > Duration::from_secs(20) {
@@ -121,6 +121,26 @@ fn refused_start(config: &Path, data: &Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `swiftgate --data DIR store salvage`: whether it succeeded, and what it printed
+/// (standard output, then standard error).
+fn run_salvage(dir: &Path) -> (bool, String) {
+    let out = Command::new(swiftgate_bin())
+        .arg("--data")
+        .arg(dir)
+        .args(["store", "salvage"])
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
+fn salvage(dir: &Path) -> String {
+    let (ok, said) = run_salvage(dir);
+    assert!(ok, "{said}");
+    said
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -202,20 +222,6 @@ async fn a_damaged_database_is_refused_with_the_way_to_recover_and_never_serves_
         )],
         "{said}"
     );
-    let salvage = |dir: &Path| {
-        let out = Command::new(swiftgate_bin())
-            .arg("--data")
-            .arg(dir)
-            .args(["store", "salvage"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     let report = salvage(&truncated);
     assert!(report.contains("objects.db: damaged, kept as"), "{report}");
     assert!(report.contains("swiftgate.db: sound"), "{report}");
@@ -369,4 +375,59 @@ async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_
         ["after", "before"],
         "the refused PUT left nothing"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_is_served_or_salvaged_by_one_process_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let data = tmp.path().join("data");
+    let mut gw = GatewayProcess::start(&config, &data);
+    let (token, base) = setup(gw.addr).await;
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/o"), b"kept").await,
+        201
+    );
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files();
+    let in_use = format!(
+        "{} is in use by another swiftgate process (pid {}); stop it first",
+        data.display(),
+        gw.pid()
+    );
+    let said = refused_start(&config, &data);
+    assert!(said.contains(&in_use), "a second gateway: {said}");
+    let (ok, said) = run_salvage(&data);
+    assert!(!ok && said.contains(&in_use), "a salvage: {said}");
+    assert_eq!(files(), before, "nothing was set aside or made");
+    let r = request(
+        gw.addr,
+        "GET",
+        &format!("{base}/c/o"),
+        &[("X-Auth-Token", &token)],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_slice()), (200, b"kept".as_slice()));
+    assert!(gw.alive());
+    // killed, it holds nothing: the lock goes with the process
+    gw.kill();
+    let said = salvage(&data);
+    assert!(said.contains("objects.db: sound, left as it is"), "{said}");
+    let gw = GatewayProcess::start(&config, &data);
+    let (token, base) = login(gw.addr).await;
+    let r = request(
+        gw.addr,
+        "GET",
+        &format!("{base}/c/o"),
+        &[("X-Auth-Token", &token)],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_slice()), (200, b"kept".as_slice()));
 }

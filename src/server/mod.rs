@@ -24,7 +24,7 @@ use crate::backend::local::LocalStore;
 use crate::backend::swift::Clusters;
 use crate::config::{Config, ConfigError};
 use crate::request::Connection;
-use crate::store::{Store, StoreError};
+use crate::store::{DataDirLock, Store, StoreError};
 use crate::tls;
 
 mod batch;
@@ -125,6 +125,7 @@ pub struct GatewayHandle {
     identity: Arc<Identity>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    _lock: DataDirLock,
 }
 
 impl GatewayHandle {
@@ -177,8 +178,14 @@ impl Gateway {
             Some(t) => Some(tls::Certificate::open(t)?),
             None => None,
         };
-        let store =
-            Arc::new(Store::open(config.store.shared()?.as_ref(), &config.data_dir()).await?);
+        let data_dir = config.data_dir();
+        let lock = tokio::task::spawn_blocking({
+            let dir = data_dir.clone();
+            move || DataDirLock::take(&dir)
+        })
+        .await
+        .map_err(|e| StartError::Objects(e.to_string()))??;
+        let store = Arc::new(Store::open(config.store.shared()?.as_ref(), &data_dir).await?);
         let clusters = Arc::new(Clusters::from_config(&config)?.with_store(store.clone()));
         let cfg = config.clone();
         let identity = tokio::task::spawn_blocking(move || Identity::open(store, &cfg))
@@ -199,14 +206,6 @@ impl Gateway {
         }
         let identity = Arc::new(identity);
         identity.follow_other_gateways();
-        let data_dir = config.data_dir();
-        // on a shared store the identity store made no data directory: the object store's
-        // (empty there) is made here, its owner's only
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(&data_dir)
-            .map_err(|e| {
-                StartError::Objects(format!("cannot create {}: {e}", data_dir.display()))
-            })?;
         let reserve = config.server.disk_reserve;
         let local = tokio::task::spawn_blocking(move || LocalStore::open(&data_dir, reserve))
             .await
@@ -250,6 +249,7 @@ impl Gateway {
             identity,
             stop: Some(stop),
             task,
+            _lock: lock,
         })
     }
 }
