@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    GatewayProcess, admin_account, login_path, request, request_with_body, swiftgate_bin,
+    GatewayProcess, Tmpfs, admin_account, login_path, request, request_with_body, swiftgate_bin,
 };
 use md5::{Digest, Md5};
 
@@ -340,20 +340,7 @@ async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_
     // the directory new bodies are written in becomes a read-only file system (a disk
     // remounted read-only after an error); the databases stay writable
     let bodies = data.join("objects/tmp");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
-        .arg(&bodies)
-        .status()
-        .unwrap()
-        .success();
-    assert!(mounted, "mounting a tmpfs needs root (CI runs as root)");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let unmount = Unmount(bodies);
+    let unmount = Tmpfs::mount(&bodies, "ro,size=1m");
     let r = request_with_body(gw.addr, "PUT", &format!("{base}/c/during"), &t, b"during").await;
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.header("retry-after").is_some());

@@ -16,38 +16,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{GatewayProcess, admin_account, request, request_with_body, send_raw};
+use common::{GatewayProcess, Tmpfs, admin_account, request, request_with_body, send_raw};
 use md5::{Digest, Md5};
 
 const SUPER: &str = "full-disk-super-key";
-
-/// A tmpfs of `size` mounted on `dir`, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("mount");
-        assert!(
-            out.status.success(),
-            "mounting a tmpfs needs root (CI runs as root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn body(name: &str, len: usize) -> Vec<u8> {
     let mut x = name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
@@ -92,7 +65,7 @@ async fn put(addr: SocketAddr, token: &str, path: &str, data: &[u8]) -> common::
 async fn a_full_disk_refuses_with_507_keeps_what_was_acknowledged_and_recovers() {
     let tmp = tempfile::tempdir().unwrap();
     let disk = tmp.path().join("disk");
-    let _mount = Tmpfs::mount(&disk, "24m");
+    let _mount = Tmpfs::mount(&disk, "size=24m");
     let config = tmp.path().join("swiftgate.toml");
     std::fs::write(
         &config,
