@@ -82,6 +82,35 @@ async fn put(addr: SocketAddr, token: &str, path: &str, body: &[u8]) -> u16 {
         .status
 }
 
+/// An upload to `c` now gets 503 with `Retry-After`, saying `why`, while `c/before` is
+/// still served.
+async fn uploads_refused(addr: SocketAddr, base: &str, token: &str, why: &str) {
+    let t = [("X-Auth-Token", token)];
+    let r = request(addr, "GET", &format!("{base}/c/before"), &t).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"before".as_slice()),
+        "reads go on"
+    );
+    let r = request_with_body(addr, "PUT", &format!("{base}/c/during"), &t, b"during").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains(why), "{}", r.text());
+}
+
+/// Uploads work again, and the refused one left nothing.
+async fn uploads_again(addr: SocketAddr, base: &str, token: &str) {
+    assert_eq!(
+        put(addr, token, &format!("{base}/c/after"), b"after").await,
+        201
+    );
+    assert_eq!(
+        names(addr, base, token).await,
+        ["after", "before"],
+        "the refused PUT left nothing"
+    );
+}
+
 fn sqlite(db: &Path, sql: &str) {
     let out = Command::new("sqlite3")
         .arg(db)
@@ -298,31 +327,9 @@ async fn a_locked_object_database_gets_503_and_serves_again_once_let_go() {
     )
     .unwrap();
     assert_eq!(line.trim(), "locked");
-    let t = [("X-Auth-Token", token.as_str())];
-    let r = request(gw.addr, "GET", &format!("{base}/c/before"), &t).await;
-    assert_eq!(
-        (r.status, r.body.as_slice()),
-        (200, b"before".as_slice()),
-        "reads go on"
-    );
-    let r = request_with_body(gw.addr, "PUT", &format!("{base}/c/during"), &t, b"during").await;
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.header("retry-after").is_some());
-    assert!(
-        r.text().contains("locked by another process"),
-        "{}",
-        r.text()
-    );
+    uploads_refused(gw.addr, &base, &token, "locked by another process").await;
     holder.wait().unwrap();
-    assert_eq!(
-        put(gw.addr, &token, &format!("{base}/c/after"), b"after").await,
-        201
-    );
-    assert_eq!(
-        names(gw.addr, &base, &token).await,
-        ["after", "before"],
-        "the refused PUT left nothing"
-    );
+    uploads_again(gw.addr, &base, &token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +339,6 @@ async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_
     let data = tmp.path().join("data");
     let gw = GatewayProcess::start(&config, &data);
     let (token, base) = setup(gw.addr).await;
-    let t = [("X-Auth-Token", token.as_str())];
     assert_eq!(
         put(gw.addr, &token, &format!("{base}/c/before"), b"before").await,
         201
@@ -341,27 +347,10 @@ async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_
     // remounted read-only after an error); the databases stay writable
     let bodies = data.join("objects/tmp");
     let unmount = Tmpfs::mount(&bodies, "ro,size=1m");
-    let r = request_with_body(gw.addr, "PUT", &format!("{base}/c/during"), &t, b"during").await;
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.header("retry-after").is_some());
-    assert!(r.text().contains("cannot be written"), "{}", r.text());
-    let r = request(gw.addr, "GET", &format!("{base}/c/before"), &t).await;
-    assert_eq!(
-        (r.status, r.body.as_slice()),
-        (200, b"before".as_slice()),
-        "reads go on"
-    );
+    uploads_refused(gw.addr, &base, &token, "cannot be written").await;
     login(gw.addr).await;
     drop(unmount);
-    assert_eq!(
-        put(gw.addr, &token, &format!("{base}/c/after"), b"after").await,
-        201
-    );
-    assert_eq!(
-        names(gw.addr, &base, &token).await,
-        ["after", "before"],
-        "the refused PUT left nothing"
-    );
+    uploads_again(gw.addr, &base, &token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
