@@ -915,6 +915,9 @@ pub(crate) async fn handle<B: RequestBody>(
         // no one else sees ACLs or keys, or sets them: the service token would let them
         crate::swift::privileged::strip_privileged(req.headers_mut());
     }
+    if matches!(method, Method::PUT | Method::POST) || op.copies() {
+        crate::swift::limits::check_metadata_text(req.headers())?;
+    }
     if target.object.is_some() && matches!(method, Method::PUT | Method::POST) || op.copies() {
         crate::swift::expiry::normalize(req.headers_mut(), crate::auth::identity::unix_now())?;
     }

@@ -330,6 +330,10 @@ fn diagnose(bytes: &[u8], e: httparse::Error) -> Refusal {
 }
 
 /// Checks what httparse does not, as RFC 9112 asks, and finds how the body is framed.
+/// The longest body hyper reads by its length (its two larger values mean other
+/// framings).
+const MAX_BODY_LENGTH: u64 = u64::MAX - 2;
+
 fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
     // raw UTF-8 in a target is taken, as eventlet (Swift) and hyper take it; a target of
     // the usual characters needs no parse to know hyper takes it
@@ -364,6 +368,12 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
                         String::from_utf8_lossy(h.value)
                     ))
                 })?;
+            if n > MAX_BODY_LENGTH {
+                return Err(refusal(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("Content-Length {n} is more than any request body may be"),
+                ));
+            }
             if length.is_some_and(|l| l != n) {
                 return Err(bad("the request has Content-Length values that differ"));
             }
@@ -796,6 +806,9 @@ mod tests {
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400, "not a number"),
             (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0,0\r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400, "differ"),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551613\r\n\r\n", 200, ""),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551614\r\n\r\n", 413, "more than any"),
+            (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", 400, "not a number"),
             (b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400, "not a number"),

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use super::db::Meta;
 use crate::error::{Error, Result};
 use crate::swift::limits::{
-    MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH,
+    MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE, MAX_META_VALUE_LENGTH, not_text,
 };
 
 pub(super) fn now() -> f64 {
@@ -50,16 +50,12 @@ pub(super) fn iso(ts: f64) -> String {
     s.trim_end_matches('Z').to_owned()
 }
 
-/// Header bytes as text, one char per byte, so that values that are not UTF-8 (Swift
-/// passes them through) survive storage unchanged.
-pub(super) fn value_text(v: &HeaderValue) -> String {
-    match v.to_str() {
-        Ok(s) => s.to_owned(),
-        Err(_) => match std::str::from_utf8(v.as_bytes()) {
-            Ok(s) => s.to_owned(),
-            Err(_) => v.as_bytes().iter().map(|b| *b as char).collect(),
-        },
-    }
+/// A header value to store: UTF-8 text, or refused (the embedded store keeps text, and a
+/// value must come back as the bytes it was sent as).
+pub(super) fn value_text(name: &str, v: &HeaderValue) -> Result<String> {
+    std::str::from_utf8(v.as_bytes())
+        .map(str::to_owned)
+        .map_err(|_| not_text(name))
 }
 
 /// A stored value back as header bytes.
@@ -148,15 +144,21 @@ pub(super) fn merge_checked(
     extra: &'static [&'static str],
 ) -> impl FnOnce(&mut Meta) -> std::result::Result<(), String> + Send + 'static {
     move |meta| {
-        merge_metadata(&headers, kind, extra, meta);
-        check_merged(meta, kind).map_err(|e| e.to_string())
+        merge_metadata(&headers, kind, extra, meta)
+            .and_then(|()| check_merged(meta, kind))
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Merges the `x-<kind>-meta-*` headers of an account or container request into its
 /// stored metadata: a value sets, an empty value or `x-remove-<kind>-meta-*` removes.
 /// `extra` names other headers stored the same way (ACLs, quotas, versioning).
-pub(super) fn merge_metadata(headers: &HeaderMap, kind: &str, extra: &[&str], meta: &mut Meta) {
+pub(super) fn merge_metadata(
+    headers: &HeaderMap,
+    kind: &str,
+    extra: &[&str],
+    meta: &mut Meta,
+) -> Result<()> {
     let prefix = format!("x-{kind}-meta-");
     let remove = format!("x-remove-{kind}-meta-");
     for (name, value) in headers {
@@ -164,7 +166,7 @@ pub(super) fn merge_metadata(headers: &HeaderMap, kind: &str, extra: &[&str], me
         if let Some(key) = name.strip_prefix(&remove) {
             meta.remove(&format!("{prefix}{key}"));
         } else if name.starts_with(&prefix) || extra.contains(&name) {
-            let v = value_text(value);
+            let v = value_text(name, value)?;
             // an empty value, or an empty JSON ACL, removes what was stored
             if v.is_empty() || (name.ends_with("-access-control") && v.trim() == "{}") {
                 meta.remove(name);
@@ -177,6 +179,7 @@ pub(super) fn merge_metadata(headers: &HeaderMap, kind: &str, extra: &[&str], me
             meta.remove(&format!("x-{base}"));
         }
     }
+    Ok(())
 }
 
 /// Strips quotes from an entity tag.
@@ -412,7 +415,8 @@ mod tests {
             "container",
             &["x-container-read"],
             &mut meta,
-        );
+        )
+        .unwrap();
         assert_eq!(
             meta.keys().collect::<Vec<_>>(),
             ["x-container-meta-new", "x-container-read"]

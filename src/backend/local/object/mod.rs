@@ -193,7 +193,7 @@ pub(super) fn request_meta(headers: &HeaderMap) -> Result<Meta> {
     for (name, value) in headers {
         let n = name.as_str();
         if n.starts_with("x-object-meta-") || STORED_HEADERS.contains(&n) {
-            let v = value_text(value);
+            let v = value_text(n, value)?;
             if !v.is_empty() {
                 meta.insert(n.to_owned(), v);
             }
