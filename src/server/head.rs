@@ -26,6 +26,10 @@ use crate::request::Refusal;
 pub(super) const MAX_HEADERS: usize = 256;
 /// Largest request head; single headers are limited further by the app.
 pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Heads up to this length are parsed whenever more of them arrives.
+const QUICK_HEAD: usize = 1024;
+/// Bytes of empty lines taken before a request line.
+const MAX_EMPTY_BEFORE_HEAD: usize = 64;
 /// Longest chunk-size or trailer line followed.
 const MAX_LINE: usize = 4096;
 
@@ -208,6 +212,18 @@ fn is_token(s: &[u8]) -> bool {
 
 /// Checks the head at the start of `bytes`.
 fn check_head(bytes: &[u8]) -> Head {
+    // empty lines before a request line are ignored (RFC 9112, 2.2), a few of them: a
+    // head of nothing else would be parsed anew for each line that arrives
+    let empty = bytes
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    if empty > MAX_EMPTY_BEFORE_HEAD {
+        return Head::Refused(bad(format!(
+            "the request has more than {MAX_EMPTY_BEFORE_HEAD} bytes of empty lines before its \
+             request line"
+        )));
+    }
     // left uninitialized: httparse fills what it parses (8 KiB to zero per head otherwise)
     let mut headers =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -476,6 +492,8 @@ pub(super) struct Checked<I> {
     framing: Framing,
     /// Heads handed on so far.
     heads: u64,
+    /// How much of the head being read has been looked at.
+    seen: usize,
     /// A stand-in was handed on: nothing more is read.
     ended: bool,
     /// Where bytes are read while a head is incomplete.
@@ -500,6 +518,7 @@ impl<I> Checked<I> {
             ready: 0,
             framing: Framing::Start,
             heads: 0,
+            seen: 0,
             ended: false,
             scratch: Vec::new(),
             timeout,
@@ -525,7 +544,7 @@ impl<I> Checked<I> {
                         return used;
                     }
                 }
-                Framing::Head => match check_head(rest) {
+                Framing::Head => match self.check_partial(rest) {
                     Head::Partial => {
                         if rest.len() > MAX_HEAD_BYTES {
                             self.refuse(refusal(
@@ -545,6 +564,7 @@ impl<I> Checked<I> {
                     Head::Complete(len, body) => {
                         used += len;
                         self.heads += 1;
+                        self.seen = 0;
                         self.framing = match body {
                             Body::None => Framing::Head,
                             Body::Length(n) => Framing::Body(n),
@@ -572,6 +592,19 @@ impl<I> Checked<I> {
             }
         }
         used
+    }
+
+    /// [`check_head`] on the head that `rest` begins with, parsed again only when it is
+    /// short or a line of it has ended since it was last parsed: parsing a long head
+    /// anew for each piece it arrives in would cost the square of its length.
+    fn check_partial(&mut self, rest: &[u8]) -> Head {
+        let new = rest.get(self.seen..).unwrap_or_default();
+        let ended_line = new.contains(&b'\n');
+        self.seen = rest.len();
+        if rest.len() > QUICK_HEAD && !ended_line {
+            return Head::Partial;
+        }
+        check_head(rest)
     }
 
     /// Puts the stand-in for a refused head after what may go on already.
@@ -779,6 +812,8 @@ mod tests {
         let rows: &[(&[u8], u16, &str)] = &[
             (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, ""),
             (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, ""),
+            (b"\n\n\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, ""),
+            (&[b'\n'; 65], 400, "empty lines"),
             (b"GET / HTTP/1.0\r\n\r\n", 200, ""),
             (b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", 200, ""),
             (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 200, ""),
