@@ -397,8 +397,16 @@ impl Policies {
 fn places(ask: &Ask<'_>) -> Vec<Place> {
     let op = ask.op;
     let t = &op.target;
-    let listing = (op.method == Method::GET && t.container.is_some() && t.object.is_none())
-        .then(|| op.param("prefix").unwrap_or("").to_owned());
+    // a listing reaches the names under its prefix, or under `path`, which takes its
+    // place (Swift's `path.rstrip('/') + '/'`; an empty one: the top level, everything)
+    let listing =
+        (op.method == Method::GET && t.container.is_some() && t.object.is_none()).then(|| match op
+            .param("path")
+        {
+            Some("") => String::new(),
+            Some(path) => format!("{}/", path.trim_end_matches('/')),
+            None => op.param("prefix").unwrap_or("").to_owned(),
+        });
     let mut out = vec![Place {
         account: t.account.clone(),
         container: t.container.clone(),
@@ -812,6 +820,29 @@ mod tests {
         }
         let listing = "AUTH_backup/backups?prefix=daily/2026";
         assert!(ask(&p, Some(&robot), "GET", listing, &[]).is_ok());
+        assert!(
+            ask(
+                &p,
+                Some(&robot),
+                "GET",
+                "AUTH_backup/backups?path=daily",
+                &[]
+            )
+            .is_ok()
+        );
+        for listing in [
+            "AUTH_backup/backups?prefix=daily/&path=",
+            "AUTH_backup/backups?prefix=daily/&path",
+            "AUTH_backup/backups?path=&prefix=daily/",
+            "AUTH_backup/backups?prefix=daily/&path=hidden",
+            "AUTH_backup/backups?path=/",
+        ] {
+            assert_eq!(
+                rule(ask(&p, Some(&robot), "GET", listing, &[])),
+                "policy robot",
+                "{listing}"
+            );
+        }
         assert!(ask(&p, Some(&robot), "HEAD", "AUTH_backup/backups", &[]).is_ok());
         assert!(ask(&p, Some(&other), "DELETE", "AUTH_backup/other/x", &[]).is_ok());
     }
