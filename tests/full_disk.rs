@@ -288,3 +288,47 @@ async fn a_full_disk_refuses_with_507_keeps_what_was_acknowledged_and_recovers()
         acknowledged.len() + freed.len() + 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_copy_leaves_no_file_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("swiftgate.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"warn\"\n"),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let gw = GatewayProcess::start(&config, &data);
+    let (token, base) = admin_account(gw.addr, SUPER, "copies", None, ("u", "k")).await;
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c"), b"").await.status,
+        201
+    );
+    let source = body("source", 64 * 1024);
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/src"), &source)
+            .await
+            .status,
+        201
+    );
+    let t = ("X-Auth-Token", token.as_str());
+    for expiry in [("X-Delete-At", "abc"), ("X-Delete-After", "-5")] {
+        let copy = [t, ("Destination", "c/dst"), expiry];
+        let r = request(gw.addr, "COPY", &format!("{base}/c/src"), &copy).await;
+        assert_eq!(r.status, 400, "COPY with {expiry:?}: {}", r.text());
+        let put_copy = [t, ("X-Copy-From", "c/src"), expiry];
+        let r = request_with_body(gw.addr, "PUT", &format!("{base}/c/dst"), &put_copy, b"").await;
+        assert_eq!(
+            r.status,
+            400,
+            "PUT X-Copy-From with {expiry:?}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        temp_files(&data),
+        Vec::<PathBuf>::new(),
+        "a refused copy left files"
+    );
+}

@@ -104,6 +104,8 @@ pub(super) async fn copy(
             )));
         }
     };
+    // refused before a body is made: a refusal leaves nothing in the store's files
+    let delete_at = delete_at(headers)?;
     let (file, size, etag) = match (&served.segments, range) {
         (None, None) => (
             store.link_copy(&source.file).await?,
@@ -141,7 +143,7 @@ pub(super) async fn copy(
         content_type,
         timestamp,
         meta,
-        delete_at: delete_at(headers)?,
+        delete_at,
     };
     let version = save(store, dest_account, dest_container, row).await?;
     let mut resp = created(&etag, timestamp, version);
