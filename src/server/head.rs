@@ -30,6 +30,9 @@ pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 const QUICK_HEAD: usize = 1024;
 /// Bytes of empty lines taken before a request line.
 const MAX_EMPTY_BEFORE_HEAD: usize = 64;
+/// The longest body hyper reads by its length (its two larger values mean other
+/// framings).
+const MAX_BODY_LENGTH: u64 = u64::MAX - 2;
 /// Longest chunk-size or trailer line followed.
 const MAX_LINE: usize = 4096;
 
@@ -346,10 +349,6 @@ fn diagnose(bytes: &[u8], e: httparse::Error) -> Refusal {
 }
 
 /// Checks what httparse does not, as RFC 9112 asks, and finds how the body is framed.
-/// The longest body hyper reads by its length (its two larger values mean other
-/// framings).
-const MAX_BODY_LENGTH: u64 = u64::MAX - 2;
-
 fn framing(req: &httparse::Request<'_, '_>) -> Result<Body, Refusal> {
     // raw UTF-8 in a target is taken, as eventlet (Swift) and hyper take it; a target of
     // the usual characters needs no parse to know hyper takes it

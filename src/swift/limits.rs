@@ -21,7 +21,8 @@ pub(crate) const MAX_MANIFEST_SIZE: usize = 8 * 1024 * 1024;
 pub(crate) const MAX_DELETES_PER_REQUEST: usize = 10_000;
 
 /// Refuses user metadata (`X-Account-Meta-*`, `X-Container-Meta-*`, `X-Object-Meta-*`)
-/// whose value is not UTF-8 text, for the embedded store and the proxy alike. Swift
+/// whose value is not UTF-8 text: what the proxy sends on is what the embedded store
+/// takes (it refuses any value to store that is not text, with [`not_text`]). Swift
 /// refuses it on accounts and containers; on objects it keeps the bytes, where the
 /// embedded store keeps text and would give back other bytes than were sent.
 pub(crate) fn check_metadata_text(headers: &HeaderMap) -> Result<(), Error> {
