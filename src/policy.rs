@@ -393,20 +393,23 @@ impl Policies {
     }
 }
 
+/// The prefix of the names a container listing reaches: its `prefix`, or its `path`,
+/// which takes the prefix's place (Swift's `path.rstrip('/') + '/'`; an empty one is
+/// the top level: every name).
+fn listed_prefix(op: &Operation) -> String {
+    match op.param("path") {
+        Some("") => String::new(),
+        Some(path) => format!("{}/", path.trim_end_matches('/')),
+        None => op.param("prefix").unwrap_or("").to_owned(),
+    }
+}
+
 /// Every place a request reaches: its path, and what its headers name.
 fn places(ask: &Ask<'_>) -> Vec<Place> {
     let op = ask.op;
     let t = &op.target;
-    // a listing reaches the names under its prefix, or under `path`, which takes its
-    // place (Swift's `path.rstrip('/') + '/'`; an empty one: the top level, everything)
-    let listing =
-        (op.method == Method::GET && t.container.is_some() && t.object.is_none()).then(|| match op
-            .param("path")
-        {
-            Some("") => String::new(),
-            Some(path) => format!("{}/", path.trim_end_matches('/')),
-            None => op.param("prefix").unwrap_or("").to_owned(),
-        });
+    let listing = (op.method == Method::GET && t.container.is_some() && t.object.is_none())
+        .then(|| listed_prefix(op));
     let mut out = vec![Place {
         account: t.account.clone(),
         container: t.container.clone(),
@@ -818,18 +821,15 @@ mod tests {
                 "{method} {path}"
             );
         }
-        let listing = "AUTH_backup/backups?prefix=daily/2026";
-        assert!(ask(&p, Some(&robot), "GET", listing, &[]).is_ok());
-        assert!(
-            ask(
-                &p,
-                Some(&robot),
-                "GET",
-                "AUTH_backup/backups?path=daily",
-                &[]
-            )
-            .is_ok()
-        );
+        for listing in [
+            "AUTH_backup/backups?prefix=daily/2026",
+            "AUTH_backup/backups?path=daily",
+        ] {
+            assert!(
+                ask(&p, Some(&robot), "GET", listing, &[]).is_ok(),
+                "{listing}"
+            );
+        }
         for listing in [
             "AUTH_backup/backups?prefix=daily/&path=",
             "AUTH_backup/backups?prefix=daily/&path",
