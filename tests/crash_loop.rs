@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{GatewayProcess, login_path, request, request_with_body, try_request};
+use common::{GatewayProcess, login_path, process_config, request, request_with_body, try_request};
 use md5::{Digest, Md5};
 
 const SUPER: &str = "crash-loop-super-key";
@@ -418,12 +418,7 @@ async fn login(addr: SocketAddr) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_operation_survives_sigkill_and_none_is_half_done() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("swiftgate.toml");
-    std::fs::write(
-        &config,
-        format!("[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"warn\"\n"),
-    )
-    .unwrap();
+    let config = process_config(tmp.path(), SUPER, "");
     let data = tmp.path().join("data");
     let mut gw = GatewayProcess::start(&config, &data);
     let admin = [

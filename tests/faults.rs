@@ -20,20 +20,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    GatewayProcess, Tmpfs, admin_account, login_path, request, request_with_body, swiftgate_bin,
+    GatewayProcess, Tmpfs, admin_account, login_path, process_config, request, request_with_body,
+    swiftgate_bin,
 };
 use md5::{Digest, Md5};
 
 const SUPER: &str = "faults-super-key";
 
 fn config(dir: &Path) -> PathBuf {
-    let path = dir.join("swiftgate.toml");
-    std::fs::write(
-        &path,
-        format!("[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"warn\"\n"),
-    )
-    .unwrap();
-    path
+    process_config(dir, SUPER, "")
 }
 
 fn md5_hex(data: &[u8]) -> String {

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use common::{GatewayProcess, Tmpfs, admin_account, request, request_with_body, send_raw};
+use common::{
+    GatewayProcess, Tmpfs, admin_account, process_config, request, request_with_body, send_raw,
+};
 use md5::{Digest, Md5};
 
 const SUPER: &str = "full-disk-super-key";
@@ -66,15 +68,7 @@ async fn a_full_disk_refuses_with_507_keeps_what_was_acknowledged_and_recovers()
     let tmp = tempfile::tempdir().unwrap();
     let disk = tmp.path().join("disk");
     let _mount = Tmpfs::mount(&disk, "size=24m");
-    let config = tmp.path().join("swiftgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndisk_reserve = \"2 MiB\"\n[auth]\nsuper_admin_key = {SUPER:?}\n\
-             [log]\nlevel = \"warn\"\n"
-        ),
-    )
-    .unwrap();
+    let config = process_config(tmp.path(), SUPER, "[server]\ndisk_reserve = \"2 MiB\"\n");
     let data = disk.join("data");
     let gw = GatewayProcess::start(&config, &data);
     let addr = gw.addr;
@@ -292,12 +286,7 @@ async fn a_full_disk_refuses_with_507_keeps_what_was_acknowledged_and_recovers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_copy_leaves_no_file_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("swiftgate.toml");
-    std::fs::write(
-        &config,
-        format!("[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"warn\"\n"),
-    )
-    .unwrap();
+    let config = process_config(tmp.path(), SUPER, "");
     let data = tmp.path().join("data");
     let gw = GatewayProcess::start(&config, &data);
     let (token, base) = admin_account(gw.addr, SUPER, "copies", None, ("u", "k")).await;

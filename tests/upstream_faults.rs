@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::faulty::Faulty;
-use common::{GatewayProcess, Swift, admin_account, request, request_with_body};
+use common::{GatewayProcess, Swift, admin_account, process_config, request, request_with_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -149,18 +149,16 @@ async fn a_misbehaving_upstream_breaks_transfers_and_never_slows_other_accounts(
     let swift = Swift::start();
     let faulty = Faulty::start(swift.addr()).await;
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("swiftgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"warn\"\n\
-             [[backend]]\nname = \"cluster\"\ntype = \"swift\"\n\
+    let config = process_config(
+        tmp.path(),
+        SUPER,
+        &format!(
+            "[[backend]]\nname = \"cluster\"\ntype = \"swift\"\n\
              auth_url = \"http://{}/auth/v1.0\"\nuser = \"admin:admin\"\nkey = \"admin\"\n\
              timeout = \"3s\"\n",
             faulty.addr
         ),
-    )
-    .unwrap();
+    );
     let gw = GatewayProcess::start(&config, &tmp.path().join("data"));
     let addr = gw.addr;
     let (token, base) = account(addr, "steady").await;

@@ -745,6 +745,18 @@ pub async fn admin_account(
     login_path(addr, &format!("{name}:{user}"), key).await
 }
 
+/// `DIR/swiftgate.toml` for a [`GatewayProcess`]: the super admin key, warnings only
+/// in its log, then `more` (further tables); its path.
+pub fn process_config(dir: &Path, super_key: &str, more: &str) -> PathBuf {
+    let path = dir.join("swiftgate.toml");
+    std::fs::write(
+        &path,
+        format!("[auth]\nsuper_admin_key = {super_key:?}\n[log]\nlevel = \"warn\"\n{more}"),
+    )
+    .expect("write the configuration");
+    path
+}
+
 /// A gateway process, `swiftgate --config CONFIG --data DIR serve` on a free loopback
 /// port; killed by its PID when dropped.
 pub struct GatewayProcess {
