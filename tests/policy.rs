@@ -92,6 +92,32 @@ fn rows() -> Vec<Row> {
         ok(ROBOT, "HEAD", "/backups/daily/a", &[], Nothing, 200),
         ok(ROBOT, "HEAD", "/backups", &[], Nothing, 204),
         ok(ROBOT, "GET", "/backups?prefix=daily/", &[], Nothing, 200),
+        // `path` lists in place of `prefix`: judged as the prefix it stands for
+        ok(ROBOT, "GET", "/backups?path=daily", &[], Nothing, 200),
+        no(
+            ROBOT,
+            "GET",
+            "/backups?prefix=daily/&path=",
+            &[],
+            Nothing,
+            "policy robot",
+        ),
+        no(
+            ROBOT,
+            "GET",
+            "/backups?path&prefix=daily/",
+            &[],
+            Nothing,
+            "policy robot",
+        ),
+        no(
+            ROBOT,
+            "GET",
+            "/backups?prefix=daily/&path=weekly",
+            &[],
+            Nothing,
+            "policy robot",
+        ),
         no(ROBOT, "GET", "/backups", &[], Nothing, "policy robot"),
         no(
             ROBOT,

@@ -928,4 +928,40 @@ mod tests {
             (Vec::new(), None)
         );
     }
+    #[tokio::test]
+    async fn a_long_head_in_small_pieces_is_judged_as_it_would_be_whole() {
+        // a long header line arrives a byte at a time: checked once it has ended
+        let mut long = b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: ".to_vec();
+        long.resize(30 * 1024, b'v');
+        long.extend_from_slice(b"\r\n\r\n");
+        for size in [1, 7, 1500] {
+            assert_eq!(
+                read_checked(&long, size).await,
+                (long.clone(), None),
+                "{size}"
+            );
+        }
+        // a bad byte inside it is refused all the same, once its line ends
+        let mut bad_byte = long.clone();
+        bad_byte[20 * 1024] = 0;
+        for size in [1, 7, 1500] {
+            let (out, refusal) = read_checked(&bad_byte, size).await;
+            assert_eq!(out, STAND_IN, "{size}");
+            assert_eq!(refusal.map(|r| r.status.as_u16()), Some(400), "{size}");
+        }
+        // empty lines before a request line: a few are taken, more are refused
+        let mut few = b"\r\n".repeat(32);
+        few.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(read_checked(&few, 1).await, (few.clone(), None));
+        let many = b"\n".repeat(20_000);
+        let (out, refusal) = read_checked(&many, 1).await;
+        assert_eq!(out, STAND_IN);
+        let refusal = refusal.expect("refused");
+        assert_eq!(refusal.status.as_u16(), 400);
+        assert!(
+            refusal.message.contains("empty lines"),
+            "{}",
+            refusal.message
+        );
+    }
 }
