@@ -15,7 +15,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,6 @@ use common::{
 use md5::{Digest, Md5};
 
 const SUPER: &str = "faults-super-key";
-
-fn config(dir: &Path) -> PathBuf {
-    process_config(dir, SUPER, "")
-}
 
 fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
@@ -181,7 +177,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_database_is_refused_with_the_way_to_recover_and_never_serves_wrong_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path());
+    let config = process_config(tmp.path(), SUPER, "");
     let data = tmp.path().join("data");
     let mut gw = GatewayProcess::start(&config, &data);
     let (token, base) = setup(gw.addr).await;
@@ -293,7 +289,7 @@ async fn a_damaged_database_is_refused_with_the_way_to_recover_and_never_serves_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_object_database_gets_503_and_serves_again_once_let_go() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path());
+    let config = process_config(tmp.path(), SUPER, "");
     let data = tmp.path().join("data");
     let gw = GatewayProcess::start(&config, &data);
     let (token, base) = setup(gw.addr).await;
@@ -330,7 +326,7 @@ async fn a_locked_object_database_gets_503_and_serves_again_once_let_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path());
+    let config = process_config(tmp.path(), SUPER, "");
     let data = tmp.path().join("data");
     let gw = GatewayProcess::start(&config, &data);
     let (token, base) = setup(gw.addr).await;
@@ -351,7 +347,7 @@ async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_is_served_or_salvaged_by_one_process_at_a_time() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path());
+    let config = process_config(tmp.path(), SUPER, "");
     let data = tmp.path().join("data");
     let mut gw = GatewayProcess::start(&config, &data);
     let (token, base) = setup(gw.addr).await;
