@@ -597,10 +597,12 @@ impl<I> Checked<I> {
     /// short or a line of it has ended since it was last parsed: parsing a long head
     /// anew for each piece it arrives in would cost the square of its length.
     fn check_partial(&mut self, rest: &[u8]) -> Head {
-        let new = rest.get(self.seen..).unwrap_or_default();
-        let ended_line = new.contains(&b'\n');
+        let parse = rest.len() <= QUICK_HEAD
+            || rest
+                .get(self.seen..)
+                .is_some_and(|new| new.contains(&b'\n'));
         self.seen = rest.len();
-        if rest.len() > QUICK_HEAD && !ended_line {
+        if !parse {
             return Head::Partial;
         }
         check_head(rest)
