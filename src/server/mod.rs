@@ -367,10 +367,51 @@ fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B
     req
 }
 
+/// Requests that may change state run to their end in tasks of their own, even when
+/// their client goes away (an HTTP/2 stream reset, a closed connection): an upload whose
+/// body ends early is refused and its file removed, one that arrived whole is stored, and
+/// no operation stops between two of its steps. Each such task holds a clone of the
+/// sender; shutdown waits for them all, as for connections.
+#[derive(Clone)]
+struct Unfinished {
+    _open: mpsc::Sender<()>,
+}
+
+impl Unfinished {
+    /// Runs a request to its end whatever becomes of the connection that asked.
+    async fn finish<F>(&self, handled: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let held = self.clone();
+        let task = tokio::spawn(async move {
+            let resp = handled.await;
+            drop(held);
+            resp
+        });
+        match task.await {
+            Ok(resp) => resp,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // only a runtime shutting down cancels the task, and it drops this
+                // future with it
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+
+    /// Waits until every request that was running to its end has ended.
+    async fn drained(self, mut ended: mpsc::Receiver<()>) {
+        drop(self);
+        let _ = ended.recv().await;
+    }
+}
+
 /// Serves HTTP/1.1 and HTTP/2 on one connection until it ends or the gateway drains.
 async fn serve_on<I>(
     http: &auto::Builder<batch::InlineFirst>,
-    watcher: hyper_util::server::graceful::Watcher,
+    (watcher, unfinished): (hyper_util::server::graceful::Watcher, Unfinished),
     io: I,
     app: Arc<App>,
     conn: Connection,
@@ -400,11 +441,20 @@ where
         if let Some(r) = refused.next() {
             req.extensions_mut().insert(r);
         }
+        let reads = matches!(
+            *req.method(),
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
         // the request's future is large: boxed once, it is not moved again on its way
         // into a task
         let handled = Box::pin(app.clone().handle(as_http11(req), conn));
+        let unfinished = unfinished.clone();
         async move {
-            let resp = handled.await;
+            let resp = if reads {
+                handled.await
+            } else {
+                unfinished.finish(handled).await
+            };
             drop(in_flight);
             Ok::<_, Infallible>(resp)
         }
@@ -498,6 +548,8 @@ async fn serve(
         .max_header_list_size(u32::try_from(head::MAX_HEAD_BYTES).unwrap_or(u32::MAX));
     let http = Arc::new(http);
     let graceful = GracefulShutdown::new();
+    let (open, ended) = mpsc::channel(1);
+    let unfinished = Unfinished { _open: open };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -505,18 +557,18 @@ async fn serve(
             accepted = rx.recv() => {
                 let Some(Accepted { stream, mut conn, permit }) = accepted else { break };
                 let app = app.clone();
-                let (http, watcher) = (http.clone(), graceful.watcher());
+                let (http, watch) = (http.clone(), (graceful.watcher(), unfinished.clone()));
                 let tls = tls.clone().filter(|_| conn.tls);
                 tokio::spawn(async move {
                     let activity = timing::Activity::new();
                     let stream = timing::Tracked::new(stream, activity.clone());
                     let result = match tls {
-                        None => serve_on(&http, watcher, stream, app, conn, activity).await,
+                        None => serve_on(&http, watch, stream, app, conn, activity).await,
                         Some(tls) => {
                             let accepted =
                                 accept_tls(&tls, stream, handshake_timeout, &mut conn).await;
                             match accepted {
-                                Some(s) => serve_on(&http, watcher, s, app, conn, activity).await,
+                                Some(s) => serve_on(&http, watch, s, app, conn, activity).await,
                                 None => Ok(()),
                             }
                         }
@@ -532,10 +584,11 @@ async fn serve(
     for t in &tasks {
         t.abort();
     }
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+    let drained = async move {
+        graceful.shutdown().await;
+        unfinished.drained(ended).await;
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+        tracing::warn!("connections or requests still open after {DRAIN_TIMEOUT:?}; closing them");
     }
 }
