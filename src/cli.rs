@@ -292,10 +292,12 @@ pub enum KeysCommand {
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Salvage the data directory's databases after damage (swiftgate refuses to start on
-    /// a damaged one and says so): each damaged one is kept as FILE.damaged and made
-    /// again from every row SQLite can still read; object rows without their body are
-    /// dropped, bodies no row names are moved to objects.lost/. Run it with the gateway
-    /// stopped; sound databases are left as they are
+    /// a damaged one and says so): each damaged one is kept as FILE.damaged (FILE.damaged.N
+    /// when an earlier salvage kept that name) and made again from every row SQLite can
+    /// still read; object rows without their body are dropped, bodies no row names are
+    /// moved to objects.lost/; after the identity store is salvaged, every token issued
+    /// before is void. Run it with the gateway stopped; sound databases are left as they
+    /// are
     Salvage,
     /// Copy the embedded store of the data directory (accounts, users with their key
     /// hashes, sealed upstream credentials and OAuth2 grants) into an empty PostgreSQL
@@ -343,14 +345,29 @@ impl From<crate::error::Error> for CliError {
 /// `swiftgate store salvage`.
 fn salvage(config: &Config) -> Result<(), CliError> {
     let dir = config.data_dir();
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "{} is not a directory: there is nothing to salvage (--data names the data \
+             directory)",
+            dir.display()
+        )));
+    }
     let _lock = crate::store::DataDirLock::take(&dir)?;
+    crate::backend::local::check_salvage(&dir).map_err(CliError::Usage)?;
+    let left = |file: &str| {
+        let path = dir.join(file);
+        if path.exists() {
+            println!("{}: sound, left as it is", path.display());
+        } else {
+            println!("{}: not there, nothing to salvage", path.display());
+        }
+    };
     match crate::store::salvage_embedded(&dir)? {
-        None => println!(
-            "{}: sound, left as it is",
-            dir.join("swiftgate.db").display()
-        ),
+        None => left("swiftgate.db"),
         Some(s) => println!(
-            "{}: damaged, kept as {}; {} rows salvaged{}, {} rows of lost accounts dropped",
+            "{}: damaged, kept as {}; {} rows salvaged{}, {} rows of lost accounts dropped; \
+             every token issued before is void (a revocation may have been lost): clients \
+             log in again",
             dir.join("swiftgate.db").display(),
             s.kept_as.display(),
             s.rows,
@@ -359,7 +376,7 @@ fn salvage(config: &Config) -> Result<(), CliError> {
         ),
     }
     match crate::backend::local::salvage(&dir).map_err(CliError::Usage)? {
-        None => println!("{}: sound, left as it is", dir.join("objects.db").display()),
+        None => left("objects.db"),
         Some(o) => println!(
             "{}: damaged, kept as {}; {} rows salvaged{}, {} rows of lost containers and {} \
              without their body dropped, {} bodies no row names moved to {}",

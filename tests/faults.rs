@@ -398,3 +398,121 @@ async fn a_data_directory_is_served_or_salvaged_by_one_process_at_a_time() {
     .await;
     assert_eq!((r.status, r.body.as_slice()), (200, b"kept".as_slice()));
 }
+
+/// One value `sqlite3` prints for `sql` on `db`.
+fn sqlite_value(db: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    assert!(out.status.success(), "sqlite3 {sql}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Overwrites the root page of `index` with garbage: SQLite's `quick_check` finds the
+/// damage, while every table still reads whole.
+fn garble_index(db: &Path, index: &str) {
+    sqlite(db, "PRAGMA wal_checkpoint(TRUNCATE);");
+    let root: u64 = sqlite_value(
+        db,
+        &format!("SELECT rootpage FROM sqlite_schema WHERE name = '{index}'"),
+    )
+    .parse()
+    .unwrap();
+    let page: u64 = sqlite_value(db, "PRAGMA page_size").parse().unwrap();
+    let mut bytes = std::fs::read(db).unwrap();
+    let at = usize::try_from((root - 1) * page).unwrap();
+    let len = usize::try_from(page).unwrap();
+    for b in &mut bytes[at..at + len] {
+        *b = 0xa5;
+    }
+    std::fs::write(db, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salvage_keeps_large_objects_voids_earlier_tokens_and_replaces_nothing_it_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = process_config(tmp.path(), SUPER, "");
+    let data = tmp.path().join("data");
+    let mut gw = GatewayProcess::start(&config, &data);
+    let (token, base) = setup(gw.addr).await;
+    let (one, two) = (vec![b'1'; 70_000], vec![b'2'; 30_000]);
+    for (name, body) in [("s1", &one), ("s2", &two), ("plain", &one)] {
+        assert_eq!(
+            put(gw.addr, &token, &format!("{base}/c/{name}"), body).await,
+            201
+        );
+    }
+    let manifest = br#"[{"path": "/c/s1"}, {"path": "/c/s2"}]"#;
+    let r = request_with_body(
+        gw.addr,
+        "PUT",
+        &format!("{base}/c/large?multipart-manifest=put"),
+        &[("X-Auth-Token", &token)],
+        manifest,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let whole = [one.as_slice(), two.as_slice()].concat();
+    gw.kill();
+
+    let damage = || {
+        garble_index(&data.join("objects.db"), "objects_by_file");
+        garble_index(&data.join("swiftgate.db"), "sqlite_autoindex_accounts_1");
+    };
+    damage();
+    let report = salvage(&data);
+    for said in [
+        "objects.db: damaged, kept as",
+        "swiftgate.db: damaged, kept as",
+        "every token issued before is void",
+        "0 rows of lost containers and 0 without their body dropped",
+    ] {
+        assert!(report.contains(said), "{said:?} in:\n{report}");
+    }
+    let mut gw = GatewayProcess::start(&config, &data);
+    let r = request(
+        gw.addr,
+        "GET",
+        &format!("{base}/c/plain"),
+        &[("X-Auth-Token", &token)],
+    )
+    .await;
+    assert_eq!(r.status, 401, "a token from before the salvage");
+    let (token, base) = login(gw.addr).await;
+    let t = [("X-Auth-Token", token.as_str())];
+    let r = request(gw.addr, "GET", &format!("{base}/c/large"), &t).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(md5_hex(&r.body), md5_hex(&whole), "the large object, whole");
+    let r = request(gw.addr, "GET", &format!("{base}/c/plain"), &t).await;
+    assert_eq!(md5_hex(&r.body), md5_hex(&one));
+    gw.kill();
+
+    // a second salvage keeps the first one's files; it will not move bodies out of the
+    // data directory through a link
+    damage();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, data.join("objects.lost")).unwrap();
+    let (ok, said) = run_salvage(&data);
+    assert!(
+        !ok && said.contains("objects.lost is not a directory"),
+        "{said}"
+    );
+    std::fs::remove_file(data.join("objects.lost")).unwrap();
+    let report = salvage(&data);
+    assert!(report.contains("objects.db.damaged.1"), "{report}");
+    assert!(report.contains("swiftgate.db.damaged.1"), "{report}");
+    for kept in [
+        "objects.db.damaged",
+        "objects.db.damaged.1",
+        "swiftgate.db.damaged.1",
+    ] {
+        assert!(data.join(kept).exists(), "{kept}");
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+
+    // a data directory that is not there is not made
+    let missing = tmp.path().join("missing");
+    let (ok, said) = run_salvage(&missing);
+    assert!(!ok && said.contains("is not a directory"), "{said}");
+    assert!(!missing.exists());
+    println!("salvaged twice: the large object whole, tokens from before void, {report}");
+}

@@ -59,9 +59,18 @@ pub fn is_sound(path: &Path) -> bool {
 }
 
 /// Sets `path` aside (with its `-wal` and `-shm`, whose commits it may hold) as
-/// `path.damaged`; the new name.
+/// `path.damaged`, or `path.damaged.N` when an earlier salvage kept that name; the new
+/// name. Nothing set aside before is replaced.
 pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
-    let kept = PathBuf::from(format!("{}.damaged", path.display()));
+    let taken = |p: &PathBuf| {
+        ["", "-wal", "-shm"]
+            .iter()
+            .any(|suffix| Path::new(&format!("{}{suffix}", p.display())).exists())
+    };
+    let kept = std::iter::once(PathBuf::from(format!("{}.damaged", path.display())))
+        .chain((1u32..).map(|n| PathBuf::from(format!("{}.damaged.{n}", path.display()))))
+        .find(|p| !taken(p))
+        .unwrap_or_else(|| PathBuf::from(format!("{}.damaged", path.display())));
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         if from.exists() {

@@ -126,7 +126,9 @@ impl Store {
     }
 
     /// Salvages `DIR/swiftgate.db` when it is damaged (`super::salvage`): `None` when it
-    /// is sound or absent.
+    /// is sound or absent. Every token issued before is made void (the ring's keys are
+    /// dropped, and a new ring is made at the next start): a revocation may be among what
+    /// was lost, and a token it revoked must not open again.
     pub fn salvage(data_dir: &Path) -> Result<Option<super::salvage::Salvaged>, StoreError> {
         let path = data_dir.join("swiftgate.db");
         if !path.exists() || super::salvage::is_sound(&path) {
@@ -134,7 +136,9 @@ impl Store {
         }
         let kept = super::salvage::set_aside(&path)?;
         let fresh = Store::open(data_dir)?;
-        let salvaged = super::salvage::copy_rows(&kept, &fresh.conn())?;
+        let conn = fresh.conn();
+        let salvaged = super::salvage::copy_rows(&kept, &conn)?;
+        conn.execute("DELETE FROM token_keys", [])?;
         Ok(Some(salvaged))
     }
 

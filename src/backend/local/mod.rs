@@ -169,6 +169,20 @@ pub struct ObjectSalvage {
     pub lost_bodies: usize,
 }
 
+/// Refuses a salvage that would set bodies aside outside the data directory: its
+/// `objects.lost` is a link, or not a directory.
+pub fn check_salvage(data_dir: &Path) -> std::result::Result<(), String> {
+    let lost = data_dir.join("objects.lost");
+    if std::fs::symlink_metadata(&lost).is_ok_and(|m| !m.is_dir()) {
+        return Err(format!(
+            "{} is not a directory: a salvage keeps the bodies it sets aside inside the data \
+             directory; move it away first",
+            lost.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Salvages `DIR/objects.db` when it is damaged: the readable rows are copied into a
 /// fresh database, rows whose container or body is gone are dropped, the counts are
 /// made again, and bodies no row names are moved aside. `None` when it is sound.
@@ -179,6 +193,8 @@ pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, St
         return Ok(None);
     }
     let fail = |e: &dyn std::fmt::Display| format!("salvaging {}: {e}", path.display());
+    check_salvage(data_dir)?;
+    let lost = data_dir.join("objects.lost");
     let kept = s::set_aside(&path).map_err(|e| fail(&e))?;
     drop(Db::open(&path).map_err(|e| fail(&e))?);
     let conn = rusqlite::Connection::open(&path).map_err(|e| fail(&e))?;
@@ -187,17 +203,24 @@ pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, St
     salvaged.orphans +=
         sql("DELETE FROM objects WHERE container_id NOT IN (SELECT id FROM containers)")?;
     let root = data_dir.join("objects");
-    let rows: Vec<(i64, String, String, u64)> = conn
-        .prepare("SELECT container_id, name, file, size FROM objects")
+    let rows: Vec<(i64, String, String, u64, String)> = conn
+        .prepare("SELECT container_id, name, file, size, meta FROM objects")
         .and_then(|mut st| {
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect()
+            st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
         })
         .map_err(|e| fail(&e))?;
     let mut without_body = 0;
-    for (container, name, file, size) in rows {
+    for (container, name, file, size, meta) in rows {
         let body = files::body_path(&root, &file);
-        if std::fs::metadata(&body).map(|m| m.len()).ok() != Some(size) {
+        // a large object's file is its manifest, of the size noted beside the total
+        let file_size = serde_json::from_str::<Meta>(&meta)
+            .ok()
+            .and_then(|m| m.get(slo::MANIFEST_SIZE)?.parse::<u64>().ok())
+            .unwrap_or(size);
+        if std::fs::metadata(&body).map(|m| m.len()).ok() != Some(file_size) {
             without_body += conn
                 .execute(
                     "DELETE FROM objects WHERE container_id = ?1 AND name = ?2",
@@ -210,7 +233,6 @@ pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, St
          object_count = (SELECT count(*) FROM objects o WHERE o.container_id = containers.id), \
          bytes_used = (SELECT coalesce(sum(size), 0) FROM objects o \
                        WHERE o.container_id = containers.id)")?;
-    let lost = data_dir.join("objects.lost");
     let mut lost_bodies = 0;
     let db = Db::open(&path).map_err(|e| fail(&e))?;
     files::for_each_body(&root, |id, path| {
