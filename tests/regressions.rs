@@ -1810,3 +1810,67 @@ async fn versions_carry_who_made_them_for_temp_urls() {
         .await;
     assert_eq!((own.status, own.text().as_str()), (200, "alice-secret"));
 }
+
+/// A copy's conditions judge its source, as Swift's copy middleware has them (seen on
+/// Swift 2.38.3): `If-None-Match: *` is 304 whether the destination exists or not, a
+/// wrong `If-Match` 412, an `If-None-Match` other than `*` 400; nothing is written by a
+/// copy its conditions stop.
+async fn copy_conditions_judge_the_source(w: &World) {
+    let t = w.alice.as_str();
+    w.ok(t, "PUT", "AUTH_alice/cc", &[], b"").await;
+    w.ok(t, "PUT", "AUTH_alice/cc/src", &[], b"source").await;
+    w.ok(t, "PUT", "AUTH_alice/cc/dst", &[], b"before").await;
+    let head = w.call(Some(t), "HEAD", "AUTH_alice/cc/src", &[], b"").await;
+    let etag = head.header("etag").unwrap().to_owned();
+    let future = "Thu, 01 Jan 2037 00:00:00 GMT";
+    let past = "Sat, 01 Jan 2000 00:00:00 GMT";
+    let cases: &[(&str, &[(&str, &str)], u16)] = &[
+        ("onto an existing object", &[("If-None-Match", "*")], 304),
+        ("onto a new object", &[("If-None-Match", "*")], 304),
+        ("a wrong If-Match", &[("If-Match", "\"nope\"")], 412),
+        (
+            "an If-None-Match etag",
+            &[("If-None-Match", "\"abc\"")],
+            400,
+        ),
+        ("modified since", &[("If-Modified-Since", future)], 304),
+        ("unmodified since", &[("If-Unmodified-Since", past)], 412),
+    ];
+    for (i, (what, conditions, want)) in cases.iter().enumerate() {
+        let dest = if i == 0 { "cc/dst" } else { "cc/new" };
+        for put in [false, true] {
+            let mut h: Vec<(&str, &str)> = conditions.to_vec();
+            let r = if put {
+                h.push(("X-Copy-From", "cc/src"));
+                w.call(Some(t), "PUT", &format!("AUTH_alice/{dest}"), &h, b"")
+                    .await
+            } else {
+                h.push(("Destination", dest));
+                w.call(Some(t), "COPY", "AUTH_alice/cc/src", &h, b"").await
+            };
+            assert_eq!(r.status, *want, "{what} (PUT {put}): {}", r.text());
+        }
+    }
+    let dst = w.call(Some(t), "GET", "AUTH_alice/cc/dst", &[], b"").await;
+    assert_eq!(dst.text(), "before", "the stopped copies wrote nothing");
+    let new = w.call(Some(t), "GET", "AUTH_alice/cc/new", &[], b"").await;
+    assert_eq!(new.status, 404);
+    let r = w
+        .call(
+            Some(t),
+            "COPY",
+            "AUTH_alice/cc/src",
+            &[("Destination", "cc/dst"), ("If-Match", &etag)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 201, "a right If-Match copies");
+    let dst = w.call(Some(t), "GET", "AUTH_alice/cc/dst", &[], b"").await;
+    assert_eq!(dst.text(), "source");
+}
+
+on_both_backends!(
+    copy_conditions_judge_the_source:
+    copy_conditions_judge_the_source_in_the_embedded_store,
+    copy_conditions_judge_the_source_through_the_proxy
+);

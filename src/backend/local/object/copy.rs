@@ -3,7 +3,9 @@
 
 use http::{HeaderMap, Response};
 
-use super::read::{Part, current, follow_links, part_number, segment_pieces, select_part, served};
+use super::read::{
+    Part, current, follow_links, part_number, segment_pieces, select_part, served, without_body,
+};
 use super::write::{check_quota, created, save};
 use super::{authorize, encode, mark_maker, not_found, request_meta};
 use crate::backend::local::db::{Meta, ObjectRow};
@@ -52,6 +54,16 @@ pub(super) async fn copy(
     let manifest_get = op.manifest == Some(Manifest::Get);
     let served = served(store, src_account, source, manifest_get, caller).await?;
     let source = &served.row;
+    // as Swift: a copy's conditions judge its source
+    if let Some(status) = headers::conditional(headers, unquote(&served.etag), source.timestamp) {
+        let mut h = HeaderMap::new();
+        set(&mut h, "etag", format!("\"{}\"", unquote(&served.etag)));
+        set(&mut h, "last-modified", http_date(source.timestamp));
+        return Ok(without_body(status, h));
+    }
+    if header_str(headers, "if-none-match")?.is_some_and(|m| m.trim() != "*") {
+        return Err(Error::bad_request("If-None-Match only supports *"));
+    }
     check_quota(store, dest_account, dest_container, served.size).await?;
     if manifest_get && slo::is_slo(source) && src_account != dest_account {
         slo::check_segments_in(store, headers, dest_account, source, caller).await?;
