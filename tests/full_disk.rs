@@ -21,6 +21,7 @@ use common::{
     GatewayProcess, Tmpfs, admin_account, process_config, request, request_with_body, send_raw,
 };
 use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SUPER: &str = "full-disk-super-key";
 
@@ -319,5 +320,142 @@ async fn a_refused_copy_leaves_no_file_behind() {
         temp_files(&data),
         Vec::<PathBuf>::new(),
         "a refused copy left files"
+    );
+}
+
+/// Bytes free for an unprivileged writer on the file system of `dir`.
+fn available(dir: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Makes `filler` (another process's file on the disk) as large as leaves `leave` bytes
+/// free.
+fn leave_free(disk: &Path, filler: &Path, leave: u64) {
+    use std::io::Write as _;
+    let _ = std::fs::remove_file(filler);
+    let fill = available(disk).saturating_sub(leave);
+    let mut f = std::fs::File::create(filler).unwrap();
+    let block = vec![0u8; 64 << 10];
+    let mut written = 0;
+    while written < fill {
+        let n = usize::try_from((fill - written).min(64 << 10)).unwrap();
+        f.write_all(&block[..n]).unwrap();
+        written += n as u64;
+    }
+    f.sync_all().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_together_keep_the_reserve_and_metadata_leaves_room_for_deletes() {
+    const MIB: u64 = 1 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk");
+    let _mount = Tmpfs::mount(&disk, "size=48m");
+    let config = process_config(tmp.path(), SUPER, "[server]\ndisk_reserve = \"8 MiB\"\n");
+    let data = disk.join("data");
+    let gw = GatewayProcess::start(&config, &data);
+    let addr = gw.addr;
+    let (token, base) = admin_account(addr, SUPER, "reserve", None, ("u", "k")).await;
+    let t = [("X-Auth-Token", token.as_str())];
+    assert_eq!(
+        put(addr, &token, &format!("{base}/c"), b"").await.status,
+        201
+    );
+    assert_eq!(
+        put(addr, &token, &format!("{base}/c/kept"), b"kept")
+            .await
+            .status,
+        201
+    );
+    let filler = disk.join("filler");
+
+    // room above the reserve for one 4 MiB upload, and four begin together: every head
+    // is in before any body
+    leave_free(&disk, &filler, 8 * MIB + 6 * MIB);
+    let mut uploads = Vec::new();
+    for i in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "PUT {base}/c/together{i} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            4 * MIB
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&[b'x'; 4096]).await.unwrap();
+        uploads.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut statuses = Vec::new();
+    for mut s in uploads {
+        let rest = vec![b'x'; usize::try_from(4 * MIB).unwrap() - 4096];
+        let _ = s.write_all(&rest).await;
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer).await;
+        statuses.push(common::parse_response(&answer).status);
+    }
+    let stored = statuses.iter().filter(|s| **s == 201).count();
+    assert_eq!(stored, 1, "one fits: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 507),
+        "{statuses:?}"
+    );
+    let left = available(&disk);
+    assert!(left >= 8 * MIB, "the reserve was kept: {left} bytes free");
+    assert_eq!(temp_files(&data), Vec::<PathBuf>::new());
+
+    // within the reserve: metadata fits, uploads do not
+    leave_free(&disk, &filler, 6 * MIB);
+    let opath = format!("{base}/c/kept");
+    let with = |k: &'static str, v: &'static str| [t[0], (k, v)];
+    let r = request(addr, "POST", &opath, &with("X-Object-Meta-Color", "red")).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(
+        put(addr, &token, &format!("{base}/c/more"), b"x")
+            .await
+            .status,
+        507
+    );
+
+    // below half the reserve: metadata is refused too, and deletes still work
+    leave_free(&disk, &filler, 3 * MIB);
+    let r = request(addr, "POST", &opath, &with("X-Object-Meta-Color", "blue")).await;
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(r.text().contains("free for deletes"), "{}", r.text());
+    let cpath = format!("{base}/c");
+    let r = request(addr, "POST", &cpath, &with("X-Container-Meta-A", "b")).await;
+    assert_eq!(r.status, 507, "{}", r.text());
+    let r = request(addr, "PUT", &format!("{base}/d"), &t).await;
+    assert_eq!(r.status, 507, "{}", r.text());
+    let r = request(addr, "POST", &base, &with("X-Account-Meta-A", "b")).await;
+    assert_eq!(r.status, 507, "{}", r.text());
+    let head = request(addr, "HEAD", &opath, &t).await;
+    assert_eq!(head.header("x-object-meta-color"), Some("red"));
+    let r = request(
+        addr,
+        "DELETE",
+        &format!(
+            "{base}/c/together{}",
+            statuses.iter().position(|s| *s == 201).unwrap()
+        ),
+        &t,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = request(addr, "DELETE", &opath, &t).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    println!(
+        "4 uploads of 4 MiB begun together with room for one: {statuses:?}, {left} bytes \
+         free after (reserve 8 MiB); metadata refused below 4 MiB free, deletes went on"
     );
 }

@@ -1824,7 +1824,7 @@ async fn copy_conditions_judge_the_source(w: &World) {
     let etag = head.header("etag").unwrap().to_owned();
     let future = "Thu, 01 Jan 2037 00:00:00 GMT";
     let past = "Sat, 01 Jan 2000 00:00:00 GMT";
-    let cases: &[(&str, &[(&str, &str)], u16)] = &[
+    let cases: &[(&str, Headers, u16)] = &[
         ("onto an existing object", &[("If-None-Match", "*")], 304),
         ("onto a new object", &[("If-None-Match", "*")], 304),
         ("a wrong If-Match", &[("If-Match", "\"nope\"")], 412),

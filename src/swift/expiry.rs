@@ -25,17 +25,9 @@ fn whole(text: &str) -> Option<(bool, u64)> {
 }
 
 /// When a PUT or POST asks its object to be deleted, at `now` (Unix seconds): 400 for
-/// a value that is not a whole number or not in the future.
+/// a value that is not a whole number or not in the future. As in Swift, an
+/// `X-Delete-After` takes the place of any `X-Delete-At` beside it.
 pub(crate) fn delete_at(headers: &HeaderMap, now: u64) -> Result<Option<u64>> {
-    if let Some(v) = header_str(headers, "x-delete-at")? {
-        let Some((negative, at)) = whole(v) else {
-            return Err(Error::bad_request("Non-integer X-Delete-At"));
-        };
-        if negative || at <= now {
-            return Err(Error::bad_request("X-Delete-At in past"));
-        }
-        return Ok(Some(at.min(LARGEST)));
-    }
     if let Some(v) = header_str(headers, "x-delete-after")? {
         let Some((negative, after)) = whole(v) else {
             return Err(Error::bad_request("Non-integer X-Delete-After"));
@@ -44,6 +36,15 @@ pub(crate) fn delete_at(headers: &HeaderMap, now: u64) -> Result<Option<u64>> {
             return Err(Error::bad_request("X-Delete-After in past"));
         }
         return Ok(Some(now.saturating_add(after).min(LARGEST)));
+    }
+    if let Some(v) = header_str(headers, "x-delete-at")? {
+        let Some((negative, at)) = whole(v) else {
+            return Err(Error::bad_request("Non-integer X-Delete-At"));
+        };
+        if negative || at <= now {
+            return Err(Error::bad_request("X-Delete-At in past"));
+        }
+        return Ok(Some(at.min(LARGEST)));
     }
     Ok(None)
 }
@@ -90,5 +91,15 @@ mod tests {
         }
         assert!(at("x-delete-after", "0").is_err());
         assert!(at("x-delete-after", "-1").is_err());
+    }
+
+    #[test]
+    fn an_x_delete_after_takes_the_place_of_an_x_delete_at_beside_it() {
+        for beside in ["abc", "5000", "1"] {
+            let mut h = HeaderMap::new();
+            h.insert("x-delete-at", HeaderValue::from_static(beside));
+            h.insert("x-delete-after", HeaderValue::from_static("50"));
+            assert_eq!(delete_at(&h, 1_000).ok(), Some(Some(1_050)), "{beside:?}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -33,8 +34,42 @@ pub(super) struct Files {
     /// Small bodies read lately, by file id. A body file never changes once written,
     /// so an id always names the same bytes.
     small: Mutex<SmallBodies>,
-    /// Free space uploads leave on the disk, for deletes and metadata.
+    /// Free space uploads leave on the disk, for deletes and metadata; metadata writes
+    /// leave half of it, for deletes.
     reserve: DiskReserve,
+    /// Bytes that uploads under way have declared and not yet written: taken from the
+    /// free space every other upload is judged by.
+    promised: AtomicU64,
+}
+
+/// An upload's declared bytes not yet written, counted in `Files::promised` until they
+/// are written or the upload ends.
+struct Promise<'a> {
+    promised: &'a AtomicU64,
+    left: u64,
+}
+
+impl<'a> Promise<'a> {
+    fn new(promised: &'a AtomicU64, bytes: u64) -> Promise<'a> {
+        promised.fetch_add(bytes, Ordering::Relaxed);
+        Promise {
+            promised,
+            left: bytes,
+        }
+    }
+
+    /// `n` more bytes were handed to the disk, where they take their own space.
+    fn kept(&mut self, n: u64) {
+        let n = n.min(self.left);
+        self.left -= n;
+        self.promised.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Promise<'_> {
+    fn drop(&mut self) {
+        self.promised.fetch_sub(self.left, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -157,6 +192,8 @@ pub(super) enum WriteError {
     Disk(#[from] std::io::Error),
     #[error("the disk keeps {0} bytes free for deletes and metadata")]
     Full(u64),
+    #[error("the disk keeps {0} bytes free for deletes")]
+    KeptForDeletes(u64),
 }
 
 impl From<WriteError> for Error {
@@ -173,6 +210,10 @@ impl From<WriteError> for Error {
             WriteError::Full(reserve) => Error::InsufficientStorage(format!(
                 "There was not enough space to save the resource (the data directory keeps \
                  {reserve} bytes free for deletes and metadata)"
+            )),
+            WriteError::KeptForDeletes(kept) => Error::InsufficientStorage(format!(
+                "There was not enough space to save the metadata (the data directory keeps \
+                 {kept} bytes free for deletes)"
             )),
         }
     }
@@ -195,17 +236,34 @@ impl Files {
             root: root.to_path_buf(),
             small: Mutex::default(),
             reserve,
+            promised: AtomicU64::new(0),
         })
+    }
+
+    /// The disk's free bytes, less what uploads under way will still write; its reserve.
+    fn free(&self) -> Result<(u64, u64), WriteError> {
+        let disk = rustix::fs::statvfs(&self.root).map_err(std::io::Error::from)?;
+        let total = disk.f_blocks.saturating_mul(disk.f_frsize);
+        let free = disk.f_bavail.saturating_mul(disk.f_frsize);
+        let promised = self.promised.load(Ordering::Relaxed);
+        Ok((free.saturating_sub(promised), self.reserve.of(total)))
     }
 
     /// Refuses to store `more` bytes that would leave less than the reserve free.
     fn room_for(&self, more: u64) -> Result<(), WriteError> {
-        let disk = rustix::fs::statvfs(&self.root).map_err(std::io::Error::from)?;
-        let total = disk.f_blocks.saturating_mul(disk.f_frsize);
-        let free = disk.f_bavail.saturating_mul(disk.f_frsize);
-        let reserve = self.reserve.of(total);
+        let (free, reserve) = self.free()?;
         if free < more.saturating_add(reserve) {
             return Err(WriteError::Full(reserve));
+        }
+        Ok(())
+    }
+
+    /// Refuses a metadata write once less than half the reserve is free: the rest is
+    /// kept for deletes, which free space.
+    pub(super) fn room_for_metadata(&self) -> Result<(), WriteError> {
+        let (free, reserve) = self.free()?;
+        if free < reserve / 2 {
+            return Err(WriteError::KeptForDeletes(reserve / 2));
         }
         Ok(())
     }
@@ -257,6 +315,7 @@ impl Files {
         expected: Option<u64>,
     ) -> Result<Written, WriteError> {
         self.room_for(expected.unwrap_or_default())?;
+        let mut promise = Promise::new(&self.promised, expected.unwrap_or_default());
         let id = new_id();
         let path = self.tmp_path(&id);
         let create_path = path.clone();
@@ -300,6 +359,7 @@ impl Files {
                     Ok(d) => d,
                     Err(e) => break Err(WriteError::Disk(e)),
                 };
+                promise.kept(batched as u64);
                 batched = 0;
                 disk = Disk::start(file, md5, std::mem::take(&mut batch));
             }

@@ -331,6 +331,11 @@ impl LocalStore {
             .map_err(db_error)
     }
 
+    /// Refuses a metadata write when the disk is down to what is kept for deletes.
+    fn room_for_metadata(&self) -> Result<()> {
+        Ok(self.files.room_for_metadata()?)
+    }
+
     /// A new body with the same bytes as `file` (a hard link), for a copy of its object.
     async fn link_copy(&self, file: &str) -> Result<String> {
         let (files, src) = (self.files.clone(), file.to_owned());
@@ -495,6 +500,7 @@ impl LocalStore {
                 if let Some(v) = req.headers().get(acl::ACCOUNT_ACL) {
                     acl::check_account_acl(v.as_bytes())?;
                 }
+                self.room_for_metadata()?;
                 let h = req.headers().clone();
                 let a = account.to_owned();
                 self.db(move |db| {
@@ -597,6 +603,7 @@ impl LocalStore {
                 let update = self
                     .container_update(req.headers(), account, container, h)
                     .await?;
+                self.room_for_metadata()?;
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let created = self
                     .db(move |db| db.put_container(&a, &c, headers::now(), update))
@@ -617,6 +624,7 @@ impl LocalStore {
                 let update = self
                     .container_update(req.headers(), account, container, h)
                     .await?;
+                self.room_for_metadata()?;
                 let (a, c) = (account.to_owned(), container.to_owned());
                 let found = self
                     .db(move |db| db.post_container(&a, &c, headers::now(), update))

@@ -326,6 +326,7 @@ pub(super) async fn post(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
+    store.room_for_metadata()?;
     let (id, name) = (container.id, object.to_owned());
     let found = store
         .db(move |db| {
