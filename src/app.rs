@@ -89,6 +89,15 @@ fn credentials_given_once(headers: &HeaderMap) -> Result<()> {
     Ok(())
 }
 
+/// A request names one host (RFC 9112 3.2; over HTTP/2, a `host` that differs from
+/// `:authority` is malformed, RFC 9113 8.3.1): 400 otherwise, never one of them chosen.
+fn one_host(headers: &HeaderMap) -> Result<()> {
+    if headers.get_all(http::header::HOST).iter().nth(1).is_some() {
+        return Err(Error::bad_request("the request names more than one host"));
+    }
+    Ok(())
+}
+
 /// What follows the account in a storage path (`/v1/<account>…`), still percent-encoded.
 fn rest_of_path(path: &str) -> String {
     let after_version = path
@@ -380,6 +389,7 @@ impl App {
             });
         }
         check_header_sizes(req.headers())?;
+        one_host(req.headers())?;
         credentials_given_once(req.headers())?;
         classify(
             req.method(),

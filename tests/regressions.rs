@@ -716,6 +716,45 @@ async fn lenient_http_heads_are_refused_with_their_reason() {
 }
 
 #[tokio::test]
+async fn an_http2_request_names_one_host() {
+    let gw = TestGateway::start().await;
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let rows: &[(&str, &[&str], u16)] = &[
+        ("http://a.example/healthcheck", &[], 200),
+        ("http://a.example/healthcheck", &["a.example"], 200),
+        ("http://a.example/healthcheck", &["A.EXAMPLE"], 200),
+        ("http://a.example/healthcheck", &["b.example"], 400),
+        ("/healthcheck", &["a.example"], 200),
+        ("/healthcheck", &["a.example", "b.example"], 400),
+    ];
+    for (uri, hosts, status) in rows {
+        let mut req = http::Request::get(*uri);
+        for h in *hosts {
+            req = req.header("host", *h);
+        }
+        let mut client = client.clone().ready().await.unwrap();
+        let (answer, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
+        let answer = answer.await.unwrap();
+        assert_eq!(
+            answer.status().as_u16(),
+            *status,
+            "{uri} with host {hosts:?}"
+        );
+        if *status == 400 {
+            let mut body = answer.into_body();
+            let mut text = Vec::new();
+            while let Some(chunk) = body.data().await {
+                text.extend_from_slice(&chunk.unwrap());
+            }
+            let text = String::from_utf8_lossy(&text);
+            assert!(text.contains("more than one host"), "{text}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn parser_refusals_say_what_was_wrong() {
     let gw = TestGateway::start().await;
     let flood = format!(

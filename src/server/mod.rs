@@ -334,7 +334,8 @@ async fn maintain(app: Arc<App>) {
 
 /// A request in the form the handlers know: `Host` is the target's authority where the
 /// target has one (an absolute-form target, HTTP/2's `:authority`), which names the host
-/// the request is for (RFC 9112, 3.2.2). Over HTTP/2, a body of undeclared length is
+/// the request is for (RFC 9112, 3.2.2); over HTTP/2, a `host` that names another is kept
+/// beside it, and the request refused for naming two (RFC 9113, 8.3.1). Over HTTP/2, a body of undeclared length is
 /// streamed (chunked), and a PUT or POST that ended with its headers has an empty one.
 fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B> {
     if let Some(authority) = req.uri().authority() {
@@ -344,7 +345,17 @@ fn as_http11<B: hyper::body::Body>(mut req: http::Request<B>) -> http::Request<B
             Some((_, host)) => http::HeaderValue::from_str(host),
         };
         if let Ok(v) = value {
-            req.headers_mut().insert(http::header::HOST, v);
+            let h2 = req.version() == http::Version::HTTP_2;
+            let h = req.headers_mut();
+            let other = h2
+                && h.get_all(http::header::HOST)
+                    .iter()
+                    .any(|host| !host.as_bytes().eq_ignore_ascii_case(v.as_bytes()));
+            if other {
+                h.append(http::header::HOST, v);
+            } else {
+                h.insert(http::header::HOST, v);
+            }
         }
     }
     if req.version() != http::Version::HTTP_2 {
