@@ -374,6 +374,18 @@ async fn a_data_directory_is_served_or_salvaged_by_one_process_at_a_time() {
     let (ok, said) = run_salvage(&data);
     assert!(!ok && said.contains(&in_use), "a salvage: {said}");
     assert_eq!(files(), before, "nothing was set aside or made");
+    // the lock is the directory's: removing the file that names the holder lifts nothing
+    std::fs::remove_file(data.join("swiftgate.lock")).unwrap();
+    let said = refused_start(&config, &data);
+    assert!(
+        said.contains(&format!(
+            "{} is in use by another swiftgate process",
+            data.display()
+        )),
+        "a second gateway once swiftgate.lock is gone: {said}"
+    );
+    let (ok, said) = run_salvage(&data);
+    assert!(!ok && said.contains("is in use"), "a salvage: {said}");
     let r = request(
         gw.addr,
         "GET",

@@ -337,19 +337,20 @@ fn pid_of(pid: Option<u32>) -> String {
     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
 }
 
-/// The lock of a data directory (`DIR/swiftgate.lock`), held by the one process that
-/// serves or salvages it: a second gateway would sweep the first one's uploads under
-/// way as leftovers, and a salvage renames the databases a gateway has open. The
-/// system releases it when its process ends, however it ends.
+/// The lock of a data directory, held by the one process that serves or salvages it: a
+/// second gateway would sweep the first one's uploads under way as leftovers, and a
+/// salvage renames the databases a gateway has open. The lock is on the directory itself
+/// (no file in it can be removed to lift it); `DIR/swiftgate.lock` holds the holder's pid,
+/// for the message of the next one. The system releases it when its process ends,
+/// however it ends.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: std::fs::File,
+    _dir: std::fs::File,
 }
 
 impl DataDirLock {
     /// Takes the lock of `data_dir`, creating the directory (its owner's only) if needed.
     pub fn take(data_dir: &Path) -> Result<DataDirLock, StoreError> {
-        use std::io::{Read, Seek, Write};
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let open_error = |path: &Path, source| StoreError::Open {
             path: path.display().to_string(),
@@ -360,33 +361,30 @@ impl DataDirLock {
             .mode(0o700)
             .create(data_dir)
             .map_err(|e| open_error(data_dir, e))?;
-        let path = data_dir.join("swiftgate.lock");
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| open_error(&path, e))?;
-        match file.try_lock() {
+        let dir = std::fs::File::open(data_dir).map_err(|e| open_error(data_dir, e))?;
+        let pid_file = data_dir.join("swiftgate.lock");
+        match dir.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
+                let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
                 return Err(StoreError::InUse {
                     path: data_dir.display().to_string(),
                     pid: pid.trim().parse().ok(),
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(open_error(&path, e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(open_error(data_dir, e)),
         }
-        // the holder's pid, for the message of the next one (the lock is what counts)
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()));
-        Ok(DataDirLock { _file: file })
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&pid_file)
+            .and_then(|mut f| {
+                use std::io::Write;
+                writeln!(f, "{}", std::process::id())
+            });
+        Ok(DataDirLock { _dir: dir })
     }
 }
 
