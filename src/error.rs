@@ -153,8 +153,8 @@ impl Error {
         }
     }
 
-    /// The gateway failed at what `context` says for `e`: 507 when the disk (or its quota)
-    /// is full, the gateway's own failure otherwise.
+    /// The data directory failed at what `context` says for `e`: 507 when the disk (or
+    /// its quota) is full, 503 otherwise (read-only, or failing).
     pub fn io(context: &str, e: std::io::Error) -> Self {
         const EROFS: i32 = 30;
         if is_full(&e) {
@@ -170,7 +170,13 @@ impl Error {
                 message: "the data directory cannot be written now (read-only file system)".into(),
             }
         } else {
-            Error::internal(context, e)
+            // a disk that fails is the store unavailable, as Swift answers when its
+            // object servers fail; what failed is logged, not answered
+            tracing::error!(error = %e, "{context}: the data directory failed");
+            Error::Unavailable {
+                retry_after: 10,
+                message: format!("the data directory failed while {context}"),
+            }
         }
     }
 

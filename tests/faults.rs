@@ -1,8 +1,9 @@
 //! Disk and database faults: a damaged SQLite file at start is refused with a message that
 //! names it and says how to recover (and following it works, without serving a wrong
 //! byte); a database another process holds locked gets 503 and serves again once it is
-//! let go; a data directory remounted read-only gets 503 for writes, goes on serving
-//! reads and logins, and takes writes again once it is writable, without a restart.
+//! let go; a data directory remounted read-only, or one where a body cannot be moved to
+//! its place, gets 503 for writes, goes on serving reads and logins, and takes writes
+//! again once it is writable, without a restart.
 
 #![allow(
     clippy::unwrap_used,
@@ -340,6 +341,28 @@ async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_
     let unmount = Tmpfs::mount(&bodies, "ro,size=1m");
     uploads_refused(gw.addr, &base, &token, "cannot be written").await;
     login(gw.addr).await;
+    drop(unmount);
+    uploads_again(gw.addr, &base, &token).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_cannot_be_moved_to_its_place_gets_503_and_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = process_config(tmp.path(), SUPER, "");
+    let data = tmp.path().join("data");
+    let gw = GatewayProcess::start(&config, &data);
+    let (token, base) = setup(gw.addr).await;
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/before"), b"before").await,
+        201
+    );
+    // new bodies are written on another file system than the one they are moved to:
+    // every rename that would put one in its place fails
+    let bodies = data.join("objects/tmp");
+    let unmount = Tmpfs::mount(&bodies, "size=4m");
+    uploads_refused(gw.addr, &base, &token, "the data directory failed").await;
+    let left: Vec<_> = std::fs::read_dir(&bodies).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
     drop(unmount);
     uploads_again(gw.addr, &base, &token).await;
 }

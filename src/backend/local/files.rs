@@ -415,13 +415,19 @@ impl Files {
         })
     }
 
-    /// Moves a written body to its final place, durably.
+    /// Moves a written body to its final place, durably; a body that cannot be is
+    /// removed, wherever the failure left it.
     pub(super) fn commit(&self, id: &str) -> std::io::Result<()> {
         let dest = self.path(id);
         let dir = dest.parent().unwrap_or(&self.root);
-        std::fs::create_dir_all(dir)?;
-        std::fs::rename(self.tmp_path(id), &dest)?;
-        sync_dir(dir)
+        let moved = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::rename(self.tmp_path(id), &dest))
+            .and_then(|()| sync_dir(dir));
+        if moved.is_err() {
+            let _ = std::fs::remove_file(self.tmp_path(id));
+            let _ = std::fs::remove_file(&dest);
+        }
+        moved
     }
 
     /// A new body with the same bytes as `id` (a hard link: no bytes are copied).
