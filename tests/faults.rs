@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,32 @@ fn sqlite(db: &Path, sql: &str) {
     );
 }
 
+/// A gateway process on a data directory of its own, with the account of `setup`.
+struct Started {
+    tmp: tempfile::TempDir,
+    config: PathBuf,
+    data: PathBuf,
+    gw: GatewayProcess,
+    token: String,
+    base: String,
+}
+
+async fn started() -> Started {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = process_config(tmp.path(), SUPER, "");
+    let data = tmp.path().join("data");
+    let gw = GatewayProcess::start(&config, &data);
+    let (token, base) = setup(gw.addr).await;
+    Started {
+        tmp,
+        config,
+        data,
+        gw,
+        token,
+        base,
+    }
+}
+
 /// What `swiftgate serve` says when it will not start on `data`; it must exit non-zero.
 fn refused_start(config: &Path, data: &Path) -> String {
     let mut child = Command::new(swiftgate_bin())
@@ -177,11 +203,14 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_database_is_refused_with_the_way_to_recover_and_never_serves_wrong_bytes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = process_config(tmp.path(), SUPER, "");
-    let data = tmp.path().join("data");
-    let mut gw = GatewayProcess::start(&config, &data);
-    let (token, base) = setup(gw.addr).await;
+    let Started {
+        tmp,
+        config,
+        data,
+        mut gw,
+        token,
+        base,
+    } = started().await;
     let mut stored = BTreeMap::new();
     for i in 0..300 {
         let name = format!("o{i:03}");
@@ -289,11 +318,14 @@ async fn a_damaged_database_is_refused_with_the_way_to_recover_and_never_serves_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_object_database_gets_503_and_serves_again_once_let_go() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = process_config(tmp.path(), SUPER, "");
-    let data = tmp.path().join("data");
-    let gw = GatewayProcess::start(&config, &data);
-    let (token, base) = setup(gw.addr).await;
+    let Started {
+        tmp: _tmp,
+        config: _,
+        data,
+        gw,
+        token,
+        base,
+    } = started().await;
     assert_eq!(
         put(gw.addr, &token, &format!("{base}/c/before"), b"before").await,
         201
@@ -324,43 +356,26 @@ async fn a_locked_object_database_gets_503_and_serves_again_once_let_go() {
     uploads_again(gw.addr, &base, &token).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = process_config(tmp.path(), SUPER, "");
-    let data = tmp.path().join("data");
-    let gw = GatewayProcess::start(&config, &data);
-    let (token, base) = setup(gw.addr).await;
+/// Uploads refused with 503 saying `why` while a tmpfs mounted with `options` is over
+/// the directory new bodies are written in; reads and logins go on, no file is left
+/// there, and uploads work again once it is unmounted.
+async fn body_directory_fault(options: &str, why: &str) {
+    let Started {
+        tmp: _tmp,
+        data,
+        gw,
+        token,
+        base,
+        ..
+    } = started().await;
     assert_eq!(
         put(gw.addr, &token, &format!("{base}/c/before"), b"before").await,
         201
     );
-    // the directory new bodies are written in becomes a read-only file system (a disk
-    // remounted read-only after an error); the databases stay writable
     let bodies = data.join("objects/tmp");
-    let unmount = Tmpfs::mount(&bodies, "ro,size=1m");
-    uploads_refused(gw.addr, &base, &token, "cannot be written").await;
+    let unmount = Tmpfs::mount(&bodies, options);
+    uploads_refused(gw.addr, &base, &token, why).await;
     login(gw.addr).await;
-    drop(unmount);
-    uploads_again(gw.addr, &base, &token).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_that_cannot_be_moved_to_its_place_gets_503_and_leaves_no_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = process_config(tmp.path(), SUPER, "");
-    let data = tmp.path().join("data");
-    let gw = GatewayProcess::start(&config, &data);
-    let (token, base) = setup(gw.addr).await;
-    assert_eq!(
-        put(gw.addr, &token, &format!("{base}/c/before"), b"before").await,
-        201
-    );
-    // new bodies are written on another file system than the one they are moved to:
-    // every rename that would put one in its place fails
-    let bodies = data.join("objects/tmp");
-    let unmount = Tmpfs::mount(&bodies, "size=4m");
-    uploads_refused(gw.addr, &base, &token, "the data directory failed").await;
     let left: Vec<_> = std::fs::read_dir(&bodies).unwrap().collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
     drop(unmount);
@@ -368,12 +383,28 @@ async fn a_body_that_cannot_be_moved_to_its_place_gets_503_and_leaves_no_file() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_body_directory_gets_503_for_uploads_and_recovers_without_a_restart() {
+    // a disk remounted read-only after an error; the databases stay writable
+    body_directory_fault("ro,size=1m", "cannot be written").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_cannot_be_moved_to_its_place_gets_503_and_leaves_no_file() {
+    // new bodies are written on another file system than the one they are moved to:
+    // every rename that would put one in its place fails
+    body_directory_fault("size=4m", "the data directory failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_is_served_or_salvaged_by_one_process_at_a_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = process_config(tmp.path(), SUPER, "");
-    let data = tmp.path().join("data");
-    let mut gw = GatewayProcess::start(&config, &data);
-    let (token, base) = setup(gw.addr).await;
+    let Started {
+        tmp: _tmp,
+        config,
+        data,
+        mut gw,
+        token,
+        base,
+    } = started().await;
     assert_eq!(
         put(gw.addr, &token, &format!("{base}/c/o"), b"kept").await,
         201
@@ -463,11 +494,14 @@ fn garble_index(db: &Path, index: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_salvage_keeps_large_objects_voids_earlier_tokens_and_replaces_nothing_it_kept() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = process_config(tmp.path(), SUPER, "");
-    let data = tmp.path().join("data");
-    let mut gw = GatewayProcess::start(&config, &data);
-    let (token, base) = setup(gw.addr).await;
+    let Started {
+        tmp,
+        config,
+        data,
+        mut gw,
+        token,
+        base,
+    } = started().await;
     let (one, two) = (vec![b'1'; 70_000], vec![b'2'; 30_000]);
     for (name, body) in [("s1", &one), ("s2", &two), ("plain", &one)] {
         assert_eq!(
