@@ -377,6 +377,13 @@ fn salvage(config: &Config) -> Result<(), CliError> {
     }
     match crate::backend::local::salvage(&dir).map_err(CliError::Usage)? {
         None => left("objects.db"),
+        Some(o) if o.missing => println!(
+            "{}: missing or empty beside object bodies; made anew (empty), {} bodies no row \
+             names moved to {}",
+            dir.join("objects.db").display(),
+            o.lost_bodies,
+            dir.join("objects.lost").display()
+        ),
         Some(o) => println!(
             "{}: damaged, kept as {}; {} rows salvaged{}, {} rows of lost containers and {} \
              without their body dropped, {} bodies no row names moved to {}",

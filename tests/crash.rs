@@ -23,7 +23,23 @@ use std::time::Duration;
 use common::{request, swiftgate_bin, try_request};
 use md5::{Digest, Md5};
 
-fn start(data: &Path) -> (Child, SocketAddr) {
+/// A gateway process, killed when dropped (a failed test leaves none behind).
+struct Gateway(Child);
+
+impl Gateway {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start(data: &Path) -> (Gateway, SocketAddr) {
     let mut child = Command::new(swiftgate_bin())
         .arg("--data")
         .arg(data)
@@ -32,15 +48,22 @@ fn start(data: &Path) -> (Child, SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn swiftgate");
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no listener line: {line:?}"));
+    let stderr = child.stderr.take().unwrap();
+    let mut child = Gateway(child);
+    let mut reader = BufReader::new(stderr);
+    // what a start after a crash says comes before the listener line
+    let mut said = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            child.kill();
+            panic!("no listener line: {said}");
+        }
+        if let Some(addr) = line.split("listening on http://").nth(1) {
+            break addr.trim().parse().unwrap();
+        }
+        said.push_str(&line);
+    };
     std::thread::spawn(move || for _ in reader.lines() {});
     (child, addr)
 }
@@ -204,8 +227,7 @@ async fn acknowledged_objects_survive_sigkill() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(300 + 150 * round)).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         stop.store(true, Ordering::Relaxed);
         for w in writers {
             interrupted += w.await.unwrap();
@@ -224,6 +246,5 @@ async fn acknowledged_objects_survive_sigkill() {
         interrupted > 0,
         "no PUT was in flight when the gateway was killed"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 }

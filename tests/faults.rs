@@ -585,3 +585,144 @@ async fn a_salvage_keeps_large_objects_voids_earlier_tokens_and_replaces_nothing
     assert!(!missing.exists());
     println!("salvaged twice: the large object whole, tokens from before void, {report}");
 }
+
+/// The committed body files under `dir` (its `objects`, then its `objects.lost`).
+fn bodies(dir: &Path) -> (usize, usize) {
+    let count = |root: &Path| -> usize {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return 0;
+        };
+        entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir() && !p.ends_with("tmp"))
+            .map(|d| std::fs::read_dir(d).unwrap().count())
+            .sum()
+    };
+    let lost = std::fs::read_dir(dir.join("objects.lost")).map_or(0, Iterator::count);
+    (count(&dir.join("objects")), lost)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_object_database_never_costs_a_body() {
+    let Started {
+        tmp,
+        config,
+        data,
+        mut gw,
+        token,
+        base,
+    } = started().await;
+    // the container is in the database file itself; the objects are only in its WAL
+    gw.kill();
+    sqlite(&data.join("objects.db"), "PRAGMA wal_checkpoint(TRUNCATE);");
+    let mut gw = GatewayProcess::start(&config, &data);
+    for i in 0..5 {
+        let path = format!("{base}/c/o{i}");
+        assert_eq!(put(gw.addr, &token, &path, b"kept").await, 201);
+    }
+    gw.kill();
+    let pristine = tmp.path().join("pristine");
+    copy_dir(&data, &pristine);
+    assert_eq!(bodies(&data), (5, 0));
+
+    // the WAL lost: the rows are gone, the bodies set aside at start, none deleted
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(data.join(format!("objects.db{suffix}")));
+    }
+    let gw = GatewayProcess::start(&config, &data);
+    drop(gw);
+    assert_eq!(bodies(&data), (0, 5), "every body set aside, none deleted");
+
+    // the database file lost, or emptied: no start, and no body deleted; a salvage sets
+    // them aside and the gateway starts afresh
+    for how in ["deleted", "emptied"] {
+        let dir = tmp.path().join(how);
+        copy_dir(&pristine, &dir);
+        let db = dir.join("objects.db");
+        if how == "deleted" {
+            std::fs::remove_file(&db).unwrap();
+        } else {
+            std::fs::write(&db, b"").unwrap();
+        }
+        let said = refused_start(&config, &dir);
+        for needle in ["does not name", "restore objects.db", "store salvage"] {
+            assert!(said.contains(needle), "{how}: {needle:?} in {said}");
+        }
+        assert_eq!(
+            bodies(&dir),
+            (5, 0),
+            "{how}: a refused start deleted nothing"
+        );
+        let report = salvage(&dir);
+        assert!(
+            report.contains("5 bodies no row names moved"),
+            "{how}: {report}"
+        );
+        assert_eq!(bodies(&dir), (0, 5));
+        let gw = GatewayProcess::start(&config, &dir);
+        assert_eq!(
+            request(gw.addr, "GET", "/healthcheck", &[]).await.status,
+            200
+        );
+    }
+
+    // a header that is not SQLite's: a salvage keeps no row and every body
+    let dir = tmp.path().join("garbled");
+    copy_dir(&pristine, &dir);
+    sqlite(&dir.join("objects.db"), "PRAGMA wal_checkpoint(TRUNCATE);");
+    let mut bytes = std::fs::read(dir.join("objects.db")).unwrap();
+    bytes[..100].fill(b'X');
+    std::fs::write(dir.join("objects.db"), bytes).unwrap();
+    let report = salvage(&dir);
+    assert!(report.contains("0 rows salvaged"), "{report}");
+    assert_eq!(bodies(&dir), (0, 5));
+
+    // bodies that cannot be set aside: the salvage fails, and the start after it refuses
+    // rather than delete them; once they can be, the salvage run again sets them aside
+    let dir = tmp.path().join("cross-device");
+    copy_dir(&pristine, &dir);
+    std::fs::remove_file(dir.join("objects.db")).unwrap();
+    let mount = Tmpfs::mount(&dir.join("objects.lost"), "size=1m");
+    let (ok, said) = run_salvage(&dir);
+    assert!(!ok, "{said}");
+    assert_eq!(bodies(&dir), (5, 0), "{said}");
+    let said = refused_start(&config, &dir);
+    assert!(said.contains("objects"), "{said}");
+    drop(mount);
+    std::fs::remove_dir(dir.join("objects.lost")).unwrap();
+    let report = salvage(&dir);
+    assert!(report.contains("5 bodies no row names moved"), "{report}");
+    assert_eq!(bodies(&dir), (0, 5));
+    drop(GatewayProcess::start(&config, &dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_planted_in_a_data_directory_are_not_followed() {
+    let Started {
+        tmp,
+        config,
+        data,
+        mut gw,
+        ..
+    } = started().await;
+    gw.kill();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("precious"), "precious").unwrap();
+    std::fs::remove_file(data.join("swiftgate.lock")).unwrap();
+    std::os::unix::fs::symlink(&victim, data.join("swiftgate.lock")).unwrap();
+    let gw = GatewayProcess::start(&config, &data);
+    drop(gw);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let tmp_dir = data.join("objects/tmp");
+    std::fs::remove_dir_all(&tmp_dir).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &tmp_dir).unwrap();
+    let said = refused_start(&config, &data);
+    assert!(said.contains("is not a directory"), "{said}");
+    assert!(
+        elsewhere.join("precious").exists(),
+        "the sweep emptied a linked directory"
+    );
+}

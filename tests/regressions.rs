@@ -1874,6 +1874,17 @@ async fn copy_conditions_judge_the_source(w: &World) {
         ),
         ("modified since", &[("If-Modified-Since", future)], 304),
         ("unmodified since", &[("If-Unmodified-Since", past)], 412),
+        // together, in Swift's order: If-None-Match, If-Match, then the dates
+        (
+            "a wrong If-Match beside If-None-Match: *",
+            &[("If-Match", "\"nope\""), ("If-None-Match", "*")],
+            304,
+        ),
+        (
+            "an If-None-Match etag beside a later If-Modified-Since",
+            &[("If-None-Match", "\"abc\""), ("If-Modified-Since", future)],
+            304,
+        ),
     ];
     for (i, (what, conditions, want)) in cases.iter().enumerate() {
         let dest = if i == 0 { "cc/dst" } else { "cc/new" };
@@ -1888,6 +1899,14 @@ async fn copy_conditions_judge_the_source(w: &World) {
                 w.call(Some(t), "COPY", "AUTH_alice/cc/src", &h, b"").await
             };
             assert_eq!(r.status, *want, "{what} (PUT {put}): {}", r.text());
+        }
+        // a GET of the source is judged the same way, where an etag If-None-Match is not
+        // refused
+        if *want != 400 {
+            let r = w
+                .call(Some(t), "GET", "AUTH_alice/cc/src", conditions, b"")
+                .await;
+            assert_eq!(r.status, *want, "{what} (GET)");
         }
     }
     let dst = w.call(Some(t), "GET", "AUTH_alice/cc/dst", &[], b"").await;

@@ -389,18 +389,23 @@ struct Unfinished {
 }
 
 impl Unfinished {
-    /// Runs a request to its end whatever becomes of the connection that asked.
-    async fn finish<F>(&self, handled: F) -> F::Output
+    /// Starts a request in a task of its own at once, to run to its end whatever becomes
+    /// of the connection that asked.
+    fn start<F>(&self, handled: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let held = self.clone();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let resp = handled.await;
             drop(held);
             resp
-        });
+        })
+    }
+
+    /// The answer of a request started by `start`.
+    async fn answer<T>(task: tokio::task::JoinHandle<T>) -> T {
         match task.await {
             Ok(resp) => resp,
             Err(e) => match e.try_into_panic() {
@@ -459,13 +464,15 @@ where
         // the request's future is large: boxed once, it is not moved again on its way
         // into a task
         let handled = Box::pin(app.clone().handle(as_http11(req), conn));
-        let unfinished = unfinished.clone();
+        // begun here, not when hyper first asks for the answer: a connection that ends
+        // before then does not take the request with it
+        let handling = if reads {
+            futures_util::future::Either::Left(handled)
+        } else {
+            futures_util::future::Either::Right(Unfinished::answer(unfinished.start(handled)))
+        };
         async move {
-            let resp = if reads {
-                handled.await
-            } else {
-                unfinished.finish(handled).await
-            };
+            let resp = handling.await;
             drop(in_flight);
             Ok::<_, Infallible>(resp)
         }

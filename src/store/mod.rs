@@ -374,11 +374,14 @@ impl DataDirLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(open_error(data_dir, e)),
         }
+        // a link in its place is not followed: what it points to is not the gateway's
+        let no_follow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or_default();
         let _ = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(no_follow)
             .open(&pid_file)
             .and_then(|mut f| {
                 use std::io::Write;

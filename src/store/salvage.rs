@@ -84,6 +84,56 @@ pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
     Ok(kept)
 }
 
+/// Makes the database at `path` anew beside it, at `path.salvaging`: `fill` makes and
+/// fills the new database there, and closes it. Only then is whatever is at `path` set
+/// aside (`set_aside`) and the new one put in its place, so that a failure on the way
+/// leaves `path` as it was. Where `path` was set aside, and what `fill` said.
+pub fn rebuild<T>(
+    path: &Path,
+    fill: impl FnOnce(&Path) -> Result<T, StoreError>,
+) -> Result<(Option<PathBuf>, T), StoreError> {
+    let fresh = PathBuf::from(format!("{}.salvaging", path.display()));
+    let with = |p: &Path, suffix: &str| PathBuf::from(format!("{}{suffix}", p.display()));
+    let clear = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(with(&fresh, suffix));
+        }
+    };
+    clear();
+    let filled = match fill(&fresh) {
+        Ok(t) => t,
+        Err(e) => {
+            clear();
+            return Err(e);
+        }
+    };
+    let moved = || -> Result<Option<PathBuf>, StoreError> {
+        let open_error = |p: &Path, e| StoreError::Open {
+            path: p.display().to_string(),
+            source: e,
+        };
+        // a WAL left without its file goes aside with it: it is not the new one's
+        let there = ["", "-wal", "-shm"]
+            .iter()
+            .any(|suffix| std::fs::symlink_metadata(with(path, suffix)).is_ok());
+        let kept = if there { Some(set_aside(path)?) } else { None };
+        for suffix in ["-wal", ""] {
+            let from = with(&fresh, suffix);
+            if from.exists() {
+                std::fs::rename(&from, with(path, suffix)).map_err(|e| open_error(&from, e))?;
+            }
+        }
+        let _ = std::fs::remove_file(with(&fresh, "-shm"));
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| open_error(dir, e))?;
+        }
+        Ok(kept)
+    };
+    Ok((moved()?, filled))
+}
+
 /// The names of `schema`'s columns of `table`.
 fn columns(conn: &Connection, schema: &str, table: &str) -> rusqlite::Result<Vec<String>> {
     let mut st = conn.prepare(&format!("PRAGMA {schema}.table_info(\"{table}\")"))?;
@@ -101,6 +151,11 @@ pub fn copy_rows(damaged: &Path, to: &Connection) -> Result<Salvaged, StoreError
     // read from a copy, made whole in length: SQLite reads nothing of a file shorter than
     // its header says, but a missing page read as zeros only stops the table it is in
     let work = PathBuf::from(format!("{}.reading", damaged.display()));
+    if !std::fs::symlink_metadata(damaged).is_ok_and(|m| m.is_file()) {
+        // not a file (a directory in its place): nothing of it can be read
+        out.cut_short = tables_of(to)?;
+        return Ok(out);
+    }
     let copied = (|| -> std::io::Result<()> {
         std::fs::copy(damaged, &work)?;
         let wal = PathBuf::from(format!("{}-wal", damaged.display()));
@@ -123,6 +178,9 @@ pub fn copy_rows(damaged: &Path, to: &Connection) -> Result<Salvaged, StoreError
     Ok(out)
 }
 
+/// How every SQLite database file begins.
+const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
+
 /// Lengthens a database file cut short to the pages its header counts, with zeros.
 fn pad(path: &Path) -> std::io::Result<()> {
     let mut head = [0u8; 100];
@@ -130,7 +188,8 @@ fn pad(path: &Path) -> std::io::Result<()> {
         .read(true)
         .write(true)
         .open(path)?;
-    if std::io::Read::read_exact(&mut f, &mut head).is_err() {
+    // a header that is not SQLite's says nothing of the file's length
+    if std::io::Read::read_exact(&mut f, &mut head).is_err() || !head.starts_with(SQLITE_MAGIC) {
         return Ok(());
     }
     let page = match u16::from_be_bytes([head[16], head[17]]) {
@@ -145,18 +204,28 @@ fn pad(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The tables of the new database.
+fn tables_of(to: &Connection) -> rusqlite::Result<Vec<String>> {
+    to.prepare(
+        "SELECT name FROM main.sqlite_schema WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )?
+    .query_map([], |r| r.get(0))?
+    .collect()
+}
+
 fn copy_from(damaged: &Path, to: &Connection, out: &mut Salvaged) -> Result<(), StoreError> {
-    to.execute(
+    let tables = tables_of(to)?;
+    if let Err(e) = to.execute(
         "ATTACH DATABASE ?1 AS damaged",
         [damaged.display().to_string()],
-    )?;
-    let tables: Vec<String> = to
-        .prepare(
-            "SELECT name FROM main.sqlite_schema WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    ) {
+        if !is_damage(&e) {
+            return Err(e.into());
+        }
+        out.cut_short = tables;
+        return Ok(());
+    }
     let readable = to
         .query_row("SELECT count(*) FROM damaged.sqlite_schema", [], |r| {
             r.get::<_, i64>(0)

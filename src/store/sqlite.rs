@@ -134,11 +134,13 @@ impl Store {
         if !path.exists() || super::salvage::is_sound(&path) {
             return Ok(None);
         }
-        let kept = super::salvage::set_aside(&path)?;
-        let fresh = Store::open(data_dir)?;
-        let conn = fresh.conn();
-        let salvaged = super::salvage::copy_rows(&kept, &conn)?;
-        conn.execute("DELETE FROM token_keys", [])?;
+        let (kept, mut salvaged) = super::salvage::rebuild(&path, |fresh| {
+            let conn = Store::open_checked(fresh)?;
+            let salvaged = super::salvage::copy_rows(&path, &conn)?;
+            conn.execute("DELETE FROM token_keys", [])?;
+            Ok(salvaged)
+        })?;
+        salvaged.kept_as = kept.unwrap_or_default();
         Ok(Some(salvaged))
     }
 

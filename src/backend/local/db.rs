@@ -16,7 +16,8 @@ use crate::store::salvage::{Damage, is_damage, quick_check};
 
 pub(super) type Meta = BTreeMap<String, String>;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     storage_id  TEXT PRIMARY KEY,
     created     REAL NOT NULL,
@@ -47,7 +48,13 @@ CREATE TABLE objects (
 ) WITHOUT ROWID;
 CREATE INDEX objects_by_delete_at ON objects(delete_at) WHERE delete_at IS NOT NULL;
 CREATE INDEX objects_by_file ON objects(file);
-"#];
+"#,
+    r#"
+CREATE TABLE garbage (
+    file  TEXT PRIMARY KEY
+) WITHOUT ROWID;
+"#,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum DbError {
@@ -322,7 +329,9 @@ fn update_container(
     Ok(Ok(()))
 }
 
-/// Removes an object row and its share of the container counters; its body file name.
+/// Removes an object row and its share of the container counters; its body file name,
+/// noted as garbage in the same transaction (so that a start after a crash removes that
+/// body, and no other that no row names).
 fn remove_object(
     tx: &Transaction<'_>,
     container_id: i64,
@@ -334,6 +343,10 @@ fn remove_object(
     tx.execute(
         "DELETE FROM objects WHERE container_id = ?1 AND name = ?2",
         params![container_id, name],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO garbage (file) VALUES (?1)",
+        [&old.file],
     )?;
     tx.execute(
         "UPDATE containers SET object_count = object_count - 1, bytes_used = bytes_used - ?2 WHERE id = ?1",
@@ -709,6 +722,41 @@ impl Db {
             }
             Ok(files)
         })
+    }
+
+    /// Up to `limit` body files of rows that were removed or replaced.
+    pub(super) fn garbage(&self, limit: u32) -> Result<Vec<String>, DbError> {
+        let conn = self.reader();
+        let mut st = conn.prepare_cached("SELECT file FROM garbage LIMIT ?1")?;
+        let files = st
+            .query_map([limit], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(files)
+    }
+
+    /// Forgets garbage whose body files are gone.
+    pub(super) fn forget_garbage(&self, files: &[String]) -> Result<(), DbError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut st = tx.prepare_cached("DELETE FROM garbage WHERE file = ?1")?;
+            for f in files {
+                st.execute([f])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether the database holds no container (a store just made, or one whose file
+    /// was lost).
+    pub(super) fn is_empty(&self) -> Result<bool, DbError> {
+        Ok(!cached_row(
+            &self.reader(),
+            "SELECT EXISTS(SELECT 1 FROM containers)",
+            [],
+            |r| r.get::<_, bool>(0),
+        )?)
     }
 
     /// Whether any object row uses this body file.

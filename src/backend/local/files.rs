@@ -1,8 +1,11 @@
 //! Object bodies on disk. Names of objects never reach the filesystem: each body is a
 //! file named by a random id. A PUT writes `tmp/<id>` while hashing, fsyncs it, renames
 //! it to `<id[..2]>/<id>` and fsyncs the directory; only then is the metadata row
-//! committed. Whatever a crash leaves behind (temporary files, renamed files no row
-//! points to) is swept at start.
+//! committed. A row removed or replaced notes its body as garbage in the same
+//! transaction; the body is deleted then, or at the next start after a crash. At start,
+//! temporary files and garbage are deleted; a body no row names that is not garbage (an
+//! upload in flight at a crash, or one whose row was lost with the database) is moved to
+//! `objects.lost`, never deleted.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -230,8 +233,17 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Files {
+    /// The bodies under `root`; refused when its `tmp` is not a directory of its own (a
+    /// link would have the sweep at start empty another directory).
     pub(super) fn open(root: &Path, reserve: DiskReserve) -> std::io::Result<Files> {
-        std::fs::create_dir_all(root.join("tmp"))?;
+        let tmp = root.join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        if !std::fs::symlink_metadata(&tmp)?.is_dir() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory (a link?)",
+                tmp.display()
+            )));
+        }
         Ok(Files {
             root: root.to_path_buf(),
             small: Mutex::default(),
@@ -452,25 +464,125 @@ impl Files {
         }
     }
 
-    /// Deletes what a crash left: temporary bodies and bodies no row points to.
-    pub(super) fn sweep(&self, db: &Db) -> std::io::Result<usize> {
-        let mut removed = 0;
-        for entry in std::fs::read_dir(self.root.join("tmp"))? {
-            std::fs::remove_file(entry?.path())?;
-            removed += 1;
+    /// Clears what a crash left: temporary bodies (never acknowledged) and the bodies of
+    /// rows that were removed or replaced are deleted; a body no row names, and that is
+    /// not such garbage, is moved to `lost` (never deleted: its row may be what was lost).
+    /// Refuses when the database holds no container while bodies no row names remain: its
+    /// file was lost, and starting would make every object disappear.
+    pub(super) fn sweep(&self, db: &Db, lost: &Path) -> Result<Swept, String> {
+        let io = |e: std::io::Error| format!("cannot sweep {}: {e}", self.root.display());
+        let tmp = self.root.join("tmp");
+        let mut swept = Swept::default();
+        for entry in std::fs::read_dir(&tmp).map_err(io)? {
+            std::fs::remove_file(entry.map_err(io)?.path()).map_err(io)?;
+            swept.removed += 1;
         }
-        for_each_body(&self.root, |id, path| {
-            let in_use = db
-                .file_in_use(&id)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            if !in_use {
-                std::fs::remove_file(path)?;
-                removed += 1;
-            }
-            Ok(())
-        })?;
-        Ok(removed)
+        swept.removed += self.clear_garbage(db)?;
+        let unnamed = unnamed_bodies(&self.root, db).map_err(io)?;
+        if unnamed.is_empty() {
+            return Ok(swept);
+        }
+        if db.is_empty().map_err(|e| e.to_string())? {
+            return Err(without_database(&self.root, unnamed.len(), lost));
+        }
+        swept.lost = set_aside(&unnamed, lost).map_err(io)?;
+        Ok(swept)
     }
+
+    /// Deletes the bodies of removed and replaced rows that are still on disk, and
+    /// forgets them; how many files went.
+    pub(super) fn clear_garbage(&self, db: &Db) -> Result<usize, String> {
+        let mut removed = 0;
+        loop {
+            let files = db.garbage(10_000).map_err(|e| e.to_string())?;
+            if files.is_empty() {
+                return Ok(removed);
+            }
+            for id in &files {
+                self.forget(id);
+                match std::fs::remove_file(self.path(id)) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("cannot remove an object body {id}: {e}")),
+                }
+            }
+            db.forget_garbage(&files).map_err(|e| e.to_string())?;
+        }
+    }
+}
+
+/// Why a store does not start on `bodies` bodies under `root` that its database does not
+/// name, while that database holds nothing (its file was lost or replaced).
+pub(super) fn without_database(root: &Path, bodies: usize, lost: &Path) -> String {
+    let dir = lost.parent().unwrap_or(lost);
+    format!(
+        "{} holds {bodies} object bodies that the object database ({}) does not name, and \
+         that database holds nothing: its file was lost or replaced. swiftgate does not \
+         start on bodies without their database: restore objects.db from a backup, or keep \
+         the bodies aside in {} and start afresh with `swiftgate --data {} store salvage`",
+        root.display(),
+        dir.join("objects.db").display(),
+        lost.display(),
+        dir.display()
+    )
+}
+
+/// How many committed bodies are under `root` (none when it is not there).
+pub(super) fn count_bodies(root: &Path) -> std::io::Result<usize> {
+    if !root.is_dir() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for_each_body(root, |_, _| {
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// What a sweep at start did.
+#[derive(Debug, Default)]
+pub(super) struct Swept {
+    /// Temporary bodies and bodies of removed rows, deleted.
+    pub removed: usize,
+    /// Bodies no row names, moved aside.
+    pub lost: usize,
+}
+
+/// The committed bodies under `root` that no row of `db` names: (id, path).
+pub(super) fn unnamed_bodies(root: &Path, db: &Db) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut unnamed = Vec::new();
+    for_each_body(root, |id, path| {
+        if !db.file_in_use(&id).map_err(std::io::Error::other)? {
+            unnamed.push((id, path));
+        }
+        Ok(())
+    })?;
+    Ok(unnamed)
+}
+
+/// Moves bodies into `lost` (a directory of its own, made if needed), never over a file
+/// there; how many were moved.
+pub(super) fn set_aside(bodies: &[(String, PathBuf)], lost: &Path) -> std::io::Result<usize> {
+    if bodies.is_empty() {
+        return Ok(0);
+    }
+    if std::fs::symlink_metadata(lost).is_ok_and(|m| !m.is_dir()) {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory",
+            lost.display()
+        )));
+    }
+    std::fs::create_dir_all(lost)?;
+    for (id, path) in bodies {
+        let free = std::iter::once(lost.join(id))
+            .chain((1u32..).map(|n| lost.join(format!("{id}.{n}"))))
+            .find(|p| std::fs::symlink_metadata(p).is_err())
+            .unwrap_or_else(|| lost.join(id));
+        std::fs::rename(path, free)?;
+    }
+    sync_dir(lost)?;
+    Ok(bodies.len())
 }
 
 /// Where the body file `id` is kept under `root`.

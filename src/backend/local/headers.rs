@@ -202,31 +202,27 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Evaluates `If-Match`, `If-None-Match`, `If-Modified-Since` and `If-Unmodified-Since`
-/// for a GET or HEAD of an existing object: `Some(304 | 412)` when the request stops here.
+/// Evaluates `If-None-Match`, `If-Match`, `If-Modified-Since` and `If-Unmodified-Since`
+/// for a GET or HEAD of an existing object, in the order Swift's `swob` does (each one
+/// judged whatever the others say): `Some(304 | 412)` when the request stops here.
 pub(crate) fn conditional(headers: &HeaderMap, etag: &str, timestamp: f64) -> Option<StatusCode> {
     let modified = whole(timestamp.ceil());
-    if let Some(m) = header(headers, "if-match")
-        && !etag_matches(m, etag)
-    {
-        return Some(StatusCode::PRECONDITION_FAILED);
-    }
-    if let Some(m) = header(headers, "if-none-match") {
-        if etag_matches(m, etag) {
-            return Some(StatusCode::NOT_MODIFIED);
-        }
-    } else if let Some(since) =
-        header(headers, "if-modified-since").and_then(|s| httpdate::parse_http_date(s).ok())
-        && let Ok(since) = since.duration_since(UNIX_EPOCH)
-        && modified <= since.as_secs()
-    {
+    let date = |name| {
+        header(headers, name)
+            .and_then(|s| httpdate::parse_http_date(s).ok())
+            .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+    };
+    if header(headers, "if-none-match").is_some_and(|m| etag_matches(m, etag)) {
         return Some(StatusCode::NOT_MODIFIED);
     }
-    if let Some(since) =
-        header(headers, "if-unmodified-since").and_then(|s| httpdate::parse_http_date(s).ok())
-        && let Ok(since) = since.duration_since(UNIX_EPOCH)
-        && modified > since.as_secs()
-    {
+    if header(headers, "if-match").is_some_and(|m| !etag_matches(m, etag)) {
+        return Some(StatusCode::PRECONDITION_FAILED);
+    }
+    if date("if-modified-since").is_some_and(|since| modified <= since) {
+        return Some(StatusCode::NOT_MODIFIED);
+    }
+    if date("if-unmodified-since").is_some_and(|since| modified > since) {
         return Some(StatusCode::PRECONDITION_FAILED);
     }
     None
@@ -389,6 +385,22 @@ mod tests {
         let earlier = http_date(ts - 10.0);
         assert_eq!(
             conditional(&h(&[("if-unmodified-since", &earlier)]), "abc", ts),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        // together, in Swift's order: If-None-Match, If-Match, then the dates, each
+        // judged whatever the others said
+        let both =
+            |a: (&'static str, &str), b: (&'static str, &str)| conditional(&h(&[a, b]), "abc", ts);
+        assert_eq!(
+            both(("if-match", "nope"), ("if-none-match", "*")),
+            Some(StatusCode::NOT_MODIFIED)
+        );
+        assert_eq!(
+            both(("if-none-match", "\"xyz\""), ("if-modified-since", &later)),
+            Some(StatusCode::NOT_MODIFIED)
+        );
+        assert_eq!(
+            both(("if-match", "\"abc\""), ("if-unmodified-since", &earlier)),
             Some(StatusCode::PRECONDITION_FAILED)
         );
     }

@@ -163,6 +163,8 @@ fn db_error(e: DbError) -> Error {
 #[derive(Debug)]
 pub struct ObjectSalvage {
     pub salvaged: crate::store::salvage::Salvaged,
+    /// The database was missing (or empty) beside bodies, and was made anew.
+    pub missing: bool,
     /// Object rows dropped: their body is missing or of another size.
     pub without_body: usize,
     /// Bodies no row names any more, moved to `objects.lost/` (never deleted).
@@ -183,73 +185,105 @@ pub fn check_salvage(data_dir: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Salvages `DIR/objects.db` when it is damaged: the readable rows are copied into a
-/// fresh database, rows whose container or body is gone are dropped, the counts are
-/// made again, and bodies no row names are moved aside. `None` when it is sound.
+/// Salvages `DIR/objects.db` when it is damaged, or missing (or empty) beside bodies: the
+/// readable rows are copied into a fresh database made beside it, rows whose container or
+/// body is gone are dropped, the counts are made again; the new database then takes the
+/// old one's place, and bodies no row names are moved aside. `None` when there is nothing
+/// to salvage.
 pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, String> {
     use crate::store::salvage as s;
     let path = data_dir.join("objects.db");
-    if !path.exists() || s::is_sound(&path) {
-        return Ok(None);
-    }
+    let root = data_dir.join("objects");
+    let lost = data_dir.join("objects.lost");
     let fail = |e: &dyn std::fmt::Display| format!("salvaging {}: {e}", path.display());
     check_salvage(data_dir)?;
-    let lost = data_dir.join("objects.lost");
-    let kept = s::set_aside(&path).map_err(|e| fail(&e))?;
-    drop(Db::open(&path).map_err(|e| fail(&e))?);
-    let conn = rusqlite::Connection::open(&path).map_err(|e| fail(&e))?;
-    let mut salvaged = s::copy_rows(&kept, &conn).map_err(|e| fail(&e))?;
-    let sql = |q: &str| conn.execute(q, []).map_err(|e| fail(&e));
-    salvaged.orphans +=
-        sql("DELETE FROM objects WHERE container_id NOT IN (SELECT id FROM containers)")?;
-    let root = data_dir.join("objects");
+    let bodies = files::count_bodies(&root).map_err(|e| fail(&e))?;
+    // a sound database that holds nothing beside bodies is as good as missing
+    let missing = is_missing(&path)
+        || (s::is_sound(&path)
+            && Db::open(&path)
+                .and_then(|db| db.is_empty())
+                .unwrap_or(false));
+    if missing && bodies == 0 || !missing && s::is_sound(&path) {
+        return Ok(None);
+    }
+    let (kept, (mut salvaged, without_body)) = s::rebuild(&path, |fresh| {
+        drop(Db::open(fresh).map_err(|e| crate::store::StoreError::Open {
+            path: fresh.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?);
+        let conn = rusqlite::Connection::open(fresh)?;
+        let salvaged = if missing {
+            s::Salvaged::default()
+        } else {
+            s::copy_rows(&path, &conn)?
+        };
+        let (orphans, without_body) = drop_rows_without_body(&conn, &root)?;
+        Ok((
+            s::Salvaged {
+                orphans: salvaged.orphans + orphans,
+                ..salvaged
+            },
+            without_body,
+        ))
+    })
+    .map_err(|e| fail(&e))?;
+    salvaged.kept_as = kept.unwrap_or_default();
+    let db = Db::open(&path).map_err(|e| fail(&e))?;
+    let unnamed = files::unnamed_bodies(&root, &db).map_err(|e| fail(&e))?;
+    let lost_bodies = files::set_aside(&unnamed, &lost).map_err(|e| fail(&e))?;
+    Ok(Some(ObjectSalvage {
+        salvaged,
+        missing,
+        without_body,
+        lost_bodies,
+    }))
+}
+
+/// Whether the object database at `path` is not there, or is an empty file.
+fn is_missing(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).map_or(true, |m| m.is_file() && m.len() == 0)
+}
+
+/// Drops the object rows of a salvaged database whose container or body is gone, and
+/// counts each container again; how many rows lost their container, and their body.
+fn drop_rows_without_body(
+    conn: &rusqlite::Connection,
+    root: &Path,
+) -> std::result::Result<(usize, usize), crate::store::StoreError> {
+    let orphans = conn.execute(
+        "DELETE FROM objects WHERE container_id NOT IN (SELECT id FROM containers)",
+        [],
+    )?;
     let rows: Vec<(i64, String, String, u64, String)> = conn
-        .prepare("SELECT container_id, name, file, size, meta FROM objects")
-        .and_then(|mut st| {
-            st.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect()
-        })
-        .map_err(|e| fail(&e))?;
+        .prepare("SELECT container_id, name, file, size, meta FROM objects")?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     let mut without_body = 0;
     for (container, name, file, size, meta) in rows {
-        let body = files::body_path(&root, &file);
+        let body = files::body_path(root, &file);
         // a large object's file is its manifest, of the size noted beside the total
         let file_size = serde_json::from_str::<Meta>(&meta)
             .ok()
             .and_then(|m| m.get(slo::MANIFEST_SIZE)?.parse::<u64>().ok())
             .unwrap_or(size);
         if std::fs::metadata(&body).map(|m| m.len()).ok() != Some(file_size) {
-            without_body += conn
-                .execute(
-                    "DELETE FROM objects WHERE container_id = ?1 AND name = ?2",
-                    rusqlite::params![container, name],
-                )
-                .map_err(|e| fail(&e))?;
+            without_body += conn.execute(
+                "DELETE FROM objects WHERE container_id = ?1 AND name = ?2",
+                rusqlite::params![container, name],
+            )?;
         }
     }
-    sql("UPDATE containers SET \
+    conn.execute(
+        "UPDATE containers SET \
          object_count = (SELECT count(*) FROM objects o WHERE o.container_id = containers.id), \
          bytes_used = (SELECT coalesce(sum(size), 0) FROM objects o \
-                       WHERE o.container_id = containers.id)")?;
-    let mut lost_bodies = 0;
-    let db = Db::open(&path).map_err(|e| fail(&e))?;
-    files::for_each_body(&root, |id, path| {
-        let named = db.file_in_use(&id).map_err(std::io::Error::other)?;
-        if !named {
-            std::fs::create_dir_all(&lost)?;
-            std::fs::rename(path, lost.join(&id))?;
-            lost_bodies += 1;
-        }
-        Ok(())
-    })
-    .map_err(|e| fail(&e))?;
-    Ok(Some(ObjectSalvage {
-        salvaged,
-        without_body,
-        lost_bodies,
-    }))
+                       WHERE o.container_id = containers.id)",
+        [],
+    )?;
+    Ok((orphans, without_body))
 }
 
 impl ContainerRow {
@@ -302,16 +336,33 @@ impl LocalStore {
     /// Opens the store under `data_dir` and sweeps what an earlier crash left behind.
     /// Uploads leave `reserve` free on the disk.
     pub fn open(data_dir: &Path, reserve: DiskReserve) -> std::result::Result<LocalStore, String> {
-        let db = Db::open(&data_dir.join("objects.db")).map_err(|e| e.to_string())?;
+        let path = data_dir.join("objects.db");
+        let root = data_dir.join("objects");
+        if is_missing(&path) {
+            let bodies = files::count_bodies(&root)
+                .map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+            if bodies > 0 {
+                let lost = data_dir.join("objects.lost");
+                return Err(files::without_database(&root, bodies, &lost));
+            }
+        }
+        let db = Db::open(&path).map_err(|e| e.to_string())?;
         let files = Files::open(&data_dir.join("objects"), reserve)
             .map_err(|e| format!("cannot open {}: {e}", data_dir.join("objects").display()))?;
-        let swept = files
-            .sweep(&db)
-            .map_err(|e| format!("cannot sweep the object store: {e}"))?;
-        if swept > 0 {
+        let lost = data_dir.join("objects.lost");
+        let swept = files.sweep(&db, &lost)?;
+        if swept.removed > 0 {
             tracing::info!(
-                files = swept,
-                "removed object bodies left by an interrupted write"
+                files = swept.removed,
+                "removed object bodies left by an interrupted write or delete"
+            );
+        }
+        if swept.lost > 0 {
+            tracing::warn!(
+                files = swept.lost,
+                dir = %lost.display(),
+                "object bodies no row names were moved aside (never acknowledged, or their \
+                 rows were lost with the database)"
             );
         }
         Ok(LocalStore {
@@ -370,13 +421,19 @@ impl LocalStore {
         self.db.container(account, name).map_err(db_error)
     }
 
-    /// Deletes expired objects and their bodies; run periodically.
+    /// Deletes expired objects and their bodies, and forgets the bodies of removed rows
+    /// once they are gone; run periodically.
     pub async fn purge_expired(&self) -> Result<usize> {
         let now = headers::whole(headers::now());
         let files = self.db(move |db| db.delete_expired(now)).await?;
         for f in &files {
             self.files.remove(f);
         }
+        let (db, bodies) = (self.db.clone(), self.files.clone());
+        tokio::task::spawn_blocking(move || bodies.clear_garbage(&db))
+            .await
+            .map_err(Error::task_failed)?
+            .map_err(|e| Error::internal("clearing removed object bodies", e))?;
         Ok(files.len())
     }
 
