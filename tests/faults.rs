@@ -726,3 +726,33 @@ async fn links_planted_in_a_data_directory_are_not_followed() {
         "the sweep emptied a linked directory"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_of_removed_rows_go_and_no_other_after_a_crash() {
+    let Started {
+        tmp: _tmp,
+        config,
+        data,
+        mut gw,
+        token,
+        base,
+    } = started().await;
+    for name in ["a", "b", "c"] {
+        let path = format!("{base}/c/{name}");
+        assert_eq!(put(gw.addr, &token, &path, b"first").await, 201);
+    }
+    assert_eq!(
+        put(gw.addr, &token, &format!("{base}/c/a"), b"again").await,
+        201
+    );
+    let t = [("X-Auth-Token", token.as_str())];
+    let r = request(gw.addr, "DELETE", &format!("{base}/c/b"), &t).await;
+    assert_eq!(r.status, 204);
+    gw.kill();
+    let db = data.join("objects.db");
+    assert_eq!(sqlite_value(&db, "SELECT count(*) FROM garbage"), "2");
+    let gw = GatewayProcess::start(&config, &data);
+    drop(gw);
+    assert_eq!(sqlite_value(&db, "SELECT count(*) FROM garbage"), "0");
+    assert_eq!(bodies(&data), (2, 0), "a and c, nothing set aside");
+}

@@ -477,7 +477,7 @@ impl Files {
             std::fs::remove_file(entry.map_err(io)?.path()).map_err(io)?;
             swept.removed += 1;
         }
-        swept.removed += self.clear_garbage(db)?;
+        swept.removed += self.clear_garbage(db, usize::MAX)?;
         let unnamed = unnamed_bodies(&self.root, db).map_err(io)?;
         if unnamed.is_empty() {
             return Ok(swept);
@@ -490,13 +490,13 @@ impl Files {
     }
 
     /// Deletes the bodies of removed and replaced rows that are still on disk, and
-    /// forgets them; how many files went.
-    pub(super) fn clear_garbage(&self, db: &Db) -> Result<usize, String> {
+    /// forgets them, up to `batches` batches of 10,000; how many files went.
+    pub(super) fn clear_garbage(&self, db: &Db, batches: usize) -> Result<usize, String> {
         let mut removed = 0;
-        loop {
+        for _ in 0..batches {
             let files = db.garbage(10_000).map_err(|e| e.to_string())?;
             if files.is_empty() {
-                return Ok(removed);
+                break;
             }
             for id in &files {
                 self.forget(id);
@@ -508,6 +508,7 @@ impl Files {
             }
             db.forget_garbage(&files).map_err(|e| e.to_string())?;
         }
+        Ok(removed)
     }
 }
 

@@ -430,7 +430,8 @@ impl LocalStore {
             self.files.remove(f);
         }
         let (db, bodies) = (self.db.clone(), self.files.clone());
-        tokio::task::spawn_blocking(move || bodies.clear_garbage(&db))
+        // one batch a run: deletes under way cannot keep it going
+        tokio::task::spawn_blocking(move || bodies.clear_garbage(&db, 1))
             .await
             .map_err(Error::task_failed)?
             .map_err(|e| Error::internal("clearing removed object bodies", e))?;
