@@ -58,6 +58,14 @@ pub fn is_sound(path: &Path) -> bool {
         .is_ok_and(|check| check == "ok")
 }
 
+/// `base`, or the first of `base.1`, `base.2`, … that is not `taken`.
+pub fn first_free(base: &Path, taken: impl Fn(&PathBuf) -> bool) -> PathBuf {
+    std::iter::once(base.to_path_buf())
+        .chain((1u32..).map(|n| PathBuf::from(format!("{}.{n}", base.display()))))
+        .find(|p| !taken(p))
+        .unwrap_or_else(|| base.to_path_buf())
+}
+
 /// Sets `path` aside (with its `-wal` and `-shm`, whose commits it may hold) as
 /// `path.damaged`, or `path.damaged.N` when an earlier salvage kept that name; the new
 /// name. Nothing set aside before is replaced.
@@ -67,10 +75,7 @@ pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
             .iter()
             .any(|suffix| Path::new(&format!("{}{suffix}", p.display())).exists())
     };
-    let kept = std::iter::once(PathBuf::from(format!("{}.damaged", path.display())))
-        .chain((1u32..).map(|n| PathBuf::from(format!("{}.damaged.{n}", path.display()))))
-        .find(|p| !taken(p))
-        .unwrap_or_else(|| PathBuf::from(format!("{}.damaged", path.display())));
+    let kept = first_free(&PathBuf::from(format!("{}.damaged", path.display())), taken);
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         if from.exists() {

@@ -23,6 +23,7 @@ use super::db::Db;
 use crate::body::RequestBody;
 use crate::config::DiskReserve;
 use crate::error::Error;
+use crate::store::salvage::first_free;
 
 /// Bytes hashed and written per blocking call: large, so that few calls are made.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -562,24 +563,29 @@ pub(super) fn unnamed_bodies(root: &Path, db: &Db) -> std::io::Result<Vec<(Strin
     Ok(unnamed)
 }
 
+/// Refuses a `lost` that is a link or not a directory: bodies set aside stay inside the
+/// data directory.
+pub(super) fn check_lost(lost: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(lost).is_ok_and(|m| !m.is_dir()) {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory: bodies set aside stay inside the data directory; move \
+             it away first",
+            lost.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Moves bodies into `lost` (a directory of its own, made if needed), never over a file
 /// there; how many were moved.
 pub(super) fn set_aside(bodies: &[(String, PathBuf)], lost: &Path) -> std::io::Result<usize> {
     if bodies.is_empty() {
         return Ok(0);
     }
-    if std::fs::symlink_metadata(lost).is_ok_and(|m| !m.is_dir()) {
-        return Err(std::io::Error::other(format!(
-            "{} is not a directory",
-            lost.display()
-        )));
-    }
+    check_lost(lost)?;
     std::fs::create_dir_all(lost)?;
     for (id, path) in bodies {
-        let free = std::iter::once(lost.join(id))
-            .chain((1u32..).map(|n| lost.join(format!("{id}.{n}"))))
-            .find(|p| std::fs::symlink_metadata(p).is_err())
-            .unwrap_or_else(|| lost.join(id));
+        let free = first_free(&lost.join(id), |p| std::fs::symlink_metadata(p).is_ok());
         std::fs::rename(path, free)?;
     }
     sync_dir(lost)?;

@@ -174,15 +174,7 @@ pub struct ObjectSalvage {
 /// Refuses a salvage that would set bodies aside outside the data directory: its
 /// `objects.lost` is a link, or not a directory.
 pub fn check_salvage(data_dir: &Path) -> std::result::Result<(), String> {
-    let lost = data_dir.join("objects.lost");
-    if std::fs::symlink_metadata(&lost).is_ok_and(|m| !m.is_dir()) {
-        return Err(format!(
-            "{} is not a directory: a salvage keeps the bodies it sets aside inside the data \
-             directory; move it away first",
-            lost.display()
-        ));
-    }
-    Ok(())
+    files::check_lost(&data_dir.join("objects.lost")).map_err(|e| e.to_string())
 }
 
 /// Salvages `DIR/objects.db` when it is damaged, or missing (or empty) beside bodies: the
@@ -199,12 +191,13 @@ pub fn salvage(data_dir: &Path) -> std::result::Result<Option<ObjectSalvage>, St
     check_salvage(data_dir)?;
     let bodies = files::count_bodies(&root).map_err(|e| fail(&e))?;
     // a sound database that holds nothing beside bodies is as good as missing
+    let sound = !is_missing(&path) && s::is_sound(&path);
     let missing = is_missing(&path)
-        || (s::is_sound(&path)
+        || (sound
             && Db::open(&path)
                 .and_then(|db| db.is_empty())
                 .unwrap_or(false));
-    if missing && bodies == 0 || !missing && s::is_sound(&path) {
+    if missing && bodies == 0 || !missing && sound {
         return Ok(None);
     }
     let (kept, (mut salvaged, without_body)) = s::rebuild(&path, |fresh| {
