@@ -1925,6 +1925,34 @@ async fn copy_conditions_judge_the_source(w: &World) {
     assert_eq!(r.status, 201, "a right If-Match copies");
     let dst = w.call(Some(t), "GET", "AUTH_alice/cc/dst", &[], b"").await;
     assert_eq!(dst.text(), "source");
+    // a caller who may not read the source learns nothing from conditions: 403 whatever
+    // they say, for a source that is there and one that is not
+    w.ok(&w.bob, "PUT", "AUTH_bob/bc", &[], b"").await;
+    for source in ["cc/src", "cc/absent"] {
+        for (k, v) in [
+            ("If-None-Match", "*"),
+            ("If-Match", "\"nope\""),
+            ("If-Match", etag.as_str()),
+        ] {
+            let h = [
+                ("X-Copy-From", source),
+                ("X-Copy-From-Account", "AUTH_alice"),
+                (k, v),
+            ];
+            let r = w.call(Some(&w.bob), "PUT", "AUTH_bob/bc/x", &h, b"").await;
+            assert_eq!(r.status, 403, "bob copying {source} with {k}: {v}");
+            let h = [
+                ("Destination", "bc/x"),
+                ("Destination-Account", "AUTH_bob"),
+                (k, v),
+            ];
+            let path = format!("AUTH_alice/{source}");
+            let r = w.call(Some(&w.bob), "COPY", &path, &h, b"").await;
+            assert_eq!(r.status, 403, "bob COPY of {source} with {k}: {v}");
+        }
+    }
+    let r = w.call(Some(&w.bob), "GET", "AUTH_bob/bc/x", &[], b"").await;
+    assert_eq!(r.status, 404, "no refused copy wrote");
 }
 
 on_both_backends!(
