@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::endpoint::{Endpoint, KeystoneOp, classify};
 use crate::error::{Error, Result};
 use crate::http_util::first_header;
+use crate::metrics::Surface;
 use crate::policy::{self, Checked, Policies};
 use crate::proxy;
 use crate::request::{Connection, Context};
@@ -41,6 +42,24 @@ pub(crate) struct App {
     pub policies: Policies,
     /// The TLS listeners' certificates, and what client certificates stand for.
     pub tls: Option<Arc<crate::tls::Certificate>>,
+    /// Readiness and metrics.
+    pub ops: crate::ops::Ops,
+}
+
+/// Where a request is served, for the metrics (storage requests of accounts on an
+/// upstream are told apart once they reach it).
+fn surface_of(endpoint: &Endpoint) -> Surface {
+    match endpoint {
+        Endpoint::V1Auth { .. } => Surface::V1Auth,
+        Endpoint::Storage { .. } => Surface::StorageLocal,
+        Endpoint::Admin(_) => Surface::Admin,
+        Endpoint::ValidateToken { .. } => Surface::Validation,
+        Endpoint::Healthcheck | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Info => {
+            Surface::Operations
+        }
+        Endpoint::Link { .. } | Endpoint::Callback | Endpoint::Usage { .. } => Surface::Pages,
+        Endpoint::Keystone(_) => Surface::Keystone,
+    }
 }
 
 fn trans_id() -> String {
@@ -197,6 +216,7 @@ impl Authenticated {
 /// What routing found for the access log: the endpoint and who asked (when they came
 /// that far), and the outcome.
 struct Routed {
+    surface: Surface,
     endpoint: Option<Endpoint>,
     identity: Option<String>,
     credential: &'static str,
@@ -205,9 +225,14 @@ struct Routed {
 
 impl Routed {
     /// A login's outcome: its answer, and who logged in.
-    fn login(endpoint: Option<Endpoint>, login: Result<(Response<Body>, String)>) -> Routed {
+    fn login(
+        surface: Surface,
+        endpoint: Option<Endpoint>,
+        login: Result<(Response<Body>, String)>,
+    ) -> Routed {
         let identity = login.as_ref().ok().map(|(_, who)| who.clone());
         Routed {
+            surface,
             endpoint,
             identity,
             credential: Credential::Key.as_str(),
@@ -217,6 +242,7 @@ impl Routed {
 
     fn refused(e: Error) -> Routed {
         Routed {
+            surface: Surface::Unrouted,
             endpoint: None,
             identity: None,
             credential: "-",
@@ -249,11 +275,17 @@ impl App {
         let keystone = (!refused && crate::endpoint::is_keystone(req.uri().path()))
             .then(|| ctx.base_url(req.headers()).ok());
         let Routed {
+            surface,
             endpoint,
             identity,
             credential,
             mut result,
         } = self.route(&ctx, req, logged).await;
+        let surface = if ctx.proxied.load(Ordering::Relaxed) {
+            Surface::StorageProxy
+        } else {
+            surface
+        };
         // a body that stopped coming fails wherever it was read; the client is told why
         if stalled.is_some_and(|s| s.0.load(std::sync::atomic::Ordering::Relaxed)) {
             result = Err(Error::RequestTimeout(format!(
@@ -298,6 +330,13 @@ impl App {
             resp.headers_mut().insert("x-trans-id", v.clone());
             resp.headers_mut().insert("x-openstack-request-id", v);
         }
+        crate::metrics::request(
+            surface,
+            &method,
+            resp.status().as_u16(),
+            (fault != "-").then_some(fault),
+            started.elapsed(),
+        );
         let Some(raw_path) = raw_path else {
             return resp;
         };
@@ -335,18 +374,19 @@ impl App {
             Err(e) => return Routed::refused(e),
         };
         let kept = logged.then(|| endpoint.clone());
+        let surface = surface_of(&endpoint);
         // a login is its own authentication: who it is, is known once it succeeded
         if let Endpoint::V1Auth { account } = &endpoint {
             let login = self.login(ctx, account.as_deref(), req.headers()).await;
-            return Routed::login(kept, login);
+            return Routed::login(surface, kept, login);
         }
         if endpoint == Endpoint::Keystone(KeystoneOp::IssueToken) {
             let login = Box::pin(self.keystone_login(ctx, req)).await;
-            return Routed::login(kept, login);
+            return Routed::login(surface, kept, login);
         }
         if endpoint == Endpoint::Keystone(KeystoneOp::IssueTokenV2) {
             let login = Box::pin(self.keystone_login_v2(ctx, req)).await;
-            return Routed::login(kept, login);
+            return Routed::login(surface, kept, login);
         }
         let caller = match self
             .authenticate(
@@ -361,6 +401,7 @@ impl App {
             Ok(c) => c,
             Err(e) => {
                 return Routed {
+                    surface,
                     endpoint: kept,
                     identity: None,
                     credential: "-",
@@ -373,6 +414,7 @@ impl App {
         // (built and copied per request) four times larger
         let result = Box::pin(self.serve(ctx, endpoint, caller, req)).await;
         Routed {
+            surface,
             endpoint: kept,
             identity,
             credential,
@@ -647,6 +689,8 @@ impl App {
             | Endpoint::Link { .. }
             | Endpoint::Callback
             | Endpoint::Healthcheck
+            | Endpoint::Readyz
+            | Endpoint::Metrics
             | Endpoint::Info => Ok(Authenticated::Anonymous),
         }
     }
@@ -820,6 +864,15 @@ impl App {
                 Box::pin(self.keystone(ctx, op, caller, &parts, body)).await
             }
             (Endpoint::Healthcheck, _) => Ok(text(StatusCode::OK, "OK")),
+            (Endpoint::Readyz, _) => Ok(self.ops.readyz(self.ops_parts()).await),
+            (Endpoint::Metrics, _) if self.ops.metrics_on_main() => {
+                Ok(self.ops.metrics(headers, &self.local).await)
+            }
+            (Endpoint::Metrics, _) => Err(Error::NotFound(
+                "/metrics is served on the admin listener; on this one only with \
+                 admin.metrics_token_file"
+                    .into(),
+            )),
             (Endpoint::Info, _) => Ok(json(StatusCode::OK, &Box::pin(self.info()).await)),
             (Endpoint::V1Auth { .. } | Endpoint::Admin(_) | Endpoint::Usage { json: true }, _) => {
                 Err(Error::broken(
@@ -908,6 +961,7 @@ impl App {
     ) -> Result<Response<Body>> {
         // whatever the delivery, the gateway's own token works through the proxy
         if let Some(upstream) = self.clusters.upstream(record)? {
+            ctx.proxied.store(true, Ordering::Relaxed);
             upstream.cluster.renew_ahead();
             let public_base = ctx.base_url(&parts.headers)?;
             let req = Request::from_parts(parts, body);
@@ -951,14 +1005,33 @@ impl App {
             temp_url,
             account_access: None,
         };
-        self.local
+        let started = Instant::now();
+        let level = match (&op.target.container, &op.target.object) {
+            (None, _) => "account",
+            (Some(_), None) => "container",
+            (Some(_), Some(_)) => "object",
+        };
+        let method = op.method.clone();
+        let answer = self
+            .local
             .handle(
                 Request::from_parts(parts, body),
                 &op,
                 &mut caller,
                 record.created_at as f64,
             )
-            .await
+            .await;
+        crate::metrics::store_operation(level, &method, started.elapsed());
+        answer
+    }
+
+    /// What readiness checks.
+    pub(crate) fn ops_parts(&self) -> crate::ops::Parts<'_> {
+        crate::ops::Parts {
+            identity: &self.identity,
+            local: &self.local,
+            clusters: &self.clusters,
+        }
     }
 
     /// The caller of a storage request, from `X-Auth-Token` or `X-Storage-Token`, else

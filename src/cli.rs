@@ -1263,6 +1263,11 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<(), CliError> {
     runtime.block_on(async move {
         let public_url = config.server.public_url.clone();
         let mut gateway = Gateway::start(config).await?;
+        for addr in gateway.admin_addrs() {
+            eprintln!(
+                "swiftgate admin listener on http://{addr} (/metrics, /readyz, /healthcheck)"
+            );
+        }
         for url in gateway.urls() {
             eprintln!("swiftgate listening on {url}");
         }

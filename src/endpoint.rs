@@ -24,6 +24,10 @@ pub(crate) enum Endpoint {
         token: String,
     },
     Healthcheck,
+    /// `GET /readyz`: readiness, with what each check found.
+    Readyz,
+    /// `GET /metrics`: served on the main listeners only behind the metrics token.
+    Metrics,
     Info,
     /// `GET|POST /link/<account>`: linking an account to its OAuth2 provider.
     Link {
@@ -204,6 +208,8 @@ pub(crate) fn classify(method: &Method, path: &str, reseller_prefix: &str) -> Re
             return only(method, POST).map(|_| Endpoint::Keystone(KeystoneOp::Ec2Token));
         }
         "/healthcheck" => return only(method, GET_HEAD).map(|_| Endpoint::Healthcheck),
+        "/readyz" => return only(method, GET_HEAD).map(|_| Endpoint::Readyz),
+        "/metrics" => return only(method, GET).map(|_| Endpoint::Metrics),
         _ if path.starts_with("/v3/users/") => return user_credentials(method, path),
         "/info" => return only(method, GET_HEAD).map(|_| Endpoint::Info),
         "/recreate_accounts" if method == Method::POST => {
@@ -585,6 +591,9 @@ mod tests {
     #[test]
     fn ops_and_unknown_paths() {
         assert_eq!(c("GET", "/healthcheck").unwrap(), Endpoint::Healthcheck);
+        assert_eq!(c("HEAD", "/readyz").unwrap(), Endpoint::Readyz);
+        assert_eq!(c("GET", "/metrics").unwrap(), Endpoint::Metrics);
+        assert_eq!(status("PUT", "/metrics"), 405);
         assert_eq!(c("HEAD", "/info").unwrap(), Endpoint::Info);
         assert_eq!(status("GET", "/nope"), 404);
         assert_eq!(status("GET", "nope"), 400);

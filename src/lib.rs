@@ -17,6 +17,8 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod http_util;
+pub mod metrics;
+mod ops;
 mod policy;
 mod proxy;
 mod request;

@@ -33,6 +33,8 @@ pub(crate) struct Context<'a> {
     pub client: IpAddr,
     public_url: Option<&'a str>,
     proxies: &'a [IpNet],
+    /// Set once a storage request is sent on to an upstream.
+    pub proxied: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Context<'a> {
@@ -48,6 +50,7 @@ impl<'a> Context<'a> {
             client: client_ip(&conn, headers, &cfg.trusted_proxies),
             public_url: cfg.public_url.as_deref(),
             proxies: &cfg.trusted_proxies,
+            proxied: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -40,7 +40,16 @@ fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     certified
         .keys_match()
         .map_err(|e| format!("the key does not belong to the certificate: {e}"))?;
+    if let Some(end) = certified.cert.first().and_then(|c| not_after(c)) {
+        crate::metrics::certificate_expires(end);
+    }
     Ok(certified)
+}
+
+/// When a certificate stops being valid, in seconds since 1970.
+fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// The listeners' TLS: the certificate every handshake gets, the client authorities,

@@ -21,6 +21,7 @@ use super::throttle::Throttle;
 use super::token::{self, Claims};
 use crate::config::{Config, KeystoneConfig};
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::store::{
     ADMIN_GROUP, AccountRecord, LoginEvent, RESELLER_ADMIN_GROUP, Snapshot, Store, StoreError,
     UserRecord, now_micros,
@@ -412,7 +413,7 @@ impl Identity {
     ) -> Result<UserRecord> {
         let name = format!("{account}:{user}");
         let macs: Vec<[u8; 32]> = keys.iter().map(|k| self.mac(k)).collect();
-        if let Some(u) = self.remembered(account, user, &name, &macs, source)? {
+        if let Some(u) = self.remembered_counted(account, user, &name, &macs, source)? {
             return Ok(u);
         }
         // one at a time for this user from this address: guesses sent together are held
@@ -420,9 +421,10 @@ impl Identity {
         // for the first to be checked
         let turn = self.throttle.turn(&name, source);
         let _turn = turn.lock().await;
-        if let Some(u) = self.remembered(account, user, &name, &macs, source)? {
+        if let Some(u) = self.remembered_counted(account, user, &name, &macs, source)? {
             return Ok(u);
         }
+        metrics::credential_cache(false);
         self.catch_up().await?;
         let known = self.user(account, user);
         let phc = known
@@ -431,6 +433,7 @@ impl Identity {
         let matched = self.hasher.verify(keys.to_vec(), phc).await?;
         match (known, matched) {
             (Some(u), Some(i)) => {
+                metrics::login(metrics::Login::Ok);
                 self.login_succeeded(&name, source);
                 write(&self.state).verified.insert(
                     u.id,
@@ -442,11 +445,37 @@ impl Identity {
                 );
                 Ok(u)
             }
-            _ => {
+            (known, _) => {
+                metrics::login(if known.is_some() {
+                    metrics::Login::BadKey
+                } else {
+                    metrics::Login::UnknownUser
+                });
                 self.login_failed(&name, source);
                 Err(Error::unauthorized(account, "invalid account, user or key"))
             }
         }
+    }
+
+    /// `remembered`, counted in the metrics: a throttled login, or a cache hit.
+    fn remembered_counted(
+        &self,
+        account: &str,
+        user: &str,
+        name: &str,
+        macs: &[[u8; 32]],
+        source: IpAddr,
+    ) -> Result<Option<UserRecord>> {
+        let found = self.remembered(account, user, name, macs, source);
+        match &found {
+            Err(_) => metrics::login(metrics::Login::Throttled),
+            Ok(Some(_)) => {
+                metrics::credential_cache(true);
+                metrics::login(metrics::Login::Ok);
+            }
+            Ok(None) => {}
+        }
+        found
     }
 
     /// Counts a failed login, here and, on a shared store, on every other gateway.
@@ -692,7 +721,7 @@ impl Identity {
     /// Whether a token was made from an application or an EC2 credential (itself, or
     /// a token it was rescoped from).
     pub fn is_delegated(&self, token: &str) -> bool {
-        self.open_token(token, 0)
+        self.open_uncounted(token, 0)
             .is_some_and(|(_, c)| c.app_credential.is_some() || c.ec2)
     }
 
@@ -706,6 +735,12 @@ impl Identity {
     /// A token's principal and claims, scoped or not, also when it expired less than
     /// `expired_grace` seconds ago; never a revoked token, nor one of a user gone.
     pub fn open_token(&self, token: &str, expired_grace: u64) -> Option<(Principal, Claims)> {
+        let opened = self.open_uncounted(token, expired_grace);
+        metrics::token_validation(opened.is_some());
+        opened
+    }
+
+    fn open_uncounted(&self, token: &str, expired_grace: u64) -> Option<(Principal, Claims)> {
         let st = read(&self.state);
         let claims = token::open(token, &self.reseller_prefix, |id| st.ring.get(id))?;
         if claims.expires_at.saturating_add(expired_grace) <= unix_now() {

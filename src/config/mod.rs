@@ -10,12 +10,14 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+mod admin;
 mod auth;
 mod backend;
 mod policy;
 mod server;
 mod store;
 
+pub use admin::AdminConfig;
 pub use auth::{Argon2Config, AuthConfig, KeystoneConfig, ThrottleConfig, TokenValidationConfig};
 pub use backend::{BackendConfig, Delivery, OAuthSettings};
 pub use policy::{DenyConfig, PolicyConfig};
@@ -49,6 +51,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub store: StoreConfig,
+    /// The operations listener and metrics (`[admin]`).
+    pub admin: AdminConfig,
     /// Upstream clusters (`[[backend]]`), by name.
     #[serde(rename = "backend")]
     pub backends: Vec<BackendConfig>,
@@ -169,6 +173,8 @@ impl Config {
     /// compiles them.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let auth = &self.auth;
+        self.admin.listen_addrs()?;
+        self.admin.metrics_token()?;
         let mut names = std::collections::HashSet::new();
         for b in &self.backends {
             if b.name == "local" || b.name.is_empty() || !names.insert(b.name.as_str()) {

@@ -29,6 +29,7 @@ use crate::tls;
 
 mod batch;
 mod head;
+mod ops;
 pub(crate) use head::{STAND_IN, read_checked};
 mod timing;
 
@@ -120,6 +121,7 @@ impl GatewayBuilder {
 /// A running gateway: its bound addresses, and a way to stop it.
 pub struct GatewayHandle {
     addrs: Vec<SocketAddr>,
+    admin_addrs: Vec<SocketAddr>,
     /// Whether each of `addrs` speaks TLS.
     tls: Vec<bool>,
     identity: Arc<Identity>,
@@ -144,6 +146,11 @@ impl GatewayHandle {
                 format!("{scheme}://{}", crate::request::format_addr(*a))
             })
             .collect()
+    }
+
+    /// The admin listener's bound addresses (`[admin] listen`).
+    pub fn admin_addrs(&self) -> &[SocketAddr] {
+        &self.admin_addrs
     }
 
     pub fn identity(&self) -> &Arc<Identity> {
@@ -171,7 +178,10 @@ impl Gateway {
 
     /// Opens the store, binds the configured listeners and starts serving.
     pub async fn start(config: Config) -> Result<GatewayHandle, StartError> {
+        crate::metrics::enable(config.admin.metrics);
         let addrs = config.listen_addrs()?;
+        let admin_addrs = config.admin.listen_addrs()?;
+        let metrics_token = config.admin.metrics_token()?;
         config.check_insecure_listeners(&addrs)?;
         let tls_addrs = config.tls_listen_addrs()?;
         let certificate = match &config.server.tls {
@@ -222,6 +232,21 @@ impl Gateway {
                 .map_err(|source| StartError::Bind { addr, source })?;
             listeners.push((l, tls));
         }
+        let mut admin = Vec::new();
+        for addr in admin_addrs {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            admin.push(l);
+        }
+        let admin_bound = admin
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| StartError::Bind {
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })?;
         let tls_flags: Vec<bool> = listeners.iter().map(|(_, tls)| *tls).collect();
         let bound = listeners
             .iter()
@@ -238,13 +263,15 @@ impl Gateway {
             identity: identity.clone(),
             local: Arc::new(local),
             clusters,
+            ops: crate::ops::Ops::new(metrics_token),
         });
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(app, listeners, certificate, async {
+        let task = tokio::spawn(serve(app, listeners, admin, certificate, async {
             let _ = stopped.await;
         }));
         Ok(GatewayHandle {
             addrs: bound,
+            admin_addrs: admin_bound,
             tls: tls_flags,
             identity,
             stop: Some(stop),
@@ -445,6 +472,9 @@ where
     let refusals = Arc::new(head::Refusals::default());
     let refused = refusals.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        if let Some(open) = &requests.open {
+            open.speaks(req.version());
+        }
         let in_flight = requests.begin();
         let stalled = crate::request::Stalled::default();
         let flag = stalled.0.clone();
@@ -499,14 +529,17 @@ async fn accept_tls<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    use crate::metrics::{Handshake, tls_handshake};
     let handshake = tls.acceptor().accept(batch::Batched::new(stream));
     let mut stream = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
+            tls_handshake(Handshake::Failed);
             tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed");
             return None;
         }
         Err(_) => {
+            tls_handshake(Handshake::TimedOut);
             tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
             return None;
         }
@@ -514,10 +547,12 @@ where
     match tls.client_of(&stream) {
         Ok(client) => conn.client_cert = client,
         Err(why) => {
+            tls_handshake(Handshake::CertificateRefused);
             tracing::info!(peer = %conn.peer, why, "client certificate refused");
             return None;
         }
     }
+    tls_handshake(Handshake::Ok);
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         stream.get_mut().0.gather();
     }
@@ -529,6 +564,7 @@ where
 async fn serve(
     app: Arc<App>,
     listeners: Vec<(TcpListener, bool)>,
+    admin: Vec<TcpListener>,
     certificate: Option<Arc<tls::Certificate>>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -540,6 +576,11 @@ async fn serve(
         .collect();
     drop(tx);
     tasks.push(tokio::spawn(maintain(app.clone())));
+    tasks.extend(
+        admin
+            .into_iter()
+            .map(|l| tokio::spawn(ops::serve_admin(l, app.clone()))),
+    );
     let tls = certificate.inspect(|c| tasks.push(tokio::spawn(c.clone().watch())));
     let handshake_timeout = app
         .config
@@ -578,8 +619,8 @@ async fn serve(
                 let (http, watch) = (http.clone(), (graceful.watcher(), unfinished.clone()));
                 let tls = tls.clone().filter(|_| conn.tls);
                 tokio::spawn(async move {
-                    let activity = timing::Activity::new();
-                    let stream = timing::Tracked::new(stream, activity.clone());
+                    let activity = timing::Activity::new(conn.tls);
+                    let stream = timing::Tracked::new(stream, activity.clone(), conn.tls);
                     let result = match tls {
                         None => serve_on(&http, watch, stream, app, conn, activity).await,
                         Some(tls) => {

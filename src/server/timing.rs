@@ -18,14 +18,17 @@ pub(super) struct Activity {
     /// Milliseconds from `start` to the last read or write.
     last: AtomicU64,
     in_flight: AtomicUsize,
+    /// The connection as the metrics count it, when they are recorded.
+    pub(super) open: Option<crate::metrics::OpenConnection>,
 }
 
 impl Activity {
-    pub(super) fn new() -> Arc<Activity> {
+    pub(super) fn new(tls: bool) -> Arc<Activity> {
         Arc::new(Activity {
             start: Instant::now(),
             last: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            open: crate::metrics::OpenConnection::open(tls),
         })
     }
 
@@ -65,16 +68,28 @@ impl Drop for InFlight {
     }
 }
 
-/// A socket that records its activity.
+/// A socket that records its activity, and counts its bytes when metrics are recorded.
 pub(super) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
+    traffic: Option<crate::metrics::Traffic>,
 }
 
 impl<S> Tracked<S> {
-    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Tracked<S> {
+    pub(super) fn new(inner: S, activity: Arc<Activity>, tls: bool) -> Tracked<S> {
         activity.touch();
-        Tracked { inner, activity }
+        Tracked {
+            inner,
+            activity,
+            traffic: crate::metrics::Traffic::of(tls),
+        }
+    }
+
+    fn wrote(&self, n: usize) {
+        self.activity.touch();
+        if let Some(t) = &self.traffic {
+            t.sent(n);
+        }
     }
 }
 
@@ -86,8 +101,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
-        if buf.filled().len() > before {
+        let n = buf.filled().len() - before;
+        if n > 0 {
             self.activity.touch();
+            if let Some(t) = &self.traffic {
+                t.received(n);
+            }
         }
         Poll::Ready(r)
     }
@@ -100,7 +119,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let n = ready!(Pin::new(&mut self.inner).poll_write(cx, data))?;
-        self.activity.touch();
+        self.wrote(n);
         Poll::Ready(Ok(n))
     }
 
@@ -110,7 +129,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        self.activity.touch();
+        self.wrote(n);
         Poll::Ready(Ok(n))
     }
 

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod curl;
 pub mod faulty;
 pub mod oauth_provider;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -761,6 +762,8 @@ pub fn process_config(dir: &Path, super_key: &str, more: &str) -> PathBuf {
 /// port; killed by its PID when dropped.
 pub struct GatewayProcess {
     pub addr: SocketAddr,
+    /// The admin listener, when `[admin] listen` names one.
+    pub admin: Option<SocketAddr>,
     child: std::process::Child,
     /// Every line it wrote to stderr after it began listening.
     log: Arc<std::sync::Mutex<Vec<String>>>,
@@ -781,11 +784,16 @@ impl GatewayProcess {
             .expect("spawn swiftgate");
         let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
         let mut said = String::new();
+        let mut admin = None;
         let addr = loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.kill();
                 panic!("swiftgate did not start:\n{said}");
             };
+            if let Some(rest) = line.split("admin listener on http://").nth(1) {
+                let addr = rest.split_whitespace().next().expect("an address");
+                admin = Some(addr.parse().expect("an admin listener address"));
+            }
             if let Some(url) = line.split("listening on http://").nth(1) {
                 break url.trim().parse().expect("a listener address");
             }
@@ -799,7 +807,12 @@ impl GatewayProcess {
                 kept.lock().expect("log").push(line);
             }
         });
-        GatewayProcess { addr, child, log }
+        GatewayProcess {
+            addr,
+            admin,
+            child,
+            log,
+        }
     }
 
     /// What it has written to stderr since it began listening.

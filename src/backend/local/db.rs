@@ -418,6 +418,16 @@ impl Db {
         self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Objects and bytes in the whole store.
+    pub(super) fn totals(&self) -> Result<(u64, u64), DbError> {
+        let conn = self.reader();
+        Ok(conn.query_row(
+            "SELECT COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers",
+            [],
+            |r| Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?)),
+        )?)
+    }
+
     /// An account's metadata and counters (summed over its containers).
     pub(super) fn account(&self, account: &str) -> Result<AccountRow, DbError> {
         let conn = self.reader();

@@ -262,6 +262,27 @@ impl Files {
         Ok((free.saturating_sub(promised), self.reserve.of(total)))
     }
 
+    /// Whether the bodies' directory is there and the disk has more than its reserve
+    /// free; else what is wrong.
+    pub(super) fn check(&self) -> Result<(), String> {
+        let meta = std::fs::metadata(&self.root)
+            .map_err(|e| format!("{} cannot be read: {e}", self.root.display()))?;
+        if !meta.is_dir() {
+            return Err(format!("{} is not a directory", self.root.display()));
+        }
+        let (free, reserve) = self
+            .free()
+            .map_err(|e| format!("the free space of {} is unknown: {e}", self.root.display()))?;
+        if free <= reserve {
+            return Err(format!(
+                "{free} bytes are free on the disk of {}, within its reserve of {reserve}: \
+                 uploads are refused",
+                self.root.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses to store `more` bytes that would leave less than the reserve free.
     fn room_for(&self, more: u64) -> Result<(), WriteError> {
         let (free, reserve) = self.free()?;

@@ -133,6 +133,8 @@ impl Caller {
 pub struct LocalStore {
     db: Arc<Db>,
     files: Arc<Files>,
+    /// Where the database was opened.
+    path: std::path::PathBuf,
 }
 
 fn db_error(e: DbError) -> Error {
@@ -326,6 +328,27 @@ impl LocalStore {
         Ok((row.bytes_used, quota))
     }
 
+    /// Objects and bytes the store holds.
+    pub async fn totals(&self) -> Result<(u64, u64)> {
+        self.db(|db| db.totals()).await
+    }
+
+    /// Whether the store can serve: its database where it was opened and answering, its
+    /// bodies' directory there, more than the reserve free on its disk; else what is
+    /// wrong.
+    pub async fn check(&self) -> std::result::Result<(), String> {
+        let (path, files) = (self.path.clone(), self.files.clone());
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::metadata(&path)
+                .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+            db.totals().map_err(|e| e.to_string())?;
+            files.check()
+        })
+        .await
+        .map_err(|e| format!("the check did not finish: {e}"))?
+    }
+
     /// Opens the store under `data_dir` and sweeps what an earlier crash left behind.
     /// Uploads leave `reserve` free on the disk.
     pub fn open(data_dir: &Path, reserve: DiskReserve) -> std::result::Result<LocalStore, String> {
@@ -361,6 +384,7 @@ impl LocalStore {
         Ok(LocalStore {
             db: Arc::new(db),
             files: Arc::new(files),
+            path,
         })
     }
 

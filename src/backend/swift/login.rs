@@ -253,6 +253,12 @@ impl Cluster {
 
     /// Logs in with the service credentials.
     async fn login(&self) -> Result<Session> {
+        let session = self.log_in().await;
+        crate::metrics::upstream_login(&self.name, session.is_ok());
+        session
+    }
+
+    async fn log_in(&self) -> Result<Session> {
         let session = match &self.login {
             Login::V1 { user, key } => self.login_v1(user, key).await?,
             Login::Keystone {

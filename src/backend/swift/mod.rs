@@ -164,7 +164,20 @@ impl Cluster {
 
     /// Sends one request; an unreachable cluster is 503, a slow one 504.
     async fn send(&self, req: Request<Outgoing>) -> Result<Response<hyper::body::Incoming>> {
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        use crate::metrics::{UpstreamError, upstream_answered, upstream_failed};
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, self.client.request(req)).await;
+        match &answer {
+            Err(_) => upstream_failed(&self.name, UpstreamError::Timeout),
+            Ok(Err(e)) if e.is_connect() || !answered_garbage(e) => {
+                upstream_failed(&self.name, UpstreamError::Unreachable);
+            }
+            Ok(Err(_)) => upstream_failed(&self.name, UpstreamError::Garbage),
+            Ok(Ok(resp)) => {
+                upstream_answered(&self.name, resp.status().as_u16(), started.elapsed())
+            }
+        }
+        match answer {
             Err(_) => Err(Error::GatewayTimeout(format!(
                 "the cluster {:?} did not answer within {}",
                 self.name,
@@ -193,6 +206,17 @@ impl Cluster {
             }
             Ok(Ok(resp)) => Ok(resp),
         }
+    }
+
+    /// Whether the cluster answers: its proxy's `/healthcheck`, within `within`.
+    pub async fn probe(&self, within: Duration) -> std::result::Result<(), String> {
+        let base = self.internal_url.as_deref().unwrap_or(&self.auth_url);
+        probe(
+            &self.client,
+            &format!("{}/healthcheck", origin(base)),
+            within,
+        )
+        .await
     }
 
     /// A bodiless request as the service, retried once with a fresh token after a 401.
@@ -499,4 +523,36 @@ fn answered_garbage(e: &hyper_util::client::legacy::Error) -> bool {
         cause = c.source();
     }
     false
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    match url[after..].find('/') {
+        Some(i) => &url[..after + i],
+        None => url,
+    }
+}
+
+/// Whether `url` answers a GET within `within` with anything but a server error (an
+/// endpoint that asks for credentials answers).
+async fn probe(
+    client: &HttpClient,
+    url: &str,
+    within: Duration,
+) -> std::result::Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("{url} is not a URL"))?;
+    let mut req = Request::new(empty_body());
+    *req.uri_mut() = uri;
+    match tokio::time::timeout(within, client.request(req)).await {
+        Err(_) => Err(format!(
+            "{url} did not answer within {}",
+            humantime::format_duration(within)
+        )),
+        Ok(Err(e)) => Err(format!("{url} cannot be reached ({})", root_cause(&e))),
+        Ok(Ok(resp)) if resp.status().is_server_error() => {
+            Err(format!("{url} answered {}", resp.status()))
+        }
+        Ok(Ok(_)) => Ok(()),
+    }
 }

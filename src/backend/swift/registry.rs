@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Cluster, GrantKeeper, Login, Naming};
 use crate::auth::v1::{DirectCredentials, Upstreams};
@@ -97,6 +98,35 @@ impl Clusters {
     pub fn with_store(mut self, store: Arc<Store>) -> Clusters {
         self.store = Some(store);
         self
+    }
+
+    /// Checks that every configured backend answers, each within `within`: a cluster's
+    /// `/healthcheck`, the login endpoint of a `keystone` or `v1` backend, an OAuth2
+    /// provider's token endpoint. By backend name, what is wrong.
+    pub async fn probe(&self, within: Duration) -> Vec<(String, std::result::Result<(), String>)> {
+        let clusters = self.clusters.iter().map(|(name, c)| {
+            let c = c.clone();
+            let name = name.clone();
+            async move { (name, c.probe(within).await) }
+        });
+        let others = self.per_account.values().map(|b| async move {
+            let url = match &b.oauth {
+                Some(o) => o.token_url.clone(),
+                None => b.cfg.auth_url.clone(),
+            };
+            (
+                b.cfg.name.clone(),
+                super::probe(&b.client, &url, within).await,
+            )
+        });
+        let (mut a, b) = futures_util::future::join(
+            futures_util::future::join_all(clusters),
+            futures_util::future::join_all(others),
+        )
+        .await;
+        a.extend(b);
+        a.sort_by(|x, y| x.0.cmp(&y.0));
+        a
     }
 
     /// A `swift` backend.

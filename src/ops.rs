@@ -1,0 +1,169 @@
+//! The operations surface: readiness (`/readyz`: the stores, the disk and every
+//! configured upstream, checked at most once a second whoever asks) and the metrics
+//! answer (`/metrics`, behind its bearer token when one is configured).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Response, StatusCode};
+use serde::Serialize;
+use subtle::ConstantTimeEq as _;
+
+use crate::auth::identity::Identity;
+use crate::backend::local::LocalStore;
+use crate::backend::swift::Clusters;
+use crate::body::{Body, full, json, text};
+use crate::metrics;
+
+/// How long one readiness answer serves every probe.
+const READY_FOR: Duration = Duration::from_secs(1);
+/// How long each check may take.
+const CHECK_WITHIN: Duration = Duration::from_millis(900);
+
+/// The readiness of a gateway, as `/readyz` tells it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Readiness {
+    pub ready: bool,
+    /// By check (`identity_store`, `object_store`, `backend:<name>`): what is wrong,
+    /// or `"ok"`.
+    pub checks: BTreeMap<String, String>,
+}
+
+pub(crate) struct Ops {
+    metrics_token: Option<String>,
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Readiness>)>>,
+}
+
+/// What readiness checks.
+pub(crate) struct Parts<'a> {
+    pub identity: &'a Identity,
+    pub local: &'a LocalStore,
+    pub clusters: &'a Clusters,
+}
+
+impl Ops {
+    pub(crate) fn new(metrics_token: Option<String>) -> Ops {
+        Ops {
+            metrics_token,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The readiness, checked again when the last answer is older than a second; probes
+    /// that come meanwhile wait for the same check.
+    pub(crate) async fn readiness(&self, parts: Parts<'_>) -> Arc<Readiness> {
+        let mut last = self.last.lock().await;
+        if let Some((at, r)) = last.as_ref()
+            && at.elapsed() < READY_FOR
+        {
+            return r.clone();
+        }
+        let r = Arc::new(check(parts).await);
+        metrics::readiness_checked(r.ready);
+        if !r.ready {
+            let failing: Vec<_> = r.checks.iter().filter(|(_, v)| *v != "ok").collect();
+            tracing::warn!(?failing, "not ready");
+        }
+        *last = Some((Instant::now(), r.clone()));
+        r
+    }
+
+    /// `/readyz`: 200 when ready, 503 when not, with what each check found.
+    pub(crate) async fn readyz(&self, parts: Parts<'_>) -> Response<Body> {
+        let r = self.readiness(parts).await;
+        let status = if r.ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let value = serde_json::to_value(&*r).unwrap_or_default();
+        let mut resp = json(status, &value);
+        resp.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        resp
+    }
+
+    /// Whether `/metrics` is served on the main listeners: only behind a token.
+    pub(crate) fn metrics_on_main(&self) -> bool {
+        self.metrics_token.is_some() && metrics::enabled()
+    }
+
+    /// `/metrics`: 404 when metrics are off, 401 without the configured bearer token.
+    pub(crate) async fn metrics(&self, headers: &HeaderMap, local: &LocalStore) -> Response<Body> {
+        if !metrics::enabled() {
+            return text(
+                StatusCode::NOT_FOUND,
+                "metrics are off (admin.metrics = false)",
+            );
+        }
+        if let Some(token) = &self.metrics_token {
+            let given = headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+                .unwrap_or_default();
+            if !bool::from(given.ct_eq(token.as_bytes())) {
+                let mut resp = text(
+                    StatusCode::UNAUTHORIZED,
+                    "/metrics needs Authorization: Bearer <the token of admin.metrics_token_file>",
+                );
+                resp.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"metrics\""),
+                );
+                return resp;
+            }
+        }
+        match local.totals().await {
+            Ok((objects, bytes)) => metrics::store_totals("Policy-0", objects, bytes),
+            Err(e) => tracing::warn!(error = %e, "cannot read the embedded store's totals"),
+        }
+        let mut resp = Response::new(full(metrics::encode()));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(metrics::CONTENT_TYPE),
+        );
+        resp
+    }
+}
+
+async fn within<F: Future<Output = Result<(), String>>>(f: F) -> String {
+    match tokio::time::timeout(CHECK_WITHIN, f).await {
+        Ok(Ok(())) => "ok".into(),
+        Ok(Err(e)) => e,
+        Err(_) => format!(
+            "no answer within {}",
+            humantime::format_duration(CHECK_WITHIN)
+        ),
+    }
+}
+
+async fn check(parts: Parts<'_>) -> Readiness {
+    let identity = within(async {
+        parts
+            .identity
+            .store()
+            .data_version()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let objects = within(parts.local.check());
+    let backends = parts.clusters.probe(CHECK_WITHIN);
+    let (identity, objects, backends) = tokio::join!(identity, objects, backends);
+    let mut checks = BTreeMap::new();
+    checks.insert("identity_store".to_owned(), identity);
+    checks.insert("object_store".to_owned(), objects);
+    for (name, r) in backends {
+        checks.insert(
+            format!("backend:{name}"),
+            r.err().unwrap_or_else(|| "ok".into()),
+        );
+    }
+    Readiness {
+        ready: checks.values().all(|v| v == "ok"),
+        checks,
+    }
+}
