@@ -57,6 +57,9 @@ pub enum Command {
     /// Certificates for trying swiftgate out over TLS
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Check a configuration without starting
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Link an account to its OAuth2 provider from a headless machine: prints the address
     /// to open in a browser elsewhere, then takes the code (or the address the browser
     /// was sent back to) on stdin
@@ -67,6 +70,14 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         redirect_uri: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration (--config) as `serve` would, without starting: every
+    /// section, the listen addresses, the secret and certificate files, the policies; then
+    /// print the effective configuration, every secret shown as <set> or <unset>
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -431,6 +442,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             clients,
         }) => cert_dev(&dir, names, ips, &clients),
         Command::Store(StoreCommand::Salvage) => salvage(&config),
+        Command::Config(ConfigCommand::Check) => config_check(config),
         command => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -467,12 +479,41 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     }
                     Command::Serve(_)
                     | Command::Cert(_)
+                    | Command::Config(_)
                     | Command::Store(StoreCommand::Salvage) => {
                         unreachable!("handled above")
                     }
                 }
             }),
     }
+}
+
+/// `config check`: every check `serve` makes before it binds, then the effective
+/// configuration as TOML, secrets as `<set>` or `<unset>` whichever way they were given
+/// (inline, in a file, in the environment).
+fn config_check(mut config: Config) -> Result<(), CliError> {
+    config.validate()?;
+    let addrs = config.listen_addrs()?;
+    config.check_insecure_listeners(&addrs)?;
+    config.tls_listen_addrs()?;
+    config.admin.listen_addrs()?;
+    config.store.shared()?;
+    Clusters::from_config(&config)?;
+    let set = |found: bool| found.then(String::new);
+    config.auth.super_admin_key = set(config.super_admin_key()?.is_some());
+    config.auth.credential_key = set(config.credential_key()?.is_some());
+    for b in &mut config.backends {
+        if b.kind == "oauth2" {
+            b.client_secret = set(b.oauth().is_ok_and(|o| !o.client_secret.is_empty()));
+        } else if !b.per_account() {
+            b.key = set(b.key().is_ok());
+        }
+    }
+    let text = toml::to_string(&config)
+        .map_err(|e| ConfigError::Invalid(format!("the configuration cannot be shown: {e}")))?;
+    println!("{text}");
+    eprintln!("swiftgate: the configuration is valid");
+    Ok(())
 }
 
 /// `store migrate`: the embedded store, whole, into an empty shared one.

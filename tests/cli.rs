@@ -551,3 +551,109 @@ fn json_logs_and_access_lines_without_secrets() {
         "no key or token in logs:\n{logs}"
     );
 }
+
+#[test]
+fn config_check_shows_the_effective_configuration_without_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("metrics.token");
+    std::fs::write(&token, "a-metrics-bearer-token-1234\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = tmp.path().join("ok.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nsuper_admin_key = \"super-secret-value\"\n\
+             credential_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n\
+             default_backend = \"cluster\"\n\
+             [store]\nurl = \"postgres://sg:db-password-value@db.example:5432/swiftgate\"\n\
+             [admin]\nlisten = [\"[::]:9480\"]\nmetrics_token_file = {:?}\n\
+             [[backend]]\nname = \"cluster\"\ntype = \"swift\"\n\
+             auth_url = \"http://127.0.0.1:1/auth/v1.0\"\nuser = \"admin:admin\"\n\
+             key = \"cluster-key-value\"\n",
+            token.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let out = sg(
+        &data,
+        &["--config", config.to_str().unwrap(), "config", "check"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    let parsed: toml::Value = toml::from_str(&shown).expect("the effective configuration is TOML");
+    assert_eq!(parsed["auth"]["super_admin_key"].as_str(), Some("<set>"));
+    assert_eq!(parsed["auth"]["credential_key"].as_str(), Some("<set>"));
+    assert_eq!(parsed["backend"][0]["key"].as_str(), Some("<set>"));
+    assert_eq!(
+        parsed["store"]["url"].as_str(),
+        Some("postgres://sg:<set>@db.example:5432/swiftgate")
+    );
+    // defaults are shown as they apply
+    assert_eq!(parsed["server"]["idle_timeout"].as_str(), Some("2m"));
+    assert_eq!(parsed["admin"]["metrics"].as_bool(), Some(true));
+    for secret in [
+        "super-secret-value",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "db-password-value",
+        "cluster-key-value",
+        "a-metrics-bearer-token",
+    ] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        assert!(!stderr(&out).contains(secret));
+    }
+    // a secret from the environment is set too
+    let bare = tmp.path().join("bare.toml");
+    std::fs::write(&bare, "[log]\nlevel = \"warn\"\n").unwrap();
+    let out = Command::new(swiftgate_bin())
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            bare.to_str().unwrap(),
+        ])
+        .args(["config", "check"])
+        .env("SWIFTGATE_SUPER_ADMIN_KEY", "env-secret-value")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("super_admin_key = \"<set>\""));
+    assert!(stdout(&out).contains("credential_key = \"<unset>\""));
+    assert!(!stdout(&out).contains("env-secret-value"));
+
+    // each wrong setting fails, naming what is wrong, and starts nothing
+    for (text, named) in [
+        ("[server]\nmax_connections = \"many\"\n", "max_connections"),
+        ("[server]\nlisten = [\"10.0.0.1:80\"]\n", "without TLS"),
+        ("[admin]\nlisten = [\"0.0.0.0:9480\"]\n", "admin.listen"),
+        ("[admin]\nlisten = [\"nowhere\"]\n", "admin.listen"),
+        (
+            "[admin]\nmetrics_token_file = \"/nonexistent/token\"\n",
+            "/nonexistent/token",
+        ),
+        ("[admin]\nlisten_on = []\n", "listen_on"),
+        (
+            "[auth]\ndefault_backend = \"nope\"\n",
+            "auth.default_backend",
+        ),
+        (
+            "[[policy]]\nidentity = \"a:b\"\nmethods = [\"FROB\"]\n",
+            "FROB",
+        ),
+    ] {
+        let bad = tmp.path().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let out = sg(
+            &data,
+            &["--config", bad.to_str().unwrap(), "config", "check"],
+        );
+        assert!(!out.status.success(), "{text} was accepted");
+        assert!(
+            stderr(&out).contains(named),
+            "{text}: {} does not name {named}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+    assert!(!data.exists(), "config check made the data directory");
+}

@@ -5,22 +5,30 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{de_duration, de_nets};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub token_life: Duration,
     /// Upper bound for `X-Auth-Token-Lifetime`.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub max_token_life: Duration,
+    #[serde(serialize_with = "super::se_secret")]
     pub super_admin_key: Option<String>,
     pub super_admin_key_file: Option<PathBuf>,
     /// The key that seals accounts' upstream credentials in the store: 32 bytes, in hex
     /// or base64; inline, from its file, or from `SWIFTGATE_CREDENTIAL_KEY`.
+    #[serde(serialize_with = "super::se_secret")]
     pub credential_key: Option<String>,
     pub credential_key_file: Option<PathBuf>,
     pub default_backend: String,
@@ -35,7 +43,10 @@ pub struct AuthConfig {
     /// still accept tokens. Keep `max_token_life / rotation interval + 2`.
     pub token_keys: usize,
     /// How long a verified key is remembered (as a keyed hash) so repeat logins skip argon2.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub credential_cache: Duration,
     pub throttle: ThrottleConfig,
     pub argon2: Argon2Config,
@@ -68,7 +79,7 @@ impl Default for AuthConfig {
 
 /// Failed logins allowed per window before further attempts get 429 (see
 /// `auth::throttle` for how they keep a user's owner in).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
     /// From one address, for one user.
@@ -77,7 +88,10 @@ pub struct ThrottleConfig {
     pub failures_per_address: u32,
     /// For one user, from every address but those it logged in from lately.
     pub failures_per_user: u32,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub window: Duration,
 }
 
@@ -93,7 +107,7 @@ impl Default for ThrottleConfig {
 }
 
 /// argon2id cost; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Argon2Config {
     pub memory_kib: u32,
@@ -112,13 +126,13 @@ impl Default for Argon2Config {
 }
 
 /// Who may call `GET /token/<token>` and `GET /auth/v2/.token/<token>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenValidationConfig {
     /// Users in any of these groups (by token or admin headers) may validate tokens.
     pub groups: Vec<String>,
     /// Sources allowed without credentials (e.g. a Ceph RGW with `rgw_swift_auth_url`).
-    #[serde(deserialize_with = "de_nets")]
+    #[serde(deserialize_with = "de_nets", serialize_with = "super::se_display_all")]
     pub addresses: Vec<IpNet>,
 }
 
@@ -140,7 +154,7 @@ impl Default for TokenValidationConfig {
 
 /// `[auth.keystone]`: the Keystone identity API v3 that swiftgate answers (`/v3`): how its
 /// accounts, users and groups look as Keystone projects, users and roles.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeystoneConfig {
     /// The region of the catalog's endpoints.
@@ -155,7 +169,10 @@ pub struct KeystoneConfig {
     /// Roles of the users in other groups: group name to roles.
     pub group_roles: std::collections::BTreeMap<String, Vec<String>>,
     /// How long after expiry a service may still validate a token with `allow_expired`.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub allow_expired_window: Duration,
     /// Whether services (`auth.token_validation.groups`) may read a user's EC2 credential,
     /// secret included, by its access key, as `s3token` does with `secret_cache_duration`

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, de_duration, read_secret_file};
 
@@ -15,7 +15,7 @@ use super::{ConfigError, de_duration, read_secret_file};
 /// - `v1`: another v1 auth endpoint, each account reached with its own user and key;
 /// - `oauth2`: a provider that hands out Swift credentials for an OAuth2 grant each
 ///   account links once (the HubiC pattern).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     pub name: String,
@@ -36,6 +36,7 @@ pub struct BackendConfig {
     /// `oauth2`: the scope asked for, as the provider writes it.
     pub scope: Option<String>,
     pub client_id: Option<String>,
+    #[serde(serialize_with = "super::se_secret")]
     pub client_secret: Option<String>,
     pub client_secret_file: Option<PathBuf>,
     /// PEM certificate authorities to trust for `https://` upstreams, instead of the
@@ -55,6 +56,7 @@ pub struct BackendConfig {
     #[serde(default)]
     pub user: String,
     /// The v1 key, the Keystone password or the application credential's secret.
+    #[serde(serialize_with = "super::se_secret")]
     pub key: Option<String>,
     pub key_file: Option<PathBuf>,
     /// Keystone: the domain of `user` (its name).
@@ -79,10 +81,18 @@ pub struct BackendConfig {
     /// Where the gateway reaches the cluster's storage (`http://10.0.0.5:8080/v1`), when
     /// not at the storage URL its auth answers.
     pub internal_url: Option<String>,
-    #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub connect_timeout: Duration,
     /// How long an upstream request may take to answer (its headers).
-    #[serde(default = "default_upstream_timeout", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_upstream_timeout",
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub timeout: Duration,
 }
 
@@ -151,7 +161,7 @@ pub(super) const HUBIC: Preset = Preset {
 };
 
 /// How an account's data reaches its clients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     /// The client gets the gateway's storage URL and token; the gateway streams every

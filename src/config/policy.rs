@@ -1,13 +1,13 @@
 //! `[[policy]]` and `[[deny]]`: the rules as written; `policy` compiles and checks them.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::de_size;
 
 /// `[[policy]]`: limits for the callers it is attached to (one of `identity`, `group`,
 /// `cert_fingerprint`). Every policy attached to a caller must allow a request. Lists
 /// left empty do not limit; names in `accounts` and `containers` may hold `*` and `?`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Named in refusals; `policy N` (from 1, in file order) when absent.
@@ -40,7 +40,7 @@ pub struct PolicyConfig {
 /// request when every criterion it gives matches: the method, the account, container and
 /// object names (of the request's path, or of an object it copies, links or lists as
 /// segments), a header present, a query parameter present.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DenyConfig {
     pub name: String,

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, de_duration, de_nets};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Addresses to listen on; `[::]:8080` is every address of both families.
@@ -19,26 +19,35 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     /// Peers allowed to set `X-Forwarded-*` / `Forwarded` (addresses or CIDR blocks).
-    #[serde(deserialize_with = "de_nets")]
+    #[serde(deserialize_with = "de_nets", serialize_with = "super::se_display_all")]
     pub trusted_proxies: Vec<IpNet>,
     /// Required to listen on a non-loopback address without TLS.
     pub allow_insecure_http: bool,
     pub max_connections: usize,
     /// How long a client may take to send a request's head; also how long a kept-alive
     /// HTTP/1.1 connection may wait for its next request.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub header_read_timeout: Duration,
     /// A connection with no request in progress and no bytes moving is closed after this.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub idle_timeout: Duration,
     /// A request body that sends nothing for this long is given up (408).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
+    )]
     pub body_timeout: Duration,
     /// HTTPS listeners, beside the plain ones of `listen`.
     pub tls: Option<TlsConfig>,
     /// Free space the embedded store keeps on the data directory's disk: an upload that
     /// would leave less gets 507, so that deletes and metadata still fit.
-    #[serde(deserialize_with = "de_reserve")]
+    #[serde(deserialize_with = "de_reserve", serialize_with = "se_reserve")]
     pub disk_reserve: DiskReserve,
 }
 
@@ -59,6 +68,13 @@ impl DiskReserve {
                 Duration::try_from_secs_f64(total as f64 * p / 100.0).map_or(total, |d| d.as_secs())
             }
         }
+    }
+}
+
+fn se_reserve<S: serde::Serializer>(r: &DiskReserve, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        DiskReserve::Bytes(n) => s.serialize_u64(*n),
+        DiskReserve::Percent(p) => s.serialize_str(&format!("{p}%")),
     }
 }
 
@@ -98,7 +114,7 @@ impl Default for ServerConfig {
 /// `[server.tls]`: where to listen with TLS (1.2 and 1.3, HTTP/2 by ALPN beside
 /// HTTP/1.1), and the certificate to present. The files are read again on SIGHUP and
 /// when they change, without dropping open connections.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Addresses to listen on with TLS, e.g. `["[::]:8443"]`.
@@ -110,7 +126,8 @@ pub struct TlsConfig {
     /// How long a client may take to finish its handshake.
     #[serde(
         default = "default_handshake_timeout",
-        deserialize_with = "de_duration"
+        deserialize_with = "de_duration",
+        serialize_with = "super::se_duration"
     )]
     pub handshake_timeout: Duration,
     /// PEM certificate authorities whose client certificates are accepted (re-read like
@@ -134,7 +151,7 @@ pub struct TlsConfig {
     pub bind_tokens: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     None,
@@ -143,7 +160,7 @@ pub enum ClientAuth {
 }
 
 /// `[[server.tls.identity]]`: a client certificate that acts as a user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertIdentity {
     /// `sha256:<hex>`
@@ -211,7 +228,7 @@ pub(super) fn default_handshake_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -219,7 +236,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,

@@ -4,15 +4,16 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, read_secret_file};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `postgres://USER@HOST:PORT/DATABASE?sslmode=require`; the password inline in
     /// the URL, in `password_file`, or in `SWIFTGATE_STORE_PASSWORD`.
+    #[serde(serialize_with = "se_url")]
     pub url: Option<String>,
     pub password_file: Option<PathBuf>,
     /// The authorities the database's certificate is checked against (PEM); the
@@ -20,6 +21,25 @@ pub struct StoreConfig {
     pub ca_file: Option<PathBuf>,
     /// Connections each gateway keeps open to the database (default 8).
     pub pool_size: Option<usize>,
+}
+
+/// The store's URL with its password, if it holds one, shown as `<set>`.
+fn se_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    let Some(url) = url else {
+        return s.serialize_none();
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return s.serialize_str("<set, not a URL>");
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            s.serialize_str(&format!("{scheme}://{user}:<set>@{host}{path}"))
+        }
+        _ => s.serialize_str(url),
+    }
 }
 
 /// What a gateway needs to reach its shared store.
