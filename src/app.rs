@@ -35,11 +35,13 @@ use crate::web;
 pub(crate) const MAX_HEADER_SIZE: usize = 8192;
 
 pub(crate) struct App {
+    /// The configuration the gateway started with; what a reload changes is in `live`.
     pub config: Config,
     pub identity: Arc<Identity>,
     pub local: Arc<LocalStore>,
     pub clusters: Arc<Clusters>,
-    pub policies: Policies,
+    /// What a reload (SIGHUP) changes while requests run: each request reads it once.
+    pub live: std::sync::RwLock<Arc<Live>>,
     /// The TLS listeners' certificates, and what client certificates stand for.
     pub tls: Option<Arc<crate::tls::Certificate>>,
     /// Readiness and metrics.
@@ -59,6 +61,25 @@ fn surface_of(endpoint: &Endpoint) -> Surface {
         }
         Endpoint::Link { .. } | Endpoint::Callback | Endpoint::Usage { .. } => Surface::Pages,
         Endpoint::Keystone(_) => Surface::Keystone,
+    }
+}
+
+/// The settings a running gateway takes again from a changed configuration.
+pub(crate) struct Live {
+    pub policies: Policies,
+    pub token_validation: Arc<crate::config::TokenValidationConfig>,
+    /// The configuration these came from.
+    pub loaded: Config,
+}
+
+impl Live {
+    /// Compiles the policies of `config`: an error names the rule that is wrong.
+    pub(crate) fn of(config: &Config) -> std::result::Result<Live, crate::config::ConfigError> {
+        Ok(Live {
+            policies: Policies::new(&config.policies, &config.denies)?,
+            token_validation: Arc::new(config.auth.token_validation.clone()),
+            loaded: config.clone(),
+        })
     }
 }
 
@@ -506,7 +527,7 @@ impl App {
         keystone::Service {
             identity: &self.identity,
             config: &self.config.auth.keystone,
-            validators: &self.config.auth.token_validation,
+            validators: self.live().token_validation.clone(),
             base_url,
         }
     }
@@ -643,7 +664,7 @@ impl App {
             }
             // an address allowed to validate tokens needs no credential there
             Endpoint::ValidateToken { .. }
-                if self.config.auth.token_validation.allows_address(ctx.client) =>
+                if self.live().token_validation.allows_address(ctx.client) =>
             {
                 Ok(Authenticated::Anonymous)
             }
@@ -798,9 +819,10 @@ impl App {
                     Authenticated::Admin(c) => Some(c),
                     _ => None,
                 };
+                let validators = self.live().token_validation.clone();
                 Box::pin(admin::validate_token(
                     &self.identity,
-                    &self.config.auth.token_validation,
+                    &validators,
                     &token,
                     ctx.client,
                     caller,
@@ -908,7 +930,8 @@ impl App {
             principal,
             certificate: ctx.conn.client_cert.as_ref(),
         };
-        let verdict = match self.policies.judge(caller, &ask) {
+        let live = self.live();
+        let verdict = match live.policies.judge(caller, &ask) {
             Ok(v) => v,
             Err(e) => {
                 policy::drain(body).await;
@@ -942,7 +965,7 @@ impl App {
                     },
                 )
                 .await?;
-                self.policies.judge_body(caller, &ask, check, &bytes)?;
+                live.policies.judge_body(caller, &ask, check, &bytes)?;
                 Checked::judged(bytes, cap, over.clone())
             }
         };
@@ -1023,6 +1046,11 @@ impl App {
             .await;
         crate::metrics::store_operation(level, &method, started.elapsed());
         answer
+    }
+
+    /// The settings in force now.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// What readiness checks.

@@ -80,7 +80,7 @@ pub enum ConfigCommand {
     Check,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on, repeatable (e.g. 127.0.0.1:8080, [::1]:8080, [::]:8080)
     #[arg(long, value_name = "ADDR")]
@@ -434,7 +434,7 @@ fn load_config(cli: &Cli) -> Result<Config, CliError> {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let mut config = load_config(&cli)?;
     match cli.command {
-        Command::Serve(args) => serve(config, args),
+        Command::Serve(args) => serve(config, args, cli.config.as_deref(), cli.data.as_deref()),
         Command::Cert(CertCommand::Dev {
             dir,
             names,
@@ -1254,20 +1254,44 @@ async fn user(
     Ok(())
 }
 
-fn init_logging(config: &Config) {
+/// Sets the log level again (`log.level` after a reload); what is wrong with it if it
+/// cannot be.
+type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// The log filter of `level`, unless `RUST_LOG` gives one.
+fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
     // the database driver logs statements with their parameters (key hashes, sealed
     // credentials) below info: never written
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     if let Ok(quiet) = "tokio_postgres=info".parse() {
         filter = filter.add_directive(quiet);
     }
+    filter
+}
+
+fn init_logging(config: &Config) -> SetLevel {
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(&config.log.level))
         .with_writer(std::io::stderr);
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |level: &str| {
+                if std::env::var_os("RUST_LOG").is_some() {
+                    return Err("RUST_LOG is set, and gives the log level".into());
+                }
+                tracing_subscriber::EnvFilter::try_new(level)
+                    .map_err(|e| format!("log.level {level:?}: {e}"))?;
+                handle.reload(log_filter(level)).map_err(|e| e.to_string())
+            })
+        }};
+    }
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => install!(builder.json()),
+        LogFormat::Text => install!(builder),
     }
 }
 
@@ -1283,21 +1307,112 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     a
 }
 
-fn serve(mut config: Config, args: ServeArgs) -> Result<(), CliError> {
+/// What `serve`'s options change in a configuration.
+fn with_serve_args(mut config: Config, args: &ServeArgs) -> Config {
     if !args.listen.is_empty() {
-        config.server.listen = args.listen;
+        config.server.listen.clone_from(&args.listen);
     }
     if args.allow_insecure_http {
         config.server.allow_insecure_http = true;
     }
     if args.public_url.is_some() {
-        config.server.public_url = args.public_url;
+        config.server.public_url.clone_from(&args.public_url);
     }
     if let Some(f) = args.log_format {
         config.log.format = f;
     }
+    config
+}
+
+/// SIGHUP: the configuration file read again, and what can change taken at once; a file
+/// that does not load changes nothing, and the log says why.
+async fn reload_on_hangup(gateway: &swiftgate_reload::Handle<'_>, set_level: &SetLevel) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return std::future::pending().await;
+    };
+    while hangup.recv().await.is_some() {
+        gateway.reload(set_level);
+    }
+}
+
+mod swiftgate_reload {
+    use super::{ServeArgs, SetLevel, with_serve_args};
+    use crate::config::Config;
+    use crate::server::Reloader;
+    use std::path::Path;
+
+    /// What a reload needs: the running gateway and where its configuration came from.
+    pub(super) struct Handle<'a> {
+        pub gateway: Reloader,
+        pub path: Option<&'a Path>,
+        pub data: Option<&'a Path>,
+        pub args: &'a ServeArgs,
+    }
+
+    impl Handle<'_> {
+        pub(super) fn reload(&self, set_level: &SetLevel) {
+            let path = match self.path {
+                Some(p) if p != Path::new("-") => p,
+                Some(_) => {
+                    tracing::warn!(
+                        "SIGHUP: the configuration came from stdin; nothing to read again"
+                    );
+                    return;
+                }
+                None => {
+                    tracing::warn!(
+                        "SIGHUP: no configuration file (--config); nothing to read again"
+                    );
+                    return;
+                }
+            };
+            let loaded = Config::load(path).map(|mut c| {
+                if let Some(d) = self.data {
+                    c.server.data_dir = Some(d.to_path_buf());
+                }
+                with_serve_args(c, self.args)
+            });
+            let reloaded = loaded.and_then(|c| Ok((self.gateway.reload(&c)?, c)));
+            match reloaded {
+                Err(e) => tracing::warn!(
+                    file = %path.display(),
+                    error = %e,
+                    "SIGHUP: the configuration did not load; the running one stays"
+                ),
+                Ok((r, c)) => {
+                    if r.applied.iter().any(|k| k == "log.level")
+                        && let Err(e) = set_level(&c.log.level)
+                    {
+                        tracing::warn!(error = %e, "SIGHUP: the log level stays");
+                    }
+                    tracing::info!(
+                        file = %path.display(),
+                        applied = ?r.applied,
+                        needs_restart = ?r.restart,
+                        "SIGHUP: configuration read again"
+                    );
+                    if !r.restart.is_empty() {
+                        tracing::warn!(
+                            keys = ?r.restart,
+                            "SIGHUP: these settings changed and take effect only after a restart"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn serve(
+    config: Config,
+    args: ServeArgs,
+    path: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<(), CliError> {
+    let config = with_serve_args(config, &args);
     config.validate()?;
-    init_logging(&config);
+    let set_level = init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -1327,12 +1442,22 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<(), CliError> {
                  swift -A {base}/auth/v1.0 -U {BOOTSTRAP_ACCOUNT}:{BOOTSTRAP_USER} -K {key} stat\n"
             );
         }
-        tokio::select! {
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down; letting in-flight requests finish");
-                gateway.shutdown().await;
+        let stopped = {
+            let reload = swiftgate_reload::Handle {
+                gateway: gateway.reloader(),
+                path,
+                data,
+                args: &args,
+            };
+            tokio::select! {
+                _ = shutdown_signal() => true,
+                () = reload_on_hangup(&reload, &set_level) => false,
+                _ = gateway.wait() => false,
             }
-            _ = gateway.wait() => {}
+        };
+        if stopped {
+            tracing::info!("shutting down; letting in-flight requests finish");
+            gateway.shutdown().await;
         }
         Ok(())
     })

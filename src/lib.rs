@@ -29,4 +29,4 @@ mod tls;
 mod web;
 
 pub use config::Config;
-pub use server::{Gateway, GatewayHandle};
+pub use server::{Gateway, GatewayHandle, Reloaded, Reloader};

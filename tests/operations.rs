@@ -450,3 +450,122 @@ fn signal_tree(pid: &str, signal: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Waits for a line of the gateway's log that holds every one of `words`, after the
+/// first `seen` lines.
+async fn logged(gw: &GatewayProcess, seen: usize, words: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(line) = gw
+            .log()
+            .into_iter()
+            .skip(seen)
+            .find(|l| words.iter().all(|w| l.contains(w)))
+        {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {words:?}:\n{}",
+            gw.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn hangup(gw: &GatewayProcess) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sighup_takes_a_changed_policy_and_keeps_the_running_one_when_the_file_is_broken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("swiftgate.toml");
+    let write = |level: &str, policy: &str, more: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"{level}\"\n{more}\
+                 [[policy]]\nname = \"owner-rule\"\nidentity = \"metered:owner\"\n{policy}"
+            ),
+        )
+        .unwrap();
+    };
+    write("warn", "read_only = true\n", "");
+    let gw = GatewayProcess::start(&config, &tmp.path().join("data"));
+    let addr = gw.addr;
+    let (token, path) = admin_account(addr, SUPER, "metered", None, ("owner", KEY)).await;
+    let t = [("X-Auth-Token", token.as_str())];
+    let put = |name: &'static str| {
+        let (path, t) = (path.clone(), t);
+        async move { request_with_body(addr, "PUT", &format!("{path}/{name}"), &t, b"").await }
+    };
+    let r = put("c").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("owner-rule"), "{}", r.text());
+
+    // a changed policy (and log level): the next request is judged by it
+    write(
+        "info",
+        "read_only = false\nmethods = [\"PUT\", \"GET\", \"HEAD\"]\n",
+        "",
+    );
+    let seen = gw.log().len();
+    hangup(&gw);
+    let line = logged(&gw, seen, &["configuration read again"]).await;
+    assert!(
+        line.contains("policy") && line.contains("log.level"),
+        "{line}"
+    );
+    let r = put("c").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // methods the new rule does not list are refused
+    let r = request(addr, "DELETE", &format!("{path}/c"), &t).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // a broken file: the running policy stays, and the log says why
+    std::fs::write(
+        &config,
+        "[[policy]\nidentity = \"metered:owner\"\nread_only = true\n",
+    )
+    .unwrap();
+    let seen = gw.log().len();
+    hangup(&gw);
+    let line = logged(&gw, seen, &["did not load", "the running one stays"]).await;
+    assert!(line.contains("swiftgate.toml"), "{line}");
+    let r = put("c2").await;
+    assert_eq!(
+        r.status,
+        201,
+        "the broken file changed the policy: {}",
+        r.text()
+    );
+    // a policy that does not compile: the same
+    write("info", "methods = [\"FROB\"]\n", "");
+    let seen = gw.log().len();
+    hangup(&gw);
+    let line = logged(&gw, seen, &["did not load"]).await;
+    assert!(line.contains("FROB"), "{line}");
+    let r = put("c3").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // what cannot change while running is named, and stays as it was
+    write(
+        "info",
+        "read_only = true\n",
+        "[server]\nmax_connections = 7\n",
+    );
+    let seen = gw.log().len();
+    hangup(&gw);
+    let line = logged(&gw, seen, &["only after a restart"]).await;
+    assert!(line.contains("server.max_connections"), "{line}");
+    let r = put("c4").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    for line in gw.log() {
+        assert!(!line.contains(SUPER), "{line}");
+    }
+}

@@ -46,7 +46,7 @@ const UNAUTHORIZED: &str = "The request you have made requires authentication.";
 pub struct Service<'a> {
     pub identity: &'a Identity,
     pub config: &'a KeystoneConfig,
-    pub validators: &'a TokenValidationConfig,
+    pub validators: std::sync::Arc<TokenValidationConfig>,
     /// The gateway's base URL, as this request reached it.
     pub base_url: &'a str,
 }

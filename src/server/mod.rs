@@ -120,6 +120,7 @@ impl GatewayBuilder {
 
 /// A running gateway: its bound addresses, and a way to stop it.
 pub struct GatewayHandle {
+    app: Arc<App>,
     addrs: Vec<SocketAddr>,
     admin_addrs: Vec<SocketAddr>,
     /// Whether each of `addrs` speaks TLS.
@@ -157,6 +158,22 @@ impl GatewayHandle {
         &self.identity
     }
 
+    /// Takes from `new` what can change while the gateway runs: the policies and deny
+    /// rules, and the token validation groups and addresses; the next request is judged by
+    /// them. An invalid `new` changes nothing, and the error says why. What else differs
+    /// from the running configuration is listed as needing a restart (the TLS files are
+    /// read again on SIGHUP and when they change, by the TLS listeners themselves).
+    pub fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
+        self.reloader().reload(new)
+    }
+
+    /// What reloads the running gateway, apart from the handle.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            app: self.app.clone(),
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish, and returns when done.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -168,6 +185,84 @@ impl GatewayHandle {
     /// Waits until the gateway stops by itself (it does not, unless its task fails).
     pub async fn wait(&mut self) {
         let _ = (&mut self.task).await;
+    }
+}
+
+/// Reloads a running gateway (see [`GatewayHandle::reload`]).
+#[derive(Clone)]
+pub struct Reloader {
+    app: Arc<App>,
+}
+
+impl Reloader {
+    /// See [`GatewayHandle::reload`].
+    pub fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
+        new.validate()?;
+        let live = crate::app::Live::of(new)?;
+        let applied = changed_keys(&self.app.live().loaded, new)?
+            .into_iter()
+            .filter(|k| reloadable(k))
+            .collect();
+        let restart = changed_keys(&self.app.config, new)?
+            .into_iter()
+            .filter(|k| !reloadable(k))
+            .collect();
+        *self.app.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+        Ok(Reloaded { applied, restart })
+    }
+}
+
+/// What a reload changed, by configuration key.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Taken at once (`policy`, `deny`, `auth.token_validation.groups`, `log.level`…).
+    pub applied: Vec<String>,
+    /// Different in the file, and in force only after a restart.
+    pub restart: Vec<String>,
+}
+
+/// Keys whose new values a running gateway takes. `log.level` is the logger's, which
+/// the program that set it up changes.
+fn reloadable(key: &str) -> bool {
+    key == "policy"
+        || key == "deny"
+        || key == "log.level"
+        || key.starts_with("auth.token_validation")
+}
+
+/// Every key (`section.key`, or a whole `[[table]]` array) whose value differs between
+/// two configurations. Secrets compare as shown (`<set>`, `<unset>`).
+fn changed_keys(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
+    let value = |c: &Config| {
+        toml::Value::try_from(c)
+            .map_err(|e| ConfigError::Invalid(format!("the configuration cannot be compared: {e}")))
+    };
+    let (old, new) = (value(old)?, value(new)?);
+    let mut out = Vec::new();
+    diff("", &old, &new, &mut out);
+    Ok(out)
+}
+
+fn diff(at: &str, old: &toml::Value, new: &toml::Value, out: &mut Vec<String>) {
+    let key = |k: &str| {
+        if at.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    match (old, new) {
+        (toml::Value::Table(a), toml::Value::Table(b)) => {
+            let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in names {
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => diff(&key(k), x, y, out),
+                    _ => out.push(key(k)),
+                }
+            }
+        }
+        (a, b) if a != b => out.push(at.to_owned()),
+        _ => {}
     }
 }
 
@@ -257,7 +352,7 @@ impl Gateway {
                 source,
             })?;
         let app = Arc::new(App {
-            policies: crate::policy::Policies::new(&config.policies, &config.denies)?,
+            live: std::sync::RwLock::new(Arc::new(crate::app::Live::of(&config)?)),
             tls: certificate.clone(),
             config,
             identity: identity.clone(),
@@ -266,10 +361,11 @@ impl Gateway {
             ops: crate::ops::Ops::new(metrics_token),
         });
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(app, listeners, admin, certificate, async {
+        let task = tokio::spawn(serve(app.clone(), listeners, admin, certificate, async {
             let _ = stopped.await;
         }));
         Ok(GatewayHandle {
+            app,
             addrs: bound,
             admin_addrs: admin_bound,
             tls: tls_flags,
