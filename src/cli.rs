@@ -60,6 +60,26 @@ pub enum Command {
     /// Check a configuration without starting
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Back up the data directory while the gateway serves: the identity store (its
+    /// SQLite file; a shared PostgreSQL store is backed up with pg_dump) and the embedded
+    /// object store (its database, and its bodies hard-linked, or copied on another file
+    /// system) into DIR, which must not exist
+    Backup {
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Restore a backup into the data directory (--data), which must be empty
+    Restore {
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
+    /// Print the shell completions of swiftgate (e.g. `source <(swiftgate completions bash)`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print swiftgate's man page (roff; `swiftgate man | man -l -`)
+    Man,
     /// Link an account to its OAuth2 provider from a headless machine: prints the address
     /// to open in a browser elsewhere, then takes the code (or the address the browser
     /// was sent back to) on stdin
@@ -443,6 +463,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }) => cert_dev(&dir, names, ips, &clients),
         Command::Store(StoreCommand::Salvage) => salvage(&config),
         Command::Config(ConfigCommand::Check) => config_check(config),
+        Command::Backup { to } => backup(&config, &to),
+        Command::Restore { from } => restore(&config, &from),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            // written whole, then sent on: a reader that goes away is an error, not a panic
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "swiftgate", &mut out);
+            std::io::stdout().write_all(&out)?;
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
         command => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -480,12 +516,130 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     Command::Serve(_)
                     | Command::Cert(_)
                     | Command::Config(_)
+                    | Command::Completions { .. }
+                    | Command::Backup { .. }
+                    | Command::Restore { .. }
+                    | Command::Man
                     | Command::Store(StoreCommand::Salvage) => {
                         unreachable!("handled above")
                     }
                 }
             }),
     }
+}
+
+/// The identity store's file in a data directory (or a backup).
+const IDENTITY_DB: &str = "swiftgate.db";
+
+/// `backup`: into `DIR.partial`, renamed to `DIR` once whole, so that `DIR` is a
+/// complete backup or absent.
+fn backup(config: &Config, to: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let data = config.data_dir();
+    let invalid = |m: String| CliError::Config(ConfigError::Invalid(m));
+    if !data.join("objects.db").exists() && !data.join(IDENTITY_DB).exists() {
+        return Err(invalid(format!(
+            "{} holds no swiftgate data",
+            data.display()
+        )));
+    }
+    if to.exists() {
+        return Err(invalid(format!(
+            "{} exists: a backup goes into a new directory",
+            to.display()
+        )));
+    }
+    let mut partial = to.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&partial)?;
+    let shared = config.store.shared()?.is_some();
+    if !shared {
+        crate::store::copy_database(&data.join(IDENTITY_DB), &partial.join(IDENTITY_DB))
+            .map_err(invalid)?;
+    }
+    let copied = crate::backend::local::backup::backup(&data, &partial).map_err(invalid)?;
+    std::fs::write(
+        partial.join("BACKUP"),
+        format!(
+            "swiftgate {} backup of {}
+identity store: {}
+objects: {}
+bytes: {}
+",
+            env!("CARGO_PKG_VERSION"),
+            data.display(),
+            if shared {
+                "shared (not in this backup)"
+            } else {
+                IDENTITY_DB
+            },
+            copied.objects,
+            copied.bytes
+        ),
+    )?;
+    std::fs::File::open(&partial)?.sync_all()?;
+    std::fs::rename(&partial, to)?;
+    println!(
+        "backed up {} objects ({} bytes){} to {}",
+        copied.objects,
+        copied.bytes,
+        if shared {
+            "; the identity store is the shared PostgreSQL database: back it up with pg_dump"
+        } else {
+            " and the identity store"
+        },
+        to.display()
+    );
+    if copied.deleted_meanwhile > 0 {
+        println!(
+            "{} objects deleted while the backup ran are not in it",
+            copied.deleted_meanwhile
+        );
+    }
+    Ok(())
+}
+
+/// `restore`: a backup into an empty data directory, held locked meanwhile.
+fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
+    let data = config.data_dir();
+    let invalid = |m: String| CliError::Config(ConfigError::Invalid(m));
+    if !from.join("BACKUP").exists() {
+        return Err(invalid(format!(
+            "{} is not a swiftgate backup (it has no BACKUP file)",
+            from.display()
+        )));
+    }
+    if std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(invalid(format!(
+            "{} is not empty: a backup is restored into an empty data directory",
+            data.display()
+        )));
+    }
+    let _lock = crate::store::DataDirLock::take(&data)?;
+    let identity = from.join(IDENTITY_DB);
+    if identity.exists() {
+        crate::store::copy_database(&identity, &data.join(IDENTITY_DB)).map_err(invalid)?;
+    }
+    let copied = crate::backend::local::backup::restore(from, &data).map_err(invalid)?;
+    println!(
+        "restored {} objects ({} bytes){} into {}",
+        copied.objects,
+        copied.bytes,
+        if identity.exists() {
+            " and the identity store"
+        } else {
+            ""
+        },
+        data.display()
+    );
+    Ok(())
 }
 
 /// `config check`: every check `serve` makes before it binds, then the effective
@@ -1332,7 +1486,19 @@ async fn reload_on_hangup(gateway: &swiftgate_reload::Handle<'_>, set_level: &Se
         return std::future::pending().await;
     };
     while hangup.recv().await.is_some() {
+        notify(&[sd_notify::NotifyState::Reloading]);
         gateway.reload(set_level);
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+/// Tells systemd how the service stands (`Type=notify`), when it runs under it
+/// (`NOTIFY_SOCKET`).
+fn notify(state: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(state)
+    {
+        tracing::warn!(error = %e, "cannot tell systemd how the service stands");
     }
 }
 
@@ -1442,6 +1608,10 @@ fn serve(
                  swift -A {base}/auth/v1.0 -U {BOOTSTRAP_ACCOUNT}:{BOOTSTRAP_USER} -K {key} stat\n"
             );
         }
+        notify(&[
+            sd_notify::NotifyState::MainPid(std::process::id()),
+            sd_notify::NotifyState::Ready,
+        ]);
         let stopped = {
             let reload = swiftgate_reload::Handle {
                 gateway: gateway.reloader(),
@@ -1456,6 +1626,7 @@ fn serve(
             }
         };
         if stopped {
+            notify(&[sd_notify::NotifyState::Stopping]);
             tracing::info!("shutting down; letting in-flight requests finish");
             gateway.shutdown().await;
         }

@@ -5,14 +5,13 @@
 //! backend's name): no user, account, token or key is ever a label.
 
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -56,6 +55,10 @@ pub enum Surface {
 }
 
 impl Surface {
+    fn index(self) -> usize {
+        self as usize
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Surface::V1Auth => "v1_auth",
@@ -71,27 +74,32 @@ impl Surface {
     }
 }
 
-/// A method name from a short list; any other is `other`.
-fn method_label(method: &http::Method) -> &'static str {
+const METHOD_LABELS: [&str; METHODS] = [
+    "GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "COPY", "other",
+];
+const CLASS_LABELS: [&str; CLASSES] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// A method's place in `METHOD_LABELS`; any other method is `other`.
+fn method_index(method: &http::Method) -> usize {
     match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::PUT => "PUT",
-        http::Method::POST => "POST",
-        http::Method::DELETE => "DELETE",
-        http::Method::OPTIONS => "OPTIONS",
-        _ if method.as_str() == "COPY" => "COPY",
-        _ => "other",
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::PUT => 2,
+        http::Method::POST => 3,
+        http::Method::DELETE => 4,
+        http::Method::OPTIONS => 5,
+        _ if method.as_str() == "COPY" => 6,
+        _ => 7,
     }
 }
 
-fn class_label(status: u16) -> &'static str {
+fn class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
@@ -184,14 +192,110 @@ struct PolicyLabel {
     policy: &'static str,
 }
 
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type Histograms<L> = Family<L, Latency>;
 
-/// Request latencies, from a millisecond to a minute.
-fn latency() -> Histogram {
-    Histogram::new([
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    ])
+/// The upper bounds of latency buckets, from a millisecond to a minute, in seconds.
+const BOUNDS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// A latency histogram that takes an observation with a few atomic additions and no lock
+/// (the crate's own takes a mutex per observation, which requests on every core contend
+/// for); encoded as any histogram.
+#[derive(Debug, Clone, Default)]
+pub struct Latency(std::sync::Arc<LatencyInner>);
+
+#[derive(Debug, Default)]
+pub struct LatencyInner {
+    /// Observations per bucket (not cumulative); the last is above every bound.
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    /// The sum of the observations, in nanoseconds.
+    sum_ns: AtomicU64,
 }
+
+impl Latency {
+    fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let i = BOUNDS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BOUNDS.len());
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.0.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+impl prometheus_client::metrics::TypedMetric for Latency {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for Latency {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let counts: Vec<u64> = self
+            .0
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let buckets: Vec<(f64, u64)> = BOUNDS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(counts.iter().copied())
+            .collect();
+        let sum = Duration::from_nanos(self.0.sum_ns.load(Ordering::Relaxed)).as_secs_f64();
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            sum,
+            counts.iter().sum(),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
+/// Metrics of a label set from a short list, looked up once: the hot path reads an
+/// atomic, and hashes no labels.
+struct Handles<M, const N: usize>([std::sync::OnceLock<M>; N]);
+
+impl<M, const N: usize> Handles<M, N> {
+    const fn new() -> Self {
+        Handles([const { std::sync::OnceLock::new() }; N])
+    }
+
+    fn get(&self, i: usize, make: impl FnOnce() -> M) -> Option<&M> {
+        Some(self.0.get(i)?.get_or_init(make))
+    }
+}
+
+const SURFACES: usize = 9;
+const METHODS: usize = 8;
+const CLASSES: usize = 5;
+
+/// The handles of the metrics every request moves.
+struct Hot {
+    requests: Handles<Counter, { SURFACES * METHODS * CLASSES }>,
+    duration: Handles<Latency, SURFACES>,
+    errors: Handles<Counter, { SURFACES * 3 }>,
+    store: Handles<Latency, { 3 * METHODS }>,
+    outcomes: Handles<Counter, 16>,
+}
+
+static HOT: Hot = Hot {
+    requests: Handles::new(),
+    duration: Handles::new(),
+    errors: Handles::new(),
+    store: Handles::new(),
+    outcomes: Handles::new(),
+};
 
 struct Metrics {
     registry: Registry,
@@ -222,7 +326,7 @@ impl Metrics {
         let m = Metrics {
             registry: Registry::default(),
             requests: Family::default(),
-            duration: Family::new_with_constructor(latency),
+            duration: Family::default(),
             errors: Family::default(),
             received: Family::default(),
             sent: Family::default(),
@@ -231,12 +335,12 @@ impl Metrics {
             credential_cache: Family::default(),
             upstream_requests: Family::default(),
             upstream_errors: Family::default(),
-            upstream_duration: Family::new_with_constructor(latency),
+            upstream_duration: Family::default(),
             upstream_logins: Family::default(),
             connections: Family::default(),
             handshakes: Family::default(),
             certificate_expiry: Family::default(),
-            store_duration: Family::new_with_constructor(latency),
+            store_duration: Family::default(),
             readiness: Family::default(),
             store_objects: Family::default(),
             store_bytes: Family::default(),
@@ -376,21 +480,57 @@ pub fn request(
     took: Duration,
 ) {
     let Some(m) = get() else { return };
-    let surface = surface.as_str();
-    m.requests
-        .get_or_create(&RequestLabels {
-            surface,
-            method: method_label(method),
-            class: class_label(status),
-        })
-        .inc();
-    m.duration
-        .get_or_create(&SurfaceLabel { surface })
-        .observe(took.as_secs_f64());
+    let (s, mi, ci) = (surface.index(), method_index(method), class_index(status));
+    let labels = || RequestLabels {
+        surface: surface.as_str(),
+        method: METHOD_LABELS[mi],
+        class: CLASS_LABELS[ci],
+    };
+    if let Some(c) = HOT.requests.get((s * METHODS + mi) * CLASSES + ci, || {
+        m.requests.get_or_create_owned(&labels())
+    }) {
+        c.inc();
+    }
+    let surface_label = || SurfaceLabel {
+        surface: surface.as_str(),
+    };
+    if let Some(h) = HOT
+        .duration
+        .get(s, || m.duration.get_or_create_owned(&surface_label()))
+    {
+        h.observe(took);
+    }
     if let Some(fault) = fault {
-        m.errors
-            .get_or_create(&FaultLabels { surface, fault })
-            .inc();
+        let f = match fault {
+            "client" => 0,
+            "upstream" => 1,
+            _ => 2,
+        };
+        let labels = || FaultLabels {
+            surface: surface.as_str(),
+            fault: ["client", "upstream", "internal"][f],
+        };
+        if let Some(c) = HOT
+            .errors
+            .get(s * 3 + f, || m.errors.get_or_create_owned(&labels()))
+        {
+            c.inc();
+        }
+    }
+}
+
+/// A counter of `family` whose one label is `outcome`, looked up once (`slot` is its
+/// own among every such counter).
+fn outcome(
+    slot: usize,
+    family: impl FnOnce(&'static Metrics) -> &'static Family<OutcomeLabel, Counter>,
+    outcome: &'static str,
+) {
+    let Some(m) = get() else { return };
+    if let Some(c) = HOT.outcomes.get(slot, || {
+        family(m).get_or_create_owned(&OutcomeLabel { outcome })
+    }) {
+        c.inc();
     }
 }
 
@@ -475,29 +615,24 @@ impl Drop for OpenConnection {
     }
 }
 
-pub fn login(outcome: Login) {
-    let Some(m) = get() else { return };
-    let outcome = match outcome {
-        Login::Ok => "ok",
-        Login::BadKey => "bad_key",
-        Login::UnknownUser => "unknown_user",
-        Login::Throttled => "throttled",
+pub fn login(login: Login) {
+    let (slot, label) = match login {
+        Login::Ok => (0, "ok"),
+        Login::BadKey => (1, "bad_key"),
+        Login::UnknownUser => (2, "unknown_user"),
+        Login::Throttled => (3, "throttled"),
     };
-    m.logins.get_or_create(&OutcomeLabel { outcome }).inc();
+    outcome(slot, |m| &m.logins, label);
 }
 
 pub fn token_validation(valid: bool) {
-    let Some(m) = get() else { return };
-    let outcome = if valid { "valid" } else { "invalid" };
-    m.validations.get_or_create(&OutcomeLabel { outcome }).inc();
+    let (slot, label) = if valid { (4, "valid") } else { (5, "invalid") };
+    outcome(slot, |m| &m.validations, label);
 }
 
 pub fn credential_cache(hit: bool) {
-    let Some(m) = get() else { return };
-    let outcome = if hit { "hit" } else { "miss" };
-    m.credential_cache
-        .get_or_create(&OutcomeLabel { outcome })
-        .inc();
+    let (slot, label) = if hit { (6, "hit") } else { (7, "miss") };
+    outcome(slot, |m| &m.credential_cache, label);
 }
 
 /// An upstream request answered with `status` after `took`.
@@ -506,14 +641,14 @@ pub fn upstream_answered(backend: &str, status: u16, took: Duration) {
     m.upstream_requests
         .get_or_create(&BackendClassLabels {
             backend: backend.to_owned(),
-            class: class_label(status),
+            class: CLASS_LABELS[class_index(status)],
         })
         .inc();
     m.upstream_duration
         .get_or_create(&BackendLabel {
             backend: backend.to_owned(),
         })
-        .observe(took.as_secs_f64());
+        .observe(took);
 }
 
 /// An upstream request that got no answer.
@@ -565,12 +700,21 @@ pub fn certificate_expires(unix_seconds: i64) {
 /// An operation of the embedded object store: `level` is account, container or object.
 pub fn store_operation(level: &'static str, method: &http::Method, took: Duration) {
     let Some(m) = get() else { return };
-    m.store_duration
-        .get_or_create(&OperationLabels {
-            level,
-            method: method_label(method),
-        })
-        .observe(took.as_secs_f64());
+    let l = match level {
+        "account" => 0,
+        "container" => 1,
+        _ => 2,
+    };
+    let mi = method_index(method);
+    let labels = || OperationLabels {
+        level: ["account", "container", "object"][l],
+        method: METHOD_LABELS[mi],
+    };
+    if let Some(h) = HOT.store.get(l * METHODS + mi, || {
+        m.store_duration.get_or_create_owned(&labels())
+    }) {
+        h.observe(took);
+    }
 }
 
 /// A readiness check run.
@@ -598,16 +742,31 @@ mod tests {
 
     #[test]
     fn labels_are_bounded() {
-        assert_eq!(
-            method_label(&http::Method::from_bytes(b"BREW").unwrap()),
-            "other"
-        );
-        assert_eq!(
-            method_label(&http::Method::from_bytes(b"COPY").unwrap()),
-            "COPY"
-        );
-        assert_eq!(class_label(204), "2xx");
-        assert_eq!(class_label(599), "5xx");
-        assert_eq!(class_label(999), "5xx");
+        let method = |m: &[u8]| METHOD_LABELS[method_index(&http::Method::from_bytes(m).unwrap())];
+        assert_eq!(method(b"BREW"), "other");
+        assert_eq!(method(b"COPY"), "COPY");
+        assert_eq!(method(b"GET"), "GET");
+        assert_eq!(CLASS_LABELS[class_index(204)], "2xx");
+        assert_eq!(CLASS_LABELS[class_index(599)], "5xx");
+        assert_eq!(CLASS_LABELS[class_index(999)], "5xx");
+        assert_eq!(Surface::Unrouted.index(), SURFACES - 1);
+    }
+
+    #[test]
+    fn latency_buckets_hold_each_observation_once() {
+        let h = Latency::default();
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_millis(20));
+        h.observe(Duration::from_secs(100));
+        let counts: Vec<u64> =
+            h.0.buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
+        assert_eq!(counts.iter().sum::<u64>(), 3);
+        assert_eq!(counts[0], 1);
+        assert_eq!(counts[4], 1);
+        assert_eq!(counts[BOUNDS.len()], 1);
+        assert_eq!(h.0.sum_ns.load(Ordering::Relaxed), 100_020_500_000);
     }
 }

@@ -19,7 +19,7 @@ use crate::metrics;
 /// How long one readiness answer serves every probe.
 const READY_FOR: Duration = Duration::from_secs(1);
 /// How long each check may take.
-const CHECK_WITHIN: Duration = Duration::from_millis(900);
+const CHECK_WITHIN: Duration = Duration::from_millis(700);
 
 /// The readiness of a gateway, as `/readyz` tells it.
 #[derive(Debug, Serialize)]

@@ -569,3 +569,75 @@ async fn sighup_takes_a_changed_policy_and_keeps_the_running_one_when_the_file_i
         assert!(!line.contains(SUPER), "{line}");
     }
 }
+
+/// The metric names the README's table documents.
+fn documented_metrics() -> std::collections::BTreeSet<String> {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let table = readme
+        .split("| metric | type | labels | what |")
+        .nth(1)
+        .expect("the README's table of metrics");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or_default().to_owned();
+            first
+                .split(',')
+                .map(|n| n.trim().trim_matches('`').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_metric_served_is_documented_and_the_dashboard_uses_only_those() {
+    let swift = Swift::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = gateway_config(tmp.path(), &swift, "");
+    let gw = GatewayProcess::start(&config, &tmp.path().join("data"));
+    // a login and a proxied request, so that the upstream families have series
+    let (token, path) = admin_account(gw.addr, SUPER, "seen", Some("cluster"), ("o", KEY)).await;
+    let r = request(gw.addr, "GET", &path, &[("X-Auth-Token", &token)]).await;
+    assert!(r.status < 300, "{}", r.text());
+    let text = metrics_text(gw.admin.unwrap()).await;
+    let documented = documented_metrics();
+    assert!(documented.len() >= 20, "{documented:?}");
+    let served: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(served.len() >= 10, "{served:?}");
+    for name in &served {
+        assert!(
+            documented.contains(*name),
+            "{name} is served but not in the README"
+        );
+    }
+    let dashboard =
+        std::fs::read_to_string(common::repo_root().join("contrib/grafana-dashboard.json"))
+            .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("JSON");
+    assert!(parsed["panels"].as_array().unwrap().len() >= 10);
+    let mut used = std::collections::BTreeSet::new();
+    for (i, _) in dashboard.match_indices("swiftgate_") {
+        let name: String = dashboard[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        used.insert(name);
+    }
+    for name in &used {
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        assert!(
+            documented.contains(name.as_str()) || documented.contains(base),
+            "the dashboard uses {name}, which is not documented"
+        );
+    }
+    assert!(used.len() >= 15, "{used:?}");
+}

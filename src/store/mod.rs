@@ -877,3 +877,28 @@ pub(crate) fn plan_rotation(ring: &[RingKey], keep: usize) -> Result<Rotation, S
         dropped,
     })
 }
+
+/// Copies the database at `from` to `to` page by page (SQLite's online backup: writers
+/// go on meanwhile, and the copy is the database as one of its transactions left it).
+pub fn copy_database(from: &Path, to: &Path) -> Result<(), String> {
+    // never made if missing
+    let src = rusqlite::Connection::open_with_flags(
+        from,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("{}: {e}", from.display()))?;
+    src.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let mut dst = rusqlite::Connection::open(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    {
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst)
+            .map_err(|e| format!("backing up {}: {e}", from.display()))?;
+        backup
+            .run_to_completion(1024, std::time::Duration::from_millis(5), None)
+            .map_err(|e| format!("backing up {}: {e}", from.display()))?;
+    }
+    // one file, without a WAL beside it
+    dst.pragma_update(None, "journal_mode", "DELETE")
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! (`files`); requests are authorized here because container ACLs live with the
 //! containers.
 
+pub mod backup;
 pub(crate) mod bulk;
 mod db;
 mod files;
