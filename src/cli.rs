@@ -318,6 +318,16 @@ pub enum KeysCommand {
     Rotate,
     /// List the ring's keys: their ids, states and ages (never the keys)
     List,
+    /// Seal again under the current credential key (auth.credential_key_file) everything
+    /// a previous one sealed (auth.previous_credential_key_files): accounts' upstream
+    /// credentials and OAuth2 grants, the token key ring, EC2 secrets. First make the new
+    /// key the credential key, list the old one as previous, and reload every gateway of
+    /// the store (SIGHUP); afterwards the old key opens nothing, and can be removed
+    RotateCredentialKey {
+        /// The new key, to check that it is the configured auth.credential_key_file
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -736,12 +746,14 @@ async fn migrate(
 }
 
 async fn keys(config: &Config, store: &Store, cmd: KeysCommand) -> Result<(), CliError> {
-    let credential_key = config.credential_key()?;
+    let credential = crate::auth::ring::CredentialKeys::of(config)?;
     let ring = match cmd {
+        KeysCommand::RotateCredentialKey { new_key_file } => {
+            return rotate_credential_key(store, &credential, new_key_file.as_deref()).await;
+        }
         KeysCommand::Rotate => {
             let ring =
-                crate::auth::ring::rotate(store, credential_key.as_ref(), config.auth.token_keys)
-                    .await?;
+                crate::auth::ring::rotate(store, &credential, config.auth.token_keys).await?;
             println!("rotated the token key ring");
             ring
         }
@@ -758,6 +770,109 @@ async fn keys(config: &Config, store: &Store, cmd: KeysCommand) -> Result<(), Cl
     Ok(())
 }
 
+/// `keys rotate-credential-key`: each sealed value that only a previous key opens, sealed
+/// again under the current one; a value changed meanwhile (a refreshed grant) is read
+/// again and sealed anew.
+async fn rotate_credential_key(
+    store: &Store,
+    keys: &crate::auth::ring::CredentialKeys,
+    new_key_file: Option<&Path>,
+) -> Result<(), CliError> {
+    use crate::auth::{identity, ring, token};
+    use crate::backend::credentials::Sealer;
+    use crate::store::Sealed;
+    let Some(current) = keys.current else {
+        return Err(CliError::Usage(
+            "no credential key is configured: set auth.credential_key_file to the new key".into(),
+        ));
+    };
+    if let Some(path) = new_key_file {
+        let mut given = Config::default();
+        given.auth.credential_key_file = Some(path.to_path_buf());
+        if given.credential_key()? != Some(current) {
+            return Err(CliError::Usage(format!(
+                "{} is not the configured auth.credential_key_file: first make it the credential                  key, list the old one in auth.previous_credential_key_files, reload every                  gateway of the store (SIGHUP), then run this again; nothing was changed",
+                path.display()
+            )));
+        }
+    }
+    if keys.previous.is_empty() {
+        return Err(CliError::Usage(
+            "auth.previous_credential_key_files lists no previous key: nothing to seal again"
+                .into(),
+        ));
+    }
+    let cannot = |what: String| {
+        CliError::Usage(format!(
+            "{what} opens with none of the configured credential keys; nothing more was changed"
+        ))
+    };
+    let only_current = crate::auth::ring::CredentialKeys {
+        current: Some(current),
+        previous: Vec::new(),
+    };
+    let snap = store.snapshot().await?;
+    let (mut ring_keys, mut ec2, mut accounts) = (0, 0, 0);
+    for k in snap.keys.iter().filter(|k| k.sealed) {
+        if ring::open_ring_key(&only_current, k).is_some() {
+            continue;
+        }
+        let key =
+            ring::open_ring_key(keys, k).ok_or_else(|| cannot(format!("token key {}", k.id)))?;
+        let sealed = token::seal_ring_key(&current, k.id, &key);
+        if store.reseal(Sealed::RingKey(k.id), &k.key, &sealed).await? {
+            ring_keys += 1;
+        }
+    }
+    for c in snap.ec2_credentials.iter().filter(|c| c.sealed) {
+        if identity::open_ec2_secret(&only_current, c).is_some() {
+            continue;
+        }
+        let plain = identity::open_ec2_secret(keys, c)
+            .ok_or_else(|| cannot(format!("the EC2 secret {}", c.access)))?;
+        let sealed = identity::seal_ec2_secret(&current, &c.access, &plain);
+        if store
+            .reseal(Sealed::Ec2Secret(&c.access), &c.secret, &sealed)
+            .await?
+        {
+            ec2 += 1;
+        }
+    }
+    let opening = Sealer::with_previous(&current, &keys.previous);
+    let sealing = Sealer::new(&current);
+    for name in snap.accounts.iter().map(|a| a.name.clone()) {
+        for _ in 0..5 {
+            let Some(a) = store.account(&name).await? else {
+                break;
+            };
+            let Some(blob) = &a.credentials else {
+                break;
+            };
+            if sealing.open(&a.storage_id, blob).is_ok() {
+                break;
+            }
+            let creds = opening
+                .open(&a.storage_id, blob)
+                .map_err(|_| cannot(format!("the upstream credentials of {name}")))?;
+            let sealed = sealing.seal(&a.storage_id, &creds)?;
+            if store
+                .reseal(Sealed::Credentials(&name), blob, &sealed)
+                .await?
+            {
+                accounts += 1;
+                break;
+            }
+        }
+    }
+    println!(
+        "sealed again under the current credential key: {accounts} accounts' upstream \
+         credentials, {ring_keys} token keys, {ec2} EC2 secrets; once every gateway has run \
+         with this configuration since, remove the previous keys from \
+         auth.previous_credential_key_files and reload them"
+    );
+    Ok(())
+}
+
 /// The store the configuration names: the shared one, or the embedded one. A
 /// configured credential key must be the one the store's token key ring is sealed with:
 /// what the command would seal with another one (a grant, upstream credentials) no
@@ -765,9 +880,10 @@ async fn keys(config: &Config, store: &Store, cmd: KeysCommand) -> Result<(), Cl
 async fn open_store(config: &Config) -> Result<std::sync::Arc<Store>, CliError> {
     let shared = config.store.shared()?;
     let store = Store::open(shared.as_ref(), &config.data_dir()).await?;
-    if let Some(key) = config.credential_key()? {
+    let credential = crate::auth::ring::CredentialKeys::of(config)?;
+    if credential.current.is_some() {
         let keys = store.snapshot().await?.keys;
-        if let Err(e) = crate::auth::ring::Ring::open(&keys, Some(&key)) {
+        if let Err(e) = crate::auth::ring::Ring::open(&keys, &credential) {
             return Err(CliError::Usage(format!(
                 "{e}: this is not the credential key of the store's gateways; nothing was \
                  changed"
@@ -1487,7 +1603,7 @@ async fn reload_on_hangup(gateway: &swiftgate_reload::Handle<'_>, set_level: &Se
     };
     while hangup.recv().await.is_some() {
         notify(&[sd_notify::NotifyState::Reloading]);
-        gateway.reload(set_level);
+        gateway.reload(set_level).await;
         notify(&[sd_notify::NotifyState::Ready]);
     }
 }
@@ -1517,7 +1633,7 @@ mod swiftgate_reload {
     }
 
     impl Handle<'_> {
-        pub(super) fn reload(&self, set_level: &SetLevel) {
+        pub(super) async fn reload(&self, set_level: &SetLevel) {
             let path = match self.path {
                 Some(p) if p != Path::new("-") => p,
                 Some(_) => {
@@ -1539,7 +1655,10 @@ mod swiftgate_reload {
                 }
                 with_serve_args(c, self.args)
             });
-            let reloaded = loaded.and_then(|c| Ok((self.gateway.reload(&c)?, c)));
+            let reloaded = match loaded {
+                Ok(c) => self.gateway.reload(&c).await.map(|r| (r, c)),
+                Err(e) => Err(e),
+            };
             match reloaded {
                 Err(e) => tracing::warn!(
                     file = %path.display(),

@@ -338,7 +338,7 @@ pub(crate) async fn link_start(
     let pkce = oauth::pkce();
     let started = start(
         identity,
-        clusters.sealer()?,
+        &*clusters.sealer()?,
         account,
         &pkce.verifier,
         redirect.clone(),
@@ -392,7 +392,7 @@ async fn finish_link(
             .filter(|v| !v.is_empty())
     };
     let taken = match get("state") {
-        Some(state) => take(identity, clusters.sealer()?, state, headers).await?,
+        Some(state) => take(identity, &*clusters.sealer()?, state, headers).await?,
         None => Taken::Unknown,
     };
     let pending = match taken {

@@ -12,6 +12,14 @@
 
 mod common;
 
+/// Credential keys with no previous one.
+fn keys(current: [u8; 32]) -> swiftgate::auth::ring::CredentialKeys {
+    swiftgate::auth::ring::CredentialKeys {
+        current: Some(current),
+        previous: Vec::new(),
+    }
+}
+
 use std::time::{Duration, Instant};
 
 use common::{Postgres, Swift, TestGateway, cluster_backend};
@@ -560,7 +568,7 @@ async fn round_trip(store: &Store) {
     assert_eq!(states, [(1, KeyState::Primary), (2, KeyState::Staged)]);
     assert!(ring.iter().all(|k| k.sealed && k.key.len() > 32));
     for _ in 0..3 {
-        swiftgate::auth::ring::rotate(store, Some(&credential), 3)
+        swiftgate::auth::ring::rotate(store, &keys(credential), 3)
             .await
             .unwrap();
     }
@@ -575,7 +583,7 @@ async fn round_trip(store: &Store) {
         ]
     );
     assert!(matches!(
-        swiftgate::auth::ring::rotate(store, Some(&[6u8; 32]), 3).await,
+        swiftgate::auth::ring::rotate(store, &keys([6u8; 32]), 3).await,
         Err(StoreError::Ring(_))
     ));
     assert_eq!(

@@ -190,6 +190,17 @@ fn throttled(wait: u64) -> Error {
 }
 
 /// What an EC2 secret is sealed for: its own record.
+/// A sealed EC2 secret, opened with whichever credential key sealed it.
+pub fn open_ec2_secret(keys: &ring::CredentialKeys, c: &Ec2CredentialRecord) -> Option<Vec<u8>> {
+    keys.opening()
+        .find_map(|k| token::open_secret(k, &ec2_context(&c.access), &c.secret))
+}
+
+/// An EC2 secret sealed under `key` for its record.
+pub fn seal_ec2_secret(key: &[u8; 32], access: &str, secret: &[u8]) -> Vec<u8> {
+    token::seal_secret(key, &ec2_context(access), secret)
+}
+
 fn ec2_context(access: &str) -> String {
     format!("ec2/{access}")
 }
@@ -215,7 +226,8 @@ pub struct Identity {
     dummy_hash: String,
     super_admin_hash: Option<String>,
     /// Seals the token key ring in the store.
-    credential_key: Option<[u8; 32]>,
+    /// The keys sealing the token ring and EC2 secrets; a reload changes them.
+    credential_keys: std::sync::RwLock<ring::CredentialKeys>,
     pub reseller_prefix: String,
     service_prefix: Option<String>,
     service_group: String,
@@ -258,7 +270,9 @@ impl Identity {
             mac,
             dummy_hash,
             super_admin_hash,
-            credential_key: config.credential_key().map_err(|e| e.to_string())?,
+            credential_keys: std::sync::RwLock::new(
+                ring::CredentialKeys::of(config).map_err(|e| e.to_string())?,
+            ),
             reseller_prefix: config.auth.reseller_prefix.clone(),
             service_prefix: config.auth.service_prefix.clone(),
             service_group: config.auth.service_group.clone(),
@@ -333,16 +347,38 @@ impl Identity {
     pub async fn reload(&self) -> Result<()> {
         let mut version = self.store.data_version().await?;
         let mut snap = self.store.snapshot().await?;
+        let keys = self.credential_keys();
         if snap.keys.is_empty() {
-            ring::start(&self.store, self.credential_key.as_ref()).await?;
+            ring::start(&self.store, keys.current.as_ref()).await?;
             version = self.store.data_version().await?;
             snap = self.store.snapshot().await?;
         }
-        let ring = Ring::open(&snap.keys, self.credential_key.as_ref())
+        let ring = Ring::open(&snap.keys, &keys)
             .map_err(|e| Error::broken(format!("cannot open the token key ring: {e}")))?;
         *self.data_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(version);
         self.install(snap, ring);
         Ok(())
+    }
+
+    /// The credential keys in force.
+    pub fn credential_keys(&self) -> ring::CredentialKeys {
+        self.credential_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Opens the token ring and EC2 secrets with `keys` from now on (a reload); the ring
+    /// is opened again with them first, and nothing changes if it does not open.
+    pub async fn set_credential_keys(&self, keys: ring::CredentialKeys) -> Result<()> {
+        let snap = self.store.snapshot().await?;
+        Ring::open(&snap.keys, &keys)
+            .map_err(|e| Error::broken(format!("cannot open the token key ring: {e}")))?;
+        *self
+            .credential_keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = keys;
+        self.reload().await
     }
 
     /// Reloads when another process has written to the store.
@@ -957,10 +993,13 @@ impl Identity {
     /// An EC2 credential's secret, opened.
     pub fn ec2_secret(&self, c: &Ec2CredentialRecord) -> Result<String> {
         let plain = if c.sealed {
-            let key = self.credential_key.as_ref().ok_or_else(|| {
-                Error::broken("an EC2 secret is sealed and auth.credential_key is not configured")
-            })?;
-            token::open_secret(key, &ec2_context(&c.access), &c.secret).ok_or_else(|| {
+            let keys = self.credential_keys();
+            if keys.current.is_none() {
+                return Err(Error::broken(
+                    "an EC2 secret is sealed and auth.credential_key is not configured",
+                ));
+            }
+            open_ec2_secret(&keys, c).ok_or_else(|| {
                 Error::broken("an EC2 secret does not open with auth.credential_key")
             })?
         } else {
@@ -989,12 +1028,13 @@ impl Identity {
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let access = hex::encode(&raw[..16]);
         let secret = hex::encode(&raw[16..]);
+        let current = self.credential_keys().current;
         let record = Ec2CredentialRecord {
-            secret: match &self.credential_key {
+            secret: match &current {
                 Some(key) => token::seal_secret(key, &ec2_context(&access), secret.as_bytes()),
                 None => secret.clone().into_bytes(),
             },
-            sealed: self.credential_key.is_some(),
+            sealed: current.is_some(),
             access,
             user_id,
             created_at: unix_now(),

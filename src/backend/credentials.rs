@@ -91,9 +91,11 @@ impl AccountCredentials {
     }
 }
 
-/// Seals and opens credentials under one key.
+/// Seals credentials under the credential key, and opens what that key or a previous
+/// one sealed (while a rotation re-seals them).
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    previous: Vec<XChaCha20Poly1305>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -104,8 +106,17 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(key: &[u8; 32]) -> Sealer {
+        Sealer::with_previous(key, &[])
+    }
+
+    /// Seals under `key`; opens also what one of `previous` sealed.
+    pub fn with_previous(key: &[u8; 32], previous: &[[u8; 32]]) -> Sealer {
         Sealer {
             cipher: XChaCha20Poly1305::new(key.into()),
+            previous: previous
+                .iter()
+                .map(|k| XChaCha20Poly1305::new(k.into()))
+                .collect(),
         }
     }
 
@@ -167,21 +178,40 @@ impl Sealer {
             return None;
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        self.cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .ok()
+        std::iter::once(&self.cipher)
+            .chain(&self.previous)
+            .find_map(|cipher| {
+                cipher
+                    .decrypt(
+                        XNonce::from_slice(nonce),
+                        Payload {
+                            msg: sealed,
+                            aad: aad.as_bytes(),
+                        },
+                    )
+                    .ok()
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_previous_key_opens_and_only_the_current_one_seals() {
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let sealed_old = Sealer::new(&old).seal("AUTH_a", &creds()).unwrap();
+        let during = Sealer::with_previous(&new, &[old]);
+        assert_eq!(during.open("AUTH_a", &sealed_old).unwrap(), creds());
+        let resealed = during.seal("AUTH_a", &creds()).unwrap();
+        assert!(Sealer::new(&old).open("AUTH_a", &resealed).is_err());
+        let after = Sealer::new(&new);
+        assert_eq!(after.open("AUTH_a", &resealed).unwrap(), creds());
+        assert!(after.open("AUTH_a", &sealed_old).is_err());
+        // the account stays bound whichever key opens
+        assert!(during.open("AUTH_b", &sealed_old).is_err());
+    }
 
     fn creds() -> AccountCredentials {
         AccountCredentials {

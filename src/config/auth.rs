@@ -31,6 +31,9 @@ pub struct AuthConfig {
     #[serde(serialize_with = "super::se_secret")]
     pub credential_key: Option<String>,
     pub credential_key_file: Option<PathBuf>,
+    /// Credential keys replaced by the current one, still accepted to open what they
+    /// sealed while `swiftgate keys rotate-credential-key` seals it again.
+    pub previous_credential_key_files: Vec<PathBuf>,
     pub default_backend: String,
     /// Prefix of storage ids (`AUTH_<id>`) and of tokens (`AUTH_tk…`).
     pub reseller_prefix: String,
@@ -63,6 +66,7 @@ impl Default for AuthConfig {
             super_admin_key_file: None,
             credential_key: None,
             credential_key_file: None,
+            previous_credential_key_files: Vec::new(),
             default_backend: "local".into(),
             reseller_prefix: "AUTH_".into(),
             service_prefix: None,

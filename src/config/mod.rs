@@ -341,6 +341,29 @@ impl Config {
         })
     }
 
+    /// The credential keys a rotation replaced (`auth.previous_credential_key_files`).
+    pub fn previous_credential_keys(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
+        if !self.auth.previous_credential_key_files.is_empty() && self.credential_key()?.is_none() {
+            return Err(ConfigError::Invalid(
+                "auth.previous_credential_key_files needs auth.credential_key_file (the key                  that seals from now on)"
+                    .into(),
+            ));
+        }
+        self.auth
+            .previous_credential_key_files
+            .iter()
+            .map(|path| {
+                let text = read_secret_file(path)?;
+                parse_key32(text.trim()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "auth.previous_credential_key_files: {} does not hold 32 bytes in hex                          or base64",
+                        path.display()
+                    ))
+                })
+            })
+            .collect()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.server
             .data_dir

@@ -159,12 +159,13 @@ impl GatewayHandle {
     }
 
     /// Takes from `new` what can change while the gateway runs: the policies and deny
-    /// rules, and the token validation groups and addresses; the next request is judged by
-    /// them. An invalid `new` changes nothing, and the error says why. What else differs
+    /// rules, the token validation groups and addresses, and the credential keys (the
+    /// current one and the previous ones a rotation still opens); the next request is
+    /// judged by them. An invalid `new` changes nothing, and the error says why. What else differs
     /// from the running configuration is listed as needing a restart (the TLS files are
     /// read again on SIGHUP and when they change, by the TLS listeners themselves).
-    pub fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
-        self.reloader().reload(new)
+    pub async fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
+        self.reloader().reload(new).await
     }
 
     /// What reloads the running gateway, apart from the handle.
@@ -196,9 +197,17 @@ pub struct Reloader {
 
 impl Reloader {
     /// See [`GatewayHandle::reload`].
-    pub fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
+    pub async fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
         new.validate()?;
         let live = crate::app::Live::of(new)?;
+        // the credential keys: the token ring must open with them before anything changes
+        let keys = crate::auth::ring::CredentialKeys::of(new)?;
+        self.app
+            .identity
+            .set_credential_keys(keys)
+            .await
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.app.clusters.set_credential_keys(new)?;
         let applied = changed_keys(&self.app.live().loaded, new)?
             .into_iter()
             .filter(|k| reloadable(k))
@@ -215,7 +224,8 @@ impl Reloader {
 /// What a reload changed, by configuration key.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reloaded {
-    /// Taken at once (`policy`, `deny`, `auth.token_validation.groups`, `log.level`…).
+    /// Taken at once (`policy`, `deny`, `auth.token_validation.groups`, `log.level`, the
+    /// credential keys).
     pub applied: Vec<String>,
     /// Different in the file, and in force only after a restart.
     pub restart: Vec<String>,
@@ -228,6 +238,8 @@ fn reloadable(key: &str) -> bool {
         || key == "deny"
         || key == "log.level"
         || key.starts_with("auth.token_validation")
+        || key.starts_with("auth.credential_key")
+        || key == "auth.previous_credential_key_files"
 }
 
 /// Every key (`section.key`, or a whole `[[table]]` array) whose value differs between

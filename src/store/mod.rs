@@ -214,6 +214,44 @@ impl LinkLimits {
 /// end.
 pub(crate) type GrantState = (Option<Vec<u8>>, Option<(Vec<u8>, u64)>);
 
+/// A value the store keeps sealed with the credential key.
+#[derive(Debug, Clone, Copy)]
+pub enum Sealed<'a> {
+    /// An account's upstream credentials, by account name.
+    Credentials(&'a str),
+    /// A key of the token key ring, by id.
+    RingKey(i64),
+    /// An EC2 credential's secret, by access key.
+    Ec2Secret(&'a str),
+}
+
+/// A [`Sealed`] that owns its name, to cross into the blocking pool.
+enum SealedOwned {
+    Credentials(String),
+    RingKey(i64),
+    Ec2Secret(String),
+}
+
+impl Sealed<'_> {
+    fn owned(self) -> SealedOwned {
+        match self {
+            Sealed::Credentials(n) => SealedOwned::Credentials(n.to_owned()),
+            Sealed::RingKey(id) => SealedOwned::RingKey(id),
+            Sealed::Ec2Secret(a) => SealedOwned::Ec2Secret(a.to_owned()),
+        }
+    }
+}
+
+impl SealedOwned {
+    fn borrowed(&self) -> Sealed<'_> {
+        match self {
+            SealedOwned::Credentials(n) => Sealed::Credentials(n),
+            SealedOwned::RingKey(id) => Sealed::RingKey(*id),
+            SealedOwned::Ec2Secret(a) => Sealed::Ec2Secret(a),
+        }
+    }
+}
+
 /// An account's OAuth2 grant as stored, held for one refresh: no other gateway of the
 /// store reads or refreshes it until `finish` or `release` (or the drop of this).
 pub struct GrantLock {
@@ -622,6 +660,24 @@ impl Store {
     }
 
     /// Sets an account's sealed upstream credentials anew (an admin's change).
+    /// Replaces a sealed value with `sealed` only if it is still `expected` (a refresh or
+    /// another gateway may have changed it meanwhile); whether it was.
+    pub async fn reseal(
+        &self,
+        what: Sealed<'_>,
+        expected: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(s) => {
+                let what = what.owned();
+                let (e, c) = (expected.to_vec(), sealed.to_vec());
+                embedded(s, move |s| s.reseal(&what.borrowed(), &e, &c)).await
+            }
+            Store::Shared(s) => s.reseal(&what, expected, sealed).await,
+        }
+    }
+
     pub async fn set_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
         match self {
             Store::Embedded(s) => {

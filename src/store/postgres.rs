@@ -584,6 +584,46 @@ impl Store {
         ))
     }
 
+    /// Replaces a sealed value with `sealed` only if it is still `expected`; whether it
+    /// was.
+    pub async fn reseal(
+        &self,
+        what: &super::Sealed<'_>,
+        expected: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let changed = match what {
+                super::Sealed::Credentials(name) => {
+                    tx.execute(
+                        "UPDATE accounts SET credentials = $2, \
+                         credentials_version = credentials_version + 1, access = NULL, \
+                         access_until = 0 WHERE name = $1 AND credentials = $3",
+                        &[name, &sealed, &expected],
+                    )
+                    .await
+                }
+                super::Sealed::RingKey(id) => {
+                    tx.execute(
+                        "UPDATE token_keys SET key = $2 WHERE id = $1 AND sealed AND key = $3",
+                        &[id, &sealed, &expected],
+                    )
+                    .await
+                }
+                super::Sealed::Ec2Secret(access) => {
+                    tx.execute(
+                        "UPDATE ec2_credentials SET secret = $2 WHERE access = $1 AND sealed \
+                         AND secret = $3",
+                        &[access, &sealed, &expected],
+                    )
+                    .await
+                }
+            }
+            .map_err(pg)?;
+            Ok(changed == 1)
+        })
+    }
+
     pub async fn set_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
         write_tx!(self, |tx| {
             let changed = tx

@@ -343,6 +343,34 @@ impl Store {
 
     /// Sets an account's sealed upstream credentials anew (an admin's change); an
     /// access token of the credentials before goes with them.
+    /// Replaces a sealed value with `sealed` only if it is still `expected` (what a
+    /// re-sealing read); whether it was.
+    pub fn reseal(
+        &self,
+        what: &super::Sealed<'_>,
+        expected: &[u8],
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let changed = match what {
+            super::Sealed::Credentials(name) => conn.execute(
+                "UPDATE accounts SET credentials = ?2, credentials_version = credentials_version + 1, \
+                 access = NULL, access_until = 0 WHERE name = ?1 AND credentials = ?3",
+                params![name, sealed, expected],
+            )?,
+            super::Sealed::RingKey(id) => conn.execute(
+                "UPDATE token_keys SET key = ?2 WHERE id = ?1 AND sealed = 1 AND key = ?3",
+                params![id, sealed, expected],
+            )?,
+            super::Sealed::Ec2Secret(access) => conn.execute(
+                "UPDATE ec2_credentials SET secret = ?2 WHERE access = ?1 AND sealed = 1 \
+                 AND secret = ?3",
+                params![access, sealed, expected],
+            )?,
+        };
+        Ok(changed == 1)
+    }
+
     pub fn set_credentials(&self, name: &str, sealed: &[u8]) -> Result<(), StoreError> {
         let changed = self.conn().execute(
             "UPDATE accounts SET credentials = ?2, credentials_version = credentials_version + 1, \

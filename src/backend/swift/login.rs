@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use super::{Cluster, Naming};
 use crate::auth::v1::DirectCredentials;
 use crate::backend::client::empty_body;
-use crate::backend::credentials::{AccountCredentials, Sealer};
+use crate::backend::credentials::AccountCredentials;
 use crate::backend::oauth;
 use crate::config::{BackendConfig, ConfigError, OAuthSettings};
 use crate::error::{Error, Result};
@@ -91,7 +91,7 @@ pub(super) enum Login {
 /// at a time across every gateway of the store, and the sealer of what it holds.
 pub struct GrantKeeper {
     pub store: Arc<Store>,
-    pub sealer: Arc<Sealer>,
+    pub sealer: super::registry::SealerCell,
     pub name: String,
     pub storage_id: String,
 }
@@ -375,7 +375,11 @@ impl Cluster {
         let now = crate::auth::identity::unix_now();
         if let Some((sealed, until)) = &lock.access
             && *until > now + ACCESS_MARGIN.as_secs()
-            && let Some(token) = keeper.sealer.open_secret(&context, sealed)
+            && let Some(token) = keeper
+                .sealer
+                .current()
+                .ok()
+                .and_then(|s| s.open_secret(&context, sealed))
             && Some(token.as_str()) != refused
         {
             let life = Duration::from_secs(until - now);
@@ -383,10 +387,17 @@ impl Cluster {
             grant.keep_access(&token, life);
             return Ok(token);
         }
+        let sealer = match keeper.sealer.current() {
+            Ok(s) => s,
+            Err(e) => {
+                lock.release().await;
+                return Err(e);
+            }
+        };
         let creds = lock
             .credentials
             .as_deref()
-            .map(|c| keeper.sealer.open(&keeper.storage_id, c))
+            .map(|c| sealer.open(&keeper.storage_id, c))
             .transpose();
         let (creds, refresh_token) = match creds {
             Ok(Some(c)) => match &c.login {
@@ -411,7 +422,7 @@ impl Cluster {
         match oauth::refresh(&self.client, self.timeout, &grant.settings, &refresh_token).await {
             Ok(t) => {
                 let renewed = match t.refresh_token.filter(|r| *r != refresh_token) {
-                    Some(rotated) => Some(keeper.sealer.seal(
+                    Some(rotated) => Some(sealer.seal(
                         &keeper.storage_id,
                         &AccountCredentials {
                             login: crate::backend::credentials::Login::OAuth2 {
@@ -423,7 +434,7 @@ impl Cluster {
                     None => None,
                 };
                 let life = Duration::from_secs(t.expires_in.unwrap_or(3600));
-                let sealed = keeper.sealer.seal_secret(&context, &t.access_token)?;
+                let sealed = sealer.seal_secret(&context, &t.access_token)?;
                 let kept = lock.finish(renewed, sealed, now + life.as_secs()).await;
                 if let Err(e) = kept {
                     tracing::error!(backend = %self.name, storage_id = %keeper.storage_id, error = %e, "a refreshed OAuth2 grant could not be kept; the account may have to be linked again");

@@ -16,6 +16,43 @@ use crate::error::{Error, Result};
 use crate::store::{AccountRecord, Store};
 use crate::swift::target::Prefixes;
 
+/// The credential keys in force, shared by everything that seals or opens upstream
+/// credentials, and changed in place by a reload.
+#[derive(Clone, Default)]
+pub struct SealerCell(Arc<std::sync::RwLock<Option<Arc<Sealer>>>>);
+
+impl SealerCell {
+    fn of(config: &Config) -> std::result::Result<SealerCell, ConfigError> {
+        let cell = SealerCell::default();
+        cell.set(config)?;
+        Ok(cell)
+    }
+
+    fn set(&self, config: &Config) -> std::result::Result<(), ConfigError> {
+        let previous = config.previous_credential_keys()?;
+        let sealer = config
+            .credential_key()?
+            .map(|k| Arc::new(Sealer::with_previous(&k, &previous)));
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = sealer;
+        Ok(())
+    }
+
+    /// The sealer now; an error saying what to configure when there is none.
+    pub fn current(&self) -> Result<Arc<Sealer>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                Error::Conflict(
+                    "no credential key is configured (auth.credential_key_file): upstream \
+                     credentials cannot be kept"
+                        .into(),
+                )
+            })
+    }
+}
+
 /// An account's upstream, and the version of the credentials it was made from (its
 /// OAuth2 grant renews itself in place).
 struct AccountUpstream {
@@ -46,7 +83,7 @@ pub struct Upstream {
 pub struct Clusters {
     clusters: HashMap<String, Arc<Cluster>>,
     per_account: HashMap<String, AccountBackend>,
-    sealer: Option<Arc<Sealer>>,
+    sealer: SealerCell,
     /// Where rotated OAuth2 grants are kept.
     store: Option<Arc<Store>>,
 }
@@ -71,10 +108,7 @@ impl std::fmt::Debug for AccountBackend {
 impl Clusters {
     pub fn from_config(config: &Config) -> std::result::Result<Clusters, ConfigError> {
         let mut out = Clusters {
-            sealer: config
-                .credential_key()?
-                .as_ref()
-                .map(|k| Arc::new(Sealer::new(k))),
+            sealer: SealerCell::of(config)?,
             ..Clusters::default()
         };
         for b in &config.backends {
@@ -148,14 +182,13 @@ impl Clusters {
     }
 
     /// The sealer of upstream credentials; an error saying what to configure when none.
-    pub fn sealer(&self) -> Result<&Sealer> {
-        self.sealer.as_deref().ok_or_else(|| {
-            Error::Conflict(
-                "no credential key is configured (auth.credential_key_file): upstream \
-                 credentials cannot be kept"
-                    .into(),
-            )
-        })
+    pub fn sealer(&self) -> Result<Arc<Sealer>> {
+        self.sealer.current()
+    }
+
+    /// Seals and opens with the credential keys of `config` from now on (a reload).
+    pub fn set_credential_keys(&self, config: &Config) -> std::result::Result<(), ConfigError> {
+        self.sealer.set(config)
     }
 
     /// Where an account's storage requests go: `None` for the embedded store.
@@ -206,10 +239,10 @@ impl Clusters {
                 record.name, backend.cfg.kind, record.backend
             )));
         }
-        let keeper = match (&self.store, &self.sealer) {
-            (Some(store), Some(sealer)) => Some(GrantKeeper {
+        let keeper = match (&self.store, self.sealer.current()) {
+            (Some(store), Ok(_)) => Some(GrantKeeper {
                 store: store.clone(),
-                sealer: sealer.clone(),
+                sealer: self.sealer.clone(),
                 name: record.name.clone(),
                 storage_id: record.storage_id.clone(),
             }),
