@@ -485,16 +485,17 @@ fn hangup(gw: &GatewayProcess) {
 async fn sighup_takes_a_changed_policy_and_keeps_the_running_one_when_the_file_is_broken() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("swiftgate.toml");
-    let write = |level: &str, policy: &str, more: &str| {
+    let write_with = |super_key: &str, level: &str, policy: &str, more: &str| {
         std::fs::write(
             &config,
             format!(
-                "[auth]\nsuper_admin_key = {SUPER:?}\n[log]\nlevel = \"{level}\"\n{more}\
+                "[auth]\nsuper_admin_key = {super_key:?}\n[log]\nlevel = \"{level}\"\n{more}\
                  [[policy]]\nname = \"owner-rule\"\nidentity = \"metered:owner\"\n{policy}"
             ),
         )
         .unwrap();
     };
+    let write = |level: &str, policy: &str, more: &str| write_with(SUPER, level, policy, more);
     write("warn", "read_only = true\n", "");
     let gw = GatewayProcess::start(&config, &tmp.path().join("data"));
     let addr = gw.addr;
@@ -565,8 +566,34 @@ async fn sighup_takes_a_changed_policy_and_keeps_the_running_one_when_the_file_i
     assert!(line.contains("server.max_connections"), "{line}");
     let r = put("c4").await;
     assert_eq!(r.status, 403, "{}", r.text());
+
+    // a new super admin key: the old one stops at once, users' sessions go on
+    let admin = |key: &'static str| async move {
+        request(
+            addr,
+            "GET",
+            "/auth/v2/metered",
+            &[
+                ("X-Auth-Admin-User", ".super_admin"),
+                ("X-Auth-Admin-Key", key),
+            ],
+        )
+        .await
+        .status
+    };
+    assert_eq!(admin(SUPER).await, 200);
+    const NEW_SUPER: &str = "the-next-super-admin-key";
+    write_with(NEW_SUPER, "info", "read_only = true\n", "");
+    let seen = gw.log().len();
+    hangup(&gw);
+    let line = logged(&gw, seen, &["configuration read again"]).await;
+    assert!(line.contains("auth.super_admin_key"), "{line}");
+    assert_eq!(admin(SUPER).await, 401);
+    assert_eq!(admin(NEW_SUPER).await, 200);
+    let r = request(addr, "HEAD", &path, &t).await;
+    assert_eq!(r.status, 204, "the owner's session was lost: {}", r.text());
     for line in gw.log() {
-        assert!(!line.contains(SUPER), "{line}");
+        assert!(!line.contains(SUPER) && !line.contains(NEW_SUPER), "{line}");
     }
 }
 

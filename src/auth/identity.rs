@@ -224,7 +224,9 @@ pub struct Identity {
     /// Verified against when the user does not exist, so that an unknown user takes
     /// as long to refuse as a wrong key.
     dummy_hash: String,
-    super_admin_hash: Option<String>,
+    /// The super admin key's argon2 hash, and a keyed hash that tells a changed key at a
+    /// reload; `None` when none is configured.
+    super_admin: RwLock<Option<(String, [u8; 32])>>,
     /// Seals the token key ring in the store.
     /// The keys sealing the token ring and EC2 secrets; a reload changes them.
     credential_keys: std::sync::RwLock<ring::CredentialKeys>,
@@ -257,11 +259,12 @@ impl Identity {
         let dummy_hash = hasher
             .hash_blocking(&super::keys::generate_key())
             .map_err(|e| e.to_string())?;
-        let super_admin_hash = match config.super_admin_key().map_err(|e| e.to_string())? {
-            Some(k) => Some(hasher.hash_blocking(&k).map_err(|e| e.to_string())?),
+        let super_admin_key = config.super_admin_key().map_err(|e| e.to_string())?;
+        let super_admin_hash = match &super_admin_key {
+            Some(k) => Some(hasher.hash_blocking(k).map_err(|e| e.to_string())?),
             None => None,
         };
-        let identity = Identity {
+        let mut identity = Identity {
             state: RwLock::new(State::default()),
             data_version: Mutex::new(None),
             store,
@@ -269,7 +272,7 @@ impl Identity {
             throttle: Throttle::new(config.auth.throttle.clone()),
             mac,
             dummy_hash,
-            super_admin_hash,
+            super_admin: RwLock::new(None),
             credential_keys: std::sync::RwLock::new(
                 ring::CredentialKeys::of(config).map_err(|e| e.to_string())?,
             ),
@@ -281,7 +284,31 @@ impl Identity {
             credential_cache: config.auth.credential_cache,
             roles: config.auth.keystone.clone(),
         };
+        let known = super_admin_key
+            .zip(super_admin_hash)
+            .map(|(k, h)| (h, identity.mac(&k)));
+        *identity
+            .super_admin
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner()) = known;
         Ok(identity)
+    }
+
+    /// Takes a changed super admin key (a reload): the old key stops opening at once,
+    /// users' sessions are untouched. Whether it changed.
+    pub async fn set_super_admin_key(&self, key: Option<String>) -> Result<bool> {
+        let mac = key.as_deref().map(|k| self.mac(k));
+        let unchanged = read(&self.super_admin).as_ref().map(|(_, m)| *m) == mac;
+        if unchanged {
+            return Ok(false);
+        }
+        let known = match key {
+            Some(k) => Some((self.hasher.hash(k).await?, mac.unwrap_or_default())),
+            None => None,
+        };
+        *write(&self.super_admin) = known;
+        write(&self.state).super_admin_verified = None;
+        Ok(true)
     }
 
     fn mac(&self, key: &str) -> [u8; 32] {
@@ -1123,7 +1150,7 @@ impl Identity {
 
     pub async fn verify_super_admin(&self, key: &str, source: IpAddr) -> Result<()> {
         const NAME: &str = ".super_admin";
-        let Some(phc) = &self.super_admin_hash else {
+        let Some(phc) = read(&self.super_admin).as_ref().map(|(h, _)| h.clone()) else {
             return Err(Error::unauthorized(
                 NAME,
                 "no super admin key is configured (auth.super_admin_key_file)",
@@ -1152,7 +1179,7 @@ impl Identity {
         }
         if self
             .hasher
-            .verify(vec![key.to_owned()], phc.clone())
+            .verify(vec![key.to_owned()], phc)
             .await?
             .is_some()
         {

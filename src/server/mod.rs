@@ -159,9 +159,9 @@ impl GatewayHandle {
     }
 
     /// Takes from `new` what can change while the gateway runs: the policies and deny
-    /// rules, the token validation groups and addresses, and the credential keys (the
-    /// current one and the previous ones a rotation still opens); the next request is
-    /// judged by them. An invalid `new` changes nothing, and the error says why. What else differs
+    /// rules, the token validation groups and addresses, the credential keys (the
+    /// current one and the previous ones a rotation still opens) and the super admin key;
+    /// the next request is judged by them. An invalid `new` changes nothing, and the error says why. What else differs
     /// from the running configuration is listed as needing a restart (the TLS files are
     /// read again on SIGHUP and when they change, by the TLS listeners themselves).
     pub async fn reload(&self, new: &Config) -> Result<Reloaded, ConfigError> {
@@ -208,10 +208,19 @@ impl Reloader {
             .await
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.app.clusters.set_credential_keys(new)?;
-        let applied = changed_keys(&self.app.live().loaded, new)?
+        let super_admin_changed = self
+            .app
+            .identity
+            .set_super_admin_key(new.super_admin_key()?)
+            .await
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut applied: Vec<String> = changed_keys(&self.app.live().loaded, new)?
             .into_iter()
             .filter(|k| reloadable(k))
             .collect();
+        if super_admin_changed && !applied.iter().any(|k| k.starts_with("auth.super_admin")) {
+            applied.push("auth.super_admin_key".into());
+        }
         let restart = changed_keys(&self.app.config, new)?
             .into_iter()
             .filter(|k| !reloadable(k))
@@ -240,6 +249,7 @@ fn reloadable(key: &str) -> bool {
         || key.starts_with("auth.token_validation")
         || key.starts_with("auth.credential_key")
         || key == "auth.previous_credential_key_files"
+        || key.starts_with("auth.super_admin_key")
 }
 
 /// Every key (`section.key`, or a whole `[[table]]` array) whose value differs between
