@@ -886,7 +886,7 @@ impl App {
                 Box::pin(self.keystone(ctx, op, caller, &parts, body)).await
             }
             (Endpoint::Healthcheck, _) => Ok(text(StatusCode::OK, "OK")),
-            (Endpoint::Readyz, _) => Ok(self.ops.readyz(self.ops_parts()).await),
+            (Endpoint::Readyz, _) => Ok(self.ops.readyz(self.ops_parts(), false).await),
             (Endpoint::Metrics, _) if self.ops.metrics_on_main() => {
                 Ok(self.ops.metrics(headers, &self.local).await)
             }

@@ -69,15 +69,26 @@ impl Ops {
         r
     }
 
-    /// `/readyz`: 200 when ready, 503 when not, with what each check found.
-    pub(crate) async fn readyz(&self, parts: Parts<'_>) -> Response<Body> {
+    /// `/readyz`: 200 when ready, 503 when not, with what each check found. `detailed`
+    /// (the admin listener) says why a check failed; elsewhere only which ones did, since
+    /// the reasons name internal addresses and paths.
+    pub(crate) async fn readyz(&self, parts: Parts<'_>, detailed: bool) -> Response<Body> {
         let r = self.readiness(parts).await;
         let status = if r.ready {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        let value = serde_json::to_value(&*r).unwrap_or_default();
+        let value = if detailed {
+            serde_json::to_value(&*r).unwrap_or_default()
+        } else {
+            let checks: BTreeMap<&String, &str> = r
+                .checks
+                .iter()
+                .map(|(k, v)| (k, if v == "ok" { "ok" } else { "failing" }))
+                .collect();
+            serde_json::json!({ "ready": r.ready, "checks": checks })
+        };
         let mut resp = json(status, &value);
         resp.headers_mut().insert(
             http::header::CACHE_CONTROL,

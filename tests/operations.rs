@@ -384,11 +384,19 @@ async fn readyz_follows_the_cluster_and_the_store() {
         .to_owned();
     signal_tree(&proxy, "STOP");
     let took = ready_within(admin, 503, Duration::from_secs(2)).await;
+    // the main port says which check fails, the admin port also why
     let r = request(gw.addr, "GET", "/readyz", &[]).await;
     assert_eq!(r.status, 503);
     let v = r.json();
-    assert_ne!(v["checks"]["backend:cluster"], "ok", "{v}");
+    assert_eq!(v["checks"]["backend:cluster"], "failing", "{v}");
     assert_eq!(v["checks"]["object_store"], "ok", "{v}");
+    assert!(
+        !r.text().contains("127.0.0.1") && !r.text().contains('/'),
+        "{v}"
+    );
+    let v = request(admin, "GET", "/readyz", &[]).await.json();
+    let why = v["checks"]["backend:cluster"].as_str().unwrap();
+    assert!(why.contains("/healthcheck"), "{v}");
     healthy(gw.addr).await;
     healthy(admin).await;
     signal_tree(&proxy, "CONT");

@@ -74,7 +74,7 @@ async fn answer<B>(app: &App, req: &Request<B>) -> Response<Body> {
             r
         }
         "/metrics" => app.ops.metrics(req.headers(), &app.local).await,
-        "/readyz" => app.ops.readyz(app.ops_parts()).await,
+        "/readyz" => app.ops.readyz(app.ops_parts(), true).await,
         "/healthcheck" => text(StatusCode::OK, "OK"),
         _ => text(
             StatusCode::NOT_FOUND,
