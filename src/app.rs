@@ -1057,6 +1057,8 @@ impl App {
     pub(crate) fn ops_parts(&self) -> crate::ops::Parts<'_> {
         crate::ops::Parts {
             identity: &self.identity,
+            identity_file: (!self.identity.store().is_shared())
+                .then(|| self.config.data_dir().join("swiftgate.db")),
             local: &self.local,
             clusters: &self.clusters,
         }

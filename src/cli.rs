@@ -634,10 +634,24 @@ fn restore(config: &Config, from: &Path) -> Result<(), CliError> {
     }
     let _lock = crate::store::DataDirLock::take(&data)?;
     let identity = from.join(IDENTITY_DB);
+    let is_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file());
+    if identity.exists() && !is_file(&identity) {
+        return Err(invalid(format!(
+            "{} is not a regular file (a link?)",
+            identity.display()
+        )));
+    }
     if identity.exists() {
         crate::store::copy_database(&identity, &data.join(IDENTITY_DB)).map_err(invalid)?;
     }
-    let copied = crate::backend::local::backup::restore(from, &data).map_err(invalid)?;
+    let copied = match crate::backend::local::backup::restore(from, &data) {
+        Ok(c) => c,
+        Err(e) => {
+            // nothing of a failed restore stays
+            let _ = std::fs::remove_file(data.join(IDENTITY_DB));
+            return Err(invalid(e));
+        }
+    };
     println!(
         "restored {} objects ({} bytes){} into {}",
         copied.objects,
@@ -671,6 +685,17 @@ fn config_check(mut config: Config) -> Result<(), CliError> {
             b.client_secret = set(b.oauth().is_ok_and(|o| !o.client_secret.is_empty()));
         } else if !b.per_account() {
             b.key = set(b.key().is_ok());
+        }
+        for url in [&mut b.auth_url]
+            .into_iter()
+            .chain(b.authorize_url.as_mut())
+            .chain(b.token_url.as_mut())
+            .chain(b.credentials_url.as_mut())
+            .chain(b.usage_url.as_mut())
+            .chain(b.redirect_uri.as_mut())
+            .chain(b.internal_url.as_mut())
+        {
+            *url = crate::config::without_password(url);
         }
     }
     let text = toml::to_string(&config)

@@ -38,6 +38,8 @@ pub(crate) struct Ops {
 /// What readiness checks.
 pub(crate) struct Parts<'a> {
     pub identity: &'a Identity,
+    /// The embedded identity store's file; `None` with a shared store.
+    pub identity_file: Option<std::path::PathBuf>,
     pub local: &'a LocalStore,
     pub clusters: &'a Clusters,
 }
@@ -97,6 +99,34 @@ impl Ops {
         resp
     }
 
+    /// Whether a request may read the reasons of failed checks on the admin listener:
+    /// anyone there without a metrics token (it is on loopback), else only with it.
+    pub(crate) fn may_see_details(&self, headers: &HeaderMap) -> bool {
+        self.metrics_token.is_none() || self.bearer_matches(headers)
+    }
+
+    /// Whether `Authorization` holds the metrics token (the scheme in any case); compared
+    /// as digests, so that neither its bytes nor its length show in the time taken.
+    fn bearer_matches(&self, headers: &HeaderMap) -> bool {
+        use sha2::Digest as _;
+        let Some(token) = &self.metrics_token else {
+            return false;
+        };
+        let given = headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .and_then(|v| {
+                let (scheme, rest) = v.split_at(v.len().min(7));
+                scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+            })
+            .unwrap_or_default();
+        let (a, b) = (
+            sha2::Sha256::digest(given),
+            sha2::Sha256::digest(token.as_bytes()),
+        );
+        bool::from(a.ct_eq(&b))
+    }
+
     /// Whether `/metrics` is served on the main listeners: only behind a token.
     pub(crate) fn metrics_on_main(&self) -> bool {
         self.metrics_token.is_some() && metrics::enabled()
@@ -110,22 +140,16 @@ impl Ops {
                 "metrics are off (admin.metrics = false)",
             );
         }
-        if let Some(token) = &self.metrics_token {
-            let given = headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-                .unwrap_or_default();
-            if !bool::from(given.ct_eq(token.as_bytes())) {
-                let mut resp = text(
-                    StatusCode::UNAUTHORIZED,
-                    "/metrics needs Authorization: Bearer <the token of admin.metrics_token_file>",
-                );
-                resp.headers_mut().insert(
-                    http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer realm=\"metrics\""),
-                );
-                return resp;
-            }
+        if self.metrics_token.is_some() && !self.bearer_matches(headers) {
+            let mut resp = text(
+                StatusCode::UNAUTHORIZED,
+                "/metrics needs Authorization: Bearer <the token of admin.metrics_token_file>",
+            );
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"metrics\""),
+            );
+            return resp;
         }
         match local.totals().await {
             Ok((objects, bytes)) => metrics::store_totals("Policy-0", objects, bytes),
@@ -153,6 +177,11 @@ async fn within<F: Future<Output = Result<(), String>>>(f: F) -> String {
 
 async fn check(parts: Parts<'_>) -> Readiness {
     let identity = within(async {
+        // an open database answers even once its file is gone: the file is looked at
+        if let Some(file) = &parts.identity_file {
+            std::fs::metadata(file)
+                .map_err(|e| format!("{} cannot be read: {e}", file.display()))?;
+        }
         parts
             .identity
             .store()

@@ -226,3 +226,146 @@ async fn a_backup_taken_during_uploads_restores_every_acknowledged_object() {
         before.len()
     );
 }
+
+/// A backup of one object, made by the binary from a stopped gateway's directory.
+async fn one_object_backup(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let config = process_config(dir, SUPER, "");
+    let data = dir.join("data");
+    let gw = GatewayProcess::start(&config, &data);
+    let (token, path) = admin_account(gw.addr, SUPER, "small", None, ("o", "small-key-1")).await;
+    let t = [("X-Auth-Token", token.as_str())];
+    assert_eq!(
+        request(gw.addr, "PUT", &format!("{path}/c"), &t)
+            .await
+            .status,
+        201
+    );
+    let r = common::request_with_body(gw.addr, "PUT", &format!("{path}/c/o"), &t, b"body").await;
+    assert_eq!(r.status, 201);
+    drop(gw);
+    let backup = dir.join("backup");
+    let out = swiftgate(&[
+        "--data".as_ref(),
+        data.as_os_str(),
+        "backup".as_ref(),
+        "--to".as_ref(),
+        backup.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(backup.join("objects.db")).unwrap();
+    let file: String = conn
+        .query_row("SELECT file FROM objects", [], |r| r.get(0))
+        .unwrap();
+    (backup, file)
+}
+
+fn restore_into(backup: &std::path::Path, data: &std::path::Path) -> std::process::Output {
+    swiftgate(&[
+        "--data".as_ref(),
+        data.as_os_str(),
+        "restore".as_ref(),
+        "--from".as_ref(),
+        backup.as_os_str(),
+    ])
+}
+
+#[tokio::test]
+async fn a_crafted_backup_writes_nothing_outside_and_serves_no_linked_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (backup, file) = one_object_backup(tmp.path()).await;
+    let body = backup.join("objects").join(&file[..2]).join(&file);
+
+    // a row whose body name climbs out, through an objects directory that is a link
+    // deeper into the backup
+    let evil = tmp.path().join("evil");
+    std::fs::create_dir_all(evil.join("deep/1/2/3/4")).unwrap();
+    std::fs::copy(backup.join("objects.db"), evil.join("objects.db")).unwrap();
+    std::fs::copy(backup.join("BACKUP"), evil.join("BACKUP")).unwrap();
+    std::fs::create_dir_all(evil.join("deep/1/2/3/4").join(&file[..2])).unwrap();
+    std::fs::copy(
+        &body,
+        evil.join("deep/1/2/3/4").join(&file[..2]).join(&file),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("deep/1/2/3/4", evil.join("objects")).unwrap();
+    std::fs::write(evil.join("deep/1/2/planted"), "planted").unwrap();
+    let conn = rusqlite::Connection::open(evil.join("objects.db")).unwrap();
+    conn.execute(
+        "INSERT INTO objects (container_id, name, file, size, etag, content_type, timestamp, meta) \
+         SELECT container_id, 'o2', '../../planted', 7, etag, content_type, timestamp, meta FROM objects",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let restored = tmp.path().join("r1").join("data");
+    let out = restore_into(&evil, &restored);
+    assert!(!out.status.success(), "a crafted backup was restored");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("not a directory of its own"), "{said}");
+    // with the objects directory in its place, the row's name is what is refused
+    std::fs::remove_file(evil.join("objects")).unwrap();
+    std::fs::rename(evil.join("deep/1/2/3/4"), evil.join("objects")).unwrap();
+    let out = restore_into(&evil, &tmp.path().join("r0").join("data"));
+    assert!(!out.status.success(), "a crafted backup was restored");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("not the name of a body"), "{said}");
+    assert!(!tmp.path().join("r1/planted").exists());
+    assert!(!tmp.path().join("planted").exists());
+    // nothing of the failed restore stays, and it can be done again
+    let left: Vec<_> = std::fs::read_dir(&restored)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "swiftgate.lock")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // a body that is a link to a file elsewhere
+    let linked = tmp.path().join("linked");
+    std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(&backup)
+        .arg(&linked)
+        .status()
+        .unwrap();
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, "not yours").unwrap();
+    let lbody = linked.join("objects").join(&file[..2]).join(&file);
+    std::fs::remove_file(&lbody).unwrap();
+    std::os::unix::fs::symlink(&secret, &lbody).unwrap();
+    let restored = tmp.path().join("r2").join("data");
+    let out = restore_into(&linked, &restored);
+    assert!(!out.status.success(), "a linked body was restored");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // a link planted in a served store's place is not followed either
+    let restored = tmp.path().join("r3").join("data");
+    let out = restore_into(&backup, &restored);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served = restored.join("objects").join(&file[..2]).join(&file);
+    std::fs::remove_file(&served).unwrap();
+    std::os::unix::fs::symlink(&secret, &served).unwrap();
+    let config = process_config(&tmp.path().join("r3"), SUPER, "");
+    let gw = GatewayProcess::start(&config, &restored);
+    let (token, path) = login_path(gw.addr, "small:o", "small-key-1").await;
+    let r = request(
+        gw.addr,
+        "GET",
+        &format!("{path}/c/o"),
+        &[("X-Auth-Token", &token)],
+    )
+    .await;
+    assert_ne!(r.status, 200, "a linked body was served");
+    assert!(!String::from_utf8_lossy(&r.body).contains("not yours"));
+}

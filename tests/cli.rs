@@ -657,3 +657,59 @@ fn config_check_shows_the_effective_configuration_without_secrets() {
     }
     assert!(!data.exists(), "config check made the data directory");
 }
+
+#[test]
+fn config_errors_and_the_effective_configuration_never_show_a_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let check = |text: &str| {
+        let f = tmp.path().join("c.toml");
+        std::fs::write(&f, text).unwrap();
+        sg(&data, &["--config", f.to_str().unwrap(), "config", "check"])
+    };
+    // errors say where and what, not the line as written
+    for (text, secret, named) in [
+        (
+            "[auth]\nsuper_admin_key = \"LEAKED-SUPER-KEY-1\n",
+            "LEAKED-SUPER-KEY-1",
+            "line 2",
+        ),
+        (
+            "[auth]\nsuper_admin_key = 12345678901234\n",
+            "12345678901234",
+            "super_admin_key",
+        ),
+        (
+            "[auth]\nsuper_admin_kye = \"TYPO-SECRET-2\"\n",
+            "TYPO-SECRET-2",
+            "super_admin_kye",
+        ),
+        (
+            "[store]\nurl = \"postgres://u@127.0.0.1/db?password=QPASS-3\"\n",
+            "QPASS-3",
+            "?password=",
+        ),
+        (
+            "[store]\nurl = \"postgres://u:pa/ss-4@127.0.0.1:5432/db\"\n",
+            "pa/ss-4",
+            "%2F",
+        ),
+    ] {
+        let out = check(text);
+        assert!(!out.status.success(), "{text} was accepted");
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            !said.contains(secret),
+            "{text}: the secret is shown: {said}"
+        );
+        assert!(said.contains(named), "{text}: {said} does not name {named}");
+    }
+    // a password in a backend's URL is not shown
+    let out = check(
+        "[[backend]]\nname = \"c\"\ntype = \"swift\"\n\
+         auth_url = \"http://svc:URL-PASS-5@127.0.0.1:1/auth/v1.0\"\nuser = \"a:b\"\nkey = \"k\"\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("URL-PASS-5"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("http://svc:<set>@127.0.0.1:1/auth/v1.0"));
+}

@@ -318,6 +318,15 @@ async fn metrics_on_the_main_port_need_their_token_and_are_off_when_asked() {
         assert!(r.text().contains("swiftgate_requests_total"));
         assert!(!r.text().contains("a-metrics-bearer-token"));
     }
+    // the scheme in any case (RFC 9110 11.1)
+    let r = request(
+        gw.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", "bearer a-metrics-bearer-token-1234")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
     // Prometheus scrapes with the token
     let prometheus = Prometheus::start(&[gw.addr], Some(&token));
     prometheus.scraped_after(now()).await;
@@ -421,6 +430,14 @@ async fn readyz_follows_the_cluster_and_the_store() {
     std::fs::rename(&aside, &db).unwrap();
     ready_within(admin, 200, Duration::from_secs(3)).await;
     println!("unready {took:?} after the store's database went away");
+    // so with the identity store's
+    let db = data.join("swiftgate.db");
+    std::fs::rename(&db, &aside).unwrap();
+    ready_within(admin, 503, Duration::from_secs(2)).await;
+    let v = request(admin, "GET", "/readyz", &[]).await.json();
+    assert_ne!(v["checks"]["identity_store"], "ok", "{v}");
+    std::fs::rename(&aside, &db).unwrap();
+    ready_within(admin, 200, Duration::from_secs(3)).await;
 
     // probes do not load the upstreams: a burst of 200 makes about one check a second
     let checks = || async {
@@ -430,6 +447,8 @@ async fn readyz_follows_the_cluster_and_the_store() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
+    // past the last answer's second, so that the burst needs a check of its own
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = checks().await;
     let start = Instant::now();
     let probes = (0..200).map(|_| request(admin, "GET", "/readyz", &[]));

@@ -397,15 +397,21 @@ impl Identity {
 
     /// Opens the token ring and EC2 secrets with `keys` from now on (a reload); the ring
     /// is opened again with them first, and nothing changes if it does not open.
-    pub async fn set_credential_keys(&self, keys: ring::CredentialKeys) -> Result<()> {
-        let snap = self.store.snapshot().await?;
-        Ring::open(&snap.keys, &keys)
-            .map_err(|e| Error::broken(format!("cannot open the token key ring: {e}")))?;
+    pub async fn set_credential_keys(
+        &self,
+        keys: ring::CredentialKeys,
+    ) -> std::result::Result<(), String> {
+        let snap = self.store.snapshot().await.map_err(|e| e.to_string())?;
+        Ring::open(&snap.keys, &keys).map_err(|e| {
+            format!(
+                "the credential keys do not open the token key ring ({e}); they stay as they were"
+            )
+        })?;
         *self
             .credential_keys
             .write()
             .unwrap_or_else(|p| p.into_inner()) = keys;
-        self.reload().await
+        self.reload().await.map_err(|e| e.to_string())
     }
 
     /// Reloads when another process has written to the store.

@@ -67,6 +67,7 @@ impl AdminConfig {
             }
             e => e,
         })?;
+        let token = token.trim().to_owned();
         if token.len() < 16 {
             return Err(ConfigError::Invalid(format!(
                 "admin.metrics_token_file: the token in {} is shorter than 16 characters",

@@ -120,6 +120,58 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
+/// What is wrong with a configuration file, and where (line, column and the key written
+/// there), without its text: the line may hold a secret, and so may a value the message
+/// would quote. Names of unknown or missing keys are kept.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message();
+    let keeps_quotes = [
+        "unknown field",
+        "missing field",
+        "duplicate key",
+        "unknown variant",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p));
+    let mut said = String::new();
+    if keeps_quotes {
+        said.push_str(message);
+    } else {
+        // what is between quotes or backticks is the value as written
+        let mut quoted = None;
+        for c in message.chars() {
+            match (quoted, c) {
+                (None, '`' | '"') => {
+                    quoted = Some(c);
+                    said.push_str("(the value)");
+                }
+                (Some(q), c) if c == q => quoted = None,
+                (Some(_), _) => {}
+                (None, c) => said.push(c),
+            }
+        }
+    }
+    let Some(span) = e.span() else {
+        return said;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+        });
+    match key {
+        Some(k) => format!("line {line}, column {column} ({k}): {said}"),
+        None => format!("line {line}, column {column}: {said}"),
+    }
+}
+
 fn se_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
@@ -129,6 +181,23 @@ fn se_display_all<S: serde::Serializer, T: std::fmt::Display>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.collect_seq(items.iter().map(ToString::to_string))
+}
+
+/// A URL for showing: a password in its user part (`scheme://user:password@host…`, the
+/// authority ending at the first `/`) as `<set>`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<set>@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// A secret, as `<set>` or `<unset>`: never its value.
@@ -179,7 +248,7 @@ impl Config {
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: name.to_owned(),
-            message: e.to_string(),
+            message: parse_error(text, &e),
         })?;
         config.validate()?;
         Ok(config)

@@ -25,20 +25,9 @@ pub struct StoreConfig {
 
 /// The store's URL with its password, if it holds one, shown as `<set>`.
 fn se_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    let Some(url) = url else {
-        return s.serialize_none();
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return s.serialize_str("<set, not a URL>");
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            s.serialize_str(&format!("{scheme}://{user}:<set>@{host}{path}"))
-        }
-        _ => s.serialize_str(url),
+    match url {
+        None => s.serialize_none(),
+        Some(url) => s.serialize_str(&super::without_password(url)),
     }
 }
 
@@ -84,6 +73,21 @@ impl StoreConfig {
             .or_else(|| url.strip_prefix("postgresql://"))
             .ok_or_else(|| invalid("only postgres:// URLs are known"))?;
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if path.contains('@') {
+            return Err(invalid(
+                "a user name or password holds a '/' (write it %2F), or the URL names two users",
+            ));
+        }
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        if query.split('&').any(|kv| {
+            kv.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("password"))
+        }) {
+            return Err(invalid(
+                "the password goes before the host (postgres://USER:PASSWORD@HOST/…), in                  store.password_file or in SWIFTGATE_STORE_PASSWORD, not in ?password=",
+            ));
+        }
         let (userinfo, host) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, authority),

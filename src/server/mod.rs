@@ -206,7 +206,7 @@ impl Reloader {
             .identity
             .set_credential_keys(keys)
             .await
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            .map_err(ConfigError::Invalid)?;
         self.app.clusters.set_credential_keys(new)?;
         let super_admin_changed = self
             .app

@@ -18,7 +18,10 @@ use crate::app::App;
 use crate::body::{Body, text};
 
 /// Connections the admin listener serves at once.
-const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS: usize = 256;
+/// How long an admin connection may take to send a request's head: scrapers and probes
+/// send theirs at once, and a slot is not held longer by one that does not.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts and serves admin connections until the task is aborted, which ends them too.
 pub(super) async fn serve_admin(listener: TcpListener, app: Arc<App>) {
@@ -26,7 +29,7 @@ pub(super) async fn serve_admin(listener: TcpListener, app: Arc<App>) {
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.config.server.header_read_timeout)
+        .header_read_timeout(HEAD_TIMEOUT.min(app.config.server.header_read_timeout))
         .max_buf_size(64 * 1024);
     let http = Arc::new(http);
     let mut connections = JoinSet::new();
@@ -74,7 +77,10 @@ async fn answer<B>(app: &App, req: &Request<B>) -> Response<Body> {
             r
         }
         "/metrics" => app.ops.metrics(req.headers(), &app.local).await,
-        "/readyz" => app.ops.readyz(app.ops_parts(), true).await,
+        "/readyz" => {
+            let detailed = app.ops.may_see_details(req.headers());
+            app.ops.readyz(app.ops_parts(), detailed).await
+        }
         "/healthcheck" => text(StatusCode::OK, "OK"),
         _ => text(
             StatusCode::NOT_FOUND,

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::files::body_path;
+use super::files::{body_path, is_body_id};
 use crate::store::copy_database;
 
 /// What a backup or a restore holds.
@@ -21,6 +21,35 @@ pub struct Copied {
     pub bytes: u64,
     /// Objects deleted while the backup ran, left out of it.
     pub deleted_meanwhile: u64,
+}
+
+/// The body `id` under `root`, once checked: a body's name, in a directory and a file
+/// that are themselves no links (a crafted backup must not reach outside it).
+fn body_source(root: &Path, id: &str) -> Result<std::path::PathBuf, String> {
+    if !is_body_id(id) {
+        return Err(format!(
+            "a row names {id:?}, which is not the name of a body"
+        ));
+    }
+    let path = body_path(root, id);
+    let not_link_dir =
+        |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir());
+    let parent = path.parent().unwrap_or(root);
+    if !not_link_dir(root) || !not_link_dir(parent) {
+        return Err(format!(
+            "{} or {} is not a directory of its own (a link?)",
+            root.display(),
+            parent.display()
+        ));
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_file() => Ok(path),
+        Ok(_) => Err(format!(
+            "{} is not a regular file (a link?)",
+            path.display()
+        )),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// Links `from` to `to`, or copies it (and syncs the copy) across file systems.
@@ -61,7 +90,15 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<Copied, String> {
     let mut out = Copied::default();
     let mut gone = Vec::new();
     for (container, name, file, size) in rows {
-        match link_or_copy(&body_path(&src, &file), &body_path(&dst, &file)) {
+        let from = match body_source(&src, &file) {
+            Ok(p) => p,
+            Err(_) if is_body_id(&file) && !body_path(&src, &file).exists() => {
+                gone.push((container, name));
+                continue;
+            }
+            Err(e) => return Err(format!("backing up {name}: {e}")),
+        };
+        match link_or_copy(&from, &body_path(&dst, &file)) {
             Ok(()) => {
                 out.objects += 1;
                 out.bytes += u64::try_from(size).unwrap_or_default();
@@ -96,33 +133,48 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<Copied, String> {
 }
 
 /// A backup made by [`backup`] into the data directory `data_dir`, which holds no object
-/// store yet.
+/// store yet. Every row's body is checked before anything is written; a restore that
+/// fails leaves no object store behind.
 pub fn restore(from: &Path, data_dir: &Path) -> Result<Copied, String> {
+    let restored = restore_checked(from, data_dir);
+    if restored.is_err() {
+        for name in ["objects.db", "objects.db-wal", "objects.db-shm"] {
+            let _ = std::fs::remove_file(data_dir.join(name));
+        }
+        let _ = std::fs::remove_dir_all(data_dir.join("objects"));
+    }
+    restored
+}
+
+fn restore_checked(from: &Path, data_dir: &Path) -> Result<Copied, String> {
     let db = from.join("objects.db");
-    if !db.exists() {
+    if !std::fs::symlink_metadata(&db).is_ok_and(|m| m.file_type().is_file()) {
         return Err(format!("{} holds no objects.db", from.display()));
     }
+    let src = from.join("objects");
+    let rows: Vec<(String, i64, String)> = {
+        let conn = Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("{}: {e}", db.display()))?;
+        let sql = |e: rusqlite::Error| format!("reading {}: {e}", db.display());
+        let mut st = conn
+            .prepare("SELECT file, size, name FROM objects")
+            .map_err(sql)?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?
+    };
+    let mut bodies = Vec::with_capacity(rows.len());
+    for (file, size, name) in &rows {
+        let path = body_source(&src, file).map_err(|e| format!("restoring {name}: {e}"))?;
+        bodies.push((path, file, *size));
+    }
     copy_database(&db, &data_dir.join("objects.db"))?;
-    let (src, dst) = (from.join("objects"), data_dir.join("objects"));
+    let dst = data_dir.join("objects");
     let mut out = Copied::default();
-    let conn = Connection::open(data_dir.join("objects.db")).map_err(|e| e.to_string())?;
-    let sql = |e: rusqlite::Error| format!("reading {}: {e}", db.display());
-    let mut st = conn
-        .prepare("SELECT file, size, name FROM objects")
-        .map_err(sql)?;
-    let rows = st
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(sql)?;
-    for row in rows {
-        let (file, size, name) = row.map_err(sql)?;
-        link_or_copy(&body_path(&src, &file), &body_path(&dst, &file))
-            .map_err(|e| format!("restoring the body of {name}: {e}"))?;
+    for (path, file, size) in bodies {
+        link_or_copy(&path, &body_path(&dst, file))
+            .map_err(|e| format!("restoring the body {file}: {e}"))?;
         out.objects += 1;
         out.bytes += u64::try_from(size).unwrap_or_default();
     }

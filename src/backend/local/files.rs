@@ -223,6 +223,22 @@ impl From<WriteError> for Error {
     }
 }
 
+/// A body file opened for reading; a link in its place is refused, not followed (a
+/// restored or planted link must not serve another file).
+pub(super) fn open_body(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let no_follow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or_default();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(no_follow)
+        .open(path)
+}
+
+/// Whether `id` can be a body's name: what `new_id` makes (no separator, no dots).
+pub(super) fn is_body_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 fn new_id() -> String {
     let mut raw = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -697,7 +713,7 @@ impl Reader {
                 Piece::Bytes(b) => return Some(Ok(b)),
                 Piece::Open { file, offset, len } => (Ok(file), offset, len),
                 Piece::Path { path, offset, len } => (
-                    tokio::task::spawn_blocking(move || File::open(path))
+                    tokio::task::spawn_blocking(move || open_body(&path))
                         .await
                         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
                     offset,

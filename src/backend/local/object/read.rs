@@ -164,7 +164,7 @@ pub(super) async fn load(
         return Ok(Some((row, Some(Loaded::Small(body)))));
     }
     let missing = |e: std::io::Error| Error::internal("object body missing", e);
-    let mut file = File::open(store.files.path(&row.file)).map_err(missing)?;
+    let mut file = super::super::files::open_body(&store.files.path(&row.file)).map_err(missing)?;
     let body = match file.metadata().map_err(missing)?.len() {
         n if n <= SMALL_BODY => {
             let mut buf = Vec::with_capacity(in_memory(n));
