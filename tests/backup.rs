@@ -36,6 +36,17 @@ fn swiftgate(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .expect("run swiftgate")
 }
 
+/// `swiftgate --data DATA backup --to DIR`.
+fn backup_to(data: &std::path::Path, dir: &std::path::Path) -> std::process::Output {
+    swiftgate(&[
+        "--data".as_ref(),
+        data.as_os_str(),
+        "backup".as_ref(),
+        "--to".as_ref(),
+        dir.as_os_str(),
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_during_uploads_restores_every_acknowledged_object() {
     let tmp = tempfile::tempdir().unwrap();
@@ -111,15 +122,7 @@ async fn a_backup_taken_during_uploads_restores_every_acknowledged_object() {
     let began = std::time::Instant::now();
     let out = tokio::task::spawn_blocking({
         let (data, backup_dir) = (data.clone(), backup_dir.clone());
-        move || {
-            swiftgate(&[
-                "--data".as_ref(),
-                data.as_os_str(),
-                "backup".as_ref(),
-                "--to".as_ref(),
-                backup_dir.as_os_str(),
-            ])
-        }
+        move || backup_to(&data, &backup_dir)
     })
     .await
     .unwrap();
@@ -148,38 +151,20 @@ async fn a_backup_taken_during_uploads_restores_every_acknowledged_object() {
     drop(gw);
 
     // a second backup into the same place is refused, and leaves the first whole
-    let out = swiftgate(&[
-        "--data".as_ref(),
-        data.as_os_str(),
-        "backup".as_ref(),
-        "--to".as_ref(),
-        backup_dir.as_os_str(),
-    ]);
+    let out = backup_to(&data, &backup_dir);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
 
     // restore into a fresh directory, and a gateway on it
     let restored = tmp.path().join("restored");
-    let out = swiftgate(&[
-        "--data".as_ref(),
-        restored.as_os_str(),
-        "restore".as_ref(),
-        "--from".as_ref(),
-        backup_dir.as_os_str(),
-    ]);
+    let out = restore_into(&backup_dir, &restored);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // not over a directory that holds data
-    let out = swiftgate(&[
-        "--data".as_ref(),
-        restored.as_os_str(),
-        "restore".as_ref(),
-        "--from".as_ref(),
-        backup_dir.as_os_str(),
-    ]);
+    let out = restore_into(&backup_dir, &restored);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
@@ -244,13 +229,7 @@ async fn one_object_backup(dir: &std::path::Path) -> (std::path::PathBuf, String
     assert_eq!(r.status, 201);
     drop(gw);
     let backup = dir.join("backup");
-    let out = swiftgate(&[
-        "--data".as_ref(),
-        data.as_os_str(),
-        "backup".as_ref(),
-        "--to".as_ref(),
-        backup.as_os_str(),
-    ]);
+    let out = backup_to(&data, &backup);
     assert!(
         out.status.success(),
         "{}",
@@ -263,6 +242,7 @@ async fn one_object_backup(dir: &std::path::Path) -> (std::path::PathBuf, String
     (backup, file)
 }
 
+/// `swiftgate --data DATA restore --from BACKUP`.
 fn restore_into(backup: &std::path::Path, data: &std::path::Path) -> std::process::Output {
     swiftgate(&[
         "--data".as_ref(),
