@@ -349,3 +349,40 @@ async fn a_crafted_backup_writes_nothing_outside_and_serves_no_linked_file() {
     assert_ne!(r.status, 200, "a linked body was served");
     assert!(!String::from_utf8_lossy(&r.body).contains("not yours"));
 }
+
+#[tokio::test]
+async fn garbage_a_crafted_backup_names_is_never_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (backup, _) = one_object_backup(tmp.path()).await;
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    let conn = rusqlite::Connection::open(backup.join("objects.db")).unwrap();
+    conn.execute(
+        "INSERT INTO garbage (file) VALUES (?1)",
+        [victim.to_str().unwrap()],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO garbage (file) VALUES ('../../victim')", [])
+        .unwrap();
+    drop(conn);
+    let restored = tmp.path().join("r").join("data");
+    let out = restore_into(&backup, &restored);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = process_config(&tmp.path().join("r"), SUPER, "");
+    let gw = GatewayProcess::start(&config, &restored);
+    let (token, path) = login_path(gw.addr, "small:o", "small-key-1").await;
+    let r = request(
+        gw.addr,
+        "GET",
+        &format!("{path}/c/o"),
+        &[("X-Auth-Token", &token)],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    drop(gw);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+}

@@ -170,6 +170,10 @@ fn restore_checked(from: &Path, data_dir: &Path) -> Result<Copied, String> {
         bodies.push((path, file, *size));
     }
     copy_database(&db, &data_dir.join("objects.db"))?;
+    // a backup holds no garbage: what a crafted one names is never deleted at start
+    Connection::open(data_dir.join("objects.db"))
+        .and_then(|c| c.execute("DELETE FROM garbage", []))
+        .map_err(|e| format!("{}: {e}", data_dir.join("objects.db").display()))?;
     let dst = data_dir.join("objects");
     let mut out = Copied::default();
     for (path, file, size) in bodies {

@@ -538,6 +538,12 @@ impl Files {
             }
             for id in &files {
                 self.forget(id);
+                // only a body's own name is ever deleted: a row naming another path (a
+                // crafted database) is forgotten, nothing removed
+                if !is_body_id(id) {
+                    tracing::warn!(name = %id.escape_debug(), "a removed row names what is not a body; nothing deleted");
+                    continue;
+                }
                 match std::fs::remove_file(self.path(id)) {
                     Ok(()) => removed += 1,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
