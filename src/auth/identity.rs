@@ -482,7 +482,7 @@ impl Identity {
     ) -> Result<UserRecord> {
         let name = format!("{account}:{user}");
         let macs: Vec<[u8; 32]> = keys.iter().map(|k| self.mac(k)).collect();
-        if let Some(u) = self.remembered_counted(account, user, &name, &macs, source)? {
+        if let Some(u) = self.remembered(account, user, &name, &macs, source)? {
             return Ok(u);
         }
         // one at a time for this user from this address: guesses sent together are held
@@ -490,7 +490,7 @@ impl Identity {
         // for the first to be checked
         let turn = self.throttle.turn(&name, source);
         let _turn = turn.lock().await;
-        if let Some(u) = self.remembered_counted(account, user, &name, &macs, source)? {
+        if let Some(u) = self.remembered(account, user, &name, &macs, source)? {
             return Ok(u);
         }
         metrics::credential_cache(false);
@@ -524,27 +524,6 @@ impl Identity {
                 Err(Error::unauthorized(account, "invalid account, user or key"))
             }
         }
-    }
-
-    /// `remembered`, counted in the metrics: a throttled login, or a cache hit.
-    fn remembered_counted(
-        &self,
-        account: &str,
-        user: &str,
-        name: &str,
-        macs: &[[u8; 32]],
-        source: IpAddr,
-    ) -> Result<Option<UserRecord>> {
-        let found = self.remembered(account, user, name, macs, source);
-        match &found {
-            Err(_) => metrics::login(metrics::Login::Throttled),
-            Ok(Some(_)) => {
-                metrics::credential_cache(true);
-                metrics::login(metrics::Login::Ok);
-            }
-            Ok(None) => {}
-        }
-        found
     }
 
     /// Counts a failed login, here and, on a shared store, on every other gateway.
@@ -602,7 +581,7 @@ impl Identity {
     }
 
     /// The throttle's answer for this user and address, then the user if the key is the
-    /// one remembered from a recent login.
+    /// one remembered from a recent login (both counted in the metrics).
     fn remembered(
         &self,
         account: &str,
@@ -612,6 +591,7 @@ impl Identity {
         source: IpAddr,
     ) -> Result<Option<UserRecord>> {
         if let Some(wait) = self.throttle.check(name, source) {
+            metrics::login(metrics::Login::Throttled);
             return Err(throttled(wait));
         }
         let st = read(&self.state);
@@ -628,6 +608,8 @@ impl Identity {
         }
         let u = u.clone();
         drop(st);
+        metrics::credential_cache(true);
+        metrics::login(metrics::Login::Ok);
         self.login_succeeded(name, source);
         Ok(Some(u))
     }

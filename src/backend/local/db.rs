@@ -418,6 +418,16 @@ impl Db {
         self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the database answers a read of its containers table (one row at most).
+    pub(super) fn ping(&self) -> Result<(), DbError> {
+        self.reader().query_row(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM containers LIMIT 1)",
+            [],
+            |_| Ok(()),
+        )?;
+        Ok(())
+    }
+
     /// Objects and bytes in the whole store.
     pub(super) fn totals(&self) -> Result<(u64, u64), DbError> {
         let conn = self.reader();

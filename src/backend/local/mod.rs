@@ -343,7 +343,7 @@ impl LocalStore {
         tokio::task::spawn_blocking(move || {
             std::fs::metadata(&path)
                 .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
-            db.totals().map_err(|e| e.to_string())?;
+            db.ping().map_err(|e| e.to_string())?;
             files.check()
         })
         .await
