@@ -570,11 +570,20 @@ fn backup(config: &Config, to: &Path) -> Result<(), CliError> {
         .mode(0o700)
         .create(&partial)?;
     let shared = config.store.shared()?.is_some();
-    if !shared {
-        crate::store::copy_database(&data.join(IDENTITY_DB), &partial.join(IDENTITY_DB))
-            .map_err(invalid)?;
-    }
-    let copied = crate::backend::local::backup::backup(&data, &partial).map_err(invalid)?;
+    let copied = (|| {
+        if !shared {
+            crate::store::copy_database(&data.join(IDENTITY_DB), &partial.join(IDENTITY_DB))?;
+        }
+        crate::backend::local::backup::backup(&data, &partial)
+    })();
+    let copied = match copied {
+        Ok(c) => c,
+        Err(e) => {
+            // a backup that failed leaves no copy of keys and credentials behind
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(invalid(e));
+        }
+    };
     std::fs::write(
         partial.join("BACKUP"),
         format!(
@@ -816,7 +825,7 @@ async fn rotate_credential_key(
         given.auth.credential_key_file = Some(path.to_path_buf());
         if given.credential_key()? != Some(current) {
             return Err(CliError::Usage(format!(
-                "{} is not the configured auth.credential_key_file: first make it the credential                  key, list the old one in auth.previous_credential_key_files, reload every                  gateway of the store (SIGHUP), then run this again; nothing was changed",
+                "{} is not the configured auth.credential_key_file: first make it the credential key, list the old one in auth.previous_credential_key_files, reload every gateway of the store (SIGHUP), then run this again; nothing was changed",
                 path.display()
             )));
         }

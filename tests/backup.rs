@@ -386,3 +386,47 @@ async fn garbage_a_crafted_backup_names_is_never_deleted() {
     drop(gw);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
 }
+
+#[tokio::test]
+async fn sizes_that_do_not_match_their_bodies_are_refused_and_a_failed_backup_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (backup, _) = one_object_backup(tmp.path()).await;
+    for size in ["9223372036854775807", "-5", "3"] {
+        let crafted = tmp.path().join(format!("sized{size}"));
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&backup)
+            .arg(&crafted)
+            .status()
+            .unwrap();
+        let conn = rusqlite::Connection::open(crafted.join("objects.db")).unwrap();
+        conn.execute(&format!("UPDATE objects SET size = {size}"), [])
+            .unwrap();
+        drop(conn);
+        let out = restore_into(&crafted, &tmp.path().join(format!("r{size}")).join("data"));
+        assert!(!out.status.success(), "size {size} was restored");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("its body holds 4"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // a data directory with a planted link: the backup fails, and leaves no partial copy
+    let data = tmp.path().join("data");
+    let conn = rusqlite::Connection::open(backup.join("objects.db")).unwrap();
+    let file: String = conn
+        .query_row("SELECT file FROM objects", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    let body = data.join("objects").join(&file[..2]).join(&file);
+    std::fs::remove_file(&body).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &body).unwrap();
+    let to = tmp.path().join("second");
+    let out = backup_to(&data, &to);
+    assert!(!out.status.success());
+    assert!(!to.exists());
+    assert!(
+        !tmp.path().join("second.partial").exists(),
+        "a partial copy stayed"
+    );
+}

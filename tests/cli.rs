@@ -694,6 +694,17 @@ fn config_errors_and_the_effective_configuration_never_show_a_secret() {
             "pa/ss-4",
             "%2F",
         ),
+        (
+            "[store]\nurl = \"postgres://db/sg?pass%77ord=ENCODED-6\"\n",
+            "ENCODED-6",
+            "?password=",
+        ),
+        (
+            "[[backend]]\nname = \"b\"\ntype = \"swift\"\n\
+             auth_url = \"ftp://u:SCHEME-LEAK-7@h/v1\"\nuser = \"a:b\"\nkey = \"k\"\n",
+            "SCHEME-LEAK-7",
+            "must start with http",
+        ),
     ] {
         let out = check(text);
         assert!(!out.status.success(), "{text} was accepted");
@@ -712,4 +723,19 @@ fn config_errors_and_the_effective_configuration_never_show_a_secret() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains("URL-PASS-5"), "{}", stdout(&out));
     assert!(stdout(&out).contains("http://svc:<set>@127.0.0.1:1/auth/v1.0"));
+    // nor one in its query, however the parameter is written
+    let out = check(
+        "[[backend]]\nname = \"c\"\ntype = \"swift\"\n\
+         auth_url = \"http://127.0.0.1:1/auth/v1.0?x=1&%70assword=Q-PASS-8;token=Q-TOKEN-9\"\n\
+         internal_url = \"http://127.0.0.1:2/v1?PASSWORD=Q-PASS-10\"\nuser = \"a:b\"\nkey = \"k\"\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    for secret in ["Q-PASS-8", "Q-TOKEN-9", "Q-PASS-10"] {
+        assert!(!stdout(&out).contains(secret), "{}", stdout(&out));
+    }
+    assert!(
+        stdout(&out).contains("x=1&%70assword=<set>&token=<set>"),
+        "{}",
+        stdout(&out)
+    );
 }

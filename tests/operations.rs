@@ -327,6 +327,30 @@ async fn metrics_on_the_main_port_need_their_token_and_are_off_when_asked() {
     )
     .await;
     assert_eq!(r.status, 200);
+    // HTTP/2 connections that open nothing do not hold the admin listener: it speaks
+    // HTTP/1.1 alone, and answers at once beside 300 of them
+    let admin = gw.admin.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    let asked = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(3),
+        request(admin, "GET", "/healthcheck", &[]),
+    )
+    .await
+    .expect("the admin listener did not answer beside idle HTTP/2 connections");
+    assert_eq!(r.status, 200);
+    println!(
+        "answered in {:?} beside 300 HTTP/2 prefaces",
+        asked.elapsed()
+    );
+    drop(held);
     // Prometheus scrapes with the token
     let prometheus = Prometheus::start(&[gw.addr], Some(&token));
     prometheus.scraped_after(now()).await;

@@ -245,7 +245,8 @@ impl BackendConfig {
         {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(&format!(
-                    "{url:?} must start with http:// or https://"
+                    "{:?} must start with http:// or https://",
+                    super::without_password(url)
                 )));
             }
         }
@@ -320,7 +321,8 @@ impl BackendConfig {
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
                 return invalid(&format!(
-                    "{key} = {url:?} must start with http:// or https://"
+                    "{key} = {:?} must start with http:// or https://",
+                    super::without_password(url)
                 ));
             }
         }

@@ -184,20 +184,53 @@ fn se_display_all<S: serde::Serializer, T: std::fmt::Display>(
 }
 
 /// A URL for showing: a password in its user part (`scheme://user:password@host…`, the
-/// authority ending at the first `/`) as `<set>`.
+/// authority ending at the first `/`) as `<set>`, and so the value of every query
+/// parameter whose name (percent-decoded, in any case) speaks of a secret.
 pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:<set>@{host}{path}")
+            format!("{user}:<set>@{host}")
         }
-        _ => url.to_owned(),
-    }
+        _ => authority.to_owned(),
+    };
+    let path = match path.split_once('?') {
+        None => path.to_owned(),
+        Some((before, query)) => {
+            let shown: Vec<String> = query
+                .split(['&', ';'])
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if names_a_secret(k) => format!("{k}=<set>"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{before}?{}", shown.join("&"))
+        }
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
+/// Whether a query parameter's name is one secrets go by.
+fn names_a_secret(name: &str) -> bool {
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8_lossy()
+        .to_ascii_lowercase();
+    [
+        "pass",
+        "token",
+        "secret",
+        "key",
+        "auth",
+        "sig",
+        "credential",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 /// A secret, as `<set>` or `<unset>`: never its value.
@@ -414,7 +447,7 @@ impl Config {
     pub fn previous_credential_keys(&self) -> Result<Vec<[u8; 32]>, ConfigError> {
         if !self.auth.previous_credential_key_files.is_empty() && self.credential_key()?.is_none() {
             return Err(ConfigError::Invalid(
-                "auth.previous_credential_key_files needs auth.credential_key_file (the key                  that seals from now on)"
+                "auth.previous_credential_key_files needs auth.credential_key_file (the key that seals from now on)"
                     .into(),
             ));
         }
@@ -425,7 +458,7 @@ impl Config {
                 let text = read_secret_file(path)?;
                 parse_key32(text.trim()).ok_or_else(|| {
                     ConfigError::Invalid(format!(
-                        "auth.previous_credential_key_files: {} does not hold 32 bytes in hex                          or base64",
+                        "auth.previous_credential_key_files: {} does not hold 32 bytes in hex or base64",
                         path.display()
                     ))
                 })

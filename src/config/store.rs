@@ -80,12 +80,14 @@ impl StoreConfig {
         }
         let query = path.split_once('?').map_or("", |(_, q)| q);
         if query.split('&').any(|kv| {
-            kv.split('=')
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case("password"))
+            kv.split('=').next().is_some_and(|k| {
+                percent_encoding::percent_decode_str(k)
+                    .decode_utf8_lossy()
+                    .eq_ignore_ascii_case("password")
+            })
         }) {
             return Err(invalid(
-                "the password goes before the host (postgres://USER:PASSWORD@HOST/…), in                  store.password_file or in SWIFTGATE_STORE_PASSWORD, not in ?password=",
+                "the password goes before the host (postgres://USER:PASSWORD@HOST/…), in store.password_file or in SWIFTGATE_STORE_PASSWORD, not in ?password=",
             ));
         }
         let (userinfo, host) = match authority.rsplit_once('@') {

@@ -1,5 +1,5 @@
-//! The admin listener (`[admin] listen`): `/metrics`, `/readyz` and `/healthcheck` for
-//! Prometheus and load balancers, apart from client traffic (its requests are not
+//! The admin listener (`[admin] listen`, HTTP/1.1): `/metrics`, `/readyz` and
+//! `/healthcheck` for Prometheus and load balancers, apart from client traffic (its requests are not
 //! counted among the clients'). Its connections end with the gateway.
 
 use std::convert::Infallible;
@@ -26,7 +26,9 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accepts and serves admin connections until the task is aborted, which ends them too.
 pub(super) async fn serve_admin(listener: TcpListener, app: Arc<App>) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut http = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 alone (scrapers and probes speak it): an HTTP/2 connection would hold a
+    // slot with no head timeout of its own
+    let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT.min(app.config.server.header_read_timeout))

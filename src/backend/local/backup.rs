@@ -167,6 +167,12 @@ fn restore_checked(from: &Path, data_dir: &Path) -> Result<Copied, String> {
     let mut bodies = Vec::with_capacity(rows.len());
     for (file, size, name) in &rows {
         let path = body_source(&src, file).map_err(|e| format!("restoring {name}: {e}"))?;
+        let len = std::fs::symlink_metadata(&path).map_or(0, |m| m.len());
+        if u64::try_from(*size).ok() != Some(len) {
+            return Err(format!(
+                "restoring {name}: its row says {size} bytes, its body holds {len}"
+            ));
+        }
         bodies.push((path, file, *size));
     }
     copy_database(&db, &data_dir.join("objects.db"))?;
